@@ -1,0 +1,5 @@
+import sys
+
+from detal.cli import main
+
+sys.exit(main())

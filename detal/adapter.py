@@ -1,0 +1,82 @@
+"""The model adapter interface: the three operations detal needs of a detector.
+
+Only :mod:`detal.ultra` implements it with Ultralytics (and only it imports
+``ultralytics``). Selection, scheduling, the project store and the simulation
+are written against :class:`ModelAdapter`, so their tests run against
+:class:`detal.fake.FakeAdapter`, which returns canned probabilities.
+
+Training data is passed as explicit ``(image, label)`` pairs, never as a
+folder to glob: unlabeled images sit beside labeled ones in a pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Protocol, Sequence, runtime_checkable
+
+from detal.detections import Prediction
+
+__all__ = ["LabeledImage", "Metrics", "TrainResult", "PredictResult", "ModelAdapter"]
+
+LabeledImage = tuple[Path, Path]
+"""An image file and its YOLO label file (which may be empty: no objects)."""
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Detection quality on a validation set, from Ultralytics' validator."""
+
+    map50: float
+    map50_95: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    weights: Path
+    metrics: Metrics | None
+    seconds: float
+    epochs: int
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """Predictions in input order, and the images that could not be read."""
+
+    predictions: list[Prediction]
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+@runtime_checkable
+class ModelAdapter(Protocol):
+    def train(
+        self,
+        train_items: Sequence[LabeledImage],
+        val_items: Sequence[LabeledImage],
+        names: Sequence[str],
+        out_dir: Path,
+        *,
+        epochs: int,
+        init_weights: Path | None = None,
+    ) -> TrainResult:
+        """Train on exactly ``train_items``; validate on ``val_items`` (may be empty)."""
+        ...
+
+    def predict(
+        self,
+        weights: Path,
+        images: Iterable[Path],
+        *,
+        conf: float,
+        iou: float = 0.7,
+        batch: int = 32,
+        progress: bool = True,
+    ) -> PredictResult:
+        """Boxes, confidences, class ids and full class-probability vectors per image."""
+        ...
+
+    def evaluate(
+        self, weights: Path, val_items: Sequence[LabeledImage], names: Sequence[str], out_dir: Path
+    ) -> Metrics:
+        """mAP50 and mAP50-95 on ``val_items``."""
+        ...

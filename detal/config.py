@@ -1,0 +1,240 @@
+"""Typed configuration loaded from YAML.
+
+A config file holds any subset of the keys of :class:`Config`; the rest keep
+their defaults (documented, key by key, in ``configs/default.yaml``). Any key
+can be overridden from the CLI with ``--set key=value``; the value is parsed as
+a YAML scalar (``yaml.safe_load``, never ``eval``) and then checked against the
+key's type.
+
+Every problem raises :class:`~detal.errors.ConfigError` naming the file, the
+key and the value: unknown keys get a did-you-mean hint, fractions are range
+checked, and choices are checked against their allowed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from detal.errors import ConfigError
+from detal.selection import STRATEGIES
+from detal.uncertainty import AGGREGATIONS, MEASURES
+
+__all__ = ["Config", "load_config", "parse_override", "DEFAULT_CONFIG_PATH"]
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+
+
+@dataclass
+class Config:
+    """Every setting of detal. See ``configs/default.yaml`` for each key's meaning."""
+
+    # model and training
+    model: str = "yolov5s.yaml"
+    weights: str | None = None
+    imgsz: int = 640
+    device: str = "auto"
+    batch: int = 16
+    workers: int = 2
+    epochs_per_cycle: int = 20
+    first_cycle_epochs: int | None = None
+    warm_start: bool = True
+    train_args: dict = field(default_factory=dict)
+    # schedule
+    initial_fraction: float = 0.02
+    subset_fraction: float = 0.20
+    batch_fraction: float = 0.10
+    uncertain_share: float = 0.5
+    strategy: str = "mixed"
+    max_labeled_fraction: float = 0.42
+    # scoring
+    measure: str = "entropy"
+    normalize_entropy: bool = True
+    aggregate: str = "max"
+    score_conf: float = 0.25
+    empty_image_score: float = 1.0
+    iou: float = 0.7
+    predict_batch: int = 32
+    # pre-labels
+    prelabel_conf: float = 0.25
+    # data and reproducibility
+    data: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _validate(self, source="config")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with ``changes`` applied and validated."""
+        return from_mapping({**self.to_dict(), **changes}, source="config")
+
+
+_FRACTIONS = ("initial_fraction", "subset_fraction", "batch_fraction", "max_labeled_fraction")
+_UNIT_INTERVAL = ("uncertain_share", "score_conf", "prelabel_conf", "iou")
+_POSITIVE_INTS = ("imgsz", "batch", "epochs_per_cycle", "predict_batch")
+_CHOICES = {"measure": tuple(MEASURES), "aggregate": AGGREGATIONS, "strategy": STRATEGIES}
+
+
+def _fields() -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _hint(key: str) -> str:
+    close = difflib.get_close_matches(key, list(_fields()), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _type_ok(value: Any, annotation: Any) -> tuple[bool, Any]:
+    """Check (and lightly coerce) ``value`` against a field annotation."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return True, None
+        for option in options:
+            if option is type(None):
+                continue
+            ok, coerced = _type_ok(value, option)
+            if ok:
+                return True, coerced
+        return False, value
+    if annotation is bool:
+        return isinstance(value, bool), value
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if annotation is float:
+        if isinstance(value, bool):
+            return False, value
+        return isinstance(value, (int, float)), float(value) if isinstance(value, (int, float)) else value
+    if annotation is str:
+        return isinstance(value, str), value
+    if annotation is dict:
+        return isinstance(value, dict), value
+    return False, value
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else a.__name__ for a in typing.get_args(annotation))
+    return annotation.__name__
+
+
+def _validate(cfg: Config, source: str) -> None:
+    hints = typing.get_type_hints(Config)
+    for name in _fields():
+        value = getattr(cfg, name)
+        ok, coerced = _type_ok(value, hints[name])
+        if not ok:
+            raise ConfigError(
+                f"{source}: {name} must be {_type_name(hints[name])}, got {value!r}"
+            )
+        object.__setattr__(cfg, name, coerced)
+    for name in _FRACTIONS:
+        value = getattr(cfg, name)
+        if not 0.0 < value <= 1.0:
+            raise ConfigError(f"{source}: {name} must lie in (0, 1], got {value!r}")
+    for name in _UNIT_INTERVAL:
+        value = getattr(cfg, name)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{source}: {name} must lie in [0, 1], got {value!r}")
+    for name in _POSITIVE_INTS:
+        value = getattr(cfg, name)
+        if value < 1:
+            raise ConfigError(f"{source}: {name} must be a positive integer, got {value!r}")
+    if cfg.first_cycle_epochs is not None and cfg.first_cycle_epochs < 1:
+        raise ConfigError(f"{source}: first_cycle_epochs must be a positive integer or null, got {cfg.first_cycle_epochs!r}")
+    if cfg.workers < 0:
+        raise ConfigError(f"{source}: workers must be >= 0, got {cfg.workers!r}")
+    for name, choices in _CHOICES.items():
+        value = getattr(cfg, name)
+        if value not in choices:
+            raise ConfigError(f"{source}: {name} must be one of {', '.join(choices)}, got {value!r}")
+    if cfg.initial_fraction > cfg.max_labeled_fraction:
+        raise ConfigError(
+            f"{source}: initial_fraction ({cfg.initial_fraction}) exceeds max_labeled_fraction ({cfg.max_labeled_fraction})"
+        )
+    if not cfg.model.strip():
+        raise ConfigError(f"{source}: model must name a YAML (e.g. yolov8n.yaml) or a .pt file")
+
+
+def from_mapping(data: Mapping[str, Any], source: str = "config") -> Config:
+    """Build a :class:`Config` from a mapping, rejecting unknown keys."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: top level must be a mapping of key: value, got {type(data).__name__}")
+    known = _fields()
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{source}: unknown key {key!r}{_hint(str(key))}")
+    cfg = Config.__new__(Config)
+    for name, f in known.items():
+        if name in data:
+            value = data[name]
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            value = f.default
+        object.__setattr__(cfg, name, value)
+    _validate(cfg, source)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse one ``key=value`` override; the value is a YAML scalar, never eval'd."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if key not in _fields():
+        raise ConfigError(f"--set: unknown key {key!r}{_hint(key)}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: cannot parse value {raw!r} ({exc.__class__.__name__})") from None
+    hints = typing.get_type_hints(Config)
+    # A bare word like `yolov8n.yaml` or `cpu` parses as a string already; numbers
+    # that should be strings (device=0) are turned back into text.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        ok, _ = _type_ok(value, hints[key])
+        if not ok and _type_ok(raw.strip(), hints[key])[0]:
+            value = raw.strip()
+    return key, value
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Load ``path`` (or the defaults) and apply ``key=value`` overrides in order."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            raise ConfigError(f"{p}: not valid YAML ({first})") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: top level must be a mapping of key: value, got {type(loaded).__name__}")
+        for key in loaded:
+            if key not in _fields():
+                raise ConfigError(f"{p}: unknown key {key!r}{_hint(str(key))}")
+        data.update(loaded)
+    for text in overrides:
+        key, value = parse_override(text)
+        data[key] = value
+        source = f"{source} + --set" if "--set" not in source else source
+    return from_mapping(data, source=source)

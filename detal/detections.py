@@ -1,0 +1,91 @@
+"""The one validated detection record, and the prediction of one image.
+
+:class:`Detections` holds the boxes of one image after NMS: ``xyxy (n, 4)`` in
+original pixel coordinates, ``class_id (n,)``, ``confidence (n,)`` and the full
+class-probability vector of every box, ``class_probs (n, C)``. Shapes and
+dtypes are checked on construction, so code downstream can trust them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from detal.errors import DataError
+
+__all__ = ["Detections", "Prediction"]
+
+
+@dataclass(frozen=True)
+class Detections:
+    xyxy: np.ndarray
+    class_id: np.ndarray
+    confidence: np.ndarray
+    class_probs: np.ndarray
+
+    def __post_init__(self) -> None:
+        xyxy = np.asarray(self.xyxy, dtype=np.float64)
+        if xyxy.size == 0:
+            xyxy = xyxy.reshape(0, 4)
+        class_id = np.asarray(self.class_id).reshape(-1)
+        if class_id.size and not np.issubdtype(class_id.dtype, np.integer):
+            if not np.all(np.equal(np.mod(class_id, 1), 0)):
+                raise DataError("Detections.class_id must hold integers")
+        class_id = class_id.astype(np.int64)
+        confidence = np.asarray(self.confidence, dtype=np.float64).reshape(-1)
+        probs = np.asarray(self.class_probs, dtype=np.float64)
+        if xyxy.ndim != 2 or xyxy.shape[1] != 4:
+            raise DataError(f"Detections.xyxy must have shape (n, 4), got {xyxy.shape}")
+        n = xyxy.shape[0]
+        if class_id.shape != (n,) or confidence.shape != (n,):
+            raise DataError(
+                f"Detections: {n} boxes but class_id {class_id.shape} and confidence {confidence.shape}"
+            )
+        if probs.ndim != 2 or probs.shape[0] != n:
+            raise DataError(f"Detections.class_probs must have shape ({n}, C), got {probs.shape}")
+        if n and probs.shape[1] and (class_id.min() < 0 or class_id.max() >= probs.shape[1]):
+            raise DataError(f"Detections.class_id out of range for {probs.shape[1]} classes")
+        object.__setattr__(self, "xyxy", xyxy)
+        object.__setattr__(self, "class_id", class_id)
+        object.__setattr__(self, "confidence", confidence)
+        object.__setattr__(self, "class_probs", probs)
+
+    @classmethod
+    def empty(cls, n_classes: int) -> "Detections":
+        return cls(np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, n_classes)))
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.class_probs.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.xyxy.shape[0])
+
+    def filter(self, mask: np.ndarray) -> "Detections":
+        """The boxes where ``mask`` is true."""
+        mask = np.asarray(mask, dtype=bool).reshape(-1)
+        if mask.shape != (len(self),):
+            raise DataError(f"mask has shape {mask.shape}, expected ({len(self)},)")
+        return Detections(self.xyxy[mask], self.class_id[mask], self.confidence[mask], self.class_probs[mask])
+
+    def above(self, conf: float) -> "Detections":
+        """The boxes with confidence >= ``conf``."""
+        return self.filter(self.confidence >= conf)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The detections of one image, with the image's size in pixels."""
+
+    path: Path
+    width: int
+    height: int
+    detections: Detections
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise DataError(f"{self.path}: image size must be positive, got {self.width}x{self.height}")
+        object.__setattr__(self, "path", Path(self.path))

@@ -1,0 +1,43 @@
+"""The exception tree of detal.
+
+Every error that detal raises on purpose derives from :class:`DetalError`.
+The CLI catches ``DetalError`` and prints its message as one line on stderr,
+exiting with status 1 and no traceback. Anything else is a bug and keeps its
+traceback.
+
+::
+
+    DetalError            base class; never raised directly
+    ├── ConfigError       a config file or --set override is wrong
+    ├── DataError         an image, label, classes file or dataset is wrong
+    ├── StateError        the project store is not in a state that allows the action
+    └── ModelError        training, prediction or evaluation failed, or weights are bad
+
+``ConfigError`` and ``DataError`` are also ``ValueError``s, so library callers
+that pass a bad argument can catch the builtin they expect.
+
+Messages name the file (or config key) and what is wrong, so that the one
+line is enough to fix the input.
+"""
+
+from __future__ import annotations
+
+
+class DetalError(Exception):
+    """Base class of every error detal raises on purpose."""
+
+
+class ConfigError(DetalError, ValueError):
+    """A config file, a config key, or a ``--set`` override is invalid."""
+
+
+class DataError(DetalError, ValueError):
+    """An input file (image, label, classes, data.yaml, bundle) is invalid."""
+
+
+class StateError(DetalError):
+    """The project is not in a state that allows the requested action."""
+
+
+class ModelError(DetalError):
+    """The detector could not be built, trained, run or evaluated."""

@@ -1,0 +1,158 @@
+"""YOLO-format label lines: pure parse and format functions, thin file IO.
+
+A label line is ``class cx cy w h`` with coordinates normalised to ``[0, 1]``;
+pre-labels may add a sixth column, the confidence. An empty file means "this
+image has no objects" and is valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from detal.detections import Prediction
+from detal.errors import DataError
+
+__all__ = [
+    "YoloBox",
+    "LabelProblem",
+    "to_yolo_line",
+    "parse_yolo_line",
+    "parse_label_text",
+    "prediction_lines",
+    "read_classes",
+]
+
+
+@dataclass(frozen=True)
+class YoloBox:
+    class_id: int
+    cx: float
+    cy: float
+    w: float
+    h: float
+    confidence: float | None = None
+
+
+@dataclass(frozen=True)
+class LabelProblem:
+    """One thing wrong with a label file: where, and what."""
+
+    path: str
+    line: int  # 1-based; 0 for problems with the file as a whole
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
+
+
+def to_yolo_line(
+    class_id: int, xyxy: Sequence[float], width: int, height: int, confidence: float | None = None
+) -> str:
+    """Format one pixel-space ``xyxy`` box as a normalised YOLO line.
+
+    The box is clipped to the image first, so a prediction that spills over
+    the border still gives coordinates in ``[0, 1]``.
+    """
+    if width <= 0 or height <= 0:
+        raise DataError(f"image size must be positive, got {width}x{height}")
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    x1, x2 = min(max(x1, 0.0), width), min(max(x2, 0.0), width)
+    y1, y2 = min(max(y1, 0.0), height), min(max(y2, 0.0), height)
+    cx, cy = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height
+    w, h = (x2 - x1) / width, (y2 - y1) / height
+    line = f"{int(class_id)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
+    if confidence is not None:
+        line += f" {float(confidence):.4f}"
+    return line
+
+
+def prediction_lines(pred: Prediction, conf: float = 0.0, with_confidence: bool = False) -> list[str]:
+    """YOLO lines for every box of ``pred`` with confidence >= ``conf``.
+
+    Boxes that clip to zero width or height are dropped: they carry no object.
+    """
+    det = pred.detections.above(conf)
+    lines = []
+    for box, cls, c in zip(det.xyxy, det.class_id, det.confidence):
+        line = to_yolo_line(cls, box, pred.width, pred.height, c if with_confidence else None)
+        w, h = (float(v) for v in line.split()[3:5])
+        if w > 0 and h > 0:
+            lines.append(line)
+    return lines
+
+
+def parse_yolo_line(
+    line: str, n_classes: int, *, allow_confidence: bool = False
+) -> YoloBox:
+    """Parse one YOLO line, raising :class:`DataError` (message only) if it is bad."""
+    fields = line.split()
+    expected = "5 or 6" if allow_confidence else "5"
+    if len(fields) != 5 and not (allow_confidence and len(fields) == 6):
+        raise DataError(f"expected {expected} fields (class cx cy w h), got {len(fields)}")
+    try:
+        cls_f = float(fields[0])
+    except ValueError:
+        raise DataError(f"class id {fields[0]!r} is not a number") from None
+    if not cls_f.is_integer():
+        raise DataError(f"class id {fields[0]!r} is not an integer")
+    cls = int(cls_f)
+    if not 0 <= cls < n_classes:
+        raise DataError(f"class id {cls} out of range [0, {n_classes - 1}]")
+    try:
+        values = [float(v) for v in fields[1:]]
+    except ValueError:
+        raise DataError(f"non-numeric coordinate in {' '.join(fields[1:5])!r}") from None
+    if not all(np.isfinite(values)):
+        raise DataError("coordinates must be finite")
+    cx, cy, w, h = values[:4]
+    for name, v in (("cx", cx), ("cy", cy), ("w", w), ("h", h)):
+        if not 0.0 <= v <= 1.0:
+            raise DataError(f"{name}={v:g} outside [0, 1]")
+    if w <= 0 or h <= 0:
+        raise DataError(f"box size must be positive, got w={w:g} h={h:g}")
+    tol = 1e-6
+    if cx - w / 2 < -tol or cx + w / 2 > 1 + tol or cy - h / 2 < -tol or cy + h / 2 > 1 + tol:
+        raise DataError("box extends outside the image")
+    conf = values[4] if len(values) == 5 else None
+    if conf is not None and not 0.0 <= conf <= 1.0:
+        raise DataError(f"confidence {conf:g} outside [0, 1]")
+    return YoloBox(cls, cx, cy, w, h, conf)
+
+
+def parse_label_text(
+    text: str, n_classes: int, path: str, *, allow_confidence: bool = False
+) -> tuple[list[YoloBox], list[LabelProblem]]:
+    """Parse a whole label file; collect every problem instead of stopping at the first."""
+    boxes: list[YoloBox] = []
+    problems: list[LabelProblem] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            boxes.append(parse_yolo_line(raw, n_classes, allow_confidence=allow_confidence))
+        except DataError as exc:
+            problems.append(LabelProblem(path, number, str(exc)))
+    return boxes, problems
+
+
+def read_classes(path: str | Path) -> list[str]:
+    """Read a classes file: one class name a line (``classes.txt``/``obj.names``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: classes file not found")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{p}: classes file is not UTF-8 text") from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise DataError(f"{p}: classes file is empty")
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise DataError(f"{p}: duplicate class names {', '.join(dupes)}")
+    return names

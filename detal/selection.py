@@ -1,0 +1,227 @@
+"""Batch selection: pure functions from ids (and scores) to ids.
+
+Every random choice takes an explicit :class:`numpy.random.Generator`, so the
+same seed gives the same picks. Ids are non-negative integers that stay stable
+for the life of a pool; functions never see labeled or validation ids because
+callers pass only the unlabeled ones, and every function checks that its
+inputs hold no duplicate id.
+
+Primitives:
+
+- :func:`random_subset` draws ``k`` ids uniformly without replacement;
+- :func:`top_k` keeps the ``k`` highest-scoring ids, ties broken by smaller id;
+- :func:`select_batch` composes them into every strategy of METHOD.md:
+
+  1. draw a random subset of the unlabeled ids (or take all of them),
+  2. score only that subset,
+  3. keep the ``n_uncertain`` most uncertain of it,
+  4. fill the rest of the batch uniformly at random from the unlabeled ids not
+     yet picked.
+
+The named strategies are just parameter sets of that composition
+(:data:`STRATEGIES`, :func:`strategy_plan`): ``random`` scores nothing,
+``topk`` scores everything and keeps the top ``B``, ``subset_topk`` keeps the
+top ``B`` of a random subset, and ``mixed`` (the DataHunt schedule) keeps the
+top ``uncertain_share * B`` of the subset and draws the rest at random.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from detal.errors import ConfigError, DataError
+
+__all__ = [
+    "STRATEGIES",
+    "Plan",
+    "Selection",
+    "fraction_count",
+    "random_subset",
+    "top_k",
+    "strategy_plan",
+    "select_batch",
+]
+
+STRATEGIES = ("random", "topk", "subset_topk", "mixed")
+
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+
+def _check_rng(rng: object) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    return rng
+
+
+def _as_ids(ids: object, name: str = "ids") -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.ndim != 1:
+        raise DataError(f"{name} must be a 1-D array of integer ids, got shape {arr.shape}")
+    if arr.size == 0:
+        return arr.astype(np.int64)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise DataError(f"{name} must hold integer ids, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False)
+    if np.unique(arr).size != arr.size:
+        raise DataError(f"{name} holds duplicate ids")
+    return arr
+
+
+def _check_k(k: int, name: str = "k") -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise DataError(f"{name} must be a non-negative integer, got {k!r}")
+    return int(k)
+
+
+def fraction_count(fraction: float, total: int) -> int:
+    """``fraction`` of ``total`` items, rounded half up, and at least 1 when both are positive."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ConfigError(f"fraction must lie in [0, 1], got {fraction!r}")
+    if total <= 0 or fraction == 0.0:
+        return 0
+    return max(1, math.floor(fraction * total + 0.5))
+
+
+def random_subset(ids: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``min(k, len(ids))`` ids drawn uniformly without replacement, in draw order."""
+    ids = _as_ids(ids)
+    k = min(_check_k(k), ids.size)
+    rng = _check_rng(rng)
+    if k == 0:
+        return ids[:0]
+    # Sort first so the draw depends only on the set of ids, not on their order.
+    return np.sort(ids)[rng.choice(ids.size, size=k, replace=False)]
+
+
+def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` ids with the highest score, highest first; ties go to the smaller id.
+
+    NaN scores (images that could not be scored) rank below every real score.
+    """
+    ids = _as_ids(ids)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if s.shape != ids.shape:
+        raise DataError(f"got {ids.size} ids but {s.size} scores")
+    k = min(_check_k(k), ids.size)
+    if k == 0:
+        return ids[:0]
+    s = np.where(np.isnan(s), -np.inf, s)
+    if k < ids.size:
+        # Keep every id that scores at least the k-th best, then order exactly.
+        kth = np.partition(s, ids.size - k)[ids.size - k]
+        keep = s >= kth
+        ids, s = ids[keep], s[keep]
+    order = np.lexsort((ids, -s))
+    return ids[order[:k]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one strategy fills a batch of ``batch_size`` from the unlabeled ids.
+
+    ``subset_size`` is how many unlabeled ids get scored (``None``: all of
+    them, ``0``: none). ``n_uncertain`` of the batch come from the top of the
+    scored subset; the rest are random.
+    """
+
+    strategy: str
+    batch_size: int
+    subset_size: int | None
+    n_uncertain: int
+
+    @property
+    def needs_scores(self) -> bool:
+        return self.n_uncertain > 0 and self.subset_size != 0
+
+
+def strategy_plan(
+    strategy: str,
+    pool_size: int,
+    *,
+    batch_fraction: float = 0.10,
+    subset_fraction: float = 0.20,
+    uncertain_share: float = 0.5,
+) -> Plan:
+    """Turn a named strategy and the pool size ``T`` into a :class:`Plan`.
+
+    Fractions are of the whole pool (labeled and unlabeled, validation
+    excluded), as in METHOD.md: ``B = batch_fraction * T`` and the subset is
+    ``subset_fraction * T``.
+    """
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    for name, value in (("batch_fraction", batch_fraction), ("subset_fraction", subset_fraction)):
+        if not 0.0 < value <= 1.0:
+            raise ConfigError(f"{name} must lie in (0, 1], got {value!r}")
+    if not 0.0 <= uncertain_share <= 1.0:
+        raise ConfigError(f"uncertain_share must lie in [0, 1], got {uncertain_share!r}")
+    batch = fraction_count(batch_fraction, pool_size)
+    if strategy == "random":
+        return Plan(strategy, batch, 0, 0)
+    if strategy == "topk":
+        return Plan(strategy, batch, None, batch)
+    subset = fraction_count(subset_fraction, pool_size)
+    if strategy == "subset_topk":
+        return Plan(strategy, batch, subset, batch)
+    return Plan(strategy, batch, subset, math.floor(uncertain_share * batch + 0.5))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The outcome of one selection round.
+
+    ``ids`` is the batch (uncertain picks first, then random ones);
+    ``scored_ids`` and ``scores`` are what the scorer returned for the subset.
+    """
+
+    ids: np.ndarray
+    uncertain_ids: np.ndarray
+    random_ids: np.ndarray
+    scored_ids: np.ndarray
+    scores: np.ndarray
+
+
+def select_batch(
+    unlabeled_ids: np.ndarray,
+    plan: Plan,
+    rng: np.random.Generator,
+    scorer: Scorer | None = None,
+) -> Selection:
+    """Fill ``plan.batch_size`` picks from ``unlabeled_ids``.
+
+    ``scorer`` maps an array of ids to an array of uncertainties (higher means
+    more uncertain); it is called once, on the subset only, and only when the
+    plan needs scores. When fewer than ``batch_size`` ids remain, every
+    remaining id is picked.
+    """
+    unlabeled = _as_ids(unlabeled_ids, "unlabeled_ids")
+    rng = _check_rng(rng)
+    empty_f = np.zeros(0, dtype=np.float64)
+    batch = min(plan.batch_size, unlabeled.size)
+
+    scored_ids, scores, uncertain = unlabeled[:0], empty_f, unlabeled[:0]
+    if plan.needs_scores and batch > 0:
+        if scorer is None:
+            raise DataError(f"strategy {plan.strategy!r} needs a scorer")
+        if plan.subset_size is None:
+            scored_ids = np.sort(unlabeled)
+        else:
+            scored_ids = random_subset(unlabeled, plan.subset_size, rng)
+        scores = np.asarray(scorer(scored_ids), dtype=np.float64).reshape(-1)
+        if scores.shape != scored_ids.shape:
+            raise DataError(f"scorer returned {scores.size} scores for {scored_ids.size} ids")
+        uncertain = top_k(scored_ids, scores, min(plan.n_uncertain, batch))
+
+    rest = np.setdiff1d(unlabeled, uncertain, assume_unique=True)
+    randoms = random_subset(rest, batch - uncertain.size, rng)
+    return Selection(
+        ids=np.concatenate([uncertain, randoms]),
+        uncertain_ids=uncertain,
+        random_ids=randoms,
+        scored_ids=scored_ids,
+        scores=scores,
+    )
