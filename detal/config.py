@@ -45,6 +45,7 @@ class Config:
     workers: int = 2
     epochs_per_cycle: int = 20
     first_cycle_epochs: int | None = None
+    min_steps_per_cycle: int | None = None
     warm_start: bool = True
     train_args: dict = field(default_factory=dict)
     # schedule
@@ -154,6 +155,8 @@ def _validate(cfg: Config, source: str) -> None:
             raise ConfigError(f"{source}: {name} must be a positive integer, got {value!r}")
     if cfg.first_cycle_epochs is not None and cfg.first_cycle_epochs < 1:
         raise ConfigError(f"{source}: first_cycle_epochs must be a positive integer or null, got {cfg.first_cycle_epochs!r}")
+    if cfg.min_steps_per_cycle is not None and cfg.min_steps_per_cycle < 1:
+        raise ConfigError(f"{source}: min_steps_per_cycle must be a positive integer or null, got {cfg.min_steps_per_cycle!r}")
     if cfg.workers < 0:
         raise ConfigError(f"{source}: workers must be >= 0, got {cfg.workers!r}")
     for name, choices in _CHOICES.items():
