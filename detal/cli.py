@@ -20,6 +20,8 @@ from detal.errors import DetalError
 # Order is the order in `detal --help`.
 COMMANDS = (
     "config",
+    "data",
+    "simulate",
 )
 
 
