@@ -50,9 +50,9 @@ class Pool:
         ids_arr = np.asarray(list(ids), dtype=np.int64)
         if ids_arr.ndim != 1:
             raise StateError("pool ids must be a flat list")
-        if np.unique(ids_arr).size != ids_arr.size:
-            raise StateError("pool ids must be unique")
         order = np.argsort(ids_arr, kind="stable")
+        if np.any(ids_arr[order][1:] == ids_arr[order][:-1]):
+            raise StateError("pool ids must be unique")
         self._ids = ids_arr[order]
         n = self._ids.size
         if status is None:
@@ -116,7 +116,8 @@ class Pool:
     # -- transitions --------------------------------------------------------------
     def _index(self, ids: Iterable[int]) -> np.ndarray:
         arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64).reshape(-1)
-        if np.unique(arr).size != arr.size:
+        ordered = np.sort(arr)
+        if np.any(ordered[1:] == ordered[:-1]):
             raise StateError("the same image id appears twice in one transition")
         pos = np.searchsorted(self._ids, arr)
         pos = np.minimum(pos, max(self._ids.size - 1, 0))

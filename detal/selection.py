@@ -66,7 +66,8 @@ def _as_ids(ids: object, name: str = "ids") -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.integer):
         raise DataError(f"{name} must hold integer ids, got dtype {arr.dtype}")
     arr = arr.astype(np.int64, copy=False)
-    if np.unique(arr).size != arr.size:
+    ordered = np.sort(arr)
+    if np.any(ordered[1:] == ordered[:-1]):
         raise DataError(f"{name} holds duplicate ids")
     return arr
 
@@ -89,12 +90,16 @@ def fraction_count(fraction: float, total: int) -> int:
 def random_subset(ids: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """``min(k, len(ids))`` ids drawn uniformly without replacement, in draw order."""
     ids = _as_ids(ids)
-    k = min(_check_k(k), ids.size)
-    rng = _check_rng(rng)
+    return _draw(np.sort(ids), _check_k(k), _check_rng(rng))
+
+
+def _draw(sorted_ids: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    # Drawing positions in the sorted array makes the picks depend only on the
+    # set of ids, not on the order the caller listed them in.
+    k = min(k, sorted_ids.size)
     if k == 0:
-        return ids[:0]
-    # Sort first so the draw depends only on the set of ids, not on their order.
-    return np.sort(ids)[rng.choice(ids.size, size=k, replace=False)]
+        return sorted_ids[:0]
+    return sorted_ids[rng.choice(sorted_ids.size, size=k, replace=False)]
 
 
 def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
@@ -198,7 +203,7 @@ def select_batch(
     plan needs scores. When fewer than ``batch_size`` ids remain, every
     remaining id is picked.
     """
-    unlabeled = _as_ids(unlabeled_ids, "unlabeled_ids")
+    unlabeled = np.sort(_as_ids(unlabeled_ids, "unlabeled_ids"))
     rng = _check_rng(rng)
     empty_f = np.zeros(0, dtype=np.float64)
     batch = min(plan.batch_size, unlabeled.size)
@@ -208,16 +213,17 @@ def select_batch(
         if scorer is None:
             raise DataError(f"strategy {plan.strategy!r} needs a scorer")
         if plan.subset_size is None:
-            scored_ids = np.sort(unlabeled)
+            scored_ids = unlabeled
         else:
-            scored_ids = random_subset(unlabeled, plan.subset_size, rng)
+            scored_ids = _draw(unlabeled, plan.subset_size, rng)
         scores = np.asarray(scorer(scored_ids), dtype=np.float64).reshape(-1)
         if scores.shape != scored_ids.shape:
             raise DataError(f"scorer returned {scores.size} scores for {scored_ids.size} ids")
         uncertain = top_k(scored_ids, scores, min(plan.n_uncertain, batch))
 
-    rest = np.setdiff1d(unlabeled, uncertain, assume_unique=True)
-    randoms = random_subset(rest, batch - uncertain.size, rng)
+    remaining = np.ones(unlabeled.size, dtype=bool)
+    remaining[np.searchsorted(unlabeled, uncertain)] = False
+    randoms = _draw(unlabeled[remaining], batch - uncertain.size, rng)
     return Selection(
         ids=np.concatenate([uncertain, randoms]),
         uncertain_ids=uncertain,

@@ -1,0 +1,61 @@
+"""The CLI in-process: help for every subcommand, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from detal.cli import COMMANDS, build_parser, main
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in out
+
+
+def _subcommands():
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return sorted(action.choices)
+
+
+@pytest.mark.parametrize("command", _subcommands())
+def test_every_subcommand_prints_usage(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: detal " + command in capsys.readouterr().out
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 0
+    assert "usage: detal" in capsys.readouterr().out
+
+
+def test_config_command_prints_resolved_yaml(capsys):
+    assert main(["config", "--set", "imgsz=96", "--set", "aggregate=mean"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["imgsz"] == 96 and printed["aggregate"] == "mean"
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["config", "--set", "imgsx=1"], "did you mean 'imgsz'"),
+        (["config", "--set", "batch_fraction=1.5"], "batch_fraction must lie in (0, 1]"),
+        (["config", "--config", "/no/such/file.yaml"], "/no/such/file.yaml: config file not found"),
+    ],
+)
+def test_errors_are_one_line_exit_1(argv, needle, capsys):
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("detal: error: ")
+    assert needle in lines[0]
+    assert "Traceback" not in captured.err

@@ -1,0 +1,129 @@
+"""Typed config: defaults, files, overrides and every kind of error."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from detal.config import DEFAULT_CONFIG_PATH, Config, load_config, parse_override
+from detal.errors import ConfigError
+
+
+def test_default_yaml_matches_dataclass_defaults():
+    # configs/default.yaml documents every key; it must not drift from the code.
+    documented = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    assert documented == Config().to_dict()
+    assert set(documented) == {f.name for f in dataclasses.fields(Config)}
+
+
+def test_method_defaults():
+    cfg = load_config()
+    assert (cfg.model, cfg.epochs_per_cycle) == ("yolov5s.yaml", 20)
+    assert (cfg.initial_fraction, cfg.subset_fraction, cfg.batch_fraction) == (0.02, 0.20, 0.10)
+    assert (cfg.uncertain_share, cfg.max_labeled_fraction) == (0.5, 0.42)
+    assert (cfg.measure, cfg.aggregate) == ("entropy", "max")
+
+
+def test_file_then_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("imgsz: 128\nmeasure: margin\nbatch_fraction: 0.2\n")
+    cfg = load_config(p, ["imgsz=64", "aggregate=sum", "device=0", "weights=null", "score_conf=0.1"])
+    assert cfg.imgsz == 64 and cfg.measure == "margin" and cfg.aggregate == "sum"
+    assert cfg.device == "0" and cfg.weights is None and cfg.batch_fraction == 0.2
+    assert cfg.score_conf == 0.1
+
+
+@pytest.mark.parametrize(
+    "text, key, value",
+    [
+        ("imgsz=128", "imgsz", 128),
+        ("score_conf=0.05", "score_conf", 0.05),
+        ("empty_image_score=1", "empty_image_score", 1),
+        ("normalize_entropy=false", "normalize_entropy", False),
+        ("model=yolov8n.yaml", "model", "yolov8n.yaml"),
+        ("device=0,1", "device", "0,1"),
+        ("train_args={lr0: 0.01}", "train_args", {"lr0": 0.01}),
+        ("data=", "data", ""),
+    ],
+)
+def test_parse_override(text, key, value):
+    assert parse_override(text) == (key, value)
+
+
+def test_override_value_is_never_evaluated():
+    with pytest.raises(ConfigError, match="model must be str"):
+        load_config(None, ["model=[__import__('os').system('echo pwned')]"])
+    cfg = load_config(None, ["model=__import__('os').getcwd()"])
+    assert cfg.model == "__import__('os').getcwd()"  # kept as a plain string
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (["imgsx=128"], r"unknown key 'imgsx'; did you mean 'imgsz'\?"),
+        (["epoch_per_cycle=3"], r"did you mean 'epochs_per_cycle'"),
+        (["zzz=1"], r"unknown key 'zzz'$"),
+        (["imgsz"], "expected key=value"),
+        (["initial_fraction=0"], r"initial_fraction must lie in \(0, 1\], got 0"),
+        (["batch_fraction=1.5"], r"batch_fraction must lie in \(0, 1\], got 1.5"),
+        (["subset_fraction=-0.2"], "subset_fraction"),
+        (["max_labeled_fraction=2"], "max_labeled_fraction"),
+        (["uncertain_share=1.1"], r"uncertain_share must lie in \[0, 1\]"),
+        (["score_conf=-0.1"], "score_conf"),
+        (["imgsz=12.5"], "imgsz must be int, got 12.5"),
+        (["imgsz=big"], "imgsz must be int, got 'big'"),
+        (["imgsz=true"], "imgsz must be int, got True"),
+        (["imgsz=0"], "imgsz must be a positive integer"),
+        (["batch_fraction=abc"], "batch_fraction must be float"),
+        (["measure=variance"], "measure must be one of entropy, least_confidence, margin"),
+        (["aggregate=median"], "aggregate must be one of max, mean, sum"),
+        (["strategy=greedy"], "strategy must be one of"),
+        (["normalize_entropy=maybe"], "normalize_entropy must be bool"),
+        (["train_args=[1, 2]"], "train_args must be dict"),
+        (["initial_fraction=0.5"], "initial_fraction .* exceeds max_labeled_fraction"),
+        (["imgsz=[1"], "cannot parse value"),
+    ],
+)
+def test_override_errors(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, overrides)
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("imgsz: 128\nbatchsize: 8\n", r"c.yaml: unknown key 'batchsize'; did you mean 'batch'"),
+        ("- 1\n- 2\n", "top level must be a mapping"),
+        ("imgsz: [unclosed\n", "not valid YAML"),
+        ("initial_fraction: 1.2\n", r"c.yaml: initial_fraction must lie in \(0, 1\]"),
+        ("seed: zero\n", "seed must be int"),
+    ],
+)
+def test_file_errors(tmp_path, content, match):
+    p = tmp_path / "c.yaml"
+    p.write_text(content)
+    with pytest.raises(ConfigError, match=match):
+        load_config(p)
+
+
+def test_missing_and_empty_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_config(empty) == Config()
+
+
+def test_config_error_is_a_value_error_and_constructor_validates():
+    with pytest.raises(ValueError):
+        Config(batch_fraction=0)
+    with pytest.raises(ConfigError):
+        Config().replace(measure="nope")
+    assert Config().replace(measure="margin").measure == "margin"
+
+
+@pytest.mark.parametrize("path", sorted(DEFAULT_CONFIG_PATH.parent.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    assert isinstance(load_config(path), Config)

@@ -1,0 +1,171 @@
+"""Selection primitives and the composed strategies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detal.errors import ConfigError, DataError
+from detal.selection import (
+    Plan,
+    fraction_count,
+    random_subset,
+    select_batch,
+    strategy_plan,
+    top_k,
+)
+
+
+def rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+@pytest.mark.parametrize(
+    "fraction, total, expected",
+    [(0.02, 1000, 20), (0.2, 1000, 200), (0.1, 1000, 100), (0.02, 50, 1), (0.1, 15, 2), (0.5, 0, 0), (0.0, 10, 0)],
+)
+def test_fraction_count(fraction, total, expected):
+    assert fraction_count(fraction, total) == expected
+
+
+@pytest.mark.parametrize(
+    "strategy, kwargs, expected",
+    [
+        # The worked DataHunt numbers: T = 1000, B = 100, subset = 200, 50:50.
+        ("mixed", {}, Plan("mixed", 100, 200, 50)),
+        ("mixed", {"uncertain_share": 0.3}, Plan("mixed", 100, 200, 30)),
+        ("mixed", {"uncertain_share": 1.0}, Plan("mixed", 100, 200, 100)),
+        ("subset_topk", {}, Plan("subset_topk", 100, 200, 100)),
+        ("topk", {}, Plan("topk", 100, None, 100)),
+        ("random", {}, Plan("random", 100, 0, 0)),
+    ],
+)
+def test_strategy_plan(strategy, kwargs, expected):
+    assert strategy_plan(strategy, 1000, **kwargs) == expected
+
+
+@pytest.mark.parametrize(
+    "strategy, kwargs, error, match",
+    [
+        ("greedy", {}, ConfigError, "unknown strategy"),
+        ("mixed", {"batch_fraction": 0.0}, ConfigError, "batch_fraction"),
+        ("mixed", {"subset_fraction": 1.5}, ConfigError, "subset_fraction"),
+        ("mixed", {"uncertain_share": -0.1}, ConfigError, "uncertain_share"),
+    ],
+)
+def test_strategy_plan_errors(strategy, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        strategy_plan(strategy, 100, **kwargs)
+
+
+def test_top_k_orders_and_breaks_ties_by_id():
+    ids = np.array([7, 3, 9, 1, 5])
+    scores = np.array([0.5, 0.9, 0.5, 0.5, np.nan])
+    assert top_k(ids, scores, 3).tolist() == [3, 1, 7]
+    assert top_k(ids, scores, 5).tolist() == [3, 1, 7, 9, 5]  # NaN ranks last
+    assert top_k(ids, scores, 10).tolist() == [3, 1, 7, 9, 5]
+    assert top_k(ids, scores, 0).tolist() == []
+
+
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda: top_k(np.array([1, 1]), np.array([0.1, 0.2]), 1), DataError),
+        (lambda: top_k(np.array([1, 2]), np.array([0.1]), 1), DataError),
+        (lambda: top_k(np.array([1.5, 2.0]), np.array([0.1, 0.2]), 1), DataError),
+        (lambda: top_k(np.array([1, 2]), np.array([0.1, 0.2]), -1), DataError),
+        (lambda: random_subset(np.array([1, 2]), 1, np.random.RandomState(0)), TypeError),
+        (lambda: random_subset(np.array([1, 2]), 1, None), TypeError),
+        (lambda: select_batch(np.array([1, 2, 3]), Plan("mixed", 2, 2, 1), rng(), None), DataError),
+        (lambda: select_batch(np.array([1, 2, 3]), Plan("mixed", 2, 2, 1), rng(), lambda ids: np.zeros(1)), DataError),
+    ],
+)
+def test_bad_arguments(call, error):
+    with pytest.raises(error):
+        call()
+
+
+def test_mixed_takes_top_of_subset_then_random_rest():
+    unlabeled = np.arange(100, 200)
+    plan = Plan("mixed", batch_size=10, subset_size=20, n_uncertain=5)
+    scorer_calls = []
+
+    def scorer(ids):
+        scorer_calls.append(ids.copy())
+        return ids.astype(float)  # higher id, more uncertain
+
+    sel = select_batch(unlabeled, plan, rng(1), scorer)
+    assert len(scorer_calls) == 1 and scorer_calls[0].size == 20  # only the subset is scored
+    subset = scorer_calls[0]
+    assert sel.uncertain_ids.tolist() == sorted(subset.tolist(), reverse=True)[:5]
+    assert sel.random_ids.size == 5
+    assert not set(sel.random_ids) & set(sel.uncertain_ids)
+    assert sel.ids.size == 10 and np.unique(sel.ids).size == 10
+
+
+def test_random_strategy_never_scores():
+    def scorer(ids):
+        raise AssertionError("random must not score")
+
+    sel = select_batch(np.arange(50), strategy_plan("random", 50), rng(), scorer)
+    assert sel.ids.size == 5 and sel.scored_ids.size == 0
+
+
+def test_topk_scores_everything():
+    ids = np.arange(30)
+    sel = select_batch(ids, Plan("topk", 4, None, 4), rng(), lambda s: -s.astype(float))
+    assert sel.scored_ids.size == 30
+    assert sel.ids.tolist() == [0, 1, 2, 3]
+
+
+def test_fewer_left_than_batch_takes_everything():
+    sel = select_batch(np.array([4, 8, 15]), Plan("mixed", 10, 20, 5), rng(), lambda s: s * 1.0)
+    assert sorted(sel.ids.tolist()) == [4, 8, 15]
+    assert select_batch(np.array([], dtype=int), Plan("mixed", 10, 20, 5), rng(), None).ids.size == 0
+
+
+def test_same_seed_same_picks_and_order_independent():
+    ids = np.arange(1000)
+    plan = strategy_plan("mixed", 1000)
+    scorer = lambda s: np.sin(s.astype(float))  # noqa: E731
+    a = select_batch(ids, plan, rng(42), scorer)
+    b = select_batch(ids[::-1].copy(), plan, rng(42), scorer)
+    c = select_batch(ids, plan, rng(43), scorer)
+    assert a.ids.tolist() == b.ids.tolist()
+    assert a.ids.tolist() != c.ids.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n_pool=st.integers(0, 300),
+    labeled_share=st.floats(0, 1),
+    strategy=st.sampled_from(["random", "topk", "subset_topk", "mixed"]),
+    batch_fraction=st.floats(0.01, 1),
+    subset_fraction=st.floats(0.01, 1),
+    uncertain_share=st.floats(0, 1),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_selection_invariants(n_pool, labeled_share, strategy, batch_fraction, subset_fraction, uncertain_share, seed):
+    g = np.random.default_rng(seed)
+    all_ids = g.permutation(10 * n_pool + 1)[:n_pool]
+    n_labeled = int(labeled_share * n_pool)
+    labeled, unlabeled = all_ids[:n_labeled], all_ids[n_labeled:]
+    plan = strategy_plan(
+        strategy, n_pool, batch_fraction=batch_fraction, subset_fraction=subset_fraction, uncertain_share=uncertain_share
+    )
+    scores = {int(i): float(g.random()) for i in unlabeled}
+    sel = select_batch(unlabeled, plan, np.random.default_rng(seed), lambda s: np.array([scores[int(i)] for i in s]))
+    picked = sel.ids.tolist()
+    assert len(picked) == len(set(picked))  # never repeats an id
+    assert set(picked) <= set(unlabeled.tolist())  # never a labeled (or unknown) id
+    assert not set(picked) & set(labeled.tolist())
+    assert len(picked) == min(plan.batch_size, unlabeled.size)  # full batch, or all that is left
+    assert set(sel.scored_ids.tolist()) <= set(unlabeled.tolist())
+    if sel.uncertain_ids.size:
+        # the uncertain picks are exactly the top of what was scored
+        ranked = sorted(sel.scored_ids.tolist(), key=lambda i: (-scores[i], i))
+        assert sel.uncertain_ids.tolist() == ranked[: sel.uncertain_ids.size]
+    again = select_batch(unlabeled, plan, np.random.default_rng(seed), lambda s: np.array([scores[int(i)] for i in s]))
+    assert again.ids.tolist() == picked  # same seed, same picks
