@@ -1,0 +1,93 @@
+"""The report: label-savings math on a hand-made results.csv, the summary, the plot."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from detal.errors import DataError
+from detal.report import curve, first_reach, label_savings, load_results, summary_markdown, write_report
+
+FRACS = [0.02, 0.12, 0.22, 0.32, 0.42]
+# per (strategy, seed): mAP50-95 per cycle
+TABLE = {
+    ("random", 0): [0.0, 0.10, 0.20, 0.30, 0.38],
+    ("random", 1): [0.0, 0.10, 0.20, 0.30, 0.42],  # final mean 0.40
+    ("mixed", 0): [0.0, 0.15, 0.30, 0.45, 0.50],
+    ("mixed", 1): [0.0, 0.15, 0.40, 0.45, 0.50],  # mean 0, .15, .35, .45, .50 -> reaches .40 at .27
+    ("topk", 0): [0.0, 0.05, 0.10, 0.20, 0.30],
+    ("topk", 1): [0.0, 0.05, 0.10, 0.20, 0.30],  # never reaches .40
+}
+
+
+@pytest.fixture
+def results(tmp_path):
+    path = tmp_path / "results.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["strategy", "seed", "cycle", "n_labeled", "labeled_fraction", "map50", "map50_95",
+                    "train_s", "score_s", "select_s"])
+        for (s, seed), values in TABLE.items():
+            for c, (fr, v) in enumerate(zip(FRACS, values)):
+                w.writerow([s, seed, c, int(fr * 100), fr, min(1.0, v * 1.5), v, 10, 1, 0.01])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("fractions", "values", "target", "expected"),
+    [
+        ([0.0, 0.5, 1.0], [0.0, 0.1, 0.2], 0.15, 0.75),
+        ([0.0, 0.5, 1.0], [0.0, 0.1, 0.2], 0.1, 0.5),  # reached exactly at a cycle
+        ([0.1, 0.5, 1.0], [0.3, 0.4, 0.5], 0.2, 0.1),  # already there at the start
+        ([0.0, 0.5, 1.0], [0.0, 0.1, 0.2], 0.25, None),  # never reached
+        ([0.0, 0.3, 0.6, 0.9], [0.0, 0.3, 0.1, 0.4], 0.2, 0.2),  # the first crossing, not the last
+    ],
+)
+def test_first_reach(fractions, values, target, expected):
+    got = first_reach(np.asarray(fractions), np.asarray(values), target)
+    if expected is None:
+        assert got is None
+    else:
+        assert got == pytest.approx(expected)
+
+
+def test_curve_mean_and_band(results):
+    rows = load_results(results)
+    c = curve(rows, "mixed")
+    assert c.mean.tolist() == pytest.approx([0.0, 0.15, 0.35, 0.45, 0.50])
+    assert c.lo[2] == 0.30 and c.hi[2] == 0.40
+    assert c.std[2] == pytest.approx(np.std([0.3, 0.4], ddof=1))
+    assert c.fraction.tolist() == pytest.approx(FRACS)
+
+
+def test_label_savings(results):
+    sav = label_savings(load_results(results))
+    assert sav["random"]["target"] == pytest.approx(0.40)
+    assert sav["random"]["fraction"] == pytest.approx(0.42)
+    assert sav["random"]["savings"] == pytest.approx(0.0)
+    assert sav["mixed"]["fraction"] == pytest.approx(0.27)
+    assert sav["mixed"]["savings"] == pytest.approx(1 - 0.27 / 0.42)
+    assert sav["topk"]["fraction"] is None and sav["topk"]["savings"] is None
+
+
+def test_summary_and_files(results, tmp_path):
+    text = summary_markdown(load_results(results))
+    assert "| mixed | 2 | 0.420 |" in text
+    assert "0.500 ± 0.000" in text and "0.400 ± 0.028" in text
+    assert "0.350 (+0.150)" in text  # cycle 2 gap
+    assert "| mixed | 0.270 | 36% |" in text
+    assert "| topk | — | not reached |" in text
+    png, md = write_report(results, tmp_path / "out")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert md.read_text() == summary_markdown(load_results(results), title="Simulation `out`")
+
+
+def test_bad_results(tmp_path):
+    p = tmp_path / "r.csv"
+    p.write_text("strategy,seed\nrandom,0\n")
+    with pytest.raises(DataError, match="missing column"):
+        load_results(p)
+    with pytest.raises(DataError, match="not found"):
+        load_results(tmp_path / "nope.csv")
