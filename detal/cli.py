@@ -20,6 +20,7 @@ from detal.errors import DetalError
 # Order is the order in `detal --help`.
 COMMANDS = (
     "config",
+    "project",
     "data",
     "simulate",
 )

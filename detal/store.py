@@ -1,0 +1,418 @@
+"""The project store: one SQLite database (WAL mode) holding a project's state.
+
+``PROJECT/detal.db`` is the single source of truth for which image is
+unlabeled, selected, labeled or held out for validation, for the cycles run so
+far and for the scores they computed. Files under the project (labels, cycle
+outputs) are derived from or registered in it; a label file only counts once
+its image is marked ``labeled`` here.
+
+Tables::
+
+    meta    (key, value)                       schema version, class names, paths
+    images  (id, relpath, key, sha256, width, height,
+             status, selected_cycle, labeled_cycle)
+    cycles  (id, state, config, weights, metrics, timings, n_train, n_selected,
+             started_at, finished_at)
+    scores  (image_id, cycle, score, n_boxes, top_class, in_subset)
+    imports (id, source, at, n_labeled, n_unchanged, n_overwritten)
+
+``images.relpath`` is relative to the project folder, ``images.key`` is the
+name the image has in bundles and label files (unique, no folders). Image ids
+are assigned once, at init, and never change.
+
+:class:`Store` loads the status columns into a :class:`detal.pool.Pool` and
+saves them back; every change of state happens inside :meth:`Store.transaction`
+(``BEGIN IMMEDIATE`` ... ``COMMIT``), so a process killed at any point leaves
+either the old or the new state, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from detal.errors import StateError
+from detal.pool import Pool, Status
+
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "CYCLE_STATES", "ImageRow", "CycleRow", "Store"]
+
+DB_NAME = "detal.db"
+SCHEMA_VERSION = 1
+
+CYCLE_STATES = ("started", "trained", "selected", "done")
+"""A cycle moves through these states in order; ``done`` is final.
+
+``started``: the row exists with its config snapshot; nothing else is kept.
+``trained``: weights and metrics are recorded.
+``selected``: scores are recorded and the batch is marked ``selected``.
+``done``: pre-labels and the bundle are written.
+"""
+
+_SCHEMA = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE images (
+    id             INTEGER PRIMARY KEY,
+    relpath        TEXT NOT NULL UNIQUE,
+    key            TEXT NOT NULL UNIQUE,
+    sha256         TEXT NOT NULL,
+    width          INTEGER NOT NULL CHECK (width > 0),
+    height         INTEGER NOT NULL CHECK (height > 0),
+    status         TEXT NOT NULL CHECK (status IN ('unlabeled', 'selected', 'labeled', 'val')),
+    selected_cycle INTEGER NOT NULL DEFAULT -1,
+    labeled_cycle  INTEGER NOT NULL DEFAULT -1
+);
+CREATE INDEX images_status ON images (status);
+CREATE INDEX images_sha256 ON images (sha256);
+CREATE TABLE cycles (
+    id          INTEGER PRIMARY KEY,
+    state       TEXT NOT NULL CHECK (state IN ('started', 'trained', 'selected', 'done')),
+    config      TEXT NOT NULL,
+    weights     TEXT,
+    metrics     TEXT,
+    timings     TEXT NOT NULL DEFAULT '{}',
+    n_train     INTEGER NOT NULL DEFAULT 0,
+    n_selected  INTEGER NOT NULL DEFAULT 0,
+    started_at  REAL NOT NULL,
+    finished_at REAL
+);
+CREATE TABLE scores (
+    image_id  INTEGER NOT NULL REFERENCES images (id),
+    cycle     INTEGER NOT NULL REFERENCES cycles (id),
+    score     REAL NOT NULL,
+    n_boxes   INTEGER NOT NULL,
+    top_class INTEGER,
+    in_subset INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (image_id, cycle)
+);
+CREATE TABLE imports (
+    id            INTEGER PRIMARY KEY,
+    source        TEXT NOT NULL,
+    at            REAL NOT NULL,
+    n_labeled     INTEGER NOT NULL,
+    n_unchanged   INTEGER NOT NULL,
+    n_overwritten INTEGER NOT NULL
+);
+"""
+
+_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    id: int
+    relpath: str
+    key: str
+    sha256: str
+    width: int
+    height: int
+    status: str
+    selected_cycle: int
+    labeled_cycle: int
+
+
+@dataclass(frozen=True)
+class CycleRow:
+    id: int
+    state: str
+    config: dict
+    weights: str | None
+    metrics: dict | None
+    timings: dict
+    n_train: int
+    n_selected: int
+    started_at: float
+    finished_at: float | None
+
+
+_IMAGE_COLS = "id, relpath, key, sha256, width, height, status, selected_cycle, labeled_cycle"
+_CYCLE_COLS = (
+    "id, state, config, weights, metrics, timings, n_train, n_selected, started_at, finished_at"
+)
+
+
+def _cycle(row: tuple) -> CycleRow:
+    return CycleRow(
+        id=row[0],
+        state=row[1],
+        config=json.loads(row[2]),
+        weights=row[3],
+        metrics=json.loads(row[4]) if row[4] else None,
+        timings=json.loads(row[5]),
+        n_train=row[6],
+        n_selected=row[7],
+        started_at=row[8],
+        finished_at=row[9],
+    )
+
+
+class Store:
+    """An open project database. Use :meth:`create` or :meth:`open`, then :meth:`close`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    # -- opening ------------------------------------------------------------------
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    @classmethod
+    def create(cls, path: str | Path) -> "Store":
+        """Create a new, empty store at ``path`` (which must not exist)."""
+        path = Path(path)
+        if path.exists():
+            raise StateError(f"{path}: a project database already exists")
+        conn = cls._connect(path)
+        conn.executescript(f"BEGIN; {_SCHEMA} COMMIT;")
+        store = cls(conn, path)
+        with store.transaction():
+            store.set_meta("schema_version", SCHEMA_VERSION)
+        return store
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Store":
+        """Open an existing store, checking that it is a detal project database."""
+        path = Path(path)
+        if not path.is_file():
+            raise StateError(f"{path}: no project database (run detal init first)")
+        try:
+            conn = cls._connect(path)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{path}: not a detal project database ({exc})") from None
+        if row is None or json.loads(row[0]) != SCHEMA_VERSION:
+            conn.close()
+            raise StateError(f"{path}: unsupported schema version {row and row[0]}")
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic change: everything inside commits together or not at all."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """Run raw SQL (for status queries and tests)."""
+        return self._conn.execute(sql, params)
+
+    def integrity_check(self) -> str:
+        return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    # -- meta ---------------------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    # -- images -------------------------------------------------------------------
+    def add_images(self, rows: Iterable[tuple]) -> int:
+        """Insert ``(id, relpath, key, sha256, width, height, status)`` rows in chunks.
+
+        Call inside a transaction. Raises :class:`sqlite3.IntegrityError` on a
+        duplicate id, relpath or key; the caller names the offending file.
+        """
+        n = 0
+        chunk: list[tuple] = []
+        sql = (
+            "INSERT INTO images (id, relpath, key, sha256, width, height, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) >= _CHUNK:
+                self._conn.executemany(sql, chunk)
+                n += len(chunk)
+                chunk.clear()
+        if chunk:
+            self._conn.executemany(sql, chunk)
+            n += len(chunk)
+        return n
+
+    def image_count(self, status: str | None = None) -> int:
+        if status is None:
+            return self._conn.execute("SELECT count(*) FROM images").fetchone()[0]
+        return self._conn.execute(
+            "SELECT count(*) FROM images WHERE status = ?", (status,)
+        ).fetchone()[0]
+
+    def images(self, ids: Iterable[int] | None = None, status: str | None = None) -> list[ImageRow]:
+        """Image rows, by id order; all of them, those with ``ids``, or those with ``status``."""
+        if ids is None:
+            where, params = ("WHERE status = ?", (status,)) if status else ("", ())
+            cur = self._conn.execute(
+                f"SELECT {_IMAGE_COLS} FROM images {where} ORDER BY id", params
+            )
+            return [ImageRow(*r) for r in cur]
+        out: list[ImageRow] = []
+        id_list = [int(i) for i in ids]
+        for start in range(0, len(id_list), 900):
+            part = id_list[start : start + 900]
+            marks = ",".join("?" * len(part))
+            cur = self._conn.execute(
+                f"SELECT {_IMAGE_COLS} FROM images WHERE id IN ({marks})", part
+            )
+            out.extend(ImageRow(*r) for r in cur)
+        out.sort(key=lambda r: r.id)
+        return out
+
+    def images_by_key(self) -> dict[str, ImageRow]:
+        cur = self._conn.execute(f"SELECT {_IMAGE_COLS} FROM images")
+        return {r[2]: ImageRow(*r) for r in cur}
+
+    def duplicates(self) -> list[list[str]]:
+        """Groups of relpaths whose files have the same content hash."""
+        cur = self._conn.execute(
+            "SELECT sha256 FROM images GROUP BY sha256 HAVING count(*) > 1 ORDER BY min(id)"
+        )
+        groups = []
+        for (digest,) in cur.fetchall():
+            rows = self._conn.execute(
+                "SELECT relpath FROM images WHERE sha256 = ? ORDER BY id", (digest,)
+            ).fetchall()
+            groups.append([r[0] for r in rows])
+        return groups
+
+    # -- pool ---------------------------------------------------------------------
+    def load_pool(self) -> Pool:
+        """The status columns of every image as a :class:`Pool`."""
+        cur = self._conn.execute(
+            "SELECT id, status, selected_cycle, labeled_cycle FROM images ORDER BY id"
+        )
+        ids, status, sel, lab = [], [], [], []
+        for row in cur:
+            ids.append(row[0])
+            status.append(row[1])
+            sel.append(row[2])
+            lab.append(row[3])
+        return Pool(ids, status, sel, lab)
+
+    def save_pool(self, pool: Pool, ids: Iterable[int] | None = None) -> None:
+        """Write the pool's state of ``ids`` (default: every image) back. Call inside a transaction."""
+        state = pool.state_dict()
+        all_ids = np.asarray(state["ids"], dtype=np.int64)
+        if ids is None:
+            pos = np.arange(all_ids.size)
+        else:
+            pos = np.searchsorted(all_ids, np.asarray(list(ids), dtype=np.int64))
+        rows = [
+            (state["status"][p], state["selected_cycle"][p], state["labeled_cycle"][p], int(all_ids[p]))
+            for p in pos.tolist()
+        ]
+        for start in range(0, len(rows), _CHUNK):
+            self._conn.executemany(
+                "UPDATE images SET status = ?, selected_cycle = ?, labeled_cycle = ? WHERE id = ?",
+                rows[start : start + _CHUNK],
+            )
+
+    # -- cycles -------------------------------------------------------------------
+    def start_cycle(self, cycle: int, config: dict) -> None:
+        self._conn.execute(
+            "INSERT INTO cycles (id, state, config, started_at) VALUES (?, 'started', ?, ?)",
+            (cycle, json.dumps(config, sort_keys=True), time.time()),
+        )
+
+    def update_cycle(self, cycle: int, **fields: Any) -> None:
+        """Set columns of a cycle row; dict values are stored as JSON."""
+        allowed = {"state", "config", "weights", "metrics", "timings", "n_train", "n_selected",
+                   "finished_at", "started_at"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown cycle columns {sorted(unknown)}")
+        if "state" in fields and fields["state"] not in CYCLE_STATES:
+            raise ValueError(f"unknown cycle state {fields['state']!r}")
+        sets, params = [], []
+        for name, value in fields.items():
+            if isinstance(value, (dict, list)):
+                value = json.dumps(value, sort_keys=True)
+            sets.append(f"{name} = ?")
+            params.append(value)
+        params.append(cycle)
+        self._conn.execute(f"UPDATE cycles SET {', '.join(sets)} WHERE id = ?", params)
+
+    def delete_cycle(self, cycle: int) -> None:
+        self._conn.execute("DELETE FROM scores WHERE cycle = ?", (cycle,))
+        self._conn.execute("DELETE FROM cycles WHERE id = ?", (cycle,))
+
+    def cycles(self) -> list[CycleRow]:
+        cur = self._conn.execute(f"SELECT {_CYCLE_COLS} FROM cycles ORDER BY id")
+        return [_cycle(r) for r in cur]
+
+    def cycle(self, cycle: int) -> CycleRow | None:
+        row = self._conn.execute(f"SELECT {_CYCLE_COLS} FROM cycles WHERE id = ?", (cycle,)).fetchone()
+        return _cycle(row) if row else None
+
+    def last_cycle(self) -> CycleRow | None:
+        row = self._conn.execute(f"SELECT {_CYCLE_COLS} FROM cycles ORDER BY id DESC LIMIT 1").fetchone()
+        return _cycle(row) if row else None
+
+    # -- scores -------------------------------------------------------------------
+    def add_scores(self, cycle: int, rows: Iterable[tuple[int, float, int, int | None]], *, in_subset: bool = True) -> None:
+        """Record ``(image_id, score, n_boxes, top_class)`` rows for ``cycle``; later rows replace earlier ones."""
+        data = [(int(i), cycle, float(s), int(n), None if t is None else int(t), int(in_subset))
+                for i, s, n, t in rows]
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO scores (image_id, cycle, score, n_boxes, top_class, in_subset) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            data,
+        )
+
+    def scores(self, cycle: int) -> dict[int, tuple[float, int, int | None]]:
+        cur = self._conn.execute(
+            "SELECT image_id, score, n_boxes, top_class FROM scores WHERE cycle = ?", (cycle,)
+        )
+        return {r[0]: (r[1], r[2], r[3]) for r in cur}
+
+    # -- imports ------------------------------------------------------------------
+    def record_import(self, source: str, n_labeled: int, n_unchanged: int, n_overwritten: int) -> None:
+        self._conn.execute(
+            "INSERT INTO imports (source, at, n_labeled, n_unchanged, n_overwritten) VALUES (?, ?, ?, ?, ?)",
+            (source, time.time(), n_labeled, n_unchanged, n_overwritten),
+        )
+
+    def imports(self) -> list[dict]:
+        cur = self._conn.execute(
+            "SELECT id, source, at, n_labeled, n_unchanged, n_overwritten FROM imports ORDER BY id"
+        )
+        keys = ("id", "source", "at", "n_labeled", "n_unchanged", "n_overwritten")
+        return [dict(zip(keys, r)) for r in cur]
+
+    def status_counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Status}
+        for status, n in self._conn.execute("SELECT status, count(*) FROM images GROUP BY status"):
+            counts[status] = n
+        return counts
