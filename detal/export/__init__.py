@@ -1,0 +1,284 @@
+"""Vendor-ready exports of pre-labels, and reading corrected labels back.
+
+:func:`export_predictions` writes one batch of predictions in any of
+:data:`FORMATS`, each where the tool that reads it expects it::
+
+    out_dir/
+      yolo/                     Ultralytics layout        (detal.export.yolo)
+      cvat-yolo.zip             CVAT "YOLO 1.1"           (detal.export.cvat)
+      coco/annotations/instances_default.json             (detal.export.coco)
+      label-studio/tasks.json + config.xml                (detal.export.labelstudio)
+
+It checks everything first (format names, class ids, boxes, file names,
+scores, images) and builds the output in a temporary folder beside
+``out_dir``, which is moved into place only once every format is written: a
+bad input leaves ``out_dir`` as it was. An artifact of the same format that
+is already in ``out_dir`` is replaced.
+
+:func:`read_returned_labels` reads what a vendor sends back (``yolo``,
+``cvat-yolo`` or ``coco``) into ``key -> YOLO text`` for ``detal import``
+to validate and apply all or nothing; it lists every problem in one
+:class:`~detal.errors.DataError`.
+
+All formats derive from one canonical box list (see :mod:`detal.export.common`),
+so export followed by :func:`read_returned_labels` gives the same YOLO text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from detal.detections import Prediction
+from detal.errors import ConfigError, DataError
+from detal.export.coco import CATEGORY_ID_BASE, coco_document, read_coco
+from detal.export.common import ImageLabels, canonical_images, check_names, problems_error
+from detal.export.cvat import read_cvat, write_cvat_zip
+from detal.export.labelstudio import (
+    check_tag_names,
+    labeling_config,
+    normalise_uncertainty,
+    tasks,
+)
+from detal.export.yolo import read_yolo, write_yolo
+
+__all__ = [
+    "ARTIFACTS",
+    "CATEGORY_ID_BASE",
+    "FORMATS",
+    "IMPORT_FORMATS",
+    "export_predictions",
+    "normalise_uncertainty",
+    "parse_formats",
+    "read_returned_labels",
+]
+
+FORMATS = ("yolo", "cvat-yolo", "coco", "label-studio")
+"""Every export format, in the order they are written."""
+
+IMPORT_FORMATS = ("yolo", "cvat-yolo", "coco")
+"""The formats :func:`read_returned_labels` reads (what vendors send back)."""
+
+ARTIFACTS = {
+    "yolo": "yolo",
+    "cvat-yolo": "cvat-yolo.zip",
+    "coco": "coco",
+    "label-studio": "label-studio",
+}
+"""The file or folder each format owns directly under ``out_dir``."""
+
+_COCO_JSON = Path("annotations") / "instances_default.json"
+
+
+def _unknown(name: str, choices: Sequence[str], what: str) -> ConfigError:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"unknown {what} {name!r}; expected one of {', '.join(choices)}{hint}")
+
+
+def parse_formats(formats: str | Iterable[str], choices: Sequence[str] = FORMATS) -> list[str]:
+    """``"yolo,coco"`` or ``["yolo", "coco"]`` -> checked, de-duplicated list, in given order."""
+    items = formats.split(",") if isinstance(formats, str) else list(formats)
+    out: list[str] = []
+    for raw in items:
+        name = str(raw).strip().lower()
+        if not name:
+            continue
+        if name not in choices:
+            raise _unknown(name, choices, "format")
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise ConfigError(f"no format given; expected one or more of {', '.join(choices)}")
+    return out
+
+
+def _check_scores(
+    scores: Mapping[str, float] | None, images: Sequence[ImageLabels]
+) -> dict[str, float] | None:
+    if scores is None:
+        return None
+    missing = [im.name for im in images if im.name not in scores]
+    if missing:
+        raise DataError(f"scores has no uncertainty for {len(missing)} image(s): {', '.join(missing[:10])}")
+    out = {}
+    for im in images:
+        v = float(scores[im.name])
+        if not 0.0 <= v <= 1.0:
+            raise DataError(f"scores[{im.name!r}] = {v!r}: normalised uncertainty must lie in [0, 1]")
+        out[im.name] = v
+    return out
+
+
+def _check_images_exist(images: Sequence[ImageLabels]) -> None:
+    missing = [str(im.path) for im in images if not im.path.is_file()]
+    if missing:
+        raise DataError(
+            f"cannot copy {len(missing)} image(s) that do not exist: {', '.join(missing[:10])}"
+            + (" ..." if len(missing) > 10 else "")
+        )
+
+
+def _write_json(path: Path, obj: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _copy_images(images: Sequence[ImageLabels], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for im in images:
+        shutil.copyfile(im.path, folder / im.name)
+
+
+def _result_path(fmt: str, root: Path) -> Path:
+    if fmt == "coco":
+        return root / ARTIFACTS[fmt] / _COCO_JSON
+    if fmt == "label-studio":
+        return root / ARTIFACTS[fmt] / "tasks.json"
+    return root / ARTIFACTS[fmt]
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def export_predictions(
+    predictions: Sequence[Prediction],
+    names: Sequence[str],
+    out_dir: Path,
+    formats: Sequence[str],
+    *,
+    scores: Mapping[str, float] | None = None,
+    cycle: str | int | None = None,
+    with_confidence: bool = False,
+    conf: float = 0.0,
+    copy_images: bool = True,
+    from_name: str = "label",
+    to_name: str = "image",
+) -> dict[str, Path]:
+    """Write ``predictions`` in each of ``formats`` under ``out_dir``.
+
+    Returns ``format -> path``: the ``yolo`` folder (holding ``data.yaml``),
+    the ``cvat-yolo`` zip, the ``coco`` JSON file and the ``label-studio``
+    ``tasks.json`` (its ``config.xml`` lies beside it).
+
+    ``names`` are the project's classes (class id = index). ``scores`` maps
+    image file names to normalised uncertainty in ``[0, 1]`` (Label Studio's
+    prediction score is ``1 - uncertainty``); ``cycle`` becomes Label
+    Studio's ``model_version``. Boxes with confidence below ``conf`` are left
+    out. ``with_confidence`` adds a confidence column to the ``yolo`` labels
+    only (CVAT and Ultralytics read 5 fields). With ``copy_images=False`` the
+    bundles hold labels only.
+
+    Raises :class:`ConfigError` for an unknown format and :class:`DataError`
+    for bad predictions, before anything is written.
+    """
+    fmts = parse_formats(formats)
+    names = check_names(names)
+    images = canonical_images(predictions, names, conf)
+    checked_scores = _check_scores(scores, images)
+    if "label-studio" in fmts:
+        check_tag_names(from_name, to_name)
+    if cycle is not None and not isinstance(cycle, (str, int)):
+        raise DataError(f"cycle must be a string or an integer, got {type(cycle).__name__}")
+    if copy_images:
+        _check_images_exist(images)
+    model_version = "prelabel" if cycle is None else str(cycle)
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"{out_dir}: exists and is not a folder")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".export-tmp", dir=out_dir.parent))
+    try:
+        build = tmp / "out"
+        build.mkdir()
+        for fmt in fmts:
+            target = build / ARTIFACTS[fmt]
+            if fmt == "yolo":
+                write_yolo(target, images, names, with_confidence=with_confidence, copy_images=copy_images)
+            elif fmt == "cvat-yolo":
+                write_cvat_zip(target, images, names, copy_images=copy_images)
+            elif fmt == "coco":
+                _write_json(target / _COCO_JSON, coco_document(images, names))
+                if copy_images:
+                    _copy_images(images, target / "images")
+            elif fmt == "label-studio":
+                target.mkdir()
+                ls_tasks = tasks(
+                    images,
+                    names,
+                    model_version=model_version,
+                    scores=checked_scores,
+                    from_name=from_name,
+                    to_name=to_name,
+                )
+                _write_json(target / "tasks.json", ls_tasks)
+                (target / "config.xml").write_text(
+                    labeling_config(names, from_name, to_name), encoding="utf-8"
+                )
+                if copy_images:
+                    _copy_images(images, target / "images")
+        if not out_dir.exists():
+            os.replace(build, out_dir)
+        else:
+            old = tmp / "old"
+            old.mkdir()
+            for fmt in fmts:
+                final = out_dir / ARTIFACTS[fmt]
+                if final.exists() or final.is_symlink():
+                    os.replace(final, old / ARTIFACTS[fmt])
+                os.replace(build / ARTIFACTS[fmt], final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {fmt: _result_path(fmt, out_dir) for fmt in fmts}
+
+
+def read_returned_labels(path: Path, fmt: str, names: Sequence[str]) -> dict[str, str]:
+    """Read labels a vendor returns, as ``key -> YOLO label text``.
+
+    ``yolo`` (folder or zip of ``.txt``) and ``cvat-yolo`` (YOLO 1.1 zip or
+    folder) are keyed by the label file's stem; ``coco`` (instances JSON, or
+    a folder holding ``annotations/instances_*.json``) by image file name,
+    and every image it lists gets an entry (``""``: no objects).
+
+    Class ids are mapped to ``names`` by class name when the returned files
+    carry names (``data.yaml``/``classes.txt``, ``obj.names``, COCO
+    categories); a confidence column is dropped; coordinates are written with
+    6 decimals. Every problem is collected and raised as one
+    :class:`DataError` (``.problems`` holds the
+    :class:`~detal.labels.LabelProblem` list); nothing is returned then.
+    """
+    if not isinstance(fmt, str):
+        raise ConfigError(f"format must be one of {', '.join(IMPORT_FORMATS)}, got {fmt!r}")
+    fmt = parse_formats([fmt], IMPORT_FORMATS)[0]
+    names = check_names(names)
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: not found")
+    if fmt == "yolo":
+        labels, problems = read_yolo(path, names)
+    elif fmt == "cvat-yolo":
+        labels, problems = read_cvat(path, names)
+    else:
+        if path.is_dir():
+            found = sorted(path.glob("annotations/instances_*.json")) or sorted(path.glob("*.json"))
+            if len(found) != 1:
+                raise DataError(
+                    f"{path}: expected one COCO file (annotations/instances_*.json), found {len(found)}"
+                )
+            path = found[0]
+        labels, problems = read_coco(path, names)
+    if problems:
+        raise problems_error(f"{path}: returned labels rejected", problems)
+    if not labels:
+        raise DataError(f"{path}: no {fmt} labels found")
+    return labels

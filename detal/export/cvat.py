@@ -1,0 +1,98 @@
+"""``cvat-yolo``: CVAT's "YOLO 1.1" (Darknet) layout, zipped from inside.
+
+::
+
+    cvat-yolo.zip
+      obj.data                   classes, train list, names, backup
+      obj.names                  one class a line, in the project's order
+      train.txt                  data/obj_train_data/<image>, one a line
+      obj_train_data/<stem>.txt  YOLO labels (always 5 fields)
+      obj_train_data/<image>     the images (unless copy_images=False)
+
+There is no wrapping folder, and paths inside ``obj.data`` and ``train.txt``
+carry the ``data/`` prefix that CVAT writes itself and that CVAT and datumaro
+strip on import. Without images, the zip is exactly what CVAT's "Upload
+annotations" for a task expects. Every entry gets a fixed timestamp, so the
+same batch gives the same bytes.
+
+:func:`read_cvat` reads such a zip (or an unpacked folder) back, from any
+``obj_<subset>_data/`` folder, mapping ids through ``obj.names`` by name.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+
+from detal.errors import DataError
+from detal.export.common import ImageLabels, collect_labels, label_entries, yolo_text
+from detal.labels import LabelProblem
+
+__all__ = ["obj_data", "obj_names", "read_cvat", "train_list", "write_cvat_zip"]
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+_SUBSET_DIR = "obj_train_data"
+
+
+def obj_names(names: Sequence[str]) -> str:
+    return "".join(f"{n}\n" for n in names)
+
+
+def obj_data(n_classes: int) -> str:
+    return (
+        f"classes = {n_classes}\n"
+        "train = data/train.txt\n"
+        "names = data/obj.names\n"
+        "backup = backup/\n"
+    )
+
+
+def train_list(images: Sequence[ImageLabels]) -> str:
+    return "".join(f"data/{_SUBSET_DIR}/{image.name}\n" for image in images)
+
+
+def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(name, date_time=_EPOCH)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    zf.writestr(info, data)
+
+
+def write_cvat_zip(
+    zip_path: Path, images: Sequence[ImageLabels], names: Sequence[str], *, copy_images: bool = True
+) -> Path:
+    """Write the zip at ``zip_path``; returns ``zip_path``."""
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        _add(zf, "obj.data", obj_data(len(names)).encode())
+        _add(zf, "obj.names", obj_names(names).encode())
+        _add(zf, "train.txt", train_list(images).encode())
+        for image in images:
+            _add(zf, f"{_SUBSET_DIR}/{image.stem}.txt", yolo_text(image).encode())
+            if copy_images:
+                _add(zf, f"{_SUBSET_DIR}/{image.name}", image.path.read_bytes())
+    return zip_path
+
+
+def read_cvat(path: Path, names: Sequence[str]) -> tuple[dict[str, str], list[LabelProblem]]:
+    """``stem -> canonical YOLO text`` from a returned YOLO 1.1 zip or folder, and every problem."""
+    entries, problems = label_entries(path)
+    names_files = sorted(
+        (e for e in entries if e.name == "obj.names"), key=lambda e: e.relpath.count("/")
+    )
+    if not names_files:
+        problems.append(LabelProblem(str(path), 0, "no obj.names: not a CVAT YOLO 1.1 export"))
+        return {}, problems
+    try:
+        file_names = [line.strip() for line in names_files[0].read_text().splitlines() if line.strip()]
+    except DataError as exc:
+        problems.append(LabelProblem(names_files[0].where, 0, str(exc)))
+        return {}, problems
+    files = [
+        e
+        for e in entries
+        if e.relpath.lower().endswith(".txt")
+        and any(p.startswith("obj_") and p.endswith("_data") for p in PurePosixPath(e.relpath).parts[:-1])
+    ]
+    labels, label_problems = collect_labels(files, file_names, names)
+    return labels, problems + label_problems
