@@ -949,7 +949,7 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
     entries = _read_source(path, fmt, names, problems)
     by_key = store.images_by_key()
     seen: dict[str, str] = {}
-    new, changed, unchanged = [], [], 0
+    new, changed, unchanged, not_out = [], [], 0, 0
     for where, text in entries:
         base = PurePosixPath(where.split("!", 1)[-1].replace("\\", "/")).name
         key = base[: -len(".txt")] if base.endswith(".txt") else PurePosixPath(base).stem
@@ -981,13 +981,17 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
         elif row.status == Status.SELECTED.value:
             new.append((row, text))
         else:
+            not_out += 1
             problems.append(LabelProblem(where, 0, f"image {key} is not in a batch that is out"))
+    if not _batch_out(store) and not overwrite and (not_out or not entries):
+        raise StateError(
+            f"{project}: no batch is out, so there is nothing to import from {path} "
+            "(run detal cycle to select one)"
+        )
     if problems:
         raise _problems_error(path, problems, "nothing imported")
     if not entries:
         raise DataError(f"{path}: no label files (.txt) found")
-    if not new and not changed and not _batch_out(store) and not unchanged:
-        raise StateError(f"{project}: no batch is out; nothing to import")
     hooks.emit("on_import_validated", n_new=len(new), n_changed=len(changed))
 
     staging = labels_root / f".staging-{os.getpid()}"

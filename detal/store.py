@@ -323,16 +323,14 @@ class Store:
 
     def save_pool(self, pool: Pool, ids: Iterable[int] | None = None) -> None:
         """Write the pool's state of ``ids`` (default: every image) back. Call inside a transaction."""
-        state = pool.state_dict()
-        all_ids = np.asarray(state["ids"], dtype=np.int64)
         if ids is None:
-            pos = np.arange(all_ids.size)
+            state = pool.state_dict()
+            rows = list(zip(state["status"], state["selected_cycle"], state["labeled_cycle"], state["ids"]))
         else:
-            pos = np.searchsorted(all_ids, np.asarray(list(ids), dtype=np.int64))
-        rows = [
-            (state["status"][p], state["selected_cycle"][p], state["labeled_cycle"][p], int(all_ids[p]))
-            for p in pos.tolist()
-        ]
+            rows = [
+                (pool.status_of(i).value, pool.selected_cycle_of(i), pool.labeled_cycle_of(i), int(i))
+                for i in np.asarray(list(ids), dtype=np.int64).tolist()
+            ]
         for start in range(0, len(rows), _CHUNK):
             self._conn.executemany(
                 "UPDATE images SET status = ?, selected_cycle = ?, labeled_cycle = ? WHERE id = ?",

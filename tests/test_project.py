@@ -1,0 +1,341 @@
+"""The annotation loop through the Python API, with the fake adapter."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from projectkit import (
+    NAMES, batch_names, db_rows, label_cycle, make_images, make_project, write_classes,
+    write_returned,
+)
+
+from detal.config import load_config
+from detal.errors import DataError, StateError
+from detal.fake import FakeAdapter
+from detal.project import Hooks, import_labels, init_project, project_status, run_cycle
+from detal.store import Store
+
+
+def _store(project):
+    return Store.open(project / "detal.db")
+
+
+def _adapter():
+    return FakeAdapter(len(NAMES), seed=1)
+
+
+# -- init --------------------------------------------------------------------------
+def test_init_records_every_image(tmp_path):
+    project = make_project(tmp_path, n=40)
+    with _store(project) as s:
+        rows = s.images()
+        assert [r.id for r in rows] == list(range(40))
+        assert rows[0].relpath == "images/im001.png"  # sorted order, files before subfolders
+        assert {r.relpath for r in rows if "/sub/" in r.relpath} == {
+            f"images/sub/im{i:03d}.png" for i in range(0, 40, 10)}
+        assert all(len(r.sha256) == 64 for r in rows)
+        r5 = next(r for r in rows if r.relpath == "images/im005.png")
+        assert (r5.width, r5.height) == (16 + 5 % 7, 12 + 5 % 5)
+        sub = next(r for r in rows if r.relpath == "images/sub/im010.png")
+        assert sub.key == "sub__im010"
+        assert s.get_meta("classes") == NAMES
+    assert (project / "images").is_symlink()
+    assert (project / "images" / "im005.png").is_file()
+    assert (project / "classes.txt").read_text().split() == NAMES
+
+
+def test_init_picks_the_initial_batch_reproducibly(tmp_path):
+    a = make_project(tmp_path / "a", n=40, seed=7)
+    b = make_project(tmp_path / "b", n=40, seed=7)
+    with _store(a) as sa, _store(b) as sb:
+        picked_a = [r.id for r in sa.images(status="selected")]
+        picked_b = [r.id for r in sb.images(status="selected")]
+        assert len(picked_a) == 4 and picked_a == picked_b
+        assert all(r.selected_cycle == 0 for r in sa.images(status="selected"))
+        assert sa.cycle(0).state == "done"
+    names = batch_names(a, 0)
+    assert len(names) == 4
+    with zipfile.ZipFile(a / "cycles/0/batch-0.zip") as zf:
+        files = set(zf.namelist())
+        assert {"classes.txt", "data.yaml", "manifest.csv"} <= files
+        assert {f"images/{n}" for n in names} <= files
+        assert not any(f.startswith("labels/") for f in files)  # no model yet, no pre-labels
+
+
+def test_init_with_labels_and_val(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 20)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for i in range(1, 4):
+        (labels / f"im{i:03d}.txt").write_text("2 0.5 0.5 0.1 0.1\n")
+    (labels / "im004.txt").write_text("")  # empty: no objects, still labeled
+    make_images(tmp_path / "val", 3, start=100)
+    (tmp_path / "vl").mkdir()
+    for i in range(100, 103):
+        (tmp_path / "vl" / f"im{i:03d}.txt").write_text("0 0.5 0.5 0.3 0.3\n")
+    cfg = load_config(None, ["initial_fraction=0.3"])
+    report = init_project(tmp_path / "p", images, write_classes(tmp_path / "c.txt"), labels=labels,
+                          val_images=tmp_path / "val", val_labels=tmp_path / "vl", config=cfg)
+    assert (report.n_images, report.n_labeled, report.n_val) == (20, 4, 3)
+    assert report.n_selected == 2  # 30% of 20 is 6, 4 already labeled
+    with _store(tmp_path / "p") as s:
+        assert s.status_counts() == {"unlabeled": 14, "selected": 2, "labeled": 4, "val": 3}
+        assert all(r.labeled_cycle == -1 for r in s.images(status="labeled"))
+    assert (tmp_path / "p/labels/images/im001.txt").read_text() == "2 0.5 0.5 0.1 0.1\n"
+    assert (tmp_path / "p/labels/val_images/im100.txt").is_file()
+
+
+def test_init_reports_duplicates(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 5)
+    (images / "copy.png").write_bytes((images / "im002.png").read_bytes())
+    report = init_project(tmp_path / "p", images, write_classes(tmp_path / "c.txt"))
+    assert report.duplicates == [["images/copy.png", "images/im002.png"]]
+
+
+def test_init_force_keeps_the_old_project(tmp_path):
+    project = make_project(tmp_path, n=20)
+    (project / "labels/images/im003.txt").parent.mkdir(parents=True, exist_ok=True)
+    (project / "labels/images/im003.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(StateError, match="already exists"):
+        init_project(project, tmp_path / "images", tmp_path / "classes.txt")
+    init_project(project, tmp_path / "images", tmp_path / "classes.txt", force=True)
+    backups = list(project.glob("backup-*"))
+    assert len(backups) == 1
+    assert (backups[0] / "labels/images/im003.txt").is_file()
+    assert (backups[0] / "detal.db").is_file()
+
+
+def test_init_same_stem_two_suffixes_is_an_error(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 3)
+    (images / "im001.jpg").write_bytes((images / "im002.png").read_bytes())
+    with pytest.raises(DataError, match="same name"):
+        init_project(tmp_path / "p", images, write_classes(tmp_path / "c.txt"))
+    assert not (tmp_path / "p").exists()
+
+
+# -- cycle ---------------------------------------------------------------------------
+def test_full_loop(tmp_path):
+    project = make_project(tmp_path, n=50, val=3)
+    adapter = _adapter()
+    with pytest.raises(StateError, match="batch is still out"):
+        run_cycle(project, adapter)
+    label_cycle(project, 0, tmp_path)
+    r1 = run_cycle(project, adapter)
+    assert (r1.cycle, r1.n_train, r1.n_selected) == (1, 5, 5)
+    assert r1.metrics is not None and r1.metrics["map50"] > 0
+    with _store(project) as s:
+        scores = s.scores(1)
+        assert len(scores) >= 10  # the subset (20% of 50) plus the random picks
+        subset = s.execute("SELECT count(*) FROM scores WHERE cycle = 1 AND in_subset = 1").fetchone()[0]
+        assert subset == 10
+        picked = {r.key for r in s.images(status="selected")}
+        assert all(r.selected_cycle == 1 for r in s.images(status="selected"))
+    assert {n.rsplit(".", 1)[0] for n in batch_names(project, 1)} == picked
+    pre = project / "cycles/1/prelabels"
+    assert {p.stem for p in pre.glob("*.txt")} == picked
+    with zipfile.ZipFile(r1.bundle) as zf:
+        manifest = list(csv.DictReader(io.StringIO(zf.read("manifest.csv").decode())))
+        assert [m["image"] for m in manifest] == batch_names(project, 1)
+        scores_in_order = [float(m["score"]) for m in manifest]
+        assert scores_in_order == sorted(scores_in_order, reverse=True)
+        for m in manifest:
+            key = m["image"].rsplit(".", 1)[0]
+            text = zf.read(f"labels/{key}.txt").decode()
+            assert text == (pre / f"{key}.txt").read_text()
+            assert int(m["n_boxes"]) == len(text.splitlines())
+            assert m["top_class"] in NAMES + [""]
+        assert "names" in zf.read("data.yaml").decode()
+
+    label_cycle(project, 1, tmp_path)
+    r2 = run_cycle(project, adapter)
+    assert r2.n_train == 10 and r2.metrics["map50"] > r1.metrics["map50"]
+    trains = [c for c in adapter.calls if c[0] == "train"]
+    assert trains[0][1]["init"] is None
+    assert str(trains[1][1]["init"]).endswith("cycles/1/train/weights.json")  # warm start
+    st = project_status(project)
+    assert [c["cycle"] for c in st["cycles"]] == [0, 1, 2]
+    assert st["images"]["labeled"] == 10 and st["labeled_fraction"] == pytest.approx(0.2)
+    assert st["batch_out"] == [{"cycle": 2, "remaining": 5, "selected": 5, "bundle": "cycles/2/batch-2.zip"}]
+    json.dumps(st)
+
+
+def test_cycle_never_selects_labeled_or_val_images(tmp_path):
+    project = make_project(tmp_path, n=30, val=4)
+    label_cycle(project, 0, tmp_path)
+    run_cycle(project, _adapter())
+    with _store(project) as s:
+        for r in s.images():
+            if r.selected_cycle == 1:
+                assert r.status == "selected" and r.labeled_cycle == -1
+
+
+def test_force_runs_with_a_batch_out(tmp_path):
+    project = make_project(tmp_path, n=40)
+    label_cycle(project, 0, tmp_path)
+    run_cycle(project, _adapter())
+    r = run_cycle(project, _adapter(), force=True)
+    assert r.cycle == 2
+    st = project_status(project)
+    assert [b["cycle"] for b in st["batch_out"]] == [1, 2]
+
+
+def test_cycle_stops_at_the_budget(tmp_path):
+    project = make_project(tmp_path, n=20, max_labeled_fraction=0.3, initial_fraction=0.1)
+    label_cycle(project, 0, tmp_path)
+    run_cycle(project, _adapter())  # 2 labeled + 2 out
+    label_cycle(project, 1, tmp_path)
+    r = run_cycle(project, _adapter())  # cap 6: only 2 more
+    assert r.n_selected == 2
+    label_cycle(project, 2, tmp_path)
+    with pytest.raises(StateError, match="budget reached"):
+        run_cycle(project, _adapter())
+
+
+def test_cycle_is_deterministic(tmp_path):
+    picks = []
+    for name in ("a", "b"):
+        project = make_project(tmp_path / name, n=40, seed=3)
+        label_cycle(project, 0, tmp_path / name)
+        run_cycle(project, _adapter())
+        picks.append(batch_names(project, 1))
+    assert picks[0] == picks[1]
+
+
+def test_interrupted_cycle_resumes(tmp_path):
+    project = make_project(tmp_path, n=40)
+    label_cycle(project, 0, tmp_path)
+
+    class Broken(FakeAdapter):
+        def predict(self, *a, **k):
+            raise RuntimeError("GPU fell over")
+
+    with pytest.raises(RuntimeError):
+        run_cycle(project, Broken(len(NAMES), seed=1))
+    with _store(project) as s:
+        assert s.last_cycle().state == "trained"
+        assert s.image_count("selected") == 0
+    with pytest.raises(StateError, match="interrupted"):
+        import_labels(project, tmp_path / "returned0")
+    adapter = _adapter()
+    r = run_cycle(project, adapter)
+    assert r.resumed_from == "trained" and r.cycle == 1
+    assert not [c for c in adapter.calls if c[0] == "train"]  # training was not redone
+
+
+def test_hooks_fire_in_order(tmp_path):
+    project = make_project(tmp_path, n=30)
+    label_cycle(project, 0, tmp_path)
+    seen = []
+    hooks = Hooks()
+    for event in ("on_cycle_start", "on_train_end", "on_select_end", "on_prelabels_written",
+                  "on_bundle_written", "on_export_end"):
+        hooks.add(event, lambda event=event, **info: seen.append(event))
+    run_cycle(project, _adapter(), hooks=hooks)
+    assert seen == ["on_cycle_start", "on_train_end", "on_select_end", "on_prelabels_written",
+                    "on_bundle_written", "on_export_end"]
+    with pytest.raises(ValueError, match="unknown event"):
+        hooks.add("on_lunch", print)
+
+
+def test_cycle_needs_labels(tmp_path):
+    project = make_project(tmp_path, n=20)
+    with pytest.raises(StateError, match="no labeled images"):
+        run_cycle(project, _adapter(), force=True)
+
+
+# -- import --------------------------------------------------------------------------
+def test_import_is_idempotent(tmp_path):
+    project = make_project(tmp_path, n=40)
+    returned = write_returned(tmp_path / "ret", project, 0)
+    r1 = import_labels(project, returned)
+    assert (r1.n_labeled, r1.n_unchanged, r1.remaining) == (4, 0, 0)
+    before = db_rows(project)
+    r2 = import_labels(project, returned)
+    assert (r2.n_labeled, r2.n_unchanged) == (0, 4)
+    assert db_rows(project) == before
+    with _store(project) as s:
+        assert all(r.labeled_cycle == 0 for r in s.images(status="labeled"))
+
+
+def test_partial_import_keeps_the_batch_out(tmp_path):
+    project = make_project(tmp_path, n=40)
+    r = import_labels(project, write_returned(tmp_path / "part", project, 0, only=3))
+    assert (r.n_labeled, r.remaining) == (3, 1)
+    with pytest.raises(StateError, match="1 of 4"):
+        run_cycle(project, _adapter())
+    r = import_labels(project, write_returned(tmp_path / "all", project, 0))
+    assert (r.n_labeled, r.n_unchanged, r.remaining) == (1, 3, 0)
+
+
+def test_import_never_overwrites_without_permission(tmp_path):
+    project = make_project(tmp_path, n=40)
+    import_labels(project, write_returned(tmp_path / "a", project, 0, line="0 0.5 0.5 0.2 0.2"))
+    changed = write_returned(tmp_path / "b", project, 0, line="1 0.4 0.4 0.2 0.2")
+    key = batch_names(project, 0)[0].rsplit(".", 1)[0]
+    with pytest.raises(DataError, match="already labeled"):
+        import_labels(project, changed)
+    label = next((project / "labels").rglob(f"{key}.txt"))
+    assert label.read_text().startswith("0 ")
+    r = import_labels(project, changed, overwrite=True)
+    assert r.n_overwritten == 4
+    assert label.read_text().startswith("1 ")
+    kept = list((project / "labels/.replaced").rglob(f"{key}.*.txt"))
+    assert len(kept) == 1 and kept[0].read_text().startswith("0 ")
+
+
+def test_empty_label_file_means_no_objects(tmp_path):
+    project = make_project(tmp_path, n=40)
+    r = import_labels(project, write_returned(tmp_path / "e", project, 0, line=""))
+    assert r.n_labeled == 4
+
+
+def test_import_from_zip(tmp_path):
+    project = make_project(tmp_path, n=40)
+    zpath = tmp_path / "ret.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for name in batch_names(project, 0):
+            zf.writestr(f"labels/{name.rsplit('.', 1)[0]}.txt", "2 0.5 0.5 0.5 0.5\n")
+        zf.writestr("classes.txt", "\n".join(NAMES))
+        zf.writestr("images/ignored.png", b"x")
+    r = import_labels(project, zpath)
+    assert r.n_labeled == 4
+
+
+def test_import_reports_every_problem_and_applies_nothing(tmp_path):
+    project = make_project(tmp_path, n=40)
+    ret = write_returned(tmp_path / "ret", project, 0)
+    keys = [n.rsplit(".", 1)[0] for n in batch_names(project, 0)]
+    (ret / f"{keys[0]}.txt").write_text("0 0.5 0.5 0.2\n5 0.5 0.5 0.2 0.2\n")
+    (ret / f"{keys[1]}.txt").write_text("0 0.5 0.5 0 0.2\n")
+    (ret / "ghost.txt").write_text("")
+    before = db_rows(project)
+    with pytest.raises(DataError) as exc:
+        import_labels(project, ret)
+    msg = str(exc.value)
+    assert "4 problem(s)" in msg
+    assert f"{keys[0]}.txt:1: expected 5 fields" in msg
+    assert f"{keys[0]}.txt:2: class id 5 out of range" in msg
+    assert f"{keys[1]}.txt:1: box size must be positive" in msg
+    assert "ghost.txt" in msg
+    assert db_rows(project) == before
+    assert not list((project / "labels").rglob("*.txt"))
+
+
+def test_import_selected_cycle_is_the_labeled_cycle(tmp_path):
+    project = make_project(tmp_path, n=40)
+    label_cycle(project, 0, tmp_path)
+    run_cycle(project, _adapter())
+    label_cycle(project, 1, tmp_path)
+    with _store(project) as s:
+        cycles = sorted({r.labeled_cycle for r in s.images(status="labeled")})
+    assert cycles == [0, 1]
+    pool = _store(project).load_pool()
+    assert np.array_equal(np.sort(pool.labeled_ids()), np.sort(pool.labeled_ids()))

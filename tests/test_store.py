@@ -1,0 +1,120 @@
+"""The SQLite project store: schema, pool round trip, atomic transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from detal.errors import StateError
+from detal.pool import Pool, Status
+from detal.store import Store
+
+
+def _rows(n):
+    return [(i, f"images/im{i}.png", f"im{i}", f"{i:064x}", 8, 6, "unlabeled") for i in range(n)]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.create(tmp_path / "detal.db")
+    with s.transaction():
+        s.add_images(_rows(12))
+    yield s
+    s.close()
+
+
+def test_new_store_is_wal_and_versioned(tmp_path, store):
+    assert store.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.get_meta("schema_version") == 1
+    assert store.integrity_check() == "ok"
+    with pytest.raises(StateError, match="already exists"):
+        Store.create(tmp_path / "detal.db")
+
+
+def test_open_rejects_missing_and_foreign_files(tmp_path):
+    with pytest.raises(StateError, match="no project database"):
+        Store.open(tmp_path / "nope.db")
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StateError, match="not a detal project database"):
+        Store.open(junk)
+
+
+def test_pool_round_trip(store):
+    pool = store.load_pool()
+    assert len(pool) == 12 and pool.count(Status.UNLABELED) == 12
+    pool.select([3, 5, 7], cycle=0)
+    pool.label([1], cycle=0)
+    with store.transaction():
+        store.save_pool(pool, [1, 3, 5, 7])
+    again = store.load_pool()
+    assert again == pool
+    assert again.selected_cycle_of(5) == 0 and again.labeled_cycle_of(1) == 0
+    assert store.status_counts() == {"unlabeled": 8, "selected": 3, "labeled": 1, "val": 0}
+
+
+def test_save_whole_pool(store):
+    pool = store.load_pool()
+    pool.label(np.arange(12), cycle=2)
+    with store.transaction():
+        store.save_pool(pool)
+    assert store.load_pool().count(Status.LABELED) == 12
+
+
+def test_failed_transaction_changes_nothing(store):
+    before = store.load_pool()
+    pool = store.load_pool()
+    pool.select([0, 1], cycle=1)
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.save_pool(pool, [0, 1])
+            store.start_cycle(1, {"seed": 0})
+            raise RuntimeError("killed half way")
+    assert store.load_pool() == before
+    assert store.cycles() == []
+
+
+def test_duplicate_key_is_rejected_by_the_schema(store):
+    with pytest.raises(sqlite3.IntegrityError):
+        with store.transaction():
+            store.add_images([(99, "images/other.png", "im3", "0" * 64, 8, 6, "unlabeled")])
+
+
+def test_bad_status_is_rejected_by_the_schema(store):
+    with pytest.raises(sqlite3.IntegrityError):
+        with store.transaction():
+            store.add_images([(99, "images/x.png", "x", "0" * 64, 8, 6, "lost")])
+
+
+def test_cycle_rows_and_scores(store):
+    with store.transaction():
+        store.start_cycle(1, {"seed": 3})
+        store.update_cycle(1, state="trained", weights="cycles/1/w.pt", metrics={"map50": 0.5},
+                           n_train=4, timings={"train_s": 1.5})
+        store.add_scores(1, [(2, 0.9, 3, 1), (4, 0.1, 0, None)])
+    row = store.last_cycle()
+    assert (row.id, row.state, row.weights, row.n_train) == (1, "trained", "cycles/1/w.pt", 4)
+    assert row.metrics == {"map50": 0.5} and row.config == {"seed": 3}
+    assert store.scores(1) == {2: (0.9, 3, 1), 4: (0.1, 0, None)}
+    with pytest.raises(ValueError, match="unknown cycle state"):
+        store.update_cycle(1, state="halfway")
+    with pytest.raises(sqlite3.IntegrityError):
+        with store.transaction():
+            store.add_scores(7, [(2, 0.5, 1, 0)])  # no cycle 7
+
+
+def test_duplicates_grouped_by_hash(tmp_path):
+    s = Store.create(tmp_path / "d.db")
+    rows = _rows(4)
+    rows[3] = (3, "images/im3.png", "im3", rows[1][3], 8, 6, "unlabeled")
+    with s.transaction():
+        s.add_images(rows)
+    assert s.duplicates() == [["images/im1.png", "images/im3.png"]]
+    s.close()
+
+
+def test_store_pool_matches_pool_state_dict(store):
+    pool = store.load_pool()
+    assert Pool.from_state_dict(pool.state_dict()) == pool
