@@ -1,0 +1,598 @@
+"""The Ultralytics adapter: the only module of detal that imports ``ultralytics``.
+
+:class:`UltralyticsAdapter` implements :class:`~detal.adapter.ModelAdapter`
+with Ultralytics YOLO (v5u, v8, 11 heads). ``ultralytics`` and ``torch`` are
+imported lazily, inside the methods, so ``import detal`` stays light and the
+rest of the package (and its tests) never loads them.
+
+What it guarantees:
+
+- **Exact training lists.** ``train`` stages the given ``(image, label)`` pairs
+  under ``out_dir/dataset`` (images symlinked, labels copied, every file under a
+  unique name), writes list files and a ``data.yaml`` with the project's class
+  names, and trains on those lists. The pool directory is never globbed.
+- **Explicit outputs.** Every Ultralytics call gets ``project``, ``name`` and
+  ``data``; outputs land under ``out_dir``.
+- **No network, no home directory.** Before ``ultralytics`` is first imported,
+  ``YOLO_CONFIG_DIR`` is pointed away from the user's home (unless the caller
+  set it) and ``YOLO_OFFLINE`` is set; settings sync and the logging
+  integrations are switched off. During training and evaluation the two checks
+  that would download files (the font check and, on CUDA, the AMP check, which
+  fetches a model) are replaced by offline versions. A ``.pt`` that is not on
+  disk is an error, never a download.
+- **Full class-probability vectors.** ``predict`` runs the network itself on
+  batches from a streaming loader, applies Ultralytics' own NMS with
+  ``return_idxs=True`` and reads, at each surviving anchor, the sigmoid score
+  of every class from the raw head output. Preprocessing (decode, letterbox),
+  NMS and box rescaling are Ultralytics' functions, so the top-1 class and
+  confidence of each box equal those of ``YOLO(weights).predict(...)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import yaml
+
+from detal.adapter import LabeledImage, Metrics, PredictResult, TrainResult
+from detal.config import Config
+from detal.detections import Detections, Prediction
+from detal.errors import ConfigError, DataError, ModelError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = ["UltralyticsAdapter", "IMAGE_SUFFIXES", "default_config_dir"]
+
+IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
+"""Image file suffixes detal stages for training and lists when scoring a folder."""
+
+# Keys of Ultralytics' train() that detal sets itself; cfg.train_args may not override them.
+_RESERVED_TRAIN_ARGS = frozenset({"data", "project", "name", "exist_ok", "model", "resume", "epochs"})
+# Settings that make Ultralytics talk to servers or third-party loggers.
+_SETTINGS_OFF = (
+    "sync", "clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb",
+    "vscode_msg", "openvino_msg",
+)
+
+
+def default_config_dir() -> Path:
+    """Where Ultralytics keeps its settings when the caller did not set ``YOLO_CONFIG_DIR``.
+
+    A per-user folder under the system temp dir, never the user's home.
+    """
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"detal-ultralytics-{uid}"
+
+
+_import_lock = threading.Lock()
+_imported = False
+
+
+def _ultralytics() -> None:
+    """Import ultralytics once, offline, with its settings outside the home directory."""
+    global _imported
+    with _import_lock:
+        if _imported:
+            return
+        os.environ.setdefault("YOLO_CONFIG_DIR", str(default_config_dir()))
+        os.environ.setdefault("YOLO_OFFLINE", "true")
+        Path(os.environ["YOLO_CONFIG_DIR"]).mkdir(parents=True, exist_ok=True)
+        from ultralytics.utils import SETTINGS
+
+        on = {key: False for key in _SETTINGS_OFF if SETTINGS.get(key)}
+        if on:
+            SETTINGS.update(on)
+        _imported = True
+
+
+def _local_font(font: str = "Arial.ttf") -> Path | None:
+    """Ultralytics' font lookup without its download: the config dir or matplotlib's list."""
+    from ultralytics.utils import USER_CONFIG_DIR
+
+    candidate = USER_CONFIG_DIR / Path(font).name
+    if candidate.exists():
+        return candidate
+    try:
+        from matplotlib import font_manager
+
+        for entry in font_manager.fontManager.ttflist:
+            if Path(font).name in entry.fname and os.path.exists(entry.fname):
+                return Path(entry.fname)
+    except Exception:  # matplotlib missing or its cache unreadable: no font, no download
+        return None
+    return None
+
+
+def _amp_without_download(model: Any) -> bool:
+    """AMP on CUDA without Ultralytics' check, which downloads a model to compare against."""
+    return next(model.parameters()).device.type == "cuda"
+
+
+@contextlib.contextmanager
+def _offline() -> Iterator[None]:
+    """Swap Ultralytics' downloading checks for offline ones while a call runs."""
+    import ultralytics.data.utils as data_utils
+    import ultralytics.engine.trainer as trainer
+    import ultralytics.utils.checks as checks
+
+    patches = [
+        (data_utils, "check_font", _local_font),
+        (checks, "check_font", _local_font),
+        (trainer, "check_amp", _amp_without_download),
+    ]
+    saved = [(mod, name, getattr(mod, name)) for mod, name, _ in patches]
+    try:
+        for mod, name, value in patches:
+            setattr(mod, name, value)
+        yield
+    finally:
+        for mod, name, value in saved:
+            setattr(mod, name, value)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
+
+
+# --------------------------------------------------------------------------- staging
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        dst.symlink_to(src)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def stage_split(items: Sequence[LabeledImage], root: Path) -> Path:
+    """Lay ``items`` out as ``root/images`` + ``root/labels`` and write ``root.txt``.
+
+    Images are symlinked (copied where links are not possible) and labels
+    copied, each under a unique name ``<index>_<stem><suffix>``, so two images
+    with the same file name in different folders do not collide. Returns the
+    list file, which holds the staged image paths, one a line.
+    """
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir(parents=True)
+    lines = []
+    for index, (image, label) in enumerate(items):
+        image, label = Path(image), Path(label)
+        if not image.is_file():
+            raise DataError(f"{image}: image file not found")
+        if image.suffix.lower() not in IMAGE_SUFFIXES:
+            raise DataError(f"{image}: not an image file ({', '.join(IMAGE_SUFFIXES)})")
+        if not label.is_file():
+            raise DataError(f"{label}: label file not found (for image {image})")
+        stem = f"{index:06d}_{image.stem}"
+        staged = root / "images" / f"{stem}{image.suffix}"
+        _link_or_copy(image.resolve(), staged)
+        shutil.copyfile(label, root / "labels" / f"{stem}.txt")
+        lines.append(str(staged))
+    list_file = root.with_suffix(".txt")
+    list_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return list_file
+
+
+def write_data_yaml(path: Path, train_list: Path, val_list: Path, names: Sequence[str]) -> Path:
+    """A ``data.yaml`` for Ultralytics, with absolute paths and the project's class names."""
+    names = [str(n) for n in names]
+    if not names:
+        raise DataError(f"{path}: no class names given")
+    data = {
+        "path": str(path.parent.resolve()),
+        "train": str(train_list.resolve()),
+        "val": str(val_list.resolve()),
+        "nc": len(names),
+        "names": dict(enumerate(names)),
+    }
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    model: Any  # torch.nn.Module, fused, eval, float32
+    device: Any  # torch.device
+    stride: int
+    imgsz: tuple[int, int]
+    n_classes: int
+
+
+@dataclass
+class _Item:
+    index: int
+    path: Path
+    shape: tuple[int, int]  # original (h, w)
+    image: np.ndarray  # letterboxed, HWC BGR uint8
+
+
+def _read_items(
+    paths: Iterable[Path],
+    imgsz: tuple[int, int],
+    stride: int,
+    out: "queue.Queue[_Item | tuple[int, Path, str] | None]",
+    stop: threading.Event,
+) -> None:
+    """Producer thread: decode and letterbox each image, in order, into ``out``.
+
+    Unreadable images are put as ``(index, path, reason)``. ``None`` ends the stream.
+    """
+    from ultralytics.data.augment import LetterBox
+    from ultralytics.utils.patches import imread
+
+    # Ultralytics' predictor letterboxes to the smallest stride-multiple rectangle
+    # (auto=True) when it sees one image at a time; batches here are grouped by
+    # that rectangle, so every image is letterboxed exactly as YOLO.predict would.
+    letterbox = LetterBox(imgsz, auto=True, stride=stride)
+    try:
+        for index, path in enumerate(paths):
+            if stop.is_set():
+                return
+            path = Path(path)
+            if not path.is_file():
+                item: Any = (index, path, "file not found")
+            else:
+                im = imread(str(path))
+                if im is None or im.ndim != 3 or im.shape[0] == 0 or im.shape[1] == 0:
+                    item = (index, path, "cannot decode image (empty, corrupt or unsupported)")
+                else:
+                    if im.shape[2] == 1:
+                        im = np.repeat(im, 3, axis=2)
+                    elif im.shape[2] == 4:
+                        im = im[..., :3]
+                    item = _Item(index, path, (im.shape[0], im.shape[1]), letterbox(image=im))
+            _put(out, item, stop)
+    except Exception as exc:  # surface loader bugs in the consumer, never hang it
+        _put(out, (-1, Path(""), f"image reader crashed: {_first_line(exc)}"), stop)
+    finally:
+        _put(out, None, stop)
+
+
+def _put(out: "queue.Queue", item: Any, stop: threading.Event) -> None:
+    """Put ``item`` unless the consumer has stopped listening."""
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+# --------------------------------------------------------------------------- adapter
+
+
+class UltralyticsAdapter:
+    """:class:`~detal.adapter.ModelAdapter` backed by Ultralytics YOLO.
+
+    ``cfg`` supplies the model (a YAML such as ``yolov5s.yaml``, ``yolov8n.yaml``
+    or ``yolo11n.yaml``, built and trained from scratch, or a local ``.pt``),
+    optional first-cycle ``weights``, ``imgsz``, ``batch``, ``workers``,
+    ``device`` (``auto``: Ultralytics picks), ``seed`` and extra
+    ``train_args``.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        bad = sorted(_RESERVED_TRAIN_ARGS & set(cfg.train_args))
+        if bad:
+            raise ConfigError(f"train_args: {', '.join(bad)} are set by detal and cannot be overridden")
+        self._cache: tuple[tuple[str, float, str], _Loaded] | None = None
+
+    # -- helpers ---------------------------------------------------------------
+    @property
+    def _device_arg(self) -> str | None:
+        """The ``device`` argument for Ultralytics; ``None`` lets it pick."""
+        return None if self.cfg.device == "auto" else self.cfg.device
+
+    def _start_model(self, init_weights: Path | None) -> str:
+        """What to build the model from: warm-start weights, cfg.weights, or cfg.model."""
+        start = init_weights if init_weights is not None else self.cfg.weights
+        if start is not None:
+            start = Path(start)
+            if not start.is_file():
+                raise ModelError(f"{start}: weights file not found")
+            return str(start)
+        model = self.cfg.model
+        if model.endswith(".pt"):
+            if not Path(model).is_file():
+                raise ModelError(f"{model}: model weights not found (detal never downloads weights)")
+            return model
+        if not model.endswith((".yaml", ".yml")):
+            raise ModelError(f"model {model!r}: expected a model YAML (yolov8n.yaml) or a local .pt")
+        return model
+
+    @staticmethod
+    def _build(source: str) -> Any:
+        from ultralytics import YOLO
+
+        try:
+            return YOLO(source, task="detect")
+        except Exception as exc:
+            raise ModelError(f"{source}: cannot build or load the model ({_first_line(exc)})") from exc
+
+    # -- ModelAdapter ------------------------------------------------------------
+    def train(
+        self,
+        train_items: Sequence[LabeledImage],
+        val_items: Sequence[LabeledImage],
+        names: Sequence[str],
+        out_dir: Path,
+        *,
+        epochs: int,
+        init_weights: Path | None = None,
+    ) -> TrainResult:
+        """Train on exactly ``train_items``; validate on ``val_items`` if any.
+
+        The model starts from ``init_weights`` (warm start), else
+        ``cfg.weights``, else ``cfg.model``; its number of classes is always
+        ``len(names)``. Without ``val_items``, Ultralytics still validates the
+        last epoch: it gets the first training image as a nominal val set,
+        those metrics are discarded (``metrics`` is ``None``), and the last
+        weights are returned. With ``val_items``, the best weights by
+        Ultralytics' fitness are returned with their metrics.
+        """
+        if not train_items:
+            raise DataError("train: no training images given")
+        if epochs < 1:
+            raise ConfigError(f"train: epochs must be a positive integer, got {epochs!r}")
+        _ultralytics()
+        out_dir = Path(out_dir).resolve()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        source = self._start_model(init_weights)
+
+        dataset = out_dir / "dataset"
+        train_list = stage_split(train_items, dataset / "train")
+        has_val = bool(val_items)
+        val_list = stage_split(val_items if has_val else train_items[:1], dataset / "val")
+        data = write_data_yaml(dataset / "data.yaml", train_list, val_list, names)
+
+        args: dict[str, Any] = {
+            "data": str(data),
+            "epochs": int(epochs),
+            "imgsz": self.cfg.imgsz,
+            "batch": self.cfg.batch,
+            "workers": self.cfg.workers,
+            "device": self._device_arg,
+            "seed": self.cfg.seed,
+            "deterministic": True,
+            "project": str(out_dir),
+            "name": "train",
+            "exist_ok": True,
+            "plots": False,
+            "val": has_val,
+            "amp": self._cuda_requested(),
+            "verbose": False,
+        }
+        args.update(self.cfg.train_args)
+
+        model = self._build(source)
+        start = time.perf_counter()
+        try:
+            with _offline():
+                model.train(**args)
+        except Exception as exc:
+            raise ModelError(f"training in {out_dir / 'train'} failed ({_first_line(exc)})") from exc
+        seconds = time.perf_counter() - start
+
+        trainer = model.trainer
+        best, last = Path(trainer.best), Path(trainer.last)
+        weights = best if has_val and best.is_file() else last
+        if not weights.is_file():
+            raise ModelError(f"training in {out_dir / 'train'} wrote no weights ({best.name}, {last.name})")
+        metrics = _metrics_from(trainer.metrics) if has_val else None
+        return TrainResult(weights=weights, metrics=metrics, seconds=seconds, epochs=int(epochs))
+
+    def _cuda_requested(self) -> bool:
+        """True when training will run on CUDA (AMP is only used there)."""
+        import torch
+
+        if self.cfg.device == "auto":
+            return torch.cuda.is_available()
+        dev = self.cfg.device.strip().lower()
+        return dev not in ("cpu", "mps", "") and torch.cuda.is_available()
+
+    def evaluate(
+        self, weights: Path, val_items: Sequence[LabeledImage], names: Sequence[str], out_dir: Path
+    ) -> Metrics:
+        """mAP50 and mAP50-95 of ``weights`` on ``val_items``, from Ultralytics' validator."""
+        if not val_items:
+            raise DataError("evaluate: no validation images given")
+        weights = Path(weights)
+        if not weights.is_file():
+            raise ModelError(f"{weights}: weights file not found")
+        _ultralytics()
+        out_dir = Path(out_dir).resolve()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        dataset = out_dir / "dataset"
+        val_list = stage_split(val_items, dataset / "val")
+        data = write_data_yaml(dataset / "data.yaml", val_list, val_list, names)
+        model = self._build(str(weights))
+        try:
+            with _offline():
+                result = model.val(
+                    data=str(data),
+                    split="val",
+                    imgsz=self.cfg.imgsz,
+                    batch=self.cfg.batch,
+                    workers=self.cfg.workers,
+                    device=self._device_arg,
+                    iou=self.cfg.iou,
+                    project=str(out_dir),
+                    name="val",
+                    exist_ok=True,
+                    plots=False,
+                    save_json=False,
+                    verbose=False,
+                )
+        except Exception as exc:
+            raise ModelError(f"{weights}: evaluation in {out_dir / 'val'} failed ({_first_line(exc)})") from exc
+        return Metrics(map50=float(result.box.map50), map50_95=float(result.box.map))
+
+    # -- predict -------------------------------------------------------------------
+    def load(self, weights: Path) -> _Loaded:
+        """Load ``weights`` as Ultralytics' predictor does (fused, float32, eval); cached."""
+        weights = Path(weights)
+        if not weights.is_file():
+            raise ModelError(f"{weights}: weights file not found")
+        key = (str(weights.resolve()), weights.stat().st_mtime, self.cfg.device)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        _ultralytics()
+        from ultralytics.nn.tasks import load_checkpoint
+        from ultralytics.utils.checks import check_imgsz
+        from ultralytics.utils.torch_utils import select_device
+
+        device = select_device("" if self.cfg.device == "auto" else self.cfg.device, verbose=False)
+        try:
+            model, _ = load_checkpoint(str(weights), device=device)
+        except Exception as exc:
+            raise ModelError(f"{weights}: cannot load weights ({_first_line(exc)})") from exc
+        if not hasattr(model, "stride") or getattr(model, "task", "detect") != "detect":
+            raise ModelError(f"{weights}: not a detection model (task {getattr(model, 'task', '?')!r})")
+        if hasattr(model, "end2end"):
+            model.end2end = False  # one-to-many head + NMS, as YOLO.predict does by default
+        model = model.fuse(verbose=False).to(device).float().eval()
+        for p in model.parameters():
+            p.requires_grad = False
+        stride = max(int(model.stride.max()), 32)
+        h, w = check_imgsz(self.cfg.imgsz, stride=stride, min_dim=2)
+        loaded = _Loaded(model, device, stride, (int(h), int(w)), int(len(model.names)))
+        self._cache = (key, loaded)
+        return loaded
+
+    def predict(
+        self,
+        weights: Path,
+        images: Iterable[Path],
+        *,
+        conf: float,
+        iou: float = 0.7,
+        batch: int = 32,
+        progress: bool = True,
+    ) -> PredictResult:
+        """Detections with full class-probability vectors for every readable image.
+
+        Images stream through a background reader (decode + letterbox) with a
+        bounded queue, and are run in batches of up to ``batch`` images that
+        share one letterboxed shape. At most a few batches of images are held
+        at a time, however many images there are. Unreadable images are listed
+        in ``failed`` with the reason. Predictions come back in input order.
+        """
+        if batch < 1:
+            raise ConfigError(f"predict: batch must be a positive integer, got {batch!r}")
+        if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
+            raise ConfigError(f"predict: conf and iou must lie in [0, 1], got conf={conf!r} iou={iou!r}")
+        loaded = self.load(weights)
+        from tqdm import tqdm
+
+        total = len(images) if hasattr(images, "__len__") else None  # type: ignore[arg-type]
+        items: queue.Queue = queue.Queue(maxsize=2 * batch)
+        stop = threading.Event()
+        reader = threading.Thread(
+            target=_read_items, args=(images, loaded.imgsz, loaded.stride, items, stop), daemon=True
+        )
+        done: list[tuple[int, Prediction]] = []
+        failed: list[tuple[int, Path, str]] = []
+        buckets: dict[tuple[int, int], list[_Item]] = {}
+        held = 0
+        limit = 4 * batch  # images held across shape buckets before the fullest is run
+        bar = tqdm(total=total, desc="predict", unit="img", disable=not progress, leave=False)
+        reader.start()
+        try:
+            while True:
+                item = items.get()
+                if item is None:
+                    break
+                if isinstance(item, tuple):
+                    index, path, reason = item
+                    if index < 0:
+                        raise ModelError(f"predict: {reason}")
+                    failed.append(item)
+                    bar.update(1)
+                    continue
+                key = item.image.shape[:2]
+                buckets.setdefault(key, []).append(item)
+                held += 1
+                if len(buckets[key]) >= batch:
+                    group = buckets.pop(key)
+                elif held >= limit:
+                    group = buckets.pop(max(buckets, key=lambda k: len(buckets[k])))
+                else:
+                    continue
+                held -= len(group)
+                done.extend(self._run(loaded, group, conf, iou))
+                bar.update(len(group))
+            for group in buckets.values():
+                done.extend(self._run(loaded, group, conf, iou))
+                bar.update(len(group))
+        finally:
+            stop.set()
+            bar.close()
+            reader.join(timeout=5)
+        done.sort(key=lambda pair: pair[0])
+        failed.sort(key=lambda entry: entry[0])
+        return PredictResult([p for _, p in done], [(path, reason) for _, path, reason in failed])
+
+    def _run(
+        self, loaded: _Loaded, group: list[_Item], conf: float, iou: float
+    ) -> list[tuple[int, Prediction]]:
+        """One forward pass over images of one letterboxed shape, then NMS per image."""
+        import torch
+        from ultralytics.utils import nms, ops
+
+        with torch.inference_mode():
+            batch = torch.from_numpy(np.stack([it.image for it in group])).to(loaded.device)
+            batch = batch.permute(0, 3, 1, 2).flip(1).float().div_(255)  # BHWC BGR -> BCHW RGB in [0, 1]
+            raw = loaded.model(batch)
+            raw = raw[0] if isinstance(raw, (list, tuple)) else raw  # (B, 4 + nc, anchors)
+            nc = loaded.n_classes
+            out = []
+            for b, it in enumerate(group):
+                # NMS gets a copy (it may rewrite boxes in place); class scores are read from `raw`.
+                kept, idx = nms.non_max_suppression(
+                    raw[b : b + 1].clone(), conf, iou, max_det=300, return_idxs=True
+                )
+                det = kept[0]
+                keep = idx[0].view(-1).long()
+                if det.shape[0] == 0:
+                    out.append((it.index, Prediction(it.path, it.shape[1], it.shape[0], Detections.empty(nc))))
+                    continue
+                boxes = ops.scale_boxes(batch.shape[2:], det[:, :4].clone(), it.shape)
+                probs = raw[b, 4 : 4 + nc][:, keep].T
+                detections = Detections(
+                    xyxy=boxes.cpu().numpy(),
+                    class_id=det[:, 5].long().cpu().numpy(),
+                    confidence=det[:, 4].cpu().numpy(),
+                    class_probs=probs.cpu().numpy(),
+                )
+                out.append((it.index, Prediction(it.path, it.shape[1], it.shape[0], detections)))
+        return out
+
+
+def _metrics_from(metrics: Any) -> Metrics | None:
+    """mAP50 and mAP50-95 from the dict Ultralytics' trainer keeps after its final validation."""
+    if not isinstance(metrics, dict):
+        return None
+    try:
+        return Metrics(
+            map50=float(metrics["metrics/mAP50(B)"]), map50_95=float(metrics["metrics/mAP50-95(B)"])
+        )
+    except (KeyError, TypeError, ValueError):
+        return None

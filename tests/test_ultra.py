@@ -1,0 +1,318 @@
+"""The Ultralytics adapter against real (tiny) Ultralytics training and inference.
+
+One yolov8n model is trained once for the module (imgsz 64, 2 epochs, 12
+generated images of drawn squares, circles and triangles) and shared by the
+predict, evaluate, equality and no-network tests. A model trained that briefly
+gives nearly the same scores to every image, which would make the equality
+test with ``YOLO.predict`` toothless, so that test also runs on a copy whose
+class-score convolution is re-drawn at random: its scores then vary strongly
+from image to image and anchor to anchor.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import NETWORK_ATTEMPTS
+from detal.config import Config
+from detal.errors import ConfigError, DataError, ModelError
+from detal.ultra import UltralyticsAdapter, stage_split
+
+cv2 = pytest.importorskip("cv2")
+
+NAMES = ["square", "circle", "triangle"]
+COLORS = [(0, 0, 255), (0, 255, 0), (255, 0, 0)]
+SIZES = [(64, 64), (64, 96), (80, 64)]  # (h, w): three letterbox shapes at imgsz 64
+
+
+def draw_dataset(root: Path, n: int, seed: int = 0) -> list[tuple[Path, Path]]:
+    """``n`` images with 1-3 drawn shapes each and their YOLO labels."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    items = []
+    for i in range(n):
+        h, w = SIZES[i % len(SIZES)]
+        image = np.full((h, w, 3), int(rng.integers(20, 60)), np.uint8)
+        lines = []
+        for _ in range(int(rng.integers(1, 4))):
+            c = int(rng.integers(0, 3))
+            s = int(rng.integers(14, 26))
+            x, y = int(rng.integers(0, w - s)), int(rng.integers(0, h - s))
+            if c == 0:
+                cv2.rectangle(image, (x, y), (x + s - 1, y + s - 1), COLORS[c], -1)
+            elif c == 1:
+                cv2.circle(image, (x + s // 2, y + s // 2), s // 2, COLORS[c], -1)
+            else:
+                pts = np.array([[x, y + s - 1], [x + s - 1, y + s - 1], [x + s // 2, y]], np.int32)
+                cv2.fillPoly(image, [pts], COLORS[c])
+            lines.append(f"{c} {(x + s / 2) / w:.6f} {(y + s / 2) / h:.6f} {s / w:.6f} {s / h:.6f}")
+        img_path, label_path = root / f"img{i:03d}.png", root / f"img{i:03d}.txt"
+        cv2.imwrite(str(img_path), image)
+        label_path.write_text("\n".join(lines) + "\n")
+        items.append((img_path, label_path))
+    return items
+
+
+def tiny_config(**changes) -> Config:
+    base = dict(model="yolov8n.yaml", imgsz=64, batch=8, workers=0, device="cpu", seed=0)
+    base.update(changes)
+    return Config(**base)
+
+
+def redraw_class_head(weights: Path, out: Path, seed: int = 0) -> Path:
+    """A copy of ``weights`` whose last class-score convolutions are random (bias 0)."""
+    import torch
+    from ultralytics import YOLO
+
+    model = YOLO(str(weights))
+    head = model.model.model[-1]
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for branch in head.cv3:
+            conv = branch[-1]
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * 1.5)
+            conv.bias.zero_()
+    model.save(str(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("shapes")
+    items = draw_dataset(root / "pool", 16)
+    return {"root": root, "train": items[:12], "val": items[12:], "all": items}
+
+
+@pytest.fixture(scope="module")
+def trained(data) -> dict:
+    """One real training run, shared; records any network attempt made while it ran."""
+    NETWORK_ATTEMPTS.clear()
+    adapter = UltralyticsAdapter(tiny_config())
+    out = data["root"] / "cycle0"
+    result = adapter.train(data["train"], data["val"], NAMES, out, epochs=2)
+    attempts = list(NETWORK_ATTEMPTS)
+    sharp = redraw_class_head(result.weights, data["root"] / "sharp.pt")
+    return {"adapter": adapter, "result": result, "out": out, "attempts": attempts, "sharp": sharp}
+
+
+# ----------------------------------------------------------------------------- train
+
+
+@pytest.mark.slow
+def test_train_writes_weights_metrics_and_exact_lists(data, trained):
+    result, out = trained["result"], trained["out"]
+    assert result.weights.is_file() and out in result.weights.parents
+    assert result.weights.name == "best.pt" and result.epochs == 2
+    assert result.metrics is not None
+    assert 0.0 <= result.metrics.map50 <= 1.0 and 0.0 <= result.metrics.map50_95 <= result.metrics.map50 + 1e-9
+    staged = (out / "dataset" / "train.txt").read_text().split()
+    assert sorted(Path(p).resolve() for p in staged) == sorted(p.resolve() for p, _ in data["train"])
+    val = (out / "dataset" / "val.txt").read_text().split()
+    assert sorted(Path(p).resolve() for p in val) == sorted(p.resolve() for p, _ in data["val"])
+    spec = yaml.safe_load((out / "dataset" / "data.yaml").read_text())
+    assert spec["names"] == dict(enumerate(NAMES)) and spec["nc"] == 3
+    assert not list(out.glob("train/*.png")) and not list(out.glob("train/*.jpg"))  # plots=False
+
+
+@pytest.mark.slow
+def test_checkpoint_has_project_names_and_class_count(trained):
+    from ultralytics.nn.tasks import load_checkpoint
+
+    model, _ = load_checkpoint(str(trained["result"].weights))
+    assert model.nc == 3 and list(model.names.values()) == NAMES
+
+
+@pytest.mark.slow
+def test_warm_start_without_val_returns_last_weights(data, trained, tmp_path):
+    adapter = UltralyticsAdapter(tiny_config())
+    result = adapter.train(
+        data["train"][:6], [], NAMES, tmp_path / "cycle1", epochs=1, init_weights=trained["result"].weights
+    )
+    assert result.metrics is None
+    assert result.weights.name == "last.pt" and result.weights.is_file()
+    args = yaml.safe_load((tmp_path / "cycle1" / "train" / "args.yaml").read_text())
+    assert args["val"] is False and args["plots"] is False
+    assert Path(args["model"]).resolve() == trained["result"].weights.resolve()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_yaml", ["yolov5s.yaml", "yolo11n.yaml"])
+def test_other_architectures_train_with_project_class_count(data, tmp_path, model_yaml):
+    adapter = UltralyticsAdapter(tiny_config(model=model_yaml, batch=4))
+    names = ["a", "b"]
+    items = []
+    for image, label in data["train"][:4]:
+        two = tmp_path / label.name  # fold the three classes into two
+        two.write_text("".join(f"{min(int(l.split()[0]), 1)} {l.split(' ', 1)[1]}\n" for l in label.read_text().splitlines()))
+        items.append((image, two))
+    result = adapter.train(items, [], names, tmp_path / "run", epochs=1)
+    pred = adapter.predict(result.weights, [items[0][0]], conf=0.0, progress=False).predictions[0]
+    assert pred.detections.n_classes == 2
+
+
+# ----------------------------------------------------------------------------- predict
+
+
+@pytest.mark.slow
+def test_predict_returns_full_probability_vectors_in_input_order(data, trained):
+    adapter = trained["adapter"]
+    paths = [p for p, _ in data["all"]][::-1]
+    result = adapter.predict(trained["sharp"], paths, conf=0.25, batch=5, progress=False)
+    assert result.failed == []
+    assert [p.path for p in result.predictions] == paths
+    n_boxes = 0
+    for pred in result.predictions:
+        h, w = cv2.imread(str(pred.path)).shape[:2]
+        assert (pred.width, pred.height) == (w, h)
+        det = pred.detections
+        n_boxes += len(det)
+        assert det.class_probs.shape == (len(det), 3)
+        np.testing.assert_array_equal(det.class_id, det.class_probs.argmax(axis=1))
+        np.testing.assert_allclose(det.confidence, det.class_probs.max(axis=1), rtol=0, atol=1e-6)
+        assert np.all(det.confidence >= 0.25)
+        assert np.all(det.xyxy >= 0) and np.all(det.xyxy[:, [0, 2]] <= w) and np.all(det.xyxy[:, [1, 3]] <= h)
+    assert n_boxes > 0
+
+
+def _ultralytics_boxes(weights: Path, path: Path, conf: float, iou: float):
+    from ultralytics import YOLO
+
+    boxes = YOLO(str(weights)).predict(str(path), imgsz=64, conf=conf, iou=iou, device="cpu", verbose=False)[0].boxes
+    return boxes.xyxy.numpy(), boxes.cls.numpy().astype(int), boxes.conf.numpy()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which,conf,batch", [("trained", 0.001, 4), ("sharp", 0.25, 1), ("sharp", 0.25, 16)])
+def test_top1_class_and_confidence_equal_ultralytics_predict(data, trained, which, conf, batch):
+    weights = trained["result"].weights if which == "trained" else trained["sharp"]
+    paths = [p for p, _ in data["all"]]
+    ours = trained["adapter"].predict(weights, paths, conf=conf, iou=0.7, batch=batch, progress=False)
+    total = 0
+    for pred in ours.predictions:
+        xyxy, cls, confidence = _ultralytics_boxes(weights, pred.path, conf, 0.7)
+        det = pred.detections
+        assert len(det) == len(cls), pred.path
+        total += len(cls)
+        np.testing.assert_array_equal(det.class_id, cls)
+        np.testing.assert_allclose(det.confidence, confidence, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(det.xyxy, xyxy, rtol=0, atol=1e-3)
+    assert total > 0
+
+
+@pytest.mark.slow
+def test_corrupt_missing_and_empty_images_are_listed_not_fatal(data, trained, tmp_path):
+    good = [p for p, _ in data["all"][:3]]
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(os.urandom(512))
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good[0].read_bytes()[:40])
+    missing = tmp_path / "missing.jpg"
+    paths = [garbage, good[0], empty, good[1], missing, truncated, good[2]]
+    result = trained["adapter"].predict(trained["sharp"], paths, conf=0.25, batch=2, progress=False)
+    assert [p.path for p in result.predictions] == good
+    assert [path for path, _ in result.failed] == [garbage, empty, missing, truncated]
+    reasons = dict(result.failed)
+    assert "not found" in reasons[missing] and "decode" in reasons[garbage]
+
+
+@pytest.mark.slow
+def test_predict_accepts_a_generator_and_an_empty_input(data, trained):
+    adapter = trained["adapter"]
+    stream = (p for p, _ in data["all"][:5])
+    assert len(adapter.predict(trained["sharp"], stream, conf=0.25, batch=2, progress=False).predictions) == 5
+    empty = adapter.predict(trained["sharp"], [], conf=0.25, progress=False)
+    assert empty.predictions == [] and empty.failed == []
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+@pytest.mark.slow
+def test_evaluate_returns_validator_map(data, trained, tmp_path):
+    metrics = trained["adapter"].evaluate(trained["result"].weights, data["val"], NAMES, tmp_path / "eval")
+    assert 0.0 <= metrics.map50_95 <= metrics.map50 <= 1.0
+    assert (tmp_path / "eval" / "dataset" / "val.txt").read_text().count("\n") == len(data["val"])
+    assert not list((tmp_path / "eval").rglob("*.png")) or all(
+        "dataset" in p.parts for p in (tmp_path / "eval").rglob("*.png")
+    )
+
+
+# ----------------------------------------------------------------------------- offline
+
+
+@pytest.mark.slow
+def test_nothing_reaches_for_the_network(data, trained, tmp_path, network_attempts):
+    assert trained["attempts"] == []  # during training
+    adapter = trained["adapter"]
+    adapter.predict(trained["result"].weights, [p for p, _ in data["val"]], conf=0.25, progress=False)
+    adapter.evaluate(trained["result"].weights, data["val"], NAMES, tmp_path / "eval")
+    assert network_attempts == []
+
+
+@pytest.mark.slow
+def test_settings_stay_out_of_home_and_sync_is_off(trained):
+    from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
+
+    assert Path.home() not in USER_CONFIG_DIR.resolve().parents
+    assert SETTINGS["sync"] is False
+
+
+# ----------------------------------------------------------------------------- errors (fast)
+
+
+@pytest.mark.parametrize(
+    "changes,call,error,text",
+    [
+        ({}, "predict_missing", ModelError, "weights file not found"),
+        ({"model": "nowhere/yolov8n.pt"}, "train", ModelError, "never downloads"),
+        ({"model": "resnet50"}, "train", ModelError, "model YAML"),
+        ({}, "train_missing_label", DataError, "label file not found"),
+        ({}, "train_empty", DataError, "no training images"),
+        ({}, "evaluate_empty", DataError, "no validation images"),
+    ],
+)
+def test_bad_input_raises_detal_errors(tmp_path, changes, call, error, text):
+    adapter = UltralyticsAdapter(tiny_config(**changes))
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    label = tmp_path / "a.txt"
+    label.write_text("")
+    with pytest.raises(error, match=text):
+        if call == "predict_missing":
+            adapter.predict(tmp_path / "none.pt", [image], conf=0.25, progress=False)
+        elif call == "train":
+            adapter.train([(image, label)], [], NAMES, tmp_path / "out", epochs=1)
+        elif call == "train_missing_label":
+            adapter.train([(image, tmp_path / "b.txt")], [], NAMES, tmp_path / "out", epochs=1)
+        elif call == "train_empty":
+            adapter.train([], [], NAMES, tmp_path / "out", epochs=1)
+        else:
+            adapter.evaluate(tmp_path / "none.pt", [], NAMES, tmp_path / "out")
+
+
+def test_reserved_train_args_are_rejected():
+    with pytest.raises(ConfigError, match="data, project"):
+        UltralyticsAdapter(tiny_config(train_args={"project": "/tmp/x", "data": "x.yaml"}))
+
+
+def test_staging_gives_same_named_images_unique_names(tmp_path):
+    items = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        image, label = tmp_path / folder / "same.png", tmp_path / folder / "same.txt"
+        cv2.imwrite(str(image), np.zeros((4, 4, 3), np.uint8))
+        label.write_text(f"0 0.5 0.5 0.{len(folder)} 0.5\n" if folder == "a" else "")
+        items.append((image, label))
+    listing = stage_split(items, tmp_path / "stage" / "train")
+    staged = [Path(p) for p in listing.read_text().split()]
+    assert len(set(staged)) == 2
+    assert [p.resolve() for p in staged] == [i.resolve() for i, _ in items]
+    labels = [(tmp_path / "stage" / "train" / "labels" / f"{p.stem}.txt").read_text() for p in staged]
+    assert labels == [items[0][1].read_text(), ""]
