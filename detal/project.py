@@ -216,6 +216,8 @@ def _open_store(project: Path) -> Store:
 
 def project_config(project: str | Path, overrides: Iterable[str] = ()) -> Config:
     """The project's config snapshot with ``key=value`` overrides applied."""
+    if not (Path(project) / DB_NAME).is_file():
+        raise StateError(f"{project}: not a detal project (no {DB_NAME}; run detal init first)")
     path = Path(project) / CONFIG_FILE
     if not path.is_file():
         raise StateError(f"{path}: config snapshot missing")
