@@ -54,7 +54,7 @@ def test_pycocotools_loads_images_categories_and_boxes(coco_file):
 
 
 def test_predictions_scored_against_themselves_give_ap_one(coco_file):
-    preds, path = coco_file
+    _, path = coco_file
     gt = _quiet(COCO, str(path))
     results = json.loads(path.read_text())["annotations"]
     dt = _quiet(gt.loadRes, results)

@@ -75,7 +75,7 @@ def test_datumaro_reads_the_ultralytics_layout(exported):
 
 
 def test_datumaro_reads_the_coco_file(exported):
-    preds, out, tmp_path = exported
+    preds, _, tmp_path = exported
     dataset = Dataset.import_from(str(tmp_path / "out" / "coco"), "coco_instances")
     assert [c.name for c in dataset.categories()[AnnotationType.label]] == NAMES
     _assert_same(_datumaro_boxes(dataset), _detal_boxes(preds))
