@@ -27,7 +27,7 @@ cv2 = pytest.importorskip("cv2")
 
 NAMES = ["square", "circle", "triangle"]
 COLORS = [(0, 0, 255), (0, 255, 0), (255, 0, 0)]
-SIZES = [(64, 64), (64, 96), (80, 64)]  # (h, w): three letterbox shapes at imgsz 64
+SIZES = [(64, 64), (32, 96), (96, 32)]  # (h, w): letterboxed at imgsz 64 to 64x64, 32x64 and 64x32
 
 
 def draw_dataset(root: Path, n: int, seed: int = 0) -> list[tuple[Path, Path]]:
