@@ -684,6 +684,8 @@ def _run_cycle(
 
     cycle_dir = project / CYCLES_DIR / str(k)
     cycle_dir.mkdir(parents=True, exist_ok=True)
+    for stale in cycle_dir.glob(".*.tmp-*"):  # left by a killed run
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     timings = dict(store.cycle(k).timings)
     cache: dict[int, Prediction] = {}
 
