@@ -18,6 +18,19 @@ test: venv
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow"
 
+# demo: mixed vs random on a small digits-det, one seed, CPU-sized (about 10 min on 2 cores).
+# Prints one line per cycle, then summary.md. Rerunning resumes; delete runs/simulate/demo to start over.
+DEMO_DATA := data/digits-demo
+demo: venv
+	@test -f $(DEMO_DATA)/data.yaml || $(VENV)/bin/detal data digits --out $(DEMO_DATA) --pool 500 --val 200 --imgsz 96 --seed 0
+	@rm -f runs/simulate/demo/summary.md
+	@PYTHONUNBUFFERED=1 $(VENV)/bin/detal simulate configs/demo.yaml --strategies mixed,random --seeds 0 \
+		--name demo --data $(DEMO_DATA)/data.yaml 2>&1 | tee runs/simulate-demo.log \
+		| grep --line-buffered -E '^(simulate:|\[(mixed|random) seed|detal: error)'
+	@test -f runs/simulate/demo/summary.md || { tail -n 20 runs/simulate-demo.log; exit 1; }
+	@echo; cat runs/simulate/demo/summary.md
+	@echo; echo "curves: runs/simulate/demo/curves.png  (full log: runs/simulate-demo.log)"
+
 lint: venv
 	$(PY) -m ruff check detal tests benchmarks
 

@@ -494,6 +494,15 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
+def _fill_missing_labels(dataset: Dataset, empty: Path) -> Dataset:
+    """Point images without a label file (no objects, by Ultralytics' convention) at an empty file."""
+    if all(lbl.is_file() for _, lbl in dataset.pool + dataset.val):
+        return dataset
+    empty.write_text("", encoding="utf-8")
+    fix = lambda items: [(img, lbl if lbl.is_file() else empty) for img, lbl in items]  # noqa: E731
+    return dataclasses.replace(dataset, pool=fix(dataset.pool), val=fix(dataset.val))
+
+
 # -- every (strategy, seed) ---------------------------------------------------------------
 def write_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -535,6 +544,7 @@ def simulate(
     dataset = load_dataset(data_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    dataset = _fill_missing_labels(dataset, out / "empty_label.txt")
     _atomic_write(out / "config.yaml", yaml.safe_dump({**cfg.to_dict(), "data": str(data_path)}, sort_keys=False))
     if log:
         log(
@@ -547,7 +557,8 @@ def simulate(
     for seed in seeds:
         scfg = cfg.replace(seed=int(seed))
         for strategy in strategies:
-            ad = adapter if isinstance(adapter, ModelAdapter) else adapter(scfg)
+            is_instance = isinstance(adapter, ModelAdapter) and not isinstance(adapter, type)
+            ad = adapter if is_instance else adapter(scfg)
             sim = Simulation(scfg, dataset, ad, strategy, out / strategy / f"seed{seed}", log=log)
             for event, fns in (callbacks or {}).items():
                 for fn in fns:

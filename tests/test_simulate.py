@@ -297,3 +297,45 @@ def test_cli_errors_are_one_line(data_yaml, tmp_path, capsys, fake_ultra, extra,
     assert main(["simulate", str(cfg), "--data", str(data_yaml), "--runs", str(tmp_path / "r"), *extra]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("detal: error:") and match in err and "\n" not in err
+
+
+# -- one real run ------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_real_smoke_simulation(tmp_path):
+    """Real Ultralytics train, evaluate, score, select and export on a tiny digits-det."""
+    pytest.importorskip("ultralytics")
+    from detal.digits import DigitsSpec, build_digits
+    from detal.ultra import UltralyticsAdapter
+
+    data = build_digits(tmp_path / "digits", DigitsSpec(pool=24, val=8, imgsz=64, seed=0))
+    cfg = Config(
+        model="yolov8n.yaml", imgsz=64, batch=8, workers=0, device="cpu", epochs_per_cycle=1,
+        initial_fraction=0.25, batch_fraction=0.25, subset_fraction=0.5, max_labeled_fraction=0.5,
+        score_conf=0.0, empty_image_score=1.0,
+    )
+    out = simulate(cfg, UltralyticsAdapter, strategies=["mixed", "random"], seeds=[0],
+                   out_dir=tmp_path / "sim", data=data, log=None)
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [(r["strategy"], int(r["n_labeled"])) for r in rows] == [
+        ("mixed", 6), ("mixed", 12), ("random", 6), ("random", 12)
+    ]
+    assert all(0.0 <= float(r["map50_95"]) <= float(r["map50"]) <= 1.0 for r in rows)
+    pre = out / "mixed" / "seed0" / "cycle0" / "prelabels"
+    assert len([p for p in pre.glob("*.txt") if p.name != "classes.txt"]) == 6
+    assert (out / "curves.png").is_file() and (out / "summary.md").is_file()
+
+
+def test_images_without_labels_train_as_background(tmp_path):
+    y = _make_dataset(tmp_path / "ds", n_pool=10, n_val=2)
+    (tmp_path / "ds" / "labels" / "train" / "train003.txt").unlink()
+    seen = []
+
+    class Spy(FakeAdapter):
+        def train(self, train_items, val_items, names, out_dir, **kw):
+            seen.extend(train_items)
+            return super().train(train_items, val_items, names, out_dir, **kw)
+
+    simulate(_cfg(initial_fraction=0.2, max_labeled_fraction=1.0, batch_fraction=0.5), Spy(N_CLASSES),
+             strategies=["random"], out_dir=tmp_path / "o", data=y, log=None, report=False)
+    assert all(lbl.is_file() for _, lbl in seen)
+    assert any(lbl.name == "empty_label.txt" and lbl.read_text() == "" for _, lbl in seen)
