@@ -34,6 +34,7 @@ Events (callbacks held on the instance, ``sim.add_callback(event, fn)``;
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -44,7 +45,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import yaml
@@ -398,10 +399,36 @@ class Simulation:
     def run(self, max_cycles: int | None = None) -> list[dict[str, Any]]:
         """Run cycles until the budget is reached (or ``max_cycles`` more have finished)."""
         ran = 0
-        while not self.done and (max_cycles is None or ran < max_cycles):
-            self.step()
-            ran += 1
+        with self._lock():
+            while not self.done and (max_cycles is None or ran < max_cycles):
+                self.step()
+                ran += 1
         return self.rows
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Refuse to run while another live process runs the same folder; take over stale locks."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock = self.run_dir / "run.lock"
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    pid = int(lock.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and pid != os.getpid() and _alive(pid):
+                    raise StateError(f"{self.run_dir}: process {pid} is running this simulation") from None
+                lock.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            break
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
 
     def step(self) -> dict[str, Any]:
         """Run one cycle: train, evaluate, and (unless at the budget) select and reveal."""
@@ -482,6 +509,16 @@ class Simulation:
         )
         self._emit("on_cycle_end", {"cycle": c, "row": row})
         return row
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _json_default(obj: Any) -> Any:

@@ -339,3 +339,20 @@ def test_images_without_labels_train_as_background(tmp_path):
              strategies=["random"], out_dir=tmp_path / "o", data=y, log=None, report=False)
     assert all(lbl.is_file() for _, lbl in seen)
     assert any(lbl.name == "empty_label.txt" and lbl.read_text() == "" for _, lbl in seen)
+
+
+def test_a_run_folder_is_locked_while_it_runs(data_yaml, tmp_path):
+    import subprocess
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (run_dir / "run.lock").write_text(str(other.pid))
+        with pytest.raises(StateError, match=f"process {other.pid}"):
+            _sim(data_yaml, run_dir).run()
+    finally:
+        other.kill()
+        other.wait()
+    rows = _sim(data_yaml, run_dir).run()  # a stale lock is taken over
+    assert len(rows) == 5 and not (run_dir / "run.lock").exists()
