@@ -23,6 +23,7 @@ COMMANDS = (
     "project",
     "data",
     "simulate",
+    "score",
 )
 
 

@@ -37,9 +37,10 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
@@ -49,10 +50,7 @@ from detal.config import Config
 from detal.detections import Detections, Prediction
 from detal.errors import ConfigError, DataError, ModelError
 
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
-
-__all__ = ["UltralyticsAdapter", "IMAGE_SUFFIXES", "default_config_dir"]
+__all__ = ["IMAGE_SUFFIXES", "UltralyticsAdapter", "default_config_dir"]
 
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 """Image file suffixes detal stages for training and lists when scoring a folder."""
@@ -109,7 +107,7 @@ def _local_font(font: str = "Arial.ttf") -> Path | None:
         for entry in font_manager.fontManager.ttflist:
             if Path(font).name in entry.fname and os.path.exists(entry.fname):
                 return Path(entry.fname)
-    except Exception:  # matplotlib missing or its cache unreadable: no font, no download
+    except Exception:  # noqa: BLE001 - best effort: no matplotlib or no font cache means no font
         return None
     return None
 
@@ -123,8 +121,8 @@ def _amp_without_download(model: Any) -> bool:
 def _offline() -> Iterator[None]:
     """Swap Ultralytics' downloading checks for offline ones while a call runs."""
     import ultralytics.data.utils as data_utils
-    import ultralytics.engine.trainer as trainer
-    import ultralytics.utils.checks as checks
+    from ultralytics.engine import trainer
+    from ultralytics.utils import checks
 
     patches = [
         (data_utils, "check_font", _local_font),
@@ -227,7 +225,7 @@ def _read_items(
     paths: Iterable[Path],
     imgsz: tuple[int, int],
     stride: int,
-    out: "queue.Queue[_Item | tuple[int, Path, str] | None]",
+    out: queue.Queue[_Item | tuple[int, Path, str] | None],
     stop: threading.Event,
 ) -> None:
     """Producer thread: decode and letterbox each image, in order, into ``out``.
@@ -259,13 +257,13 @@ def _read_items(
                         im = im[..., :3]
                     item = _Item(index, path, (im.shape[0], im.shape[1]), letterbox(image=im))
             _put(out, item, stop)
-    except Exception as exc:  # surface loader bugs in the consumer, never hang it
+    except Exception as exc:  # noqa: BLE001 - hand any reader bug to the consumer, never hang it
         _put(out, (-1, Path(""), f"image reader crashed: {_first_line(exc)}"), stop)
     finally:
         _put(out, None, stop)
 
 
-def _put(out: "queue.Queue", item: Any, stop: threading.Event) -> None:
+def _put(out: queue.Queue, item: Any, stop: threading.Event) -> None:
     """Put ``item`` unless the consumer has stopped listening."""
     while not stop.is_set():
         try:
@@ -473,7 +471,7 @@ class UltralyticsAdapter:
             p.requires_grad = False
         stride = max(int(model.stride.max()), 32)
         h, w = check_imgsz(self.cfg.imgsz, stride=stride, min_dim=2)
-        loaded = _Loaded(model, device, stride, (int(h), int(w)), int(len(model.names)))
+        loaded = _Loaded(model, device, stride, (int(h), int(w)), len(model.names))
         self._cache = (key, loaded)
         return loaded
 
@@ -521,7 +519,7 @@ class UltralyticsAdapter:
                 if item is None:
                     break
                 if isinstance(item, tuple):
-                    index, path, reason = item
+                    index, _path, reason = item
                     if index < 0:
                         raise ModelError(f"predict: {reason}")
                     failed.append(item)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import NETWORK_ATTEMPTS
+
 from detal.config import Config
 from detal.errors import ConfigError, DataError, ModelError
 from detal.ultra import UltralyticsAdapter, stage_split
@@ -59,7 +59,7 @@ def draw_dataset(root: Path, n: int, seed: int = 0) -> list[tuple[Path, Path]]:
 
 
 def tiny_config(**changes) -> Config:
-    base = dict(model="yolov8n.yaml", imgsz=64, batch=8, workers=0, device="cpu", seed=0)
+    base = {"model": "yolov8n.yaml", "imgsz": 64, "batch": 8, "workers": 0, "device": "cpu", "seed": 0}
     base.update(changes)
     return Config(**base)
 

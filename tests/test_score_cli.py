@@ -1,0 +1,154 @@
+"""``detal score`` in-process: the CSV it writes, and one-line errors for bad input.
+
+The weights are an untrained yolov8n (2 classes) whose last class-score
+convolutions are drawn at random, so that images get boxes with varied class
+vectors without any training run.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detal.cli import main
+from detal.config import Config
+from detal.scoring import score_predictions
+
+cv2 = pytest.importorskip("cv2")
+
+SET = ["--set", "imgsz=64", "--set", "device=cpu", "--set", "predict_batch=3"]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    import torch
+
+    from detal.ultra import _ultralytics
+
+    _ultralytics()
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(0)
+    model = DetectionModel("yolov8n.yaml", nc=2, verbose=False)
+    model.names = {0: "cat", 1: "dog"}
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for branch in model.model[-1].cv3:
+            branch[-1].weight.copy_(torch.randn(branch[-1].weight.shape, generator=gen) * 0.5)
+            branch[-1].bias.fill_(-1.0)
+    path = tmp_path_factory.mktemp("weights") / "random.pt"
+    torch.save({"model": model.eval(), "train_args": {}}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pool")
+    rng = np.random.default_rng(0)
+    (root / "sub").mkdir()
+    for i in range(7):
+        folder = root / "sub" if i % 3 == 0 else root
+        image = rng.integers(0, 255, (48 + 8 * i, 64, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"im{i}.jpg"), image)
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.slow
+def test_score_writes_one_row_per_image_matching_the_python_api(weights, images, tmp_path, capsys):
+    out = tmp_path / "scores.csv"
+    code = main(["score", "--weights", str(weights), "--images", str(images), "--out", str(out), "--quiet", *SET])
+    assert code == 0
+    rows = read_csv(out)
+    assert list(rows[0]) == ["path", "score", "n_boxes", "top_class"]
+    expected_paths = sorted(p for p in images.rglob("*.jpg"))
+    assert [Path(r["path"]) for r in rows] == expected_paths
+    assert "scored 7 images" in capsys.readouterr().out
+
+    from detal.ultra import UltralyticsAdapter
+
+    cfg = Config(imgsz=64, device="cpu")
+    preds = UltralyticsAdapter(cfg).predict(weights, expected_paths, conf=cfg.score_conf, progress=False)
+    api = score_predictions(preds.predictions, cfg)
+    assert [float(r["score"]) for r in rows] == pytest.approx([s.score for s in api], abs=1e-6)
+    assert [int(r["n_boxes"]) for r in rows] == [s.n_boxes for s in api]
+    assert [r["top_class"] for r in rows] == ["" if s.top_class is None else str(s.top_class) for s in api]
+    assert sum(int(r["n_boxes"]) for r in rows) > 0
+    assert all(0.0 <= float(r["score"]) <= 1.0 for r in rows)
+
+
+@pytest.mark.slow
+def test_measure_aggregate_and_set_change_the_scores(weights, images, tmp_path):
+    base, margin, none = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    common = ["score", "--weights", str(weights), "--images", str(images), "--quiet", *SET]
+    assert main([*common, "--out", str(base)]) == 0
+    assert main([*common, "--out", str(margin), "--measure", "margin", "--aggregate", "sum"]) == 0
+    assert [r["score"] for r in read_csv(base)] != [r["score"] for r in read_csv(margin)]
+    assert main([*common, "--out", str(none), "--set", "score_conf=1.0", "--set", "empty_image_score=0.25"]) == 0
+    rows = read_csv(none)
+    assert {(r["score"], r["n_boxes"], r["top_class"]) for r in rows} == {("0.250000", "0", "")}
+
+
+@pytest.mark.slow
+def test_unreadable_images_are_skipped_and_reported(weights, images, tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    good = next(images.glob("*.jpg"))
+    (folder / "good.jpg").write_bytes(good.read_bytes())
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    out = tmp_path / "s.csv"
+    assert main(["score", "--weights", str(weights), "--images", str(folder), "--out", str(out), "--quiet", *SET]) == 0
+    assert [Path(r["path"]).name for r in read_csv(out)] == ["good.jpg"]
+    err = capsys.readouterr().err
+    assert "skipped" in err and "broken.png" in err
+
+
+def _one_line_error(capsys, *fragments: str) -> None:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("detal: error:"), err
+    for fragment in fragments:
+        assert fragment in err[0]
+
+
+@pytest.mark.parametrize(
+    "case,fragments",
+    [
+        ("missing_weights", ("none.pt", "not found")),
+        ("missing_dir", ("nowhere", "not found")),
+        ("empty_dir", ("no images",)),
+        ("bad_key", ("unknown key", "imgsize", "did you mean 'imgsz'")),
+    ],
+)
+def test_bad_input_exits_1_with_one_line(images, tmp_path, capsys, case, fragments):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"x")
+    (tmp_path / "empty").mkdir()
+    args = {"weights": str(weights), "images": str(images), "set": "imgsz=64"}
+    if case == "missing_weights":
+        args["weights"] = str(tmp_path / "none.pt")
+    elif case == "missing_dir":
+        args["images"] = str(tmp_path / "nowhere")
+    elif case == "empty_dir":
+        args["images"] = str(tmp_path / "empty")
+    else:
+        args["set"] = "imgsize=64"
+    argv = ["score", "--weights", args["weights"], "--images", args["images"], "--out", str(tmp_path / "o.csv"), "--set", args["set"]]
+    assert main(argv) == 1
+    _one_line_error(capsys, *fragments)
+    assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.slow
+def test_weights_that_are_not_a_checkpoint_exit_1_with_one_line(images, tmp_path, capsys):
+    weights = tmp_path / "junk.pt"
+    weights.write_bytes(b"this is not a torch checkpoint")
+    assert main(["score", "--weights", str(weights), "--images", str(images), "--out", str(tmp_path / "o.csv"), "--quiet", *SET]) == 1
+    _one_line_error(capsys, "junk.pt", "cannot load weights")
