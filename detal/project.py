@@ -643,7 +643,12 @@ def _check_formats(formats: Sequence[str] | str) -> list[str]:
             name = name.strip()
             if name and name not in out:
                 out.append(name)
-    return out or ["yolo"]
+    out = out or ["yolo"]
+    if out != ["yolo"]:
+        from detal.export import parse_formats  # checks the names before any work is done
+
+        out = parse_formats(out)
+    return out
 
 
 def _run_cycle(
@@ -684,7 +689,7 @@ def _run_cycle(
 
     cycle_dir = project / CYCLES_DIR / str(k)
     cycle_dir.mkdir(parents=True, exist_ok=True)
-    for stale in cycle_dir.glob(".*.tmp-*"):  # left by a killed run
+    for stale in [*cycle_dir.glob(".*.tmp-*"), *cycle_dir.glob(".*.export-tmp")]:  # left by a killed run
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     timings = dict(store.cycle(k).timings)
     cache: dict[int, Prediction] = {}
@@ -827,20 +832,35 @@ def _export_other(
     project: Path, cycle_dir: Path, k: int, batch: Sequence, preds: dict[int, Prediction],
     manifest: dict, names: list[str], cfg: Config, formats: list[str],
 ) -> list[str]:
-    """Formats other than the bundle, written by :mod:`detal.export` (imported only when asked)."""
-    from detal.export import export_predictions  # the exports module; optional for the default path
+    """Formats other than the bundle, written by :mod:`detal.export` into ``cycles/<k>/exports/``.
 
-    ordered = [r for r in batch if r.id in preds]
-    export_predictions(
-        [preds[r.id] for r in ordered],
-        names,
-        cycle_dir / "exports",
-        formats=formats,
-        scores=[manifest[r.id][0] for r in ordered],
-        image_names=[_bundle_name(r) for r in ordered],
-        cycle=k,
-        conf=cfg.prelabel_conf,
-    )
+    Imported only when such a format is asked for, so the default path does
+    not depend on it. Images are presented under their bundle names (through
+    symbolic links in a scratch folder) so that every format names an image
+    the way the bundle does, and ``detal import --format ...`` can match it.
+    """
+    from dataclasses import replace
+
+    from detal.export import export_predictions, normalise_uncertainty
+
+    links = cycle_dir / f".export-links.tmp-{os.getpid()}"
+    shutil.rmtree(links, ignore_errors=True)
+    links.mkdir()
+    try:
+        renamed, scores = [], {}
+        for r in batch:
+            if r.id not in preds:
+                continue
+            name = _bundle_name(r)
+            os.symlink((project / r.relpath).resolve(), links / name)
+            renamed.append(replace(preds[r.id], path=links / name))
+            scores[name] = manifest[r.id][0]
+        export_predictions(
+            renamed, names, cycle_dir / "exports", formats,
+            scores=normalise_uncertainty(scores), cycle=k, conf=cfg.prelabel_conf,
+        )
+    finally:
+        shutil.rmtree(links, ignore_errors=True)
     return formats
 
 
@@ -901,16 +921,20 @@ def _folder_entries(path: Path, problems: list) -> list[tuple[str, str]]:
     return entries
 
 
-def _read_source(path: Path, fmt: str, names: list[str], problems: list) -> list[tuple[str, str]]:
-    """``(display name, label text)`` for every label file in ``path``."""
+def _read_source(path: Path, fmt: str, names: list[str], problems: list) -> list[tuple[str, str, str]]:
+    """``(display name, image key, label text)`` for every label file in ``path``."""
     if fmt != "yolo":
         from detal.export import read_returned_labels  # only for the vendor formats
 
-        return [(f"{path}!{n}", t) for n, t in sorted(read_returned_labels(path, fmt, names).items())]
+        return [(f"{path}!{n}", n, t) for n, t in sorted(read_returned_labels(path, fmt, names).items())]
+    # A YOLO label file is named after its image: <key>.txt, in any folder.
     if path.is_dir():
-        return _folder_entries(path, problems)
+        return [(where, Path(where).name[: -len(".txt")], text)
+                for where, text in _folder_entries(path, problems)]
     if path.is_file() and zipfile.is_zipfile(path):
-        return _zip_entries(path, problems)
+        inner = len(f"{path}!")
+        return [(where, PurePosixPath(where[inner:].replace("\\", "/")).name[: -len(".txt")], text)
+                for where, text in _zip_entries(path, problems)]
     if not path.exists():
         raise DataError(f"{path}: not found")
     raise DataError(f"{path}: expected a folder or a .zip of YOLO .txt label files")
@@ -954,12 +978,12 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
     by_key = store.images_by_key()
     seen: dict[str, str] = {}
     new, changed, unchanged, not_out = [], [], 0, 0
-    for where, text in entries:
-        base = PurePosixPath(where.split("!", 1)[-1].replace("\\", "/")).name
-        key = base[: -len(".txt")] if base.endswith(".txt") else PurePosixPath(base).stem
+    for where, key, text in entries:
+        if key not in by_key and PurePosixPath(key).suffix:
+            key = PurePosixPath(key).stem  # COCO names images with their suffix
         row = by_key.get(key)
         if row is None or row.status == Status.VAL.value:
-            if base in _NOT_LABELS:
+            if f"{key}.txt" in _NOT_LABELS:
                 continue
             problems.append(LabelProblem(where, 0, f"label for an image the project does not have ({key})"))
             continue

@@ -339,3 +339,42 @@ def test_import_selected_cycle_is_the_labeled_cycle(tmp_path):
     assert cycles == [0, 1]
     pool = _store(project).load_pool()
     assert np.array_equal(np.sort(pool.labeled_ids()), np.sort(pool.labeled_ids()))
+
+
+# -- other formats (written and read by detal.export) ---------------------------------
+def test_other_formats_round_trip(tmp_path):
+    pytest.importorskip("detal.export")
+    project = make_project(tmp_path, n=40)
+    label_cycle(project, 0, tmp_path)
+    r = run_cycle(project, _adapter(), formats=["yolo,coco", "cvat-yolo", "label-studio"])
+    assert r.exports == ["yolo", "coco", "cvat-yolo", "label-studio"]
+    exports = project / "cycles/1/exports"
+    assert (exports / "cvat-yolo.zip").is_file()
+    coco = json.loads((exports / "coco/annotations/instances_default.json").read_text())
+    assert sorted(im["file_name"] for im in coco["images"]) == sorted(batch_names(project, 1))
+    assert not list((project / "cycles/1").glob(".*"))  # scratch links are gone
+    # The vendor returns the pre-labels unchanged, as CVAT YOLO 1.1.
+    rep = import_labels(project, exports / "cvat-yolo.zip", fmt="cvat-yolo")
+    assert rep.n_labeled == 4 and rep.remaining == 0
+    pre = project / "cycles/1/prelabels"
+    for name in batch_names(project, 1):
+        key = name.rsplit(".", 1)[0]
+        label = next((project / "labels").rglob(f"{key}.txt"))
+        assert label.read_text().split() == (pre / f"{key}.txt").read_text().split()
+    # The same labels as COCO change nothing the second time.
+    rep = import_labels(project, exports / "coco", fmt="coco")
+    assert (rep.n_labeled, rep.n_unchanged) == (0, 4)
+
+
+def test_unknown_format_is_refused_before_training(tmp_path):
+    pytest.importorskip("detal.export")
+    from detal.errors import ConfigError
+
+    project = make_project(tmp_path, n=30)
+    label_cycle(project, 0, tmp_path)
+    adapter = _adapter()
+    with pytest.raises(ConfigError, match="pascal"):
+        run_cycle(project, adapter, formats=["yolo", "pascal"])
+    assert adapter.calls == []
+    with _store(project) as s:
+        assert s.last_cycle().id == 0
