@@ -24,6 +24,7 @@ COMMANDS = (
     "data",
     "simulate",
     "score",
+    "prelabel",
 )
 
 
