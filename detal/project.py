@@ -58,10 +58,11 @@ import shutil
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
@@ -77,17 +78,17 @@ from detal.selection import Plan, fraction_count, random_subset, select_batch, s
 from detal.store import DB_NAME, Store
 
 __all__ = [
-    "IMAGE_SUFFIXES",
     "EVENTS",
-    "Hooks",
-    "InitReport",
+    "IMAGE_SUFFIXES",
     "CycleReport",
+    "Hooks",
     "ImportReport",
+    "InitReport",
+    "import_labels",
     "init_project",
     "project_config",
-    "run_cycle",
-    "import_labels",
     "project_status",
+    "run_cycle",
 ]
 
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")

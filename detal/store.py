@@ -31,17 +31,18 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from detal.errors import StateError
 from detal.pool import Pool, Status
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "CYCLE_STATES", "ImageRow", "CycleRow", "Store"]
+__all__ = ["CYCLE_STATES", "DB_NAME", "SCHEMA_VERSION", "CycleRow", "ImageRow", "Store"]
 
 DB_NAME = "detal.db"
 SCHEMA_VERSION = 1
@@ -172,7 +173,7 @@ class Store:
         return conn
 
     @classmethod
-    def create(cls, path: str | Path) -> "Store":
+    def create(cls, path: str | Path) -> Store:
         """Create a new, empty store at ``path`` (which must not exist)."""
         path = Path(path)
         if path.exists():
@@ -185,7 +186,7 @@ class Store:
         return store
 
     @classmethod
-    def open(cls, path: str | Path) -> "Store":
+    def open(cls, path: str | Path) -> Store:
         """Open an existing store, checking that it is a detal project database."""
         path = Path(path)
         if not path.is_file():
@@ -203,7 +204,7 @@ class Store:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:

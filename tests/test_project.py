@@ -10,7 +10,13 @@ import zipfile
 import numpy as np
 import pytest
 from projectkit import (
-    NAMES, batch_names, db_rows, label_cycle, make_images, make_project, write_classes,
+    NAMES,
+    batch_names,
+    db_rows,
+    label_cycle,
+    make_images,
+    make_project,
+    write_classes,
     write_returned,
 )
 

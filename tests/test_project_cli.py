@@ -12,7 +12,15 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from projectkit import NAMES, batch_names, make_images, make_project, snapshot, write_classes, write_returned
+from projectkit import (
+    NAMES,
+    batch_names,
+    make_images,
+    make_project,
+    snapshot,
+    write_classes,
+    write_returned,
+)
 
 from detal.cli import main
 from detal.commands import project as project_cmd
@@ -310,7 +318,7 @@ def test_bad_input(case, tmp_path, capsys):
     capsys.readouterr()
     before = snapshot(tmp_path)
     assert main(argv) == 1
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith("detal: error: ")

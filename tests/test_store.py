@@ -67,25 +67,22 @@ def test_failed_transaction_changes_nothing(store):
     before = store.load_pool()
     pool = store.load_pool()
     pool.select([0, 1], cycle=1)
-    with pytest.raises(RuntimeError):
-        with store.transaction():
-            store.save_pool(pool, [0, 1])
-            store.start_cycle(1, {"seed": 0})
-            raise RuntimeError("killed half way")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.save_pool(pool, [0, 1])
+        store.start_cycle(1, {"seed": 0})
+        raise RuntimeError("killed half way")
     assert store.load_pool() == before
     assert store.cycles() == []
 
 
 def test_duplicate_key_is_rejected_by_the_schema(store):
-    with pytest.raises(sqlite3.IntegrityError):
-        with store.transaction():
-            store.add_images([(99, "images/other.png", "im3", "0" * 64, 8, 6, "unlabeled")])
+    with pytest.raises(sqlite3.IntegrityError), store.transaction():
+        store.add_images([(99, "images/other.png", "im3", "0" * 64, 8, 6, "unlabeled")])
 
 
 def test_bad_status_is_rejected_by_the_schema(store):
-    with pytest.raises(sqlite3.IntegrityError):
-        with store.transaction():
-            store.add_images([(99, "images/x.png", "x", "0" * 64, 8, 6, "lost")])
+    with pytest.raises(sqlite3.IntegrityError), store.transaction():
+        store.add_images([(99, "images/x.png", "x", "0" * 64, 8, 6, "lost")])
 
 
 def test_cycle_rows_and_scores(store):
@@ -100,9 +97,8 @@ def test_cycle_rows_and_scores(store):
     assert store.scores(1) == {2: (0.9, 3, 1), 4: (0.1, 0, None)}
     with pytest.raises(ValueError, match="unknown cycle state"):
         store.update_cycle(1, state="halfway")
-    with pytest.raises(sqlite3.IntegrityError):
-        with store.transaction():
-            store.add_scores(7, [(2, 0.5, 1, 0)])  # no cycle 7
+    with pytest.raises(sqlite3.IntegrityError), store.transaction():
+        store.add_scores(7, [(2, 0.5, 1, 0)])  # no cycle 7
 
 
 def test_duplicates_grouped_by_hash(tmp_path):

@@ -115,7 +115,8 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_cycle(args: argparse.Namespace) -> int:
-    from detal.project import project_config, run_cycle as api_run_cycle
+    from detal.project import project_config
+    from detal.project import run_cycle as api_run_cycle
 
     project = Path(args.project)
     cfg = project_config(project, args.overrides)
