@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from detal.adapter import ModelAdapter
 from detal.commands.common import add_config_args, config_from_args
