@@ -34,7 +34,7 @@ import yaml
 
 from detal.errors import DataError
 
-__all__ = ["DigitsSpec", "Canvas", "split_sources", "render_canvas", "build_digits"]
+__all__ = ["Canvas", "DigitsSpec", "build_digits", "render_canvas", "split_sources"]
 
 N_CLASSES = 10
 NAMES = [str(i) for i in range(N_CLASSES)]
@@ -85,7 +85,7 @@ def _load_source() -> tuple[np.ndarray, np.ndarray]:
 def split_sources(n_samples: int, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Shuffle ``range(n_samples)`` and split it into disjoint (pool, val) index sets."""
     perm = rng.permutation(n_samples)
-    n_val = max(1, int(round(val_fraction * n_samples)))
+    n_val = max(1, round(val_fraction * n_samples))
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
@@ -128,7 +128,7 @@ def render_canvas(
     """Render one canvas from the source samples in ``allowed``."""
     s = spec.imgsz
     scale = s / 128.0
-    lo, hi = max(6, int(round(spec.min_size * scale))), max(7, int(round(spec.max_size * scale)))
+    lo, hi = max(6, round(spec.min_size * scale)), max(7, round(spec.max_size * scale))
     canvas = np.full((s, s), rng.uniform(0.0, 0.25), dtype=np.float32)
     # a gentle illumination gradient
     gx, gy = rng.uniform(-0.1, 0.1, 2)
@@ -143,7 +143,7 @@ def render_canvas(
     for _ in range(n_want):
         src = int(allowed[rng.integers(0, allowed.size)])
         h = int(rng.integers(lo, hi + 1))
-        w = max(5, int(round(h * rng.uniform(0.7, 1.0))))
+        w = max(5, round(h * rng.uniform(0.7, 1.0)))
         patch = cv2.resize(images[src], (w, h), interpolation=cv2.INTER_CUBIC)
         patch = np.clip(patch, 0.0, 1.0)
         ink = patch > 0.25

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from detal.errors import DataError
 
-__all__ = ["Curve", "load_results", "curve", "first_reach", "label_savings", "summary_markdown", "write_report"]
+__all__ = ["Curve", "curve", "first_reach", "label_savings", "load_results", "summary_markdown", "write_report"]
 
 _NEEDED = ("strategy", "seed", "cycle", "labeled_fraction", "map50", "map50_95")
 
@@ -89,7 +89,7 @@ def curve(rows: Sequence[dict], strategy: str, metric: str = "map50_95") -> Curv
         lo.append(float(v.min()))
         hi.append(float(v.max()))
         n.append(v.size)
-    arr = lambda x: np.asarray(x, dtype=np.float64)  # noqa: E731
+    arr = lambda x: np.asarray(x, dtype=np.float64)
     return Curve(strategy, np.asarray(cycles), arr(frac), arr(mean), arr(std), arr(lo), arr(hi), np.asarray(n))
 
 

@@ -43,9 +43,10 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
@@ -56,16 +57,23 @@ from detal.errors import ConfigError, DataError, StateError
 from detal.labels import parse_label_text, prediction_lines
 from detal.pool import Pool
 from detal.scoring import score_prediction
-from detal.selection import STRATEGIES, Plan, fraction_count, random_subset, select_batch, strategy_plan
+from detal.selection import (
+    STRATEGIES,
+    Plan,
+    fraction_count,
+    random_subset,
+    select_batch,
+    strategy_plan,
+)
 
 __all__ = [
-    "Dataset",
-    "load_dataset",
-    "Simulation",
-    "simulate",
-    "cycle_epochs",
-    "RESULT_COLUMNS",
     "EVENTS",
+    "RESULT_COLUMNS",
+    "Dataset",
+    "Simulation",
+    "cycle_epochs",
+    "load_dataset",
+    "simulate",
 ]
 
 IMAGE_SUFFIXES = (".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm")
@@ -254,7 +262,7 @@ class Simulation:
         self.seed = cfg.seed
         self.run_dir = Path(run_dir)
         self.log = log
-        self.callbacks: dict[str, list[Callable[["Simulation", dict], None]]] = {e: [] for e in EVENTS}
+        self.callbacks: dict[str, list[Callable[[Simulation, dict], None]]] = {e: [] for e in EVENTS}
         self.T = len(dataset.pool)
         self.max_labeled = fraction_count(cfg.max_labeled_fraction, self.T)
         # state (set by _start or _load)
@@ -268,7 +276,7 @@ class Simulation:
             self._start()
 
     # -- hooks ------------------------------------------------------------------------
-    def add_callback(self, event: str, fn: Callable[["Simulation", dict], None]) -> None:
+    def add_callback(self, event: str, fn: Callable[[Simulation, dict], None]) -> None:
         if event not in self.callbacks:
             raise ConfigError(f"unknown event {event!r}; expected one of {', '.join(EVENTS)}")
         self.callbacks[event].append(fn)
@@ -536,7 +544,7 @@ def _fill_missing_labels(dataset: Dataset, empty: Path) -> Dataset:
     if all(lbl.is_file() for _, lbl in dataset.pool + dataset.val):
         return dataset
     empty.write_text("", encoding="utf-8")
-    fix = lambda items: [(img, lbl if lbl.is_file() else empty) for img, lbl in items]  # noqa: E731
+    fix = lambda items: [(img, lbl if lbl.is_file() else empty) for img, lbl in items]
     return dataclasses.replace(dataset, pool=fix(dataset.pool), val=fix(dataset.val))
 
 

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from detal.errors import DataError
-from detal.report import curve, first_reach, label_savings, load_results, summary_markdown, write_report
+from detal.report import (
+    curve,
+    first_reach,
+    label_savings,
+    load_results,
+    summary_markdown,
+    write_report,
+)
 
 FRACS = [0.02, 0.12, 0.22, 0.32, 0.42]
 # per (strategy, seed): mAP50-95 per cycle

@@ -197,7 +197,7 @@ def test_simulate_resumes_and_keeps_finished_rows(data_yaml, tmp_path):
     simulate(_cfg(), _factory, strategies=["mixed", "random"], seeds=[0], out_dir=out, data=data_yaml, log=None)
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 10
-    key = lambda r: {k: v for k, v in r.items() if not k.endswith("_s")}  # noqa: E731
+    key = lambda r: {k: v for k, v in r.items() if not k.endswith("_s")}
     assert [key(r) for r in rows[:6]] == [key(r) for r in partial]
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Label savings" in (out / "summary.md").read_text()
