@@ -310,9 +310,15 @@ class _Scan:
         self, root: Path, prefix: str, status: str, labels: dict[str, Path], key_prefix: str,
         require_labels: bool,
     ) -> Iterator[tuple]:
+        # Same-stem files can only clash within one folder, and the walk yields a
+        # folder's files together: remembering one folder at a time keeps memory flat.
         seen_stems: dict[str, str] = {}
+        folder = None
         for rel in _walk_images(root):
             stem = rel.rsplit(".", 1)[0]
+            if rel.rpartition("/")[0] != folder:
+                folder = rel.rpartition("/")[0]
+                seen_stems.clear()
             if stem in seen_stems:
                 raise DataError(
                     f"{root / rel}: same name as {root / seen_stems[stem]} apart from the suffix; "

@@ -311,15 +311,21 @@ class Store:
     # -- pool ---------------------------------------------------------------------
     def load_pool(self) -> Pool:
         """The status columns of every image as a :class:`Pool`."""
+        n = self.image_count()
+        ids = np.empty(n, dtype=np.int64)
+        sel = np.empty(n, dtype=np.int64)
+        lab = np.empty(n, dtype=np.int64)
+        status: list[Status] = []
+        members = {s.value: s for s in Status}
         cur = self._conn.execute(
             "SELECT id, status, selected_cycle, labeled_cycle FROM images ORDER BY id"
         )
-        ids, status, sel, lab = [], [], [], []
-        for row in cur:
-            ids.append(row[0])
-            status.append(row[1])
-            sel.append(row[2])
-            lab.append(row[3])
+        i = 0
+        while rows := cur.fetchmany(_CHUNK):
+            for image_id, st, s_cycle, l_cycle in rows:
+                ids[i], sel[i], lab[i] = image_id, s_cycle, l_cycle
+                status.append(members[st])
+                i += 1
         return Pool(ids, status, sel, lab)
 
     def save_pool(self, pool: Pool, ids: Iterable[int] | None = None) -> None:
