@@ -70,7 +70,7 @@ import yaml
 from detal.adapter import LabeledImage, ModelAdapter
 from detal.config import Config, from_mapping, load_config
 from detal.detections import Prediction
-from detal.errors import DataError, StateError
+from detal.errors import DataError, ModelError, StateError
 from detal.labels import LabelProblem, parse_label_text, prediction_lines, read_classes
 from detal.pool import Pool, Status
 from detal.scoring import score_predictions
@@ -739,7 +739,10 @@ def _run_cycle(
     weights = project / row.weights
 
     def predict(image_rows: Sequence) -> dict[int, Prediction]:
-        by_path = {str(project / r.relpath): r.id for r in image_rows}
+        by_path = {}
+        for r in image_rows:
+            by_path[str(project / r.relpath)] = r.id
+            by_path[str((project / r.relpath).resolve())] = r.id
         result = adapter.predict(
             weights,
             [project / r.relpath for r in image_rows],
@@ -748,7 +751,13 @@ def _run_cycle(
             batch=cfg.predict_batch,
             progress=False,
         )
-        return {by_path[str(p.path)]: p for p in result.predictions}
+        out = {}
+        for p in result.predictions:
+            image_id = by_path.get(str(p.path), by_path.get(str(Path(p.path).resolve())))
+            if image_id is None:
+                raise ModelError(f"{p.path}: the adapter returned a prediction for an image it was not given")
+            out[image_id] = p
+        return out
 
     if state == "trained":
         t0 = time.perf_counter()
@@ -780,7 +789,7 @@ def _run_cycle(
 
     # state == "selected": write pre-labels and the bundle, then mark the cycle done.
     t0 = time.perf_counter()
-    batch = [r for r in store.images() if r.selected_cycle == k]
+    batch = store.images(selected_cycle=k)
     missing = [r for r in batch if r.id not in cache]
     if missing:
         cache.update(predict(missing))

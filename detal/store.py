@@ -271,10 +271,16 @@ class Store:
             "SELECT count(*) FROM images WHERE status = ?", (status,)
         ).fetchone()[0]
 
-    def images(self, ids: Iterable[int] | None = None, status: str | None = None) -> list[ImageRow]:
-        """Image rows, by id order; all of them, those with ``ids``, or those with ``status``."""
+    def images(
+        self, ids: Iterable[int] | None = None, status: str | None = None, selected_cycle: int | None = None
+    ) -> list[ImageRow]:
+        """Image rows, by id order: all, those with ``ids``, ``status`` or ``selected_cycle``."""
         if ids is None:
-            where, params = ("WHERE status = ?", (status,)) if status else ("", ())
+            where, params = "", ()
+            if status is not None:
+                where, params = "WHERE status = ?", (status,)
+            elif selected_cycle is not None:
+                where, params = "WHERE selected_cycle = ?", (selected_cycle,)
             cur = self._conn.execute(
                 f"SELECT {_IMAGE_COLS} FROM images {where} ORDER BY id", params
             )

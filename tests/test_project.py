@@ -384,3 +384,22 @@ def test_unknown_format_is_refused_before_training(tmp_path):
     assert adapter.calls == []
     with _store(project) as s:
         assert s.last_cycle().id == 0
+
+
+def test_prediction_for_an_unknown_image_is_a_model_error(tmp_path):
+    from detal.errors import ModelError
+
+    project = make_project(tmp_path, n=30)
+    label_cycle(project, 0, tmp_path)
+
+    class Confused(FakeAdapter):
+        def predict(self, weights, images, **kw):
+            result = super().predict(weights, images, **kw)
+            result.predictions[0] = result.predictions[0].__class__(
+                tmp_path / "elsewhere.png", 8, 8, result.predictions[0].detections)
+            return result
+
+    with pytest.raises(ModelError, match="elsewhere.png"):
+        run_cycle(project, Confused(len(NAMES), seed=1))
+    with _store(project) as s:
+        assert s.last_cycle().state == "trained" and s.image_count("selected") == 0

@@ -114,3 +114,13 @@ def test_duplicates_grouped_by_hash(tmp_path):
 def test_store_pool_matches_pool_state_dict(store):
     pool = store.load_pool()
     assert Pool.from_state_dict(pool.state_dict()) == pool
+
+
+def test_images_filtered_by_selected_cycle(store):
+    pool = store.load_pool()
+    pool.select([2, 9], cycle=3)
+    with store.transaction():
+        store.save_pool(pool, [2, 9])
+    assert [r.id for r in store.images(selected_cycle=3)] == [2, 9]
+    assert [r.id for r in store.images(ids=[9, 2])] == [2, 9]
+    assert len(store.images(status="unlabeled")) == 10
