@@ -68,7 +68,7 @@ import numpy as np
 import yaml
 
 from detal.adapter import LabeledImage, ModelAdapter
-from detal.config import Config, from_mapping, load_config
+from detal.config import Config, load_config
 from detal.detections import Prediction
 from detal.errors import DataError, ModelError, StateError
 from detal.labels import LabelProblem, parse_label_text, prediction_lines, read_classes
@@ -626,8 +626,9 @@ def run_cycle(
 ) -> CycleReport:
     """Train on every labeled image, select the next batch and export it with pre-labels.
 
-    Resumes the last cycle if it was interrupted; otherwise starts the next
-    one. Raises :class:`StateError` while a batch is out (unless ``force``),
+    Resumes the last cycle if it was interrupted (with the config of this call:
+    project config plus ``overrides``); otherwise starts the next one. Raises
+    :class:`StateError` while a batch is out (unless ``force``),
     before anything is labeled, and once ``max_labeled_fraction`` is reached.
     """
     project = Path(project)
@@ -666,8 +667,13 @@ def _run_cycle(
     last = store.last_cycle()
     resumed_from = None
     if last is not None and last.state != "done":
+        # Resume with the config given to this run (so a failed cycle can be fixed
+        # with --set); the cycle's snapshot is updated to match.
         k, state, resumed_from = last.id, last.state, last.state
-        cfg = from_mapping(last.config, source=f"{project}: config of cycle {k}")
+        cfg = project_config(project, overrides)
+        if cfg.to_dict() != last.config:
+            with store.transaction():
+                store.update_cycle(k, config=cfg.to_dict())
     else:
         cfg = project_config(project, overrides)
         pool = store.load_pool()

@@ -403,3 +403,23 @@ def test_prediction_for_an_unknown_image_is_a_model_error(tmp_path):
         run_cycle(project, Confused(len(NAMES), seed=1))
     with _store(project) as s:
         assert s.last_cycle().state == "trained" and s.image_count("selected") == 0
+
+
+def test_resume_takes_the_config_of_the_rerun(tmp_path, capsys):
+    from detal.cli import main
+
+    project = make_project(tmp_path, n=30)
+    label_cycle(project, 0, tmp_path)
+
+    class FailsOnce(FakeAdapter):
+        def train(self, *a, **k):
+            raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError):
+        run_cycle(project, FailsOnce(len(NAMES)))
+    assert main(["status", str(project)]) == 0
+    assert "cycle 1 was interrupted at state 'started'" in capsys.readouterr().out
+    r = run_cycle(project, _adapter(), overrides=["prelabel_conf=0.9"])
+    assert r.resumed_from == "started"
+    with _store(project) as s:
+        assert s.cycle(1).config["prelabel_conf"] == 0.9
