@@ -55,6 +55,7 @@ import io
 import math
 import os
 import shutil
+import sqlite3
 import tempfile
 import time
 import zipfile
@@ -433,9 +434,15 @@ def _build_project(
         with store.transaction():
             store.set_meta("classes", names)
             store.set_meta("images_root", prefix)
-            n_pool = store.add_images(
-                scan.rows(images, prefix, Status.UNLABELED.value, pool_labels, "", False)
-            )
+            try:
+                n_pool = store.add_images(
+                    scan.rows(images, prefix, Status.UNLABELED.value, pool_labels, "", False)
+                )
+            except sqlite3.IntegrityError as exc:
+                raise DataError(
+                    f"{images}: two images get the same bundle name ({exc}); "
+                    "a '__' in a file name clashes with a subfolder, rename one"
+                ) from None
             if n_pool == 0:
                 raise DataError(
                     f"{images}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})"
@@ -714,14 +721,13 @@ def _run_cycle(
             shutil.rmtree(train_dir)
         labeled = store.images(status=Status.LABELED.value)
         val_items = _pairs(project, store.images(status=Status.VAL.value))
-        init_weights = None
-        if cfg.warm_start:
-            done = [c for c in store.cycles() if c.id < k and c.state == "done" and c.weights]
-            if done:
-                init_weights = project / done[-1].weights
-        epochs = cfg.epochs_per_cycle
-        if init_weights is None and cfg.first_cycle_epochs is not None:
-            epochs = cfg.first_cycle_epochs
+        trained_before = [c for c in store.cycles() if c.id < k and c.state == "done" and c.weights]
+        init_weights = project / trained_before[-1].weights if cfg.warm_start and trained_before else None
+        # The simulation's rule: first_cycle_epochs for the first training, raised
+        # to min_steps_per_cycle gradient steps.
+        from detal.simulate import cycle_epochs
+
+        epochs = cycle_epochs(cfg, 0 if not trained_before else k, len(labeled))
         result = adapter.train(
             _pairs(project, labeled), val_items, names, train_dir, epochs=epochs, init_weights=init_weights
         )

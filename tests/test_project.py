@@ -423,3 +423,25 @@ def test_resume_takes_the_config_of_the_rerun(tmp_path, capsys):
     assert r.resumed_from == "started"
     with _store(project) as s:
         assert s.cycle(1).config["prelabel_conf"] == 0.9
+
+
+def test_bundle_name_clash_is_a_data_error(tmp_path):
+    images = tmp_path / "images"
+    make_images(images / "a", 1)
+    (images / "a__im000.png").write_bytes((images / "a/im000.png").read_bytes()[:-1] + b"\x00")
+    make_images(images, 3, start=5)
+    with pytest.raises(DataError, match="same bundle name"):
+        init_project(tmp_path / "p", images, write_classes(tmp_path / "c.txt"))
+    assert not (tmp_path / "p").exists()
+
+
+def test_first_cycle_epochs_only_for_the_first_training(tmp_path):
+    project = make_project(tmp_path, n=40, first_cycle_epochs=7, epochs_per_cycle=3, warm_start=False)
+    adapter = _adapter()
+    label_cycle(project, 0, tmp_path)
+    run_cycle(project, adapter)
+    label_cycle(project, 1, tmp_path)
+    run_cycle(project, adapter)
+    trains = [c[1] for c in adapter.calls if c[0] == "train"]
+    assert [t["epochs"] for t in trains] == [7, 3]
+    assert [t["init"] for t in trains] == [None, None]  # warm_start off
