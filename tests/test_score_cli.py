@@ -26,9 +26,9 @@ SET = ["--set", "imgsz=64", "--set", "device=cpu", "--set", "predict_batch=3"]
 def weights(tmp_path_factory) -> Path:
     import torch
 
-    from detal.ultra import _ultralytics
+    from detal.ultra import prepare_ultralytics
 
-    _ultralytics()
+    prepare_ultralytics()
     from ultralytics.nn.tasks import DetectionModel
 
     torch.manual_seed(0)
