@@ -107,8 +107,11 @@ def run_init(args: argparse.Namespace) -> int:
     )
     print(f"created {report.project}: {report.n_images} images, {report.n_labeled} labeled, "
           f"{report.n_val} validation")
-    for group in report.duplicates:
+    for group in report.duplicates[:20]:
         print(f"warning: duplicate images (same content): {', '.join(group)}", file=sys.stderr)
+    if len(report.duplicates) > 20:
+        print(f"warning: {len(report.duplicates)} groups of duplicate images in all "
+              "(detal status --json lists them)", file=sys.stderr)
     if report.bundle:
         print(f"initial batch: {report.n_selected} images to label in {report.bundle}")
     return 0
