@@ -26,7 +26,7 @@ demo: venv
 	@rm -f runs/simulate/demo/summary.md
 	@PYTHONUNBUFFERED=1 $(VENV)/bin/detal simulate configs/demo.yaml --strategies mixed,random --seeds 0 \
 		--name demo --data $(DEMO_DATA)/data.yaml 2>&1 | tee runs/simulate-demo.log \
-		| grep --line-buffered -E '^(simulate:|\[(mixed|random) seed|detal: error)'
+		| grep -a --line-buffered -oE '(simulate: .*|\[(mixed|random) seed [0-9]+\] cycle .*|detal: error.*)'
 	@test -f runs/simulate/demo/summary.md || { tail -n 20 runs/simulate-demo.log; exit 1; }
 	@echo; cat runs/simulate/demo/summary.md
 	@echo; echo "curves: runs/simulate/demo/curves.png  (full log: runs/simulate-demo.log)"
