@@ -751,10 +751,8 @@ def _run_cycle(
     weights = project / row.weights
 
     def predict(image_rows: Sequence) -> dict[int, Prediction]:
-        by_path = {}
-        for r in image_rows:
-            by_path[str(project / r.relpath)] = r.id
-            by_path[str((project / r.relpath).resolve())] = r.id
+        by_path = {str(project / r.relpath): r.id for r in image_rows}
+        resolved: dict[str, int] = {}
         result = adapter.predict(
             weights,
             [project / r.relpath for r in image_rows],
@@ -765,7 +763,11 @@ def _run_cycle(
         )
         out = {}
         for p in result.predictions:
-            image_id = by_path.get(str(p.path), by_path.get(str(Path(p.path).resolve())))
+            image_id = by_path.get(str(p.path))
+            if image_id is None:  # an adapter that reports resolved paths
+                if not resolved:
+                    resolved.update({str(Path(k).resolve()): v for k, v in by_path.items()})
+                image_id = resolved.get(str(Path(p.path).resolve()))
             if image_id is None:
                 raise ModelError(f"{p.path}: the adapter returned a prediction for an image it was not given")
             out[image_id] = p

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -445,3 +446,16 @@ def test_first_cycle_epochs_only_for_the_first_training(tmp_path):
     trains = [c[1] for c in adapter.calls if c[0] == "train"]
     assert [t["epochs"] for t in trains] == [7, 3]
     assert [t["init"] for t in trains] == [None, None]  # warm_start off
+
+
+def test_adapter_reporting_resolved_paths_is_understood(tmp_path):
+    project = make_project(tmp_path, n=30)
+    label_cycle(project, 0, tmp_path)
+
+    class Resolving(FakeAdapter):
+        def predict(self, weights, images, **kw):
+            return super().predict(weights, [Path(i).resolve() for i in images], **kw)
+
+    r = run_cycle(project, Resolving(len(NAMES), seed=1))
+    assert r.n_selected == 3
+    assert sum(1 for _ in (project / "cycles/1/prelabels").glob("*.txt")) == 3
