@@ -511,7 +511,12 @@ def _move_into_place(project: Path, tmp: Path, force: bool) -> None:
         project.parent.mkdir(parents=True, exist_ok=True)
         os.rename(tmp, project)
         return
-    present = [e for e in _PROJECT_ENTRIES + (LOCK_FILE,) if os.path.lexists(project / e)]
+    # State detal made; an image folder that really lives in the project stays put.
+    present = [
+        e for e in _PROJECT_ENTRIES + (LOCK_FILE,)
+        if os.path.lexists(project / e)
+        and (e not in ("images", "val_images") or os.path.islink(project / e))
+    ]
     built = {e.name for e in tmp.iterdir()}
     clash = [e for e in present if e in built]
     if clash and not force:

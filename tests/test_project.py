@@ -459,3 +459,17 @@ def test_adapter_reporting_resolved_paths_is_understood(tmp_path):
     r = run_cycle(project, Resolving(len(NAMES), seed=1))
     assert r.n_selected == 3
     assert sum(1 for _ in (project / "cycles/1/prelabels").glob("*.txt")) == 3
+
+
+def test_images_inside_the_project_are_referenced_in_place(tmp_path):
+    project = tmp_path / "proj"
+    make_images(project / "images", 20)
+    classes = write_classes(tmp_path / "c.txt")
+    init_project(project, project / "images", classes)
+    assert not (project / "images").is_symlink()
+    with _store(project) as s:
+        assert s.images()[0].relpath == "images/im000.png"
+    init_project(project, project / "images", classes, force=True)  # start over
+    assert (project / "images/im000.png").is_file() and not (project / "images").is_symlink()
+    with _store(project) as s:
+        assert s.image_count() == 20
