@@ -209,6 +209,20 @@ def _project_lock(project: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _command_running(project: Path) -> bool:
+    """Whether a cycle or import holds the project's lock right now."""
+    lock = project / LOCK_FILE
+    if not lock.exists():
+        return False
+    with open(lock, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+
+
 def _open_store(project: Path) -> Store:
     project = Path(project)
     if not (project / DB_NAME).is_file():
@@ -1128,6 +1142,7 @@ def project_status(project: str | Path) -> dict[str, Any]:
             "batch_out": out,
             "duplicates": store.duplicates(),
             "imports": len(store.imports()),
+            "running": _command_running(project),
         }
     finally:
         store.close()

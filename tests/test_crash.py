@@ -23,7 +23,7 @@ from projectkit import NAMES, db_rows, label_cycle, make_project, write_returned
 
 from detal.fake import FakeAdapter
 from detal.labels import parse_label_text
-from detal.project import import_labels, run_cycle
+from detal.project import import_labels, project_status, run_cycle
 
 SCRIPT = textwrap.dedent(
     """
@@ -199,4 +199,6 @@ def test_two_commands_at_once_are_refused(tmp_path):
         fcntl.flock(fh, fcntl.LOCK_EX)
         with pytest.raises(StateError, match="another detal command"):
             import_labels(project, write_returned(tmp_path / "r", project, 0))
+        assert project_status(project)["running"] is True
+    assert project_status(project)["running"] is False
     assert os.path.exists(project / "detal.db")

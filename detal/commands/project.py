@@ -161,7 +161,9 @@ def run_status(args: argparse.Namespace) -> int:
         m95 = "-" if c["map50_95"] is None else f"{c['map50_95']:.4f}"
         print(f"{c['cycle']:>5}  {c['state']:<8}  {c['n_train']:>5}  {c['n_selected']:>8}  {m50:<6}  {m95}")
     last = st["cycles"][-1] if st["cycles"] else None
-    if last and last["state"] != "done":
+    if st["running"]:
+        print("a detal cycle or import is running on this project now")
+    elif last and last["state"] != "done":
         print(f"cycle {last['cycle']} was interrupted at state {last['state']!r}; "
               "run detal cycle to resume it")
     if st["batch_out"]:
