@@ -418,7 +418,12 @@ class UltralyticsAdapter:
     def evaluate(
         self, weights: Path, val_items: Sequence[LabeledImage], names: Sequence[str], out_dir: Path
     ) -> Metrics:
-        """mAP50 and mAP50-95 of ``weights`` on ``val_items``, from Ultralytics' validator."""
+        """mAP50 and mAP50-95 of ``weights`` on ``val_items``, from Ultralytics' validator.
+
+        The validator keeps its own thresholds (conf 0.001, NMS IoU 0.7), the
+        ones the training-time validation uses, so figures are comparable
+        across cycles and configs whatever ``score_conf`` and ``iou`` are.
+        """
         if not val_items:
             raise DataError("evaluate: no validation images given")
         weights = Path(weights)
@@ -440,7 +445,6 @@ class UltralyticsAdapter:
                     batch=self.cfg.batch,
                     workers=self.cfg.workers,
                     device=self._device_arg,
-                    iou=self.cfg.iou,
                     project=str(out_dir),
                     name="val",
                     exist_ok=True,
