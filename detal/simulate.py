@@ -488,7 +488,12 @@ class Simulation:
             self.pool.label(batch, cycle=c + 1)
             _atomic_write(
                 cycle_dir / "batch.json",
-                json.dumps({"uncertain": sel.uncertain_ids.tolist(), "random": sel.random_ids.tolist()}),
+                json.dumps({
+                    "uncertain": sel.uncertain_ids.tolist(),
+                    "random": sel.random_ids.tolist(),
+                    "scored": sel.scored_ids.tolist(),
+                    "scores": [None if np.isnan(v) else round(float(v), 6) for v in sel.scores],
+                }),
             )
 
         row = {

@@ -108,7 +108,10 @@ def test_mixed_takes_half_from_the_top_of_the_subset(data_yaml, tmp_path):
     sim.add_callback("on_select_end", lambda s, info: seen.append(info["selection"]))
     sim.run()
     assert len(seen) == 4
-    for sel in seen:
+    for c, sel in enumerate(seen):
+        record = json.loads((tmp_path / "run" / f"cycle{c}" / "batch.json").read_text())
+        assert record["scored"] == sel.scored_ids.tolist()
+        assert record["scores"] == pytest.approx(sel.scores.tolist(), abs=1e-6)
         assert sel.uncertain_ids.size == 3 and sel.random_ids.size == 2  # round(0.5 * 5) = 3
         assert sel.scored_ids.size == 10  # 20% of 50
         assert set(sel.uncertain_ids.tolist()) <= set(sel.scored_ids.tolist())
