@@ -47,7 +47,7 @@ class Pool:
         selected_cycle: Iterable[int] | None = None,
         labeled_cycle: Iterable[int] | None = None,
     ) -> None:
-        ids_arr = np.asarray(list(ids), dtype=np.int64)
+        ids_arr = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), dtype=np.int64)
         if ids_arr.ndim != 1:
             raise StateError("pool ids must be a flat list")
         order = np.argsort(ids_arr, kind="stable")
@@ -58,7 +58,11 @@ class Pool:
         if status is None:
             codes = np.zeros(n, dtype=np.int8)
         else:
-            codes = np.asarray([_CODES[Status(s)] for s in status], dtype=np.int8)
+            lookup = {**{s.value: c for s, c in _CODES.items()}, **_CODES}
+            try:
+                codes = np.fromiter((lookup[s] for s in status), dtype=np.int8)
+            except KeyError as exc:
+                raise StateError(f"unknown image status {exc.args[0]!r}") from None
             if codes.size != n:
                 raise StateError(f"pool has {n} ids but {codes.size} statuses")
             codes = codes[order]
@@ -70,7 +74,7 @@ class Pool:
     def _cycles(values: Iterable[int] | None, n: int, order: np.ndarray) -> np.ndarray:
         if values is None:
             return np.full(n, -1, dtype=np.int64)
-        arr = np.asarray(list(values), dtype=np.int64)
+        arr = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=np.int64)
         if arr.size != n:
             raise StateError(f"pool has {n} ids but {arr.size} cycle entries")
         return arr[order]

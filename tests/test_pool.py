@@ -69,3 +69,12 @@ def test_state_dict_round_trip():
         Pool.from_state_dict({"ids": [1]})
     with pytest.raises(StateError, match="unique"):
         Pool([1, 1])
+
+
+def test_unknown_status_and_array_inputs():
+    import numpy as np
+
+    with pytest.raises(StateError, match="unknown image status 'done'"):
+        Pool([1, 2], ["unlabeled", "done"])
+    pool = Pool(np.array([3, 1]), np.array(["labeled", "unlabeled"]), np.array([-1, -1]), np.array([0, -1]))
+    assert pool.labeled_ids().tolist() == [3] and pool.labeled_cycle_of(3) == 0
