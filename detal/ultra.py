@@ -230,16 +230,30 @@ class _Item:
     image: np.ndarray  # letterboxed, HWC BGR uint8
 
 
+class _Source:
+    """Hands ``(index, path)`` pairs from one iterable to any number of reader threads."""
+
+    def __init__(self, paths: Iterable[Path]) -> None:
+        self._pairs = enumerate(paths)
+        self._lock = threading.Lock()
+
+    def next(self) -> tuple[int, Path] | None:
+        with self._lock:
+            pair = next(self._pairs, None)
+        return None if pair is None else (pair[0], Path(pair[1]))
+
+
 def _read_items(
-    paths: Iterable[Path],
+    source: _Source,
     imgsz: tuple[int, int],
     stride: int,
     out: queue.Queue[_Item | tuple[int, Path, str] | None],
     stop: threading.Event,
 ) -> None:
-    """Producer thread: decode and letterbox each image, in order, into ``out``.
+    """Reader thread: decode and letterbox images from ``source`` into ``out``.
 
-    Unreadable images are put as ``(index, path, reason)``. ``None`` ends the stream.
+    Unreadable images are put as ``(index, path, reason)``; a failure of the
+    reader itself as ``(-1, path, reason)``. ``None`` says this reader is done.
     """
     from ultralytics.data.augment import LetterBox
     from ultralytics.utils.patches import imread
@@ -249,10 +263,11 @@ def _read_items(
     # that rectangle, so every image is letterboxed exactly as YOLO.predict would.
     letterbox = LetterBox(imgsz, auto=True, stride=stride)
     try:
-        for index, path in enumerate(paths):
-            if stop.is_set():
+        while not stop.is_set():
+            pair = source.next()
+            if pair is None:
                 return
-            path = Path(path)
+            index, path = pair
             if not path.is_file():
                 item: Any = (index, path, "file not found")
             else:
@@ -267,7 +282,7 @@ def _read_items(
                     item = _Item(index, path, (im.shape[0], im.shape[1]), letterbox(image=im))
             _put(out, item, stop)
     except Exception as exc:  # noqa: BLE001 - hand any reader bug to the consumer, never hang it
-        _put(out, (-1, Path(""), f"image reader crashed: {_first_line(exc)}"), stop)
+        _put(out, (-1, Path(""), f"image reader failed: {_first_line(exc)}"), stop)
     finally:
         _put(out, None, stop)
 
@@ -293,13 +308,20 @@ class UltralyticsAdapter:
     optional first-cycle ``weights``, ``imgsz``, ``batch``, ``workers``,
     ``device`` (``auto``: Ultralytics picks), ``seed`` and extra
     ``train_args``.
+
+    ``readers`` is the number of threads that decode and letterbox images for
+    ``predict``; by default one on the CPU (the forward pass needs the cores)
+    and up to eight on a GPU, where decoding is what limits throughput.
     """
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, *, readers: int | None = None) -> None:
         self.cfg = cfg
         bad = sorted(_RESERVED_TRAIN_ARGS & set(cfg.train_args))
         if bad:
             raise ConfigError(f"train_args: {', '.join(bad)} are set by detal and cannot be overridden")
+        if readers is not None and readers < 1:
+            raise ConfigError(f"readers must be a positive integer, got {readers!r}")
+        self.readers = readers
         self._cache: tuple[tuple[str, float, str], _Loaded] | None = None
 
     # -- helpers ---------------------------------------------------------------
@@ -504,11 +526,13 @@ class UltralyticsAdapter:
     ) -> PredictResult:
         """Detections with full class-probability vectors for every readable image.
 
-        Images stream through a background reader (decode + letterbox) with a
-        bounded queue, and are run in batches of up to ``batch`` images that
-        share one letterboxed shape. At most a few batches of images are held
-        at a time, however many images there are. Unreadable images are listed
-        in ``failed`` with the reason. Predictions come back in input order.
+        ``images`` is consumed lazily (a generator works). Reader threads
+        decode and letterbox images into a bounded queue, and the main thread
+        runs batches of up to ``batch`` images that share one letterboxed
+        shape: at most ``2 * batch`` images wait in the queue and ``4 * batch``
+        in shape buckets, however many images there are. Unreadable images are
+        listed in ``failed`` with the reason. Predictions come back in input
+        order; only they (not the images) accumulate.
         """
         if batch < 1:
             raise ConfigError(f"predict: batch must be a positive integer, got {batch!r}")
@@ -520,21 +544,30 @@ class UltralyticsAdapter:
         total = len(images) if hasattr(images, "__len__") else None  # type: ignore[arg-type]
         items: queue.Queue = queue.Queue(maxsize=2 * batch)
         stop = threading.Event()
-        reader = threading.Thread(
-            target=_read_items, args=(images, loaded.imgsz, loaded.stride, items, stop), daemon=True
-        )
+        source = _Source(images)
+        gpu_readers = min(8, max(1, (os.cpu_count() or 2) // 2))
+        n_readers = self.readers or (1 if loaded.device.type == "cpu" else gpu_readers)
+        readers = [
+            threading.Thread(
+                target=_read_items, args=(source, loaded.imgsz, loaded.stride, items, stop), daemon=True
+            )
+            for _ in range(n_readers)
+        ]
+        running = n_readers
         done: list[tuple[int, Prediction]] = []
         failed: list[tuple[int, Path, str]] = []
         buckets: dict[tuple[int, int], list[_Item]] = {}
         held = 0
         limit = 4 * batch  # images held across shape buckets before the fullest is run
         bar = tqdm(total=total, desc="predict", unit="img", disable=not progress, leave=False)
-        reader.start()
+        for reader in readers:
+            reader.start()
         try:
-            while True:
+            while running:
                 item = items.get()
                 if item is None:
-                    break
+                    running -= 1
+                    continue
                 if isinstance(item, tuple):
                     index, _path, reason = item
                     if index < 0:
@@ -560,7 +593,8 @@ class UltralyticsAdapter:
         finally:
             stop.set()
             bar.close()
-            reader.join(timeout=5)
+            for reader in readers:
+                reader.join(timeout=5)
         done.sort(key=lambda pair: pair[0])
         failed.sort(key=lambda entry: entry[0])
         return PredictResult([p for _, p in done], [(path, reason) for _, path, reason in failed])

@@ -231,6 +231,35 @@ def test_predict_accepts_a_generator_and_an_empty_input(data, trained):
     assert empty.predictions == [] and empty.failed == []
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("readers", [1, 3])
+def test_predict_streams_images_with_bounded_buffering(data, trained, readers, monkeypatch):
+    """A generator of 120 paths is pulled only a few batches ahead of the forward passes."""
+    batch, n = 4, 120
+    paths = [p for p, _ in data["all"]]
+    pulled = [0]
+
+    def stream():
+        for i in range(n):
+            pulled[0] += 1
+            yield paths[i % len(paths)]
+
+    adapter = UltralyticsAdapter(tiny_config(), readers=readers)
+    real_run = adapter._run
+    processed, waiting = [0], []
+
+    def run(loaded, group, conf, iou):
+        processed[0] += len(group)
+        waiting.append(pulled[0] - processed[0])  # pulled from the generator, not yet run
+        return real_run(loaded, group, conf, iou)
+
+    monkeypatch.setattr(adapter, "_run", run)
+    result = adapter.predict(trained["sharp"], stream(), conf=0.25, batch=batch, progress=False)
+    assert [p.path for p in result.predictions] == [paths[i % len(paths)] for i in range(n)]
+    assert max(waiting) <= 2 * batch + 4 * batch + readers  # queue + shape buckets + one per reader
+    assert max(len(p.detections) for p in result.predictions) > 0
+
+
 # ----------------------------------------------------------------------------- evaluate
 
 
