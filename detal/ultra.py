@@ -24,8 +24,10 @@ What it guarantees:
   batches from a streaming loader, applies Ultralytics' own NMS with
   ``return_idxs=True`` and reads, at each surviving anchor, the sigmoid score
   of every class from the raw head output. Preprocessing (decode, letterbox),
-  NMS and box rescaling are Ultralytics' functions, so the top-1 class and
-  confidence of each box equal those of ``YOLO(weights).predict(...)``.
+  NMS and box rescaling are Ultralytics' functions, so the boxes and top-1
+  classes are those of ``YOLO(weights).predict(...)`` and the confidences
+  agree to float rounding (batched NHWC convolutions differ from its
+  one-image forward pass in the last bits; the tests allow 1e-5).
 """
 
 from __future__ import annotations
@@ -84,7 +86,9 @@ def prepare_ultralytics() -> None:
     set) and ``YOLO_OFFLINE`` before the first import, then switches settings
     sync and the third-party logger integrations off. The adapter calls it
     itself; call it first when using ``ultralytics`` directly next to detal.
-    Ultralytics reads the environment only on its first import, so if
+    It also undoes Ultralytics' patch of ``PIL.Image.open`` (see
+    :func:`_restore_pil_open`); its ``torch.save`` wrapper (retries on
+    failure) stays. Ultralytics reads the environment only on its first import, so if
     something imported it earlier, its settings folder stays where that
     import put it (sync and integrations are still switched off).
     """
@@ -100,7 +104,26 @@ def prepare_ultralytics() -> None:
         on = {key: False for key in _SETTINGS_OFF if SETTINGS.get(key)}
         if on:
             SETTINGS.update(on)
+        _restore_pil_open()
         _imported = True
+
+
+def _restore_pil_open() -> None:
+    """Undo Ultralytics' process-wide patch of ``PIL.Image.open``.
+
+    On import, Ultralytics replaces ``PIL.Image.open`` with a wrapper that, on
+    an unidentifiable file, tries to pip-install ``pi-heif`` and then raises
+    ``ModuleNotFoundError`` instead of ``PIL.UnidentifiedImageError``. That
+    breaks code elsewhere in detal that opens images with PIL in the same
+    process. Ultralytics needs it only for HEIC files, which detal does not
+    list as images.
+    """
+    from PIL import Image
+    from ultralytics.utils import patches
+
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is getattr(patches, "image_open", None):
+        Image.open = original
 
 
 def _local_font(font: str = "Arial.ttf") -> Path | None:

@@ -326,6 +326,28 @@ def test_bad_input_raises_detal_errors(tmp_path, changes, call, error, text):
             adapter.evaluate(tmp_path / "none.pt", [], NAMES, tmp_path / "out")
 
 
+def test_importing_the_adapter_loads_neither_ultralytics_nor_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, detal.ultra, detal.commands.score; print('ultralytics' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_pil_open_keeps_its_own_error_after_ultralytics_is_imported(tmp_path, network_attempts):
+    from PIL import Image, UnidentifiedImageError
+
+    from detal.ultra import prepare_ultralytics
+
+    prepare_ultralytics()
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(junk)
+    assert network_attempts == []
+
+
 def test_reserved_train_args_are_rejected():
     with pytest.raises(ConfigError, match="data, project"):
         UltralyticsAdapter(tiny_config(train_args={"project": "/tmp/x", "data": "x.yaml"}))
