@@ -155,6 +155,21 @@ def test_other_architectures_train_with_project_class_count(data, tmp_path, mode
     assert pred.detections.n_classes == 2
 
 
+@pytest.mark.slow
+def test_a_local_pt_as_model_is_retrained_with_the_project_classes(data, trained, tmp_path):
+    adapter = UltralyticsAdapter(tiny_config(model=str(trained["result"].weights)))
+    items = []
+    for image, label in data["train"][:4]:
+        one = tmp_path / label.name  # every shape is "thing"
+        one.write_text("".join(f"0 {line.split(' ', 1)[1]}\n" for line in label.read_text().splitlines()))
+        items.append((image, one))
+    result = adapter.train(items, [], ["thing"], tmp_path / "run", epochs=1)
+    from ultralytics.nn.tasks import load_checkpoint
+
+    model, _ = load_checkpoint(str(result.weights))
+    assert model.nc == 1 and model.names == {0: "thing"}
+
+
 # ----------------------------------------------------------------------------- predict
 
 
@@ -290,11 +305,25 @@ def test_nothing_reaches_for_the_network(data, trained, tmp_path, network_attemp
 
 
 @pytest.mark.slow
-def test_settings_stay_out_of_home_and_sync_is_off(trained):
-    from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
+def test_settings_stay_out_of_home_and_sync_is_off(tmp_path):
+    """In a fresh process with no YOLO_CONFIG_DIR, nothing is written under $HOME."""
+    import subprocess
+    import sys
 
-    assert Path.home() not in USER_CONFIG_DIR.resolve().parents
-    assert SETTINGS["sync"] is False
+    home, tmp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("YOLO_CONFIG_DIR", "YOLO_OFFLINE", "XDG_CONFIG_HOME")}
+    env.update(HOME=str(home), TMPDIR=str(tmp))
+    code = (
+        "from detal.ultra import prepare_ultralytics; prepare_ultralytics(); "
+        "from ultralytics.utils import SETTINGS, SETTINGS_FILE; print(SETTINGS_FILE); print(SETTINGS['sync'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    settings_file, sync = out.stdout.strip().splitlines()[-2:]
+    assert Path(settings_file).is_file() and tmp in Path(settings_file).parents
+    assert sync == "False"
+    assert list(home.rglob("*")) == []
 
 
 # ----------------------------------------------------------------------------- errors (fast)
