@@ -242,7 +242,6 @@ class _Loaded:
     device: Any  # torch.device
     stride: int
     imgsz: tuple[int, int]
-    n_classes: int
 
 
 @dataclass
@@ -533,7 +532,7 @@ class UltralyticsAdapter:
             p.requires_grad = False
         stride = max(int(model.stride.max()), 32)
         h, w = check_imgsz(self.cfg.imgsz, stride=stride, min_dim=2)
-        loaded = _Loaded(model, device, stride, (int(h), int(w)), len(model.names))
+        loaded = _Loaded(model, device, stride, (int(h), int(w)))
         self._cache = (key, loaded)
         return loaded
 
@@ -635,7 +634,7 @@ class UltralyticsAdapter:
             batch = batch.permute(0, 3, 1, 2).float().div_(255)
             raw = loaded.model(batch)
             raw = raw[0] if isinstance(raw, (list, tuple)) else raw  # (B, 4 + nc, anchors)
-            nc = loaded.n_classes
+            nc = int(raw.shape[1]) - 4
             out = []
             for b, it in enumerate(group):
                 # NMS gets a copy (it may rewrite boxes in place); class scores are read from `raw`.
