@@ -265,7 +265,7 @@ def _walk_images(root: Path) -> Iterator[str]:
 
 def _image_info(path: Path) -> tuple[str, int, int]:
     """Content hash, width and height; the header is parsed, the pixels are not decoded."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         data = path.read_bytes()
@@ -275,7 +275,9 @@ def _image_info(path: Path) -> tuple[str, int, int]:
     try:
         with Image.open(io.BytesIO(data)) as im:
             width, height = im.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types on bad bytes
+        # (UnidentifiedImageError, OSError, SyntaxError, ValueError; and once Ultralytics has
+        # patched Image.open, ModuleNotFoundError from its HEIF fallback)
         reason = "empty file" if not data else f"not a readable image ({exc.__class__.__name__})"
         raise DataError(f"{path}: corrupt image, {reason}") from None
     if width <= 0 or height <= 0:

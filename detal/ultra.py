@@ -501,6 +501,13 @@ class UltralyticsAdapter:
         return Metrics(map50=float(result.box.map50), map50_95=float(result.box.map))
 
     # -- predict -------------------------------------------------------------------
+    def class_names(self, weights: Path) -> list[str]:
+        """The class names stored in ``weights``, in class-id order."""
+        names = self.load(weights).model.names
+        if isinstance(names, dict):
+            return [str(names[k]) for k in sorted(names)]
+        return [str(n) for n in names]
+
     def load(self, weights: Path) -> _Loaded:
         """Load ``weights`` as Ultralytics' predictor does (fused, float32, eval); cached."""
         weights = Path(weights)

@@ -41,13 +41,6 @@ def names_from_weights(adapter: ModelAdapter, weights: Path) -> list[str] | None
     class_names = getattr(adapter, "class_names", None)
     if callable(class_names):
         return [str(n) for n in class_names(weights)]
-    load = getattr(adapter, "load", None)
-    if callable(load):
-        names = getattr(getattr(load(weights), "model", None), "names", None)
-        if isinstance(names, dict):
-            return [str(names[k]) for k in sorted(names)]
-        if isinstance(names, (list, tuple)):
-            return [str(n) for n in names]
     return None
 
 
