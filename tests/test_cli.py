@@ -59,3 +59,17 @@ def test_errors_are_one_line_exit_1(argv, needle, capsys):
     assert lines[0].startswith("detal: error: ")
     assert needle in lines[0]
     assert "Traceback" not in captured.err
+
+
+def test_cli_startup_loads_no_heavy_library():
+    # `detal --help` and every parser must come up without torch, ultralytics,
+    # cv2 or sklearn: they load only inside the commands that use them.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, detal.cli; detal.cli.build_parser(); "
+        "print(','.join(m for m in ('torch', 'ultralytics', 'cv2', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

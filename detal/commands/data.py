@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from detal.digits import DigitsSpec, build_digits
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_digits(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
+    from detal.digits import DigitsSpec, build_digits  # cv2 and sklearn: load only when used
+
     spec = DigitsSpec(pool=args.pool, val=args.val, imgsz=args.imgsz, seed=args.seed)
     path = build_digits(args.out, spec)
     print(f"wrote {args.pool} pool + {args.val} val images ({args.imgsz}px) in {time.perf_counter() - t0:.1f}s: {path}")
