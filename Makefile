@@ -18,7 +18,7 @@ test: venv
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow"
 
-# demo: mixed vs random on a small digits-det, one seed, CPU-sized (about 10 min on 2 cores).
+# demo: mixed vs random on a small digits-det, one seed, CPU-sized (6-11 min on 2 cores).
 # Prints one line per cycle, then summary.md. Rerunning resumes; delete runs/simulate/demo to start over.
 DEMO_DATA := data/digits-demo
 demo: venv

@@ -6,7 +6,6 @@ import argparse
 import time
 
 
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "data",
