@@ -11,13 +11,14 @@ folder to glob: unlabeled images sit beside labeled ones in a pool.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from detal.detections import Prediction
 
-__all__ = ["LabeledImage", "Metrics", "TrainResult", "PredictResult", "ModelAdapter"]
+__all__ = ["LabeledImage", "Metrics", "ModelAdapter", "PredictResult", "TrainResult"]
 
 LabeledImage = tuple[Path, Path]
 """An image file and its YOLO label file (which may be empty: no objects)."""

@@ -17,9 +17,10 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -27,7 +28,7 @@ from detal.errors import ConfigError
 from detal.selection import STRATEGIES
 from detal.uncertainty import AGGREGATIONS, MEASURES
 
-__all__ = ["Config", "load_config", "parse_override", "DEFAULT_CONFIG_PATH"]
+__all__ = ["DEFAULT_CONFIG_PATH", "Config", "load_config", "parse_override"]
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -75,7 +76,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied and validated."""
         return from_mapping({**self.to_dict(), **changes}, source="config")
 

@@ -30,9 +30,9 @@ class Detections:
         if xyxy.size == 0:
             xyxy = xyxy.reshape(0, 4)
         class_id = np.asarray(self.class_id).reshape(-1)
-        if class_id.size and not np.issubdtype(class_id.dtype, np.integer):
-            if not np.all(np.equal(np.mod(class_id, 1), 0)):
-                raise DataError("Detections.class_id must hold integers")
+        is_int = np.issubdtype(class_id.dtype, np.integer)
+        if class_id.size and not is_int and not np.all(np.equal(np.mod(class_id, 1), 0)):
+            raise DataError("Detections.class_id must hold integers")
         class_id = class_id.astype(np.int64)
         confidence = np.asarray(self.confidence, dtype=np.float64).reshape(-1)
         probs = np.asarray(self.class_probs, dtype=np.float64)
@@ -53,7 +53,7 @@ class Detections:
         object.__setattr__(self, "class_probs", probs)
 
     @classmethod
-    def empty(cls, n_classes: int) -> "Detections":
+    def empty(cls, n_classes: int) -> Detections:
         return cls(np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, n_classes)))
 
     @property
@@ -63,14 +63,14 @@ class Detections:
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
 
-    def filter(self, mask: np.ndarray) -> "Detections":
+    def filter(self, mask: np.ndarray) -> Detections:
         """The boxes where ``mask`` is true."""
         mask = np.asarray(mask, dtype=bool).reshape(-1)
         if mask.shape != (len(self),):
             raise DataError(f"mask has shape {mask.shape}, expected ({len(self)},)")
         return Detections(self.xyxy[mask], self.class_id[mask], self.confidence[mask], self.class_probs[mask])
 
-    def above(self, conf: float) -> "Detections":
+    def above(self, conf: float) -> Detections:
         """The boxes with confidence >= ``conf``."""
         return self.filter(self.confidence >= conf)
 

@@ -7,9 +7,9 @@ image has no objects" and is valid.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -17,13 +17,13 @@ from detal.detections import Prediction
 from detal.errors import DataError
 
 __all__ = [
-    "YoloBox",
     "LabelProblem",
-    "to_yolo_line",
-    "parse_yolo_line",
+    "YoloBox",
     "parse_label_text",
+    "parse_yolo_line",
     "prediction_lines",
     "read_classes",
+    "to_yolo_line",
 ]
 
 

@@ -18,14 +18,15 @@ Fractions are of the pool size ``T``: every image that is not ``val``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
 from detal.errors import StateError
 
-__all__ = ["Status", "Pool"]
+__all__ = ["Pool", "Status"]
 
 
 class Status(str, Enum):
@@ -168,7 +169,7 @@ class Pool:
         }
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> "Pool":
+    def from_state_dict(cls, state: dict[str, Any]) -> Pool:
         try:
             return cls(state["ids"], state["status"], state["selected_cycle"], state["labeled_cycle"])
         except (KeyError, ValueError, TypeError) as exc:

@@ -8,9 +8,9 @@ count (``score_conf``) and the score of an image with no counted box
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 

@@ -28,8 +28,8 @@ top ``uncertain_share * B`` of the subset and draws the rest at random.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -41,9 +41,9 @@ __all__ = [
     "Selection",
     "fraction_count",
     "random_subset",
-    "top_k",
-    "strategy_plan",
     "select_batch",
+    "strategy_plan",
+    "top_k",
 ]
 
 STRATEGIES = ("random", "topk", "subset_topk", "mixed")

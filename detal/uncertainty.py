@@ -19,22 +19,22 @@ Aggregations reduce one image's box scores to one number: ``max``, ``mean`` or
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from detal.errors import ConfigError, DataError
 
 __all__ = [
-    "MEASURES",
     "AGGREGATIONS",
-    "normalize_probs",
+    "MEASURES",
+    "aggregate",
+    "aggregate_groups",
+    "box_scores",
     "entropy",
     "least_confidence",
     "margin",
-    "box_scores",
-    "aggregate",
-    "aggregate_groups",
+    "normalize_probs",
 ]
 
 _TINY = np.finfo(np.float64).tiny

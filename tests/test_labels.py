@@ -7,7 +7,13 @@ import pytest
 
 from detal.detections import Detections, Prediction
 from detal.errors import DataError
-from detal.labels import parse_label_text, parse_yolo_line, prediction_lines, read_classes, to_yolo_line
+from detal.labels import (
+    parse_label_text,
+    parse_yolo_line,
+    prediction_lines,
+    read_classes,
+    to_yolo_line,
+)
 
 
 def det(n=2, c=3):
@@ -28,7 +34,12 @@ def det(n=2, c=3):
     ],
 )
 def test_detections_check_shapes(kwargs, match):
-    base = dict(xyxy=np.zeros((2, 4)), class_id=np.zeros(2, int), confidence=np.zeros(2), class_probs=np.zeros((2, 3)))
+    base = {
+        "xyxy": np.zeros((2, 4)),
+        "class_id": np.zeros(2, int),
+        "confidence": np.zeros(2),
+        "class_probs": np.zeros((2, 3)),
+    }
     base.update(kwargs)
     with pytest.raises(DataError, match=match):
         Detections(**base)

@@ -129,7 +129,7 @@ def test_fewer_left_than_batch_takes_everything():
 def test_same_seed_same_picks_and_order_independent():
     ids = np.arange(1000)
     plan = strategy_plan("mixed", 1000)
-    scorer = lambda s: np.sin(s.astype(float))  # noqa: E731
+    scorer = lambda s: np.sin(s.astype(float))
     a = select_batch(ids, plan, rng(42), scorer)
     b = select_batch(ids[::-1].copy(), plan, rng(42), scorer)
     c = select_batch(ids, plan, rng(43), scorer)
