@@ -157,8 +157,13 @@ def aggregate_groups(
 
 
 def _group_max(out: np.ndarray, idx: np.ndarray, s: np.ndarray) -> None:
-    # Sort by (image, score) once; the last entry of each image is its max.
-    # Much faster than ufunc.at for millions of boxes.
+    if np.all(idx[1:] >= idx[:-1]):
+        # Boxes already grouped by image (the usual case): one linear pass.
+        starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+        out[idx[starts]] = np.maximum.reduceat(s, starts)
+        return
+    # Otherwise sort by (image, score) once; the last entry of each image is its
+    # max. Much faster than ufunc.at for millions of boxes.
     order = np.lexsort((s, idx))
     sorted_idx = idx[order]
     last = np.r_[sorted_idx[1:] != sorted_idx[:-1], True]

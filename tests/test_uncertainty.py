@@ -111,10 +111,11 @@ def test_aggregate_groups_matches_per_image(how, n_boxes):
     n_images = 50
     scores = rng.random(n_boxes)
     index = rng.integers(0, n_images - 5, n_boxes)  # the last 5 images get no box
-    got = aggregate_groups(scores, index, n_images, how, empty=-1.0)
     want = [aggregate(scores[index == j], how, empty=-1.0) for j in range(n_images)]
-    np.testing.assert_allclose(got, want)
-    assert (got[-5:] == -1.0).all()
+    for idx, sc in ((index, scores), (np.sort(index), scores[np.argsort(index, kind="stable")])):
+        got = aggregate_groups(sc, idx, n_images, how, empty=-1.0)  # unsorted, then grouped
+        np.testing.assert_allclose(got, want)
+        assert (got[-5:] == -1.0).all()
 
 
 # ---- properties --------------------------------------------------------------
