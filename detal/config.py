@@ -61,7 +61,7 @@ class Config:
     normalize_entropy: bool = True
     aggregate: str = "max"
     score_conf: float = 0.25
-    empty_image_score: float = 1.0
+    empty_image_score: float = 0.0
     iou: float = 0.7
     predict_batch: int = 32
     # pre-labels

@@ -37,7 +37,7 @@ def score_prediction(
     measure: str = "entropy",
     how: str = "max",
     score_conf: float = 0.25,
-    empty: float = 1.0,
+    empty: float = 0.0,
     normalize: bool = True,
 ) -> ImageScore:
     det = pred.detections.above(score_conf)

@@ -395,11 +395,18 @@ class Simulation:
             weights, images, conf=self.cfg.prelabel_conf, iou=self.cfg.iou,
             batch=self.cfg.predict_batch, progress=False,
         )
+        id_of = {Path(path): int(i) for i, path in zip(ids, images)}
         n_boxes = 0
+        written: set[str] = set()
         for pred in result.predictions:
             lines = prediction_lines(pred, conf=self.cfg.prelabel_conf)
             n_boxes += len(lines)
-            _atomic_write(out / f"{Path(pred.path).stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
+            # Named like the image; two images with one stem (other folders) get their id too.
+            name = Path(pred.path).stem
+            if name in written:
+                name = f"{name}__{id_of[Path(pred.path)]}"
+            written.add(name)
+            _atomic_write(out / f"{name}.txt", "\n".join(lines) + ("\n" if lines else ""))
         (out / "classes.txt").write_text("\n".join(self.dataset.names) + "\n", encoding="utf-8")
         return n_boxes
 

@@ -359,3 +359,26 @@ def test_a_run_folder_is_locked_while_it_runs(data_yaml, tmp_path):
         other.wait()
     rows = _sim(data_yaml, run_dir).run()  # a stale lock is taken over
     assert len(rows) == 5 and not (run_dir / "run.lock").exists()
+
+
+def test_prelabels_of_images_sharing_a_name_do_not_overwrite(tmp_path):
+    root = tmp_path / "same-names"
+    for sub in ("a", "b"):
+        (root / "images" / sub).mkdir(parents=True)
+        (root / "labels" / sub).mkdir(parents=True)
+        for i in range(10):  # images/a/img000.png and images/b/img000.png, ...
+            (root / "images" / sub / f"img{i:03d}.png").write_bytes(b"x")
+            (root / "labels" / sub / f"img{i:03d}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (root / "images" / "val").mkdir()
+    (root / "labels" / "val").mkdir()
+    (root / "images" / "val" / "v.png").write_bytes(b"x")
+    (root / "labels" / "val" / "v.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+    (root / "data.yaml").write_text(f"path: {root}\ntrain: [images/a, images/b]\nval: images/val\nnames: [a, b, c]\n")
+    cfg = _cfg(strategy="random", batch_fraction=1.0, max_labeled_fraction=1.0)
+    sim = Simulation(cfg, load_dataset(root / "data.yaml"), _factory(cfg), "random", tmp_path / "run", log=None)
+    sim.run(max_cycles=1)
+    batch = json.loads((tmp_path / "run" / "cycle0" / "batch.json").read_text())
+    picked = batch["uncertain"] + batch["random"]
+    files = list((tmp_path / "run" / "cycle0" / "prelabels").glob("img*.txt"))
+    assert len(picked) == 19  # everything left after the 1 initial image
+    assert len(files) == len(picked)  # one pre-label file per picked image, none overwritten
