@@ -9,7 +9,8 @@ inputs hold no duplicate id.
 Primitives:
 
 - :func:`random_subset` draws ``k`` ids uniformly without replacement;
-- :func:`top_k` keeps the ``k`` highest-scoring ids, ties broken by smaller id;
+- :func:`top_k` keeps the ``k`` highest-scoring ids, ties broken by smaller id
+  (or by a given tiebreak order);
 - :func:`select_batch` composes them into every strategy of METHOD.md:
 
   1. draw a random subset of the unlabeled ids (or take all of them),
@@ -102,15 +103,19 @@ def _draw(sorted_ids: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarra
     return sorted_ids[rng.choice(sorted_ids.size, size=k, replace=False)]
 
 
-def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` ids with the highest score, highest first; ties go to the smaller id.
+def top_k(ids: np.ndarray, scores: np.ndarray, k: int, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """The ``k`` ids with the highest score, highest first.
 
-    NaN scores (images that could not be scored) rank below every real score.
+    Ties go to the smaller ``tiebreak`` value (default: the smaller id). NaN
+    scores (images that could not be scored) rank below every real score.
     """
     ids = _as_ids(ids)
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     if s.shape != ids.shape:
         raise DataError(f"got {ids.size} ids but {s.size} scores")
+    tb = ids if tiebreak is None else np.asarray(tiebreak).reshape(-1)
+    if tb.shape != ids.shape:
+        raise DataError(f"got {ids.size} ids but {tb.size} tiebreak values")
     k = min(_check_k(k), ids.size)
     if k == 0:
         return ids[:0]
@@ -119,8 +124,8 @@ def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
         # Keep every id that scores at least the k-th best, then order exactly.
         kth = np.partition(s, ids.size - k)[ids.size - k]
         keep = s >= kth
-        ids, s = ids[keep], s[keep]
-    order = np.lexsort((ids, -s))
+        ids, s, tb = ids[keep], s[keep], tb[keep]
+    order = np.lexsort((tb, -s))
     return ids[order[:k]]
 
 
@@ -199,8 +204,9 @@ def select_batch(
     """Fill ``plan.batch_size`` picks from ``unlabeled_ids``.
 
     ``scorer`` maps an array of ids to an array of uncertainties (higher means
-    more uncertain); it is called once, on the subset only, and only when the
-    plan needs scores. When fewer than ``batch_size`` ids remain, every
+    more uncertain); it is called once, on the subset only (in random draw
+    order), and only when the plan needs scores. Equal scores are broken by
+    that random order, so the same seed gives the same picks. When fewer than ``batch_size`` ids remain, every
     remaining id is picked.
     """
     unlabeled = np.sort(_as_ids(unlabeled_ids, "unlabeled_ids"))
@@ -212,14 +218,16 @@ def select_batch(
     if plan.needs_scores and batch > 0:
         if scorer is None:
             raise DataError(f"strategy {plan.strategy!r} needs a scorer")
-        if plan.subset_size is None:
-            scored_ids = unlabeled
-        else:
-            scored_ids = _draw(unlabeled, plan.subset_size, rng)
+        # The subset comes in random draw order (for topk: all of them, shuffled), and
+        # ties break by that order: images that score the same (e.g. every image
+        # with no box gets empty_image_score) are taken at random, not by id, which
+        # would favour whatever order the pool was listed in.
+        size = unlabeled.size if plan.subset_size is None else plan.subset_size
+        scored_ids = _draw(unlabeled, size, rng)
         scores = np.asarray(scorer(scored_ids), dtype=np.float64).reshape(-1)
         if scores.shape != scored_ids.shape:
             raise DataError(f"scorer returned {scores.size} scores for {scored_ids.size} ids")
-        uncertain = top_k(scored_ids, scores, min(plan.n_uncertain, batch))
+        uncertain = top_k(scored_ids, scores, min(plan.n_uncertain, batch), tiebreak=np.arange(scored_ids.size))
 
     remaining = np.ones(unlabeled.size, dtype=bool)
     remaining[np.searchsorted(unlabeled, uncertain)] = False

@@ -116,8 +116,27 @@ def test_random_strategy_never_scores():
 def test_topk_scores_everything():
     ids = np.arange(30)
     sel = select_batch(ids, Plan("topk", 4, None, 4), rng(), lambda s: -s.astype(float))
-    assert sel.scored_ids.size == 30
+    assert sorted(sel.scored_ids.tolist()) == list(range(30))
     assert sel.ids.tolist() == [0, 1, 2, 3]
+
+
+def test_ties_are_broken_at_random_not_by_id():
+    # An untrained model: every image scores the same (empty_image_score). The
+    # uncertain half must not be "the first ids of the pool".
+    ids = np.arange(1000)
+    flat = lambda s: np.zeros(s.size)
+    picks = [select_batch(ids, Plan("topk", 50, None, 50), rng(seed), flat).ids for seed in range(3)]
+    assert all(p.max() > 100 for p in picks)  # by id the picks would be exactly 0..49
+    assert len({tuple(p) for p in picks}) == 3  # and they change with the seed
+    again = select_batch(ids, Plan("topk", 50, None, 50), rng(0), flat).ids
+    assert again.tolist() == picks[0].tolist()  # while the same seed repeats them
+
+
+def test_top_k_tiebreak_argument():
+    ids = np.array([5, 6, 7])
+    assert top_k(ids, np.zeros(3), 2, tiebreak=np.array([2, 0, 1])).tolist() == [6, 7]
+    with pytest.raises(DataError, match="tiebreak"):
+        top_k(ids, np.zeros(3), 2, tiebreak=np.array([0, 1]))
 
 
 def test_fewer_left_than_batch_takes_everything():
@@ -164,8 +183,9 @@ def test_selection_invariants(n_pool, labeled_share, strategy, batch_fraction, s
     assert len(picked) == min(plan.batch_size, unlabeled.size)  # full batch, or all that is left
     assert set(sel.scored_ids.tolist()) <= set(unlabeled.tolist())
     if sel.uncertain_ids.size:
-        # the uncertain picks are exactly the top of what was scored
-        ranked = sorted(sel.scored_ids.tolist(), key=lambda i: (-scores[i], i))
+        # the uncertain picks are exactly the top of what was scored, ties in draw order
+        position = {int(i): n for n, i in enumerate(sel.scored_ids)}
+        ranked = sorted(sel.scored_ids.tolist(), key=lambda i: (-scores[i], position[i]))
         assert sel.uncertain_ids.tolist() == ranked[: sel.uncertain_ids.size]
     again = select_batch(unlabeled, plan, np.random.default_rng(seed), lambda s: np.array([scores[int(i)] for i in s]))
     assert again.ids.tolist() == picked  # same seed, same picks
