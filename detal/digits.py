@@ -24,7 +24,6 @@ Layout (Ultralytics)::
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import numpy as np
 import yaml
 
 from detal.errors import DataError
+from detal.files import atomic_write
 
 __all__ = ["Canvas", "DigitsSpec", "build_digits", "render_canvas", "split_sources"]
 
@@ -215,11 +215,10 @@ def build_digits(out: str | Path, spec: DigitsSpec = DigitsSpec()) -> Path:
         "names": {i: n for i, n in enumerate(NAMES)},
     }
     yaml_path = out / "data.yaml"
-    tmp = yaml_path.with_suffix(".yaml.tmp")
-    tmp.write_text(
+    atomic_write(
+        yaml_path,
         "# digits-det: built by `detal data digits` from sklearn's UCI handwritten digits\n"
         f"# pool={spec.pool} val={spec.val} imgsz={spec.imgsz} seed={spec.seed}\n"
-        + yaml.safe_dump(data, sort_keys=False)
+        + yaml.safe_dump(data, sort_keys=False),
     )
-    os.replace(tmp, yaml_path)
     return yaml_path

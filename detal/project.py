@@ -72,6 +72,7 @@ from detal.adapter import LabeledImage, ModelAdapter
 from detal.config import Config, load_config
 from detal.detections import Prediction
 from detal.errors import DataError, ModelError, StateError
+from detal.files import IMAGE_SUFFIXES
 from detal.labels import LabelProblem, parse_label_text, prediction_lines, read_classes
 from detal.pool import Pool, Status
 from detal.scoring import score_predictions
@@ -92,7 +93,6 @@ __all__ = [
     "run_cycle",
 ]
 
-IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 CLASSES_FILE = "classes.txt"
 CONFIG_FILE = "config.yaml"
 LABELS_DIR = "labels"
@@ -175,15 +175,6 @@ def _problems_error(source: object, problems: Sequence[LabelProblem | str], what
     more = len(problems) - len(shown)
     tail = f"; ... and {more} more" if more > 0 else ""
     return DataError(f"{source}: {len(problems)} problem(s), {what}: " + "; ".join(shown) + tail)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _label_relpath(image_relpath: str) -> Path:

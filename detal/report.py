@@ -13,6 +13,7 @@ where ``f_random`` is the labeled fraction of random's final cycle.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from detal.errors import DataError
+from detal.files import atomic_write
 
 __all__ = ["Curve", "curve", "first_reach", "label_savings", "load_results", "summary_markdown", "write_report"]
 
@@ -215,10 +217,10 @@ def plot_curves(rows: Sequence[dict], path: Path, metric: str = "map50_95", titl
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
     plt.close(fig)
-    tmp.replace(path)
+    atomic_write(path, buf.getvalue())
 
 
 def write_report(results_csv: str | Path, out_dir: str | Path, baseline: str = "random") -> tuple[Path, Path]:
@@ -231,7 +233,5 @@ def write_report(results_csv: str | Path, out_dir: str | Path, baseline: str = "
     png, md = out / "curves.png", out / "summary.md"
     plot_curves(rows, png, title=f"{out.name}: mAP50-95 vs labeled fraction (mean, min–max band)")
     text = summary_markdown(rows, baseline, title=f"Simulation `{out.name}`")
-    tmp = md.with_name(md.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(md)
+    atomic_write(md, text)
     return png, md

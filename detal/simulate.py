@@ -38,6 +38,7 @@ import contextlib
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
@@ -54,9 +55,10 @@ import yaml
 from detal.adapter import LabeledImage, ModelAdapter
 from detal.config import Config
 from detal.errors import ConfigError, DataError, StateError
+from detal.files import atomic_write
 from detal.labels import parse_label_text, prediction_lines
 from detal.pool import Pool
-from detal.scoring import score_prediction
+from detal.scoring import score_predictions
 from detal.selection import (
     STRATEGIES,
     Plan,
@@ -224,12 +226,6 @@ def cycle_epochs(cfg: Config, cycle: int, n_labeled: int) -> int:
     return epochs
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _config_fingerprint(cfg: Config) -> dict[str, Any]:
     d = cfg.to_dict()
     d.pop("seed", None)
@@ -338,7 +334,7 @@ class Simulation:
             "done": self.done,
         }
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.state_path, json.dumps(state, indent=1, default=_json_default))
+        atomic_write(self.state_path, json.dumps(state, indent=1, default=_json_default))
 
     # -- helpers --------------------------------------------------------------------------
     def _items(self, ids: Iterable[int]) -> list[LabeledImage]:
@@ -371,24 +367,17 @@ class Simulation:
             result = self.adapter.predict(
                 weights, images, conf=cfg.score_conf, iou=cfg.iou, batch=cfg.predict_batch, progress=True
             )
-            by_path = {}
-            for pred in result.predictions:
-                by_path[Path(pred.path)] = score_prediction(
-                    pred,
-                    measure=cfg.measure,
-                    how=cfg.aggregate,
-                    score_conf=cfg.score_conf,
-                    empty=cfg.empty_image_score,
-                    normalize=cfg.normalize_entropy,
-                ).score
+            by_path = {Path(s.path): s.score for s in score_predictions(result.predictions, cfg)}
             return np.asarray([by_path.get(Path(p), np.nan) for p in images], dtype=np.float64)
 
         return score
 
     def _export(self, weights: Path, ids: np.ndarray, out: Path) -> int:
-        """Write the batch's pre-labels (what annotators would receive); return the box count."""
-        if out.exists():
-            shutil.rmtree(out)
+        """Write the batch's pre-labels (what annotators would receive); return the box count.
+
+        ``out`` lies in this cycle's folder, which ``step`` has just created (an
+        interrupted attempt's folder is removed first), so plain writes suffice.
+        """
         out.mkdir(parents=True)
         images = [self.dataset.pool[int(i)][0] for i in ids]
         result = self.adapter.predict(
@@ -406,7 +395,7 @@ class Simulation:
             if name in written:
                 name = f"{name}__{id_of[Path(pred.path)]}"
             written.add(name)
-            _atomic_write(out / f"{name}.txt", "\n".join(lines) + ("\n" if lines else ""))
+            (out / f"{name}.txt").write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
         (out / "classes.txt").write_text("\n".join(self.dataset.names) + "\n", encoding="utf-8")
         return n_boxes
 
@@ -493,7 +482,7 @@ class Simulation:
             # the simulated annotator: the batch's ground truth is revealed
             self.pool.select(batch, cycle=c + 1)
             self.pool.label(batch, cycle=c + 1)
-            _atomic_write(
+            atomic_write(
                 cycle_dir / "batch.json",
                 json.dumps({
                     "uncertain": sel.uncertain_ids.tolist(),
@@ -562,13 +551,12 @@ def _fill_missing_labels(dataset: Dataset, empty: Path) -> Dataset:
 
 # -- every (strategy, seed) ---------------------------------------------------------------
 def write_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(RESULT_COLUMNS))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row[k] for k in RESULT_COLUMNS})
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=list(RESULT_COLUMNS))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row[k] for k in RESULT_COLUMNS})
+    atomic_write(path, buf.getvalue())
 
 
 def simulate(
@@ -602,7 +590,7 @@ def simulate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dataset = _fill_missing_labels(dataset, out / "empty_label.txt")
-    _atomic_write(out / "config.yaml", yaml.safe_dump({**cfg.to_dict(), "data": str(data_path)}, sort_keys=False))
+    atomic_write(out / "config.yaml", yaml.safe_dump({**cfg.to_dict(), "data": str(data_path)}, sort_keys=False))
     if log:
         log(
             f"simulate: {len(dataset.pool)} pool images, {len(dataset.val)} val images, "

@@ -51,11 +51,9 @@ from detal.adapter import LabeledImage, Metrics, PredictResult, TrainResult
 from detal.config import Config
 from detal.detections import Detections, Prediction
 from detal.errors import ConfigError, DataError, ModelError
+from detal.files import IMAGE_SUFFIXES
 
 __all__ = ["IMAGE_SUFFIXES", "UltralyticsAdapter", "default_config_dir", "prepare_ultralytics"]
-
-IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
-"""Image file suffixes detal stages for training and lists when scoring a folder."""
 
 # Keys of Ultralytics' train() that detal sets itself; cfg.train_args may not override them.
 _RESERVED_TRAIN_ARGS = frozenset({"data", "project", "name", "exist_ok", "model", "resume", "epochs"})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 from detal.commands.common import add_config_args, config_from_args
 from detal.config import Config
 from detal.errors import DataError, ModelError
+from detal.files import IMAGE_SUFFIXES, atomic_write
 from detal.scoring import ImageScore, score_predictions
 from detal.uncertainty import AGGREGATIONS, MEASURES
 
@@ -30,7 +32,6 @@ CSV_COLUMNS = ("path", "score", "n_boxes", "top_class")
 
 def list_images(folder: Path) -> list[Path]:
     """Every image file under ``folder`` (recursively), sorted by path."""
-    from detal.ultra import IMAGE_SUFFIXES  # light: ultra imports ultralytics only when used
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -66,15 +67,12 @@ def write_scores_csv(scores: Sequence[ImageScore], out: Path) -> Path:
     """Write ``scores`` as CSV (``path, score, n_boxes, top_class``) to ``out``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(CSV_COLUMNS)
-        for s in scores:
-            writer.writerow(
-                [str(s.path), f"{s.score:.6f}", s.n_boxes, "" if s.top_class is None else s.top_class]
-            )
-    tmp.replace(out)
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf)
+    writer.writerow(CSV_COLUMNS)
+    for s in scores:
+        writer.writerow([str(s.path), f"{s.score:.6f}", s.n_boxes, "" if s.top_class is None else s.top_class])
+    atomic_write(out, buf.getvalue())
     return out
 
 
