@@ -118,6 +118,11 @@ class Pool:
     def labeled_cycle_of(self, image_id: int) -> int:
         return int(self._labeled[self._index([image_id])[0]])
 
+    def rows_of(self, ids: Iterable[int]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Status names, selected cycles and labeled cycles of ``ids``, in their order (one lookup)."""
+        pos = self._index(ids)
+        return [_NAMES[c].value for c in self._status[pos]], self._selected[pos], self._labeled[pos]
+
     # -- transitions --------------------------------------------------------------
     def _index(self, ids: Iterable[int]) -> np.ndarray:
         arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64).reshape(-1)

@@ -342,10 +342,9 @@ class Store:
             state = pool.state_dict()
             rows = list(zip(state["status"], state["selected_cycle"], state["labeled_cycle"], state["ids"]))
         else:
-            rows = [
-                (pool.status_of(i).value, pool.selected_cycle_of(i), pool.labeled_cycle_of(i), int(i))
-                for i in np.asarray(list(ids), dtype=np.int64).tolist()
-            ]
+            id_arr = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), dtype=np.int64)
+            status, sel, lab = pool.rows_of(id_arr)
+            rows = list(zip(status, sel.tolist(), lab.tolist(), id_arr.tolist()))
         for start in range(0, len(rows), _CHUNK):
             self._conn.executemany(
                 "UPDATE images SET status = ?, selected_cycle = ?, labeled_cycle = ? WHERE id = ?",

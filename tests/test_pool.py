@@ -78,3 +78,16 @@ def test_unknown_status_and_array_inputs():
         Pool([1, 2], ["unlabeled", "done"])
     pool = Pool(np.array([3, 1]), np.array(["labeled", "unlabeled"]), np.array([-1, -1]), np.array([0, -1]))
     assert pool.labeled_ids().tolist() == [3] and pool.labeled_cycle_of(3) == 0
+
+
+def test_rows_of_matches_per_id_queries():
+    pool = make_pool()
+    pool.label([2], 0)
+    pool.select([99, 4], 1)
+    ids = [99, 2, 10, 7]
+    status, sel, lab = pool.rows_of(ids)
+    assert status == [pool.status_of(i).value for i in ids]
+    assert sel.tolist() == [pool.selected_cycle_of(i) for i in ids]
+    assert lab.tolist() == [pool.labeled_cycle_of(i) for i in ids]
+    with pytest.raises(StateError, match="unknown image id"):
+        pool.rows_of([5])
