@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -242,3 +243,15 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         data[key] = value
         source = f"{source} + --set" if "--set" not in source else source
     return from_mapping(data, source=source)
+
+
+def cycle_epochs(cfg: Config, cycle: int, n_labeled: int) -> int:
+    """Epochs for ``cycle``: first_cycle_epochs or epochs_per_cycle, raised to min_steps_per_cycle."""
+    epochs = cfg.epochs_per_cycle
+    if cycle == 0 and cfg.first_cycle_epochs is not None:
+        epochs = cfg.first_cycle_epochs
+    steps = cfg.min_steps_per_cycle
+    if steps and n_labeled > 0:
+        steps_per_epoch = math.ceil(n_labeled / cfg.batch)
+        epochs = max(epochs, math.ceil(steps / steps_per_epoch))
+    return epochs

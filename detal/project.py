@@ -69,7 +69,7 @@ import numpy as np
 import yaml
 
 from detal.adapter import LabeledImage, ModelAdapter
-from detal.config import Config, load_config
+from detal.config import Config, cycle_epochs, load_config
 from detal.detections import Prediction
 from detal.errors import DataError, ModelError, StateError
 from detal.files import IMAGE_SUFFIXES
@@ -735,10 +735,8 @@ def _run_cycle(
         val_items = _pairs(project, store.images(status=Status.VAL.value))
         trained_before = [c for c in store.cycles() if c.id < k and c.state == "done" and c.weights]
         init_weights = project / trained_before[-1].weights if cfg.warm_start and trained_before else None
-        # The simulation's rule: first_cycle_epochs for the first training, raised
-        # to min_steps_per_cycle gradient steps.
-        from detal.simulate import cycle_epochs
-
+        # Same rule as the simulation: first_cycle_epochs for the first training,
+        # raised to min_steps_per_cycle gradient steps.
         epochs = cycle_epochs(cfg, 0 if not trained_before else k, len(labeled))
         result = adapter.train(
             _pairs(project, labeled), val_items, names, train_dir, epochs=epochs, init_weights=init_weights

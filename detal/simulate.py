@@ -53,7 +53,7 @@ import numpy as np
 import yaml
 
 from detal.adapter import LabeledImage, ModelAdapter
-from detal.config import Config
+from detal.config import Config, cycle_epochs
 from detal.errors import ConfigError, DataError, StateError
 from detal.files import atomic_write
 from detal.labels import parse_label_text, prediction_lines
@@ -213,17 +213,6 @@ def load_dataset(data_yaml: str | Path) -> Dataset:
     return Dataset(names, pool, val, yaml_path)
 
 
-# -- schedule helpers -----------------------------------------------------------------
-def cycle_epochs(cfg: Config, cycle: int, n_labeled: int) -> int:
-    """Epochs for ``cycle``: first_cycle_epochs or epochs_per_cycle, raised to min_steps_per_cycle."""
-    epochs = cfg.epochs_per_cycle
-    if cycle == 0 and cfg.first_cycle_epochs is not None:
-        epochs = cfg.first_cycle_epochs
-    steps = cfg.min_steps_per_cycle
-    if steps and n_labeled > 0:
-        steps_per_epoch = math.ceil(n_labeled / cfg.batch)
-        epochs = max(epochs, math.ceil(steps / steps_per_epoch))
-    return epochs
 
 
 def _config_fingerprint(cfg: Config) -> dict[str, Any]:
