@@ -19,6 +19,8 @@ from detal.errors import DataError
 __all__ = [
     "LabelProblem",
     "YoloBox",
+    "format_line",
+    "normalized_box",
     "parse_label_text",
     "parse_yolo_line",
     "prediction_lines",
@@ -50,22 +52,34 @@ class LabelProblem:
         return f"{where}: {self.message}"
 
 
-def to_yolo_line(
-    class_id: int, xyxy: Sequence[float], width: int, height: int, confidence: float | None = None
-) -> str:
-    """Format one pixel-space ``xyxy`` box as a normalised YOLO line.
+def format_line(class_id: int, cx: float, cy: float, w: float, h: float) -> str:
+    """A 5-field YOLO line with 6 decimals, the form every detal writer uses."""
+    return f"{int(class_id)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
+
+
+def normalized_box(xyxy: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
+    """``(cx, cy, w, h)`` of a pixel-space ``xyxy`` box, normalised and rounded as written.
 
     The box is clipped to the image first, so a prediction that spills over
-    the border still gives coordinates in ``[0, 1]``.
+    the border still gives coordinates in ``[0, 1]``. Values are rounded to the
+    6 decimals of :func:`format_line`, so every format built from them agrees
+    with the YOLO text to the last digit.
     """
     if width <= 0 or height <= 0:
         raise DataError(f"image size must be positive, got {width}x{height}")
     x1, y1, x2, y2 = (float(v) for v in xyxy)
     x1, x2 = min(max(x1, 0.0), width), min(max(x2, 0.0), width)
     y1, y2 = min(max(y1, 0.0), height), min(max(y2, 0.0), height)
-    cx, cy = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height
-    w, h = (x2 - x1) / width, (y2 - y1) / height
-    line = f"{int(class_id)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
+    values = ((x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height)
+    cx, cy, w, h = (float(f"{v:.6f}") for v in values)
+    return cx, cy, w, h
+
+
+def to_yolo_line(
+    class_id: int, xyxy: Sequence[float], width: int, height: int, confidence: float | None = None
+) -> str:
+    """Format one pixel-space ``xyxy`` box as a normalised YOLO line (clipped to the image)."""
+    line = format_line(class_id, *normalized_box(xyxy, width, height))
     if confidence is not None:
         line += f" {float(confidence):.4f}"
     return line
@@ -79,10 +93,10 @@ def prediction_lines(pred: Prediction, conf: float = 0.0, with_confidence: bool 
     det = pred.detections.above(conf)
     lines = []
     for box, cls, c in zip(det.xyxy, det.class_id, det.confidence):
-        line = to_yolo_line(cls, box, pred.width, pred.height, c if with_confidence else None)
-        w, h = (float(v) for v in line.split()[3:5])
+        cx, cy, w, h = normalized_box(box, pred.width, pred.height)
         if w > 0 and h > 0:
-            lines.append(line)
+            line = format_line(cls, cx, cy, w, h)
+            lines.append(line + f" {float(c):.4f}" if with_confidence else line)
     return lines
 
 

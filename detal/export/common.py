@@ -1,8 +1,8 @@
 """What every export format shares: one checked, canonical box list per image.
 
 :func:`canonical_images` turns predictions into :class:`ImageLabels`, the one
-record every format writer reads. Each box is the normalised YOLO box that
-:func:`detal.labels.to_yolo_line` writes (6 decimals), so all formats derive
+record every format writer reads. Each box is the normalised YOLO box of
+:func:`detal.labels.normalized_box` (6 decimals, as written), so all formats derive
 from the same numbers and a round trip through any of them gives the same
 YOLO text back. Pixel (COCO) and percent (Label Studio) coordinates are
 computed from those normalised values.
@@ -34,7 +34,7 @@ import numpy as np
 
 from detal.detections import Prediction
 from detal.errors import DataError
-from detal.labels import LabelProblem, parse_yolo_line, to_yolo_line
+from detal.labels import LabelProblem, format_line, normalized_box, parse_yolo_line
 
 __all__ = [
     "EDGE_TOLERANCE_PX",
@@ -94,11 +94,6 @@ class ImageLabels:
         return self.path.stem
 
 
-def format_line(class_id: int, cx: float, cy: float, w: float, h: float) -> str:
-    """A 5-field YOLO line with 6 decimals, the form every detal writer uses."""
-    return f"{int(class_id)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
-
-
 def yolo_text(image: ImageLabels, with_confidence: bool = False) -> str:
     """The YOLO label file of one image; empty for an image with no boxes."""
     lines = []
@@ -147,8 +142,7 @@ def _image_boxes(pred: Prediction, n_classes: int, conf: float) -> tuple[list[Bo
                 f"{where}: box [{x1:g}, {y1:g}, {x2:g}, {y2:g}] outside the {w_img}x{h_img} image"
             )
             continue
-        fields = to_yolo_line(int(cls), (x1, y1, x2, y2), w_img, h_img).split()
-        cx, cy, w, h = (float(v) for v in fields[1:5])
+        cx, cy, w, h = normalized_box((x1, y1, x2, y2), w_img, h_img)
         if w > 0 and h > 0:
             boxes.append(Box(int(cls), cx, cy, w, h, float(c)))
     return boxes, problems
