@@ -307,8 +307,7 @@ def _read_text(path: Path, display: str, problems: list) -> str | None:
 class _Scan:
     """Streams one image folder into the store, copying and validating its labels."""
 
-    def __init__(self, store: Store, tmp: Path, names: list[str], problems: list) -> None:
-        self.store = store
+    def __init__(self, tmp: Path, names: list[str], problems: list) -> None:
         self.tmp = tmp
         self.names = names
         self.problems = problems
@@ -353,7 +352,6 @@ class _Scan:
             key = key_prefix + stem.replace("/", "__")
             yield (self.next_id, relpath, key, digest, width, height, row_status)
             self.next_id += 1
-        del seen_stems
 
 
 def _link_into(project: Path, tmp: Path, src: Path, name: str) -> str:
@@ -435,7 +433,7 @@ def _build_project(
     problems: list = []
     store = Store.create(tmp / DB_NAME)
     try:
-        scan = _Scan(store, tmp, names, problems)
+        scan = _Scan(tmp, names, problems)
         prefix = _link_into(project, tmp, images, "images")
         pool_labels = _label_files(Path(labels)) if labels is not None else {}
         with store.transaction():
@@ -685,16 +683,16 @@ def _run_cycle(
     names: list[str] = store.get_meta("classes")
     last = store.last_cycle()
     resumed_from = None
+    cfg = project_config(project, overrides)
+    pool: Pool | None = None
     if last is not None and last.state != "done":
         # Resume with the config given to this run (so a failed cycle can be fixed
         # with --set); the cycle's snapshot is updated to match.
         k, state, resumed_from = last.id, last.state, last.state
-        cfg = project_config(project, overrides)
         if cfg.to_dict() != last.config:
             with store.transaction():
                 store.update_cycle(k, config=cfg.to_dict())
     else:
-        cfg = project_config(project, overrides)
         pool = store.load_pool()
         out = _batch_out(store)
         if out and not force:
@@ -785,7 +783,8 @@ def _run_cycle(
 
     if state == "trained":
         t0 = time.perf_counter()
-        pool = store.load_pool()
+        if pool is None:  # resumed after training: not loaded above
+            pool = store.load_pool()
         plan = strategy_plan(
             cfg.strategy, pool.size, batch_fraction=cfg.batch_fraction,
             subset_fraction=cfg.subset_fraction, uncertain_share=cfg.uncertain_share,
@@ -820,16 +819,18 @@ def _run_cycle(
     preds = {r.id: cache[r.id] for r in batch if r.id in cache}
     stored = store.scores(k)
     ids = list(preds)
+    # Only the random picks lack a score from selection; score just those.
+    unscored = [i for i in ids if i not in stored]
     computed = {
         i: (s.score, s.n_boxes, s.top_class)
-        for i, s in zip(ids, score_predictions([preds[i] for i in ids], cfg))
+        for i, s in zip(unscored, score_predictions([preds[i] for i in unscored], cfg))
     }
-    extra_scores = [(i, *v) for i, v in computed.items() if i not in stored]
+    extra_scores = [(i, *v) for i, v in computed.items()]
     prelabels = {i: "".join(line + "\n" for line in prediction_lines(p, cfg.prelabel_conf))
                  for i, p in preds.items()}
     manifest: dict[int, tuple[float, int, int | None]] = {}
     for i in ids:
-        score, _, top = stored.get(i, computed[i])
+        score, _, top = stored[i] if i in stored else computed[i]
         manifest[i] = (score, prelabels[i].count("\n"), top)
 
     pre_dir = cycle_dir / "prelabels"
