@@ -21,6 +21,7 @@ __all__ = [
     "YoloBox",
     "format_line",
     "normalized_box",
+    "parse_class_names",
     "parse_label_text",
     "parse_yolo_line",
     "prediction_lines",
@@ -154,6 +155,11 @@ def parse_label_text(
     return boxes, problems
 
 
+def parse_class_names(text: str) -> list[str]:
+    """Class names from ``classes.txt``/``obj.names`` text: one a line, blank lines skipped."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def read_classes(path: str | Path) -> list[str]:
     """Read a classes file: one class name a line (``classes.txt``/``obj.names``)."""
     p = Path(path)
@@ -163,7 +169,7 @@ def read_classes(path: str | Path) -> list[str]:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise DataError(f"{p}: classes file is not UTF-8 text") from None
-    names = [line.strip() for line in text.splitlines() if line.strip()]
+    names = parse_class_names(text)
     if not names:
         raise DataError(f"{p}: classes file is empty")
     if len(set(names)) != len(names):

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 
 from detal.errors import DataError
 from detal.export.common import ImageLabels, collect_labels, label_entries, yolo_text
-from detal.labels import LabelProblem
+from detal.labels import LabelProblem, parse_class_names
 
 __all__ = ["obj_data", "obj_names", "read_cvat", "train_list", "write_cvat_zip"]
 
@@ -84,7 +84,7 @@ def read_cvat(path: Path, names: Sequence[str]) -> tuple[dict[str, str], list[La
         problems.append(LabelProblem(str(path), 0, "no obj.names: not a CVAT YOLO 1.1 export"))
         return {}, problems
     try:
-        file_names = [line.strip() for line in names_files[0].read_text().splitlines() if line.strip()]
+        file_names = parse_class_names(names_files[0].read_text())
     except DataError as exc:
         problems.append(LabelProblem(names_files[0].where, 0, str(exc)))
         return {}, problems

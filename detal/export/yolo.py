@@ -36,7 +36,7 @@ from detal.export.common import (
     label_entries,
     yolo_text,
 )
-from detal.labels import LabelProblem
+from detal.labels import LabelProblem, parse_class_names
 
 __all__ = ["data_yaml", "read_yolo", "write_yolo"]
 
@@ -88,7 +88,7 @@ def _returned_names(entries: Sequence[Entry]) -> tuple[list[str] | None, list[La
         except DataError as exc:
             return None, [LabelProblem(entry.where, 0, str(exc))]
         if name == "classes.txt":
-            return [line.strip() for line in text.splitlines() if line.strip()], []
+            return parse_class_names(text), []
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError:
