@@ -653,11 +653,13 @@ class UltralyticsAdapter:
                     continue
                 boxes = ops.scale_boxes(batch.shape[2:], det[:, :4].clone(), it.shape)
                 probs = raw[b, 4 : 4 + nc][:, keep].T
+                # One device-to-host copy: [x1 y1 x2 y2 | conf class | C probabilities].
+                rows = torch.cat((boxes, det[:, 4:6], probs), dim=1).cpu().numpy()
                 detections = Detections(
-                    xyxy=boxes.cpu().numpy(),
-                    class_id=det[:, 5].long().cpu().numpy(),
-                    confidence=det[:, 4].cpu().numpy(),
-                    class_probs=probs.cpu().numpy(),
+                    xyxy=rows[:, :4],
+                    class_id=rows[:, 5].astype(np.int64),
+                    confidence=rows[:, 4],
+                    class_probs=rows[:, 6:],
                 )
                 out.append((it.index, Prediction(it.path, it.shape[1], it.shape[0], detections)))
         return out
