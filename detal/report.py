@@ -63,6 +63,8 @@ def load_results(path: str | Path) -> list[dict]:
                 for k in ("train_s", "score_s", "select_s"):
                     if raw.get(k) not in (None, ""):
                         row[k] = float(raw[k])
+                    else:  # an empty cell (e.g. rows merged by benchmarks/compare.py): no timing
+                        row.pop(k, None)
             except (TypeError, ValueError):
                 raise DataError(f"{p}:{i}: bad number in row") from None
             rows.append(row)
@@ -192,6 +194,8 @@ def summary_markdown(rows: Sequence[dict], baseline: str = "random", title: str 
         lines.append("|---|---|---|---|")
         for s in strategies:
             mine = [r for r in times if r["strategy"] == s]
+            if not mine:  # a merged run without timings
+                continue
             lines.append(
                 f"| {s} | {np.mean([r['train_s'] for r in mine]):.1f} | "
                 f"{np.mean([r['score_s'] for r in mine]):.1f} | {np.mean([r['select_s'] for r in mine]):.2f} |"

@@ -98,3 +98,19 @@ def test_bad_results(tmp_path):
         load_results(p)
     with pytest.raises(DataError, match="not found"):
         load_results(tmp_path / "nope.csv")
+
+
+def test_empty_timing_cells_are_no_timing(results, tmp_path):
+    # benchmarks/compare.py merges runs and leaves timing cells empty where a run had none.
+    rows = list(csv.reader(results.open(newline="")))
+    for row in rows[1:]:
+        if row[0] == "topk":
+            row[7:10] = ["", "", ""]
+    merged = tmp_path / "merged.csv"
+    with merged.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    loaded = load_results(merged)
+    assert all("train_s" not in r for r in loaded if r["strategy"] == "topk")
+    text = summary_markdown(loaded)
+    assert "| mixed | 10.0 |" in text  # timings of the runs that have them
+    assert "nan" not in text  # and no row for the run that has none
