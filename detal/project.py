@@ -72,6 +72,7 @@ from detal.adapter import LabeledImage, ModelAdapter
 from detal.config import Config, cycle_epochs, load_config
 from detal.detections import Prediction
 from detal.errors import DataError, ModelError, StateError
+from detal.export.yolo import data_yaml as yolo_data_yaml
 from detal.files import IMAGE_SUFFIXES
 from detal.labels import LabelProblem, parse_label_text, prediction_lines, read_classes
 from detal.pool import Pool, Status
@@ -538,14 +539,6 @@ def _move_into_place(project: Path, tmp: Path, force: bool) -> None:
 
 
 # -- bundles -------------------------------------------------------------------------
-def _data_yaml(names: Sequence[str]) -> str:
-    return yaml.safe_dump(
-        {"path": ".", "train": "images", "val": "images", "nc": len(names),
-         "names": {i: n for i, n in enumerate(names)}},
-        sort_keys=False,
-    )
-
-
 def _bundle_name(row) -> str:
     return row.key + PurePosixPath(row.relpath).suffix
 
@@ -584,7 +577,10 @@ def _write_bundle(
                 "" if top is None else names[top],
             ])
         zf.writestr("classes.txt", "\n".join(names) + "\n")
-        zf.writestr("data.yaml", _data_yaml(names))
+        # The export writer's data.yaml has no `path:` key, so Ultralytics resolves
+        # images/ beside the yaml wherever the bundle is unpacked (a `path: .`
+        # would be taken relative to the current directory).
+        zf.writestr("data.yaml", yolo_data_yaml(names))
         zf.writestr("manifest.csv", buf.getvalue())
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())

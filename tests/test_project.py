@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from projectkit import (
     NAMES,
     batch_names,
@@ -159,7 +160,11 @@ def test_full_loop(tmp_path):
             assert text == (pre / f"{key}.txt").read_text()
             assert int(m["n_boxes"]) == len(text.splitlines())
             assert m["top_class"] in NAMES + [""]
-        assert "names" in zf.read("data.yaml").decode()
+        data = yaml.safe_load(zf.read("data.yaml").decode())
+        # No `path:` key: Ultralytics would resolve `path: .` against the current
+        # directory, not the unpacked bundle.
+        assert "path" not in data and data["train"] == "images"
+        assert [data["names"][i] for i in range(data["nc"])] == NAMES
 
     label_cycle(project, 1, tmp_path)
     r2 = run_cycle(project, adapter)
