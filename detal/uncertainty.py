@@ -1,17 +1,33 @@
-"""Per-box uncertainty measures and per-image aggregation.
+"""Per-box uncertainty measures, measure mixes, class weights and per-image aggregation.
 
-Pure numpy. A measure maps an ``(n_boxes, n_classes)`` array of class scores to
-an ``(n_boxes,)`` array of uncertainties, higher meaning more uncertain. YOLO
-heads give an independent sigmoid per class, so every row is first rescaled to
-sum to 1; a row with no mass at all (all zeros) carries no class evidence and is
-treated as uniform.
-
-Measures (see METHOD.md):
+Pure numpy. A class measure maps an ``(n_boxes, n_classes)`` array of class
+scores to an ``(n_boxes,)`` array of uncertainties, higher meaning more
+uncertain. The seeds' three measures first rescale every row to sum to 1 (a
+row with no mass at all carries no class evidence and is treated as uniform):
 
 - ``entropy``: ``-sum_c p_c ln p_c``, in ``[0, ln C]``; with ``normalize=True``
   divided by ``ln C`` so it lies in ``[0, 1]``.
 - ``least_confidence``: ``1 - p_top1``, in ``[0, 1 - 1/C]``.
 - ``margin``: ``1 - (p_top1 - p_top2)``, in ``[0, 1]``.
+
+YOLOv5u/v8/11 heads give C independent sigmoids, and renormalising them throws
+away how large they are (METHOD.md, "Why renormalised entropy misleads on
+sigmoid heads"). Three measures read the head as it is, each in ``[0, 1]``:
+
+- ``binary_entropy``: ``H_b(s_top) / ln 2`` on the RAW top sigmoid score.
+- ``multilabel_entropy``: ``sum_c H_b(s_c) / (C ln 2)`` on the RAW scores.
+- ``localization``: from the box head's DFL logits ``(n_boxes, 4, reg_max)``,
+  the mean over the 4 sides of the softmax entropy divided by ``ln reg_max``.
+
+A *measure spec* is a name or a mapping ``{name: weight}``. A mapping is a
+weighted mix; :func:`measure_weights` normalises its weights to sum to 1, so a
+mix of ``[0, 1]`` measures stays in ``[0, 1]`` and mixes are comparable with
+each other and with a single measure. Inside a mapping ``entropy`` is always
+divided by ``ln C`` (whatever ``normalize`` says), so every part lies in
+``[0, 1]``.
+
+Class difficulty (:func:`class_weights`): a box's score may be multiplied by
+``w_c = 1 + beta * (1 - AP_c)`` for its top class ``c``.
 
 Aggregations reduce one image's box scores to one number: ``max``, ``mean`` or
 ``sum``. The score of an image with no boxes is always an explicit argument.
@@ -19,23 +35,41 @@ Aggregations reduce one image's box scores to one number: ``max``, ``mean`` or
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from detal.errors import ConfigError, DataError
+from detal.errors import ConfigError, DataError, ModelError
 
 __all__ = [
     "AGGREGATIONS",
+    "BOX_MEASURES",
+    "CLASS_MEASURES",
+    "CLASS_WEIGHTINGS",
     "MEASURES",
+    "MeasureSpec",
     "aggregate",
     "aggregate_groups",
+    "binary_entropy",
     "box_scores",
+    "class_weights",
     "entropy",
     "least_confidence",
+    "localization",
     "margin",
+    "measure_components",
+    "measure_label",
+    "measure_weights",
+    "multilabel_entropy",
+    "needs_dfl",
     "normalize_probs",
+    "parse_measure",
 ]
+
+MeasureSpec = str | Mapping[str, float]
+"""A measure name, or a mapping ``{name: weight}`` (a weighted mix)."""
 
 _TINY = np.finfo(np.float64).tiny
 
@@ -91,24 +125,227 @@ def margin(probs: np.ndarray) -> np.ndarray:
     return 1.0 - (top2[:, 1] - top2[:, 0])
 
 
-MEASURES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+def _as_sigmoid(probs: np.ndarray) -> np.ndarray:
+    arr = _as_probs(probs)
+    if arr.size and arr.max() > 1:
+        raise DataError("sigmoid class scores must lie in [0, 1]")
+    return arr
+
+
+def _binary_entropy_bits(s: np.ndarray) -> np.ndarray:
+    """``H_b(s) / ln 2`` elementwise, exactly 0 at s = 0 and s = 1."""
+    q = 1.0 - s
+    h = -(s * np.log(np.maximum(s, _TINY)) + q * np.log(np.maximum(q, _TINY))) / math.log(2)
+    return np.clip(h, 0.0, 1.0)
+
+
+def binary_entropy(probs: np.ndarray) -> np.ndarray:
+    """``H_b(max_c s_c) / ln 2`` of each row of RAW sigmoid scores (never renormalised).
+
+    "Is this box really an object of its top class?" (PPAL). 1 at a top score
+    of 0.5, 0 at 0 or 1; symmetric around 0.5.
+    """
+    s = _as_sigmoid(probs)
+    return _binary_entropy_bits(s.max(axis=1)) if s.shape[0] else np.zeros(0)
+
+
+def multilabel_entropy(probs: np.ndarray) -> np.ndarray:
+    """``sum_c H_b(s_c) / (C ln 2)``: the entropy of C independent Bernoullis, in bits per class."""
+    s = _as_sigmoid(probs)
+    return _binary_entropy_bits(s).mean(axis=1) if s.shape[0] else np.zeros(0)
+
+
+def localization(dfl_logits: np.ndarray) -> np.ndarray:
+    """Box-edge uncertainty from DFL logits ``(n_boxes, 4, reg_max) -> (n_boxes,)``.
+
+    For each side, the entropy of ``softmax`` over its ``reg_max`` distance
+    bins divided by ``ln reg_max``; the mean over the 4 sides. 0 when every
+    side puts all its mass in one bin, 1 when every side is uniform.
+    """
+    x = np.asarray(dfl_logits, dtype=np.float64)
+    if x.ndim != 3 or x.shape[1] != 4:
+        raise DataError(f"DFL logits must have shape (n_boxes, 4, reg_max), got {x.shape}")
+    if x.shape[2] < 2:
+        raise ModelError(f"localization needs at least 2 DFL bins per side, got reg_max {x.shape[2]}")
+    if x.size and not np.all(np.isfinite(x)):
+        raise DataError("DFL logits must be finite")
+    z = x - x.max(axis=2, keepdims=True)
+    e = np.exp(z)
+    total = e.sum(axis=2, keepdims=True)
+    p = e / total
+    # H = log(sum e^z) - sum p z, stable for very peaked sides.
+    h = np.log(total[..., 0]) - (p * z).sum(axis=2)
+    h = np.clip(h / math.log(x.shape[2]), 0.0, 1.0)
+    return h.mean(axis=1)
+
+
+CLASS_MEASURES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "entropy": entropy,
     "least_confidence": least_confidence,
     "margin": margin,
+    "binary_entropy": binary_entropy,
+    "multilabel_entropy": multilabel_entropy,
 }
+"""Measures of a box's class-score vector ``(n_boxes, n_classes)``."""
+
+BOX_MEASURES: dict[str, Callable[[np.ndarray], np.ndarray]] = {"localization": localization}
+"""Measures of a box's DFL logits ``(n_boxes, 4, reg_max)``."""
+
+MEASURES: dict[str, Callable[[np.ndarray], np.ndarray]] = {**CLASS_MEASURES, **BOX_MEASURES}
+"""Every measure by name (a spec's keys must be among these)."""
 
 
-def box_scores(probs: np.ndarray, measure: str = "entropy", normalize: bool = False) -> np.ndarray:
+def _unknown(name: Any) -> ConfigError:
+    return ConfigError(f"unknown measure {name!r}; expected one of {', '.join(MEASURES)}")
+
+
+def measure_weights(spec: MeasureSpec) -> dict[str, float]:
+    """The spec as ``{name: weight}`` with weights normalised to sum to 1.
+
+    A name is ``{name: 1.0}``. In a mapping every weight must be a finite
+    number >= 0 and at least one must be > 0; measures of weight 0 are dropped.
+    """
+    if isinstance(spec, str):
+        if spec not in MEASURES:
+            raise _unknown(spec)
+        return {spec: 1.0}
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"measure must be a name or a mapping of name: weight, got {spec!r}")
+    if not spec:
+        raise ConfigError("measure: an empty mapping names no measure")
+    weights: dict[str, float] = {}
+    for name, weight in spec.items():
+        if name not in MEASURES:
+            raise _unknown(name)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise ConfigError(f"measure {name}: weight must be a finite number, got {weight!r}")
+        if weight < 0:
+            raise ConfigError(f"measure {name}: weight must be >= 0, got {weight!r}")
+        if weight > 0:
+            weights[str(name)] = float(weight)
+    total = sum(weights.values())
+    if total <= 0:
+        raise ConfigError(f"measure {dict(spec)!r}: at least one weight must be > 0")
+    return {name: w / total for name, w in weights.items()}
+
+
+def parse_measure(text: str) -> MeasureSpec:
+    """A spec from command-line text: ``binary_entropy`` or ``binary_entropy=1,localization=0.5``."""
+    text = str(text).strip()
+    if "=" not in text and "," not in text:
+        measure_weights(text)
+        return text
+    spec: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, raw = part.partition("=")
+        name = name.strip()
+        if not name:
+            raise ConfigError(f"--measure {text!r}: empty measure name")
+        if name in spec:
+            raise ConfigError(f"--measure {text!r}: {name} given twice")
+        try:
+            spec[name] = float(raw) if sep else 1.0
+        except ValueError:
+            raise ConfigError(f"--measure {text!r}: weight of {name} is not a number ({raw!r})") from None
+    measure_weights(spec)
+    return spec
+
+
+def measure_label(spec: MeasureSpec) -> str:
+    """A short text for the spec: the name, or ``name=w,name=w`` with normalised weights."""
+    if isinstance(spec, str):
+        return spec
+    return ",".join(f"{n}={w:.4g}" for n, w in measure_weights(spec).items())
+
+
+def needs_dfl(spec: MeasureSpec) -> bool:
+    """True when the spec uses a measure of the DFL logits (``localization``)."""
+    return any(name in BOX_MEASURES for name in measure_weights(spec))
+
+
+def _one_measure(name: str, probs: np.ndarray, dfl: np.ndarray | None, normalize: bool) -> np.ndarray:
+    if name in BOX_MEASURES:
+        if dfl is None:
+            raise ModelError(
+                f"measure {name} needs the DFL logits of every box, and these detections have none "
+                "(a model without a DFL head, reg_max 1, or predictions made without with_dfl)"
+            )
+        out = BOX_MEASURES[name](dfl)
+        if out.shape[0] != np.asarray(probs).shape[0]:
+            raise DataError(f"DFL logits for {out.shape[0]} boxes, class scores for {np.asarray(probs).shape[0]}")
+        return out
+    if name == "entropy":
+        return entropy(probs, normalize=normalize)
+    return CLASS_MEASURES[name](probs)
+
+
+def measure_components(
+    probs: np.ndarray, spec: MeasureSpec = "entropy", *, normalize: bool = False, dfl: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Each measure of ``spec`` per box, unweighted: ``{name: (n_boxes,)}``.
+
+    Entropy is divided by ``ln C`` when ``normalize`` or when the spec is a mapping.
+    """
+    weights = measure_weights(spec)
+    normalize = normalize or not isinstance(spec, str)
+    return {name: _one_measure(name, probs, dfl, normalize) for name in weights}
+
+
+def box_scores(
+    probs: np.ndarray,
+    measure: MeasureSpec = "entropy",
+    normalize: bool = False,
+    *,
+    dfl: np.ndarray | None = None,
+) -> np.ndarray:
     """Uncertainty of every box: ``(n_boxes, n_classes) -> (n_boxes,)``.
 
-    ``normalize`` applies to entropy only (divides by ``ln C``); the other two
-    measures already lie in ``[0, 1]``.
+    ``measure`` is a name or a ``{name: weight}`` mix (weights normalised to
+    sum to 1, see :func:`measure_weights`). ``dfl`` holds the boxes' DFL
+    logits ``(n_boxes, 4, reg_max)``, needed by ``localization`` only (a
+    :class:`~detal.errors.ModelError` without them). ``normalize`` divides a
+    lone ``entropy`` by ``ln C``; the other measures already lie in ``[0, 1]``.
     """
-    if measure not in MEASURES:
-        raise ConfigError(f"unknown measure {measure!r}; expected one of {', '.join(MEASURES)}")
-    if measure == "entropy":
-        return entropy(probs, normalize=normalize)
-    return MEASURES[measure](probs)
+    weights = measure_weights(measure)
+    parts = measure_components(probs, measure, normalize=normalize, dfl=dfl)
+    if len(parts) == 1:
+        return next(iter(parts.values()))
+    return sum(weights[name] * parts[name] for name in weights)
+
+
+CLASS_WEIGHTINGS = ("none", "difficulty")
+
+
+def class_weights(
+    per_class_ap: Sequence[float | None] | None, n_classes: int, beta: float = 1.0
+) -> np.ndarray:
+    """Class-difficulty weights ``w_c = 1 + beta * (1 - AP_c)``, shape ``(n_classes,)``.
+
+    ``per_class_ap[c]`` is class c's mAP50-95 from the last evaluation, or
+    ``None`` when the validation set had no instance of c. Such a class gets
+    ``w = 1 + beta``, the weight of AP 0: nothing shows the model can detect
+    it, so it is treated as the hardest. ``per_class_ap=None`` (no evaluation
+    yet) gives every class weight 1: there is nothing to calibrate against.
+    """
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta < 0:
+        raise ConfigError(f"difficulty_beta must be a finite number >= 0, got {beta!r}")
+    if n_classes < 1:
+        raise DataError(f"class weights need at least one class, got {n_classes}")
+    if per_class_ap is None:
+        return np.ones(n_classes)
+    aps = list(per_class_ap)
+    if len(aps) != n_classes:
+        raise DataError(f"per-class AP has {len(aps)} entries for {n_classes} classes")
+    out = np.empty(n_classes)
+    for c, ap in enumerate(aps):
+        if ap is None:
+            out[c] = 1.0 + beta
+            continue
+        ap = float(ap)
+        if not 0.0 <= ap <= 1.0:
+            raise DataError(f"per-class AP of class {c} must lie in [0, 1], got {ap!r}")
+        out[c] = 1.0 + beta * (1.0 - ap)
+    return out
 
 
 AGGREGATIONS = ("max", "mean", "sum")
