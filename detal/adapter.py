@@ -26,10 +26,23 @@ LabeledImage = tuple[Path, Path]
 
 @dataclass(frozen=True)
 class Metrics:
-    """Detection quality on a validation set, from Ultralytics' validator."""
+    """Detection quality on a validation set, from Ultralytics' validator.
+
+    ``per_class[c]`` is class c's mAP50-95, or ``None`` when the validation
+    set holds no instance of class c (its AP is undefined: Ultralytics'
+    ``maps`` would report the overall mAP there). ``per_class`` is ``None``
+    when the evaluation did not give per-class figures. A list (as read back
+    from JSON) is turned into a tuple.
+    """
 
     map50: float
     map50_95: float
+    per_class: tuple[float | None, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.per_class is not None:
+            values = tuple(None if v is None else float(v) for v in self.per_class)
+            object.__setattr__(self, "per_class", values)
 
 
 @dataclass(frozen=True)
@@ -72,12 +85,21 @@ class ModelAdapter(Protocol):
         iou: float = 0.7,
         batch: int = 32,
         progress: bool = True,
+        with_dfl: bool = False,
+        with_embeddings: bool = False,
     ) -> PredictResult:
-        """Boxes, confidences, class ids and full class-probability vectors per image."""
+        """Boxes, confidences, class ids and full class-probability vectors per image.
+
+        ``with_dfl``: also the DFL logits ``(n, 4, reg_max)`` of every kept box
+        (:attr:`Detections.dfl`; a :class:`~detal.errors.ModelError` if the
+        model has no DFL head). ``with_embeddings``: also each image's
+        embedding (:attr:`Prediction.embedding`). Both come from the same
+        forward pass; without them, neither is computed.
+        """
         ...
 
     def evaluate(
         self, weights: Path, val_items: Sequence[LabeledImage], names: Sequence[str], out_dir: Path
     ) -> Metrics:
-        """mAP50 and mAP50-95 on ``val_items``."""
+        """mAP50, mAP50-95 and per-class mAP50-95 on ``val_items``."""
         ...

@@ -27,7 +27,7 @@ import yaml
 
 from detal.errors import ConfigError
 from detal.selection import STRATEGIES
-from detal.uncertainty import AGGREGATIONS, MEASURES
+from detal.uncertainty import AGGREGATIONS, CLASS_WEIGHTINGS, measure_weights
 
 __all__ = ["DEFAULT_CONFIG_PATH", "Config", "load_config", "parse_override"]
 
@@ -58,13 +58,15 @@ class Config:
     strategy: str = "mixed"
     max_labeled_fraction: float = 0.42
     # scoring
-    measure: str = "entropy"
+    measure: str | dict = "entropy"
     normalize_entropy: bool = True
     aggregate: str = "max"
     score_conf: float = 0.25
     empty_image_score: float = 0.0
     iou: float = 0.7
     predict_batch: int = 32
+    class_weighting: str = "none"
+    difficulty_beta: float = 1.0
     # pre-labels
     prelabel_conf: float = 0.25
     # data and reproducibility
@@ -85,7 +87,7 @@ class Config:
 _FRACTIONS = ("initial_fraction", "subset_fraction", "batch_fraction", "max_labeled_fraction")
 _UNIT_INTERVAL = ("uncertain_share", "score_conf", "prelabel_conf", "iou")
 _POSITIVE_INTS = ("imgsz", "batch", "epochs_per_cycle", "predict_batch")
-_CHOICES = {"measure": tuple(MEASURES), "aggregate": AGGREGATIONS, "strategy": STRATEGIES}
+_CHOICES = {"aggregate": AGGREGATIONS, "strategy": STRATEGIES, "class_weighting": CLASS_WEIGHTINGS}
 
 
 def _fields() -> dict[str, dataclasses.Field]:
@@ -161,6 +163,12 @@ def _validate(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: min_steps_per_cycle must be a positive integer or null, got {cfg.min_steps_per_cycle!r}")
     if cfg.workers < 0:
         raise ConfigError(f"{source}: workers must be >= 0, got {cfg.workers!r}")
+    try:
+        measure_weights(cfg.measure)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    if not math.isfinite(cfg.difficulty_beta) or cfg.difficulty_beta < 0:
+        raise ConfigError(f"{source}: difficulty_beta must be a finite number >= 0, got {cfg.difficulty_beta!r}")
     for name, choices in _CHOICES.items():
         value = getattr(cfg, name)
         if value not in choices:

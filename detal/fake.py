@@ -3,9 +3,16 @@
 It never touches a network or a GPU. ``predict`` returns canned detections:
 either the ones given for a path in ``canned``, or a deterministic draw that
 depends only on the image's file name and ``seed`` (so the same image always
-gets the same boxes and class probabilities). ``train`` writes a small JSON
+gets the same boxes and class probabilities). Asked for them, it also gives
+every box DFL logits ``(4, reg_max)`` (peaked around a drawn bin, with a drawn
+sharpness) and every image an embedding: one of ``n_clusters`` unit-norm centres
+(drawn from ``seed``), chosen by the file name's hash, plus a little noise,
+L2-normalised, float16. Images of one cluster are near each other, so diversity
+selection can be tested without a model. ``train`` writes a small JSON
 "weights" file recording what it was trained on, and reports metrics that grow
-with the number of training images, so bookkeeping can be checked end to end.
+with the number of training images, so bookkeeping can be checked end to end;
+per-class mAP50-95 spreads around the overall figure by class id, and is
+``None`` for classes with no instance in the validation labels.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import numpy as np
 
 from detal.adapter import LabeledImage, Metrics, PredictResult, TrainResult
 from detal.detections import Detections, Prediction
+from detal.errors import ModelError
 
 __all__ = ["FakeAdapter"]
 
@@ -34,6 +42,9 @@ class FakeAdapter:
         size: tuple[int, int] = (64, 64),
         max_boxes: int = 4,
         unreadable: Iterable[str] = (),
+        reg_max: int = 16,
+        n_clusters: int = 4,
+        embedding_dim: int = 32,
     ) -> None:
         self.n_classes = n_classes
         self.seed = seed
@@ -41,6 +52,9 @@ class FakeAdapter:
         self.size = size
         self.max_boxes = max_boxes
         self.unreadable = set(unreadable)
+        self.reg_max = reg_max
+        self.n_clusters = n_clusters
+        self.embedding_dim = embedding_dim
         self.calls: list[tuple[str, dict]] = []
 
     # -- ModelAdapter ---------------------------------------------------------
@@ -66,7 +80,7 @@ class FakeAdapter:
         }
         weights.write_text(json.dumps(record))
         self.calls.append(("train", {"n": len(train_items), "epochs": epochs, "init": init_weights}))
-        metrics = self._metrics(len(train_items)) if val_items else None
+        metrics = self._metrics(len(train_items), val_items) if val_items else None
         return TrainResult(weights, metrics, time.perf_counter() - start, epochs)
 
     def predict(
@@ -78,7 +92,11 @@ class FakeAdapter:
         iou: float = 0.7,
         batch: int = 32,
         progress: bool = True,
+        with_dfl: bool = False,
+        with_embeddings: bool = False,
     ) -> PredictResult:
+        if with_dfl and self.reg_max < 2:
+            raise ModelError(f"{weights}: the model has no DFL head (reg_max {self.reg_max})")
         preds, failed = [], []
         for image in images:
             image = Path(image)
@@ -88,7 +106,14 @@ class FakeAdapter:
             det = self.canned.get(image.name)
             if det is None:
                 det = self._draw(image.name)
-            preds.append(Prediction(image, self.size[0], self.size[1], det.above(conf)))
+            if not with_dfl and det.dfl is not None:
+                det = Detections(det.xyxy, det.class_id, det.confidence, det.class_probs)
+            elif with_dfl and det.dfl is None:
+                det = Detections(
+                    det.xyxy, det.class_id, det.confidence, det.class_probs, self._dfl(image.name, len(det))
+                )
+            embedding = self.embedding(image.name) if with_embeddings else None
+            preds.append(Prediction(image, self.size[0], self.size[1], det.above(conf), embedding=embedding))
         self.calls.append(("predict", {"n": len(preds), "conf": conf}))
         return PredictResult(preds, failed)
 
@@ -96,13 +121,43 @@ class FakeAdapter:
         self, weights: Path, val_items: Sequence[LabeledImage], names: Sequence[str], out_dir: Path
     ) -> Metrics:
         record = json.loads(Path(weights).read_text())
-        return self._metrics(len(record["train"]))
+        return self._metrics(len(record["train"]), val_items)
 
     # -- helpers --------------------------------------------------------------
-    @staticmethod
-    def _metrics(n_train: int) -> Metrics:
+    def _metrics(self, n_train: int, val_items: Sequence[LabeledImage] = ()) -> Metrics:
         m = 1.0 - 1.0 / (1.0 + n_train / 50.0)
-        return Metrics(map50=round(m, 6), map50_95=round(0.6 * m, 6))
+        map50_95 = 0.6 * m
+        present = _label_classes(val_items)
+        spread = np.linspace(0.5, 1.5, self.n_classes) if self.n_classes > 1 else np.ones(1)
+        per_class = tuple(
+            round(float(min(1.0, map50_95 * f)), 6) if c in present else None for c, f in enumerate(spread)
+        )
+        return Metrics(map50=round(m, 6), map50_95=round(map50_95, 6), per_class=per_class)
+
+    def _rng(self, salt: str, name: str) -> np.random.Generator:
+        digest = hashlib.sha256(f"{salt}{self.seed}:{name}".encode()).digest()
+        return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+    def _dfl(self, name: str, n: int) -> np.ndarray:
+        """Deterministic DFL logits ``(n, 4, reg_max)``: a peak at a drawn bin, of drawn sharpness."""
+        rng = self._rng("dfl:", name)
+        bins = np.arange(self.reg_max, dtype=np.float64)
+        centre = rng.uniform(0, self.reg_max - 1, (n, 4, 1))
+        sharpness = np.exp(rng.uniform(np.log(0.02), np.log(5.0), (n, 4, 1)))
+        return (-sharpness * (bins - centre) ** 2).astype(np.float32)
+
+    def cluster_of(self, name: str) -> int:
+        """The embedding cluster of an image file name (its hash modulo ``n_clusters``)."""
+        digest = hashlib.sha256(f"cluster:{name}".encode()).digest()
+        return int.from_bytes(digest[:8], "little") % self.n_clusters
+
+    def embedding(self, name: str) -> np.ndarray:
+        """The image's embedding: its cluster centre plus noise, unit L2 norm, float16."""
+        centres = np.random.default_rng(self.seed).normal(size=(self.n_clusters, self.embedding_dim))
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+        noise = self._rng("embedding:", name).normal(0, 0.05, self.embedding_dim)
+        v = centres[self.cluster_of(name)] + noise
+        return (v / np.linalg.norm(v)).astype(np.float16)
 
     def _draw(self, name: str) -> Detections:
         digest = hashlib.sha256(f"{self.seed}:{name}".encode()).digest()
@@ -114,4 +169,20 @@ class FakeAdapter:
         xyxy = np.stack([x1, y1, x1 + rng.uniform(4, w * 0.4, n), y1 + rng.uniform(4, h * 0.4, n)], axis=1)
         logits = rng.normal(0, rng.uniform(0.5, 4.0), (n, self.n_classes))
         probs = 1.0 / (1.0 + np.exp(-logits))
-        return Detections(xyxy, probs.argmax(axis=1), probs.max(axis=1), probs)
+        dfl = self._dfl(name, n) if self.reg_max >= 2 else None
+        return Detections(xyxy, probs.argmax(axis=1), probs.max(axis=1), probs, dfl)
+
+
+def _label_classes(items: Sequence[LabeledImage]) -> set[int]:
+    """Class ids that occur in the YOLO label files of ``items`` (unreadable lines are skipped)."""
+    present: set[int] = set()
+    for _, label in items:
+        try:
+            lines = Path(label).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in lines:
+            head = line.split(maxsplit=1)
+            if head and head[0].isdigit():
+                present.add(int(head[0]))
+    return present

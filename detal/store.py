@@ -13,12 +13,16 @@ Tables::
              status, selected_cycle, labeled_cycle)
     cycles  (id, state, config, weights, metrics, timings, n_train, n_selected,
              started_at, finished_at)
-    scores  (image_id, cycle, score, n_boxes, top_class, in_subset)
+    scores  (image_id, cycle, score, n_boxes, top_class, in_subset, embedding)
     imports (id, source, at, n_labeled, n_unchanged, n_overwritten)
 
 ``images.relpath`` is relative to the project folder, ``images.key`` is the
 name the image has in bundles and label files (unique, no folders). Image ids
-are assigned once, at init, and never change.
+are assigned once, at init, and never change. ``scores.embedding`` is the
+image's embedding from the scoring pass as little-endian float16 bytes (NULL
+when none was computed); databases made before it existed get the column, NULL
+everywhere, when first opened (a nullable column added in place, so the schema
+version stays 1).
 
 :class:`Store` loads the status columns into a :class:`detal.pool.Pool` and
 saves them back; every change of state happens inside :meth:`Store.transaction`
@@ -93,6 +97,7 @@ CREATE TABLE scores (
     n_boxes   INTEGER NOT NULL,
     top_class INTEGER,
     in_subset INTEGER NOT NULL DEFAULT 1,
+    embedding BLOB,
     PRIMARY KEY (image_id, cycle)
 );
 CREATE TABLE imports (
@@ -106,6 +111,13 @@ CREATE TABLE imports (
 """
 
 _CHUNK = 5000
+
+
+def _embedding_blob(vector: np.ndarray) -> bytes:
+    v = np.asarray(vector)
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"an embedding must be a non-empty 1-D vector, got shape {v.shape}")
+    return v.astype("<f2").tobytes()
 
 
 @dataclass(frozen=True)
@@ -201,7 +213,18 @@ class Store:
         if row is None or json.loads(row[0]) != SCHEMA_VERSION:
             conn.close()
             raise StateError(f"{path}: unsupported schema version {row and row[0]}")
-        return cls(conn, path)
+        store = cls(conn, path)
+        store._add_missing_columns()
+        return store
+
+    def _add_missing_columns(self) -> None:
+        """Bring a database made by an older detal up to date (nullable columns only)."""
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(scores)")}
+        if "embedding" not in columns:
+            with self.transaction():
+                columns = {r[1] for r in self._conn.execute("PRAGMA table_info(scores)")}
+                if "embedding" not in columns:  # another process may have added it meanwhile
+                    self._conn.execute("ALTER TABLE scores ADD COLUMN embedding BLOB")
 
     def close(self) -> None:
         self._conn.close()
@@ -393,15 +416,62 @@ class Store:
         return _cycle(row) if row else None
 
     # -- scores -------------------------------------------------------------------
-    def add_scores(self, cycle: int, rows: Iterable[tuple[int, float, int, int | None]], *, in_subset: bool = True) -> None:
-        """Record ``(image_id, score, n_boxes, top_class)`` rows for ``cycle``; later rows replace earlier ones."""
-        data = [(int(i), cycle, float(s), int(n), None if t is None else int(t), int(in_subset))
-                for i, s, n, t in rows]
+    def add_scores(
+        self,
+        cycle: int,
+        rows: Iterable[tuple[int, float, int, int | None]],
+        *,
+        in_subset: bool = True,
+        embeddings: Sequence[np.ndarray | None] | None = None,
+    ) -> None:
+        """Record ``(image_id, score, n_boxes, top_class)`` rows for ``cycle``; later rows replace earlier ones.
+
+        ``embeddings``, if given, holds one vector (or ``None``) per row, in
+        row order; each is stored as float16.
+        """
+        rows = list(rows)
+        if embeddings is None:
+            blobs: list[bytes | None] = [None] * len(rows)
+        else:
+            embeddings = list(embeddings)
+            if len(embeddings) != len(rows):
+                raise ValueError(f"{len(embeddings)} embeddings for {len(rows)} score rows")
+            blobs = [None if e is None else _embedding_blob(e) for e in embeddings]
+        data = [(int(i), cycle, float(s), int(n), None if t is None else int(t), int(in_subset), b)
+                for (i, s, n, t), b in zip(rows, blobs)]
         self._conn.executemany(
-            "INSERT OR REPLACE INTO scores (image_id, cycle, score, n_boxes, top_class, in_subset) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO scores (image_id, cycle, score, n_boxes, top_class, in_subset, embedding) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             data,
         )
+
+    def embeddings(self, cycle: int, ids: Iterable[int]) -> np.ndarray:
+        """The stored embeddings of ``ids`` for ``cycle``, ``(len(ids), d)`` float32, in ``ids`` order.
+
+        Raises :class:`StateError` naming the images that have no score row or
+        no embedding in that cycle, or if the vectors differ in length.
+        """
+        id_list = [int(i) for i in ids]
+        found: dict[int, bytes | None] = {}
+        for start in range(0, len(id_list), 900):
+            part = id_list[start : start + 900]
+            marks = ",".join("?" * len(part))
+            cur = self._conn.execute(
+                f"SELECT image_id, embedding FROM scores WHERE cycle = ? AND image_id IN ({marks})",
+                [cycle, *part],
+            )
+            found.update(cur.fetchall())
+        missing = [i for i in id_list if found.get(i) is None]
+        if missing:
+            shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+            raise StateError(f"cycle {cycle}: no stored embedding for {len(missing)} image(s) (ids {shown})")
+        if not id_list:
+            return np.zeros((0, 0), np.float32)
+        vectors = [np.frombuffer(found[i], dtype="<f2") for i in id_list]
+        dims = {v.size for v in vectors}
+        if len(dims) != 1:
+            raise StateError(f"cycle {cycle}: stored embeddings differ in length ({sorted(dims)})")
+        return np.stack(vectors).astype(np.float32)
 
     def scores(self, cycle: int) -> dict[int, tuple[float, int, int | None]]:
         cur = self._conn.execute(

@@ -196,7 +196,7 @@ MEASURES: dict[str, Callable[[np.ndarray], np.ndarray]] = {**CLASS_MEASURES, **B
 
 
 def _unknown(name: Any) -> ConfigError:
-    return ConfigError(f"unknown measure {name!r}; expected one of {', '.join(MEASURES)}")
+    return ConfigError(f"measure must be one of {', '.join(MEASURES)}, got {name!r}")
 
 
 def measure_weights(spec: MeasureSpec) -> dict[str, float]:
