@@ -28,6 +28,13 @@ What it guarantees:
   classes are those of ``YOLO(weights).predict(...)`` and the confidences
   agree to float rounding (batched NHWC convolutions differ from its
   one-image forward pass in the last bits; the tests allow 1e-5).
+- **DFL logits and embeddings from the same pass.** In inference the Detect
+  head returns, next to its decoded output, its raw outputs: the box-branch
+  logits ``(B, 4 * reg_max, anchors)`` and the feature maps it was given. Asked
+  for (``with_dfl``), the ``4 x reg_max`` logits at each kept anchor become
+  :attr:`Detections.dfl`; asked for (``with_embeddings``), each feature map is
+  average-pooled over space, the levels concatenated and L2-normalised into
+  :attr:`Prediction.embedding` (float16). No hook, no second pass.
 """
 
 from __future__ import annotations
@@ -240,6 +247,7 @@ class _Loaded:
     device: Any  # torch.device
     stride: int
     imgsz: tuple[int, int]
+    reg_max: int  # DFL bins per box side of the Detect head; 1 means no DFL
 
 
 @dataclass
@@ -445,7 +453,7 @@ class UltralyticsAdapter:
         weights = best if has_val and best.is_file() else last
         if not weights.is_file():
             raise ModelError(f"training in {out_dir / 'train'} wrote no weights ({best.name}, {last.name})")
-        metrics = _metrics_from(trainer.metrics) if has_val else None
+        metrics = _metrics_from(trainer.metrics, getattr(trainer, "validator", None), len(names)) if has_val else None
         return TrainResult(weights=weights, metrics=metrics, seconds=seconds, epochs=int(epochs))
 
     def _cuda_requested(self) -> bool:
@@ -496,7 +504,11 @@ class UltralyticsAdapter:
                 )
         except Exception as exc:
             raise ModelError(f"{weights}: evaluation in {out_dir / 'val'} failed ({_first_line(exc)})") from exc
-        return Metrics(map50=float(result.box.map50), map50_95=float(result.box.map))
+        return Metrics(
+            map50=float(result.box.map50),
+            map50_95=float(result.box.map),
+            per_class=_per_class_ap(result.box, len(names)),
+        )
 
     # -- predict -------------------------------------------------------------------
     def class_names(self, weights: Path) -> list[str]:
@@ -537,7 +549,8 @@ class UltralyticsAdapter:
             p.requires_grad = False
         stride = max(int(model.stride.max()), 32)
         h, w = check_imgsz(self.cfg.imgsz, stride=stride, min_dim=2)
-        loaded = _Loaded(model, device, stride, (int(h), int(w)))
+        reg_max = int(getattr(model.model[-1], "reg_max", 1) or 1)
+        loaded = _Loaded(model, device, stride, (int(h), int(w)), reg_max)
         self._cache = (key, loaded)
         return loaded
 
@@ -550,8 +563,15 @@ class UltralyticsAdapter:
         iou: float = 0.7,
         batch: int = 32,
         progress: bool = True,
+        with_dfl: bool = False,
+        with_embeddings: bool = False,
     ) -> PredictResult:
         """Detections with full class-probability vectors for every readable image.
+
+        ``with_dfl`` adds the raw DFL logits ``(n, 4, reg_max)`` of every kept
+        box (:class:`ModelError` for a head without DFL, reg_max 1);
+        ``with_embeddings`` adds each image's embedding. Both are read from the
+        same forward pass; left off, they cost nothing.
 
         ``images`` is consumed lazily (a generator works). Reader threads
         decode and letterbox images into a bounded queue, and the main thread
@@ -566,6 +586,12 @@ class UltralyticsAdapter:
         if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
             raise ConfigError(f"predict: conf and iou must lie in [0, 1], got conf={conf!r} iou={iou!r}")
         loaded = self.load(weights)
+        if with_dfl and loaded.reg_max < 2:
+            raise ModelError(
+                f"{weights}: the model's detection head has no DFL (reg_max {loaded.reg_max}); "
+                "the localization measure needs one"
+            )
+        extras = (with_dfl, with_embeddings)
         from tqdm import tqdm
 
         total = len(images) if hasattr(images, "__len__") else None  # type: ignore[arg-type]
@@ -612,10 +638,10 @@ class UltralyticsAdapter:
                 else:
                     continue
                 held -= len(group)
-                done.extend(self._run(loaded, group, conf, iou))
+                done.extend(self._run(loaded, group, conf, iou, *extras))
                 bar.update(len(group))
             for group in buckets.values():
-                done.extend(self._run(loaded, group, conf, iou))
+                done.extend(self._run(loaded, group, conf, iou, *extras))
                 bar.update(len(group))
         finally:
             stop.set()
@@ -627,7 +653,13 @@ class UltralyticsAdapter:
         return PredictResult([p for _, p in done], [(path, reason) for _, path, reason in failed])
 
     def _run(
-        self, loaded: _Loaded, group: list[_Item], conf: float, iou: float
+        self,
+        loaded: _Loaded,
+        group: list[_Item],
+        conf: float,
+        iou: float,
+        with_dfl: bool = False,
+        with_embeddings: bool = False,
     ) -> list[tuple[int, Prediction]]:
         """One forward pass over images of one letterboxed shape, then NMS per image."""
         import torch
@@ -637,9 +669,20 @@ class UltralyticsAdapter:
             # BHWC BGR uint8 -> BCHW RGB float in [0, 1], kept NHWC in memory (channels_last).
             batch = torch.from_numpy(np.stack([it.image[..., ::-1] for it in group])).to(loaded.device)
             batch = batch.permute(0, 3, 1, 2).float().div_(255)
-            raw = loaded.model(batch)
-            raw = raw[0] if isinstance(raw, (list, tuple)) else raw  # (B, 4 + nc, anchors)
+            output = loaded.model(batch)
+            raw = output[0] if isinstance(output, (list, tuple)) else output  # (B, 4 + nc, anchors)
             nc = int(raw.shape[1]) - 4
+            dfl_raw, embeddings = None, None
+            if with_dfl or with_embeddings:
+                head = _head_outputs(output)
+                reg_max = loaded.reg_max
+                if with_dfl:
+                    dfl_raw = head["boxes"]  # (B, 4 * reg_max, anchors), side-major like Ultralytics' DFL
+                    if dfl_raw.shape[1] != 4 * reg_max or dfl_raw.shape[2] != raw.shape[2]:
+                        raise ModelError(f"predict: unexpected DFL output shape {tuple(dfl_raw.shape)}")
+                if with_embeddings:
+                    pooled = torch.cat([f.float().mean(dim=(2, 3)) for f in head["feats"]], dim=1)
+                    embeddings = torch.nn.functional.normalize(pooled, dim=1).half().cpu().numpy()
             out = []
             for b, it in enumerate(group):
                 # NMS gets a copy (it may rewrite boxes in place); class scores are read from `raw`.
@@ -648,30 +691,82 @@ class UltralyticsAdapter:
                 )
                 det = kept[0]
                 keep = idx[0].view(-1).long()
+                embedding = None if embeddings is None else embeddings[b]
                 if det.shape[0] == 0:
-                    out.append((it.index, Prediction(it.path, it.shape[1], it.shape[0], Detections.empty(nc))))
+                    empty = Detections.empty(nc, loaded.reg_max if with_dfl else None)
+                    out.append((it.index, Prediction(it.path, it.shape[1], it.shape[0], empty, embedding=embedding)))
                     continue
                 boxes = ops.scale_boxes(batch.shape[2:], det[:, :4].clone(), it.shape)
                 probs = raw[b, 4 : 4 + nc][:, keep].T
-                # One device-to-host copy: [x1 y1 x2 y2 | conf class | C probabilities].
-                rows = torch.cat((boxes, det[:, 4:6], probs), dim=1).cpu().numpy()
+                parts = [boxes, det[:, 4:6], probs]
+                if dfl_raw is not None:
+                    parts.append(dfl_raw[b][:, keep].T)  # (k, 4 * reg_max)
+                # One device-to-host copy: [x1 y1 x2 y2 | conf class | C probabilities | DFL logits].
+                rows = torch.cat(parts, dim=1).cpu().numpy()
                 detections = Detections(
                     xyxy=rows[:, :4],
                     class_id=rows[:, 5].astype(np.int64),
                     confidence=rows[:, 4],
-                    class_probs=rows[:, 6:],
+                    class_probs=rows[:, 6 : 6 + nc],
+                    dfl=None if dfl_raw is None else rows[:, 6 + nc :].reshape(-1, 4, loaded.reg_max),
                 )
-                out.append((it.index, Prediction(it.path, it.shape[1], it.shape[0], detections)))
+                out.append(
+                    (it.index, Prediction(it.path, it.shape[1], it.shape[0], detections, embedding=embedding))
+                )
         return out
 
 
-def _metrics_from(metrics: Any) -> Metrics | None:
-    """mAP50 and mAP50-95 from the dict Ultralytics' trainer keeps after its final validation."""
+def _head_outputs(output: Any) -> dict:
+    """The Detect head's raw outputs (``boxes``, ``scores``, ``feats``) from an inference forward.
+
+    In inference (not export) the head returns ``(decoded, raw)``; an
+    end-to-end head nests ``raw`` as ``{"one2many": ..., "one2one": ...}``, and
+    detal runs the one-to-many branch (``end2end = False``).
+    """
+    raw = output[1] if isinstance(output, (list, tuple)) and len(output) > 1 else None
+    if isinstance(raw, dict) and "one2many" in raw:
+        raw = raw["one2many"]
+    if not isinstance(raw, dict) or "boxes" not in raw or "feats" not in raw:
+        raise ModelError("predict: the model's head does not expose its raw box logits and feature maps")
+    return raw
+
+
+def _metrics_from(metrics: Any, validator: Any = None, n_classes: int = 0) -> Metrics | None:
+    """mAP50 and mAP50-95 from the dict Ultralytics' trainer keeps after its final validation.
+
+    Per-class figures come from the validator's last ``DetMetrics`` (the same
+    final validation), when it has them.
+    """
     if not isinstance(metrics, dict):
         return None
+    box = getattr(getattr(validator, "metrics", None), "box", None)
     try:
         return Metrics(
-            map50=float(metrics["metrics/mAP50(B)"]), map50_95=float(metrics["metrics/mAP50-95(B)"])
+            map50=float(metrics["metrics/mAP50(B)"]),
+            map50_95=float(metrics["metrics/mAP50-95(B)"]),
+            per_class=_per_class_ap(box, n_classes) if box is not None and n_classes else None,
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _per_class_ap(box: Any, n_classes: int) -> tuple[float | None, ...] | None:
+    """Per-class mAP50-95 from an Ultralytics box ``Metric``; ``None`` for classes without instances.
+
+    ``box.ap`` holds one mAP50-95 per class listed in ``box.ap_class_index``,
+    the classes with at least one ground-truth instance. (``box.maps`` fills
+    the other classes with the overall mAP, which would hide that they were
+    never measured.)
+    """
+    try:
+        index = [int(c) for c in np.asarray(box.ap_class_index).reshape(-1)]
+        ap = np.asarray(box.ap, dtype=np.float64).reshape(-1)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if len(index) != ap.size:
+        return None
+    out: list[float | None] = [None] * n_classes
+    for c, value in zip(index, ap.tolist()):
+        if 0 <= c < n_classes:
+            out[c] = float(value)
+    return tuple(out)
