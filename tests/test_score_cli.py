@@ -152,3 +152,74 @@ def test_weights_that_are_not_a_checkpoint_exit_1_with_one_line(images, tmp_path
     weights.write_bytes(b"this is not a torch checkpoint")
     assert main(["score", "--weights", str(weights), "--images", str(images), "--out", str(tmp_path / "o.csv"), "--quiet", *SET]) == 1
     _one_line_error(capsys, "junk.pt", "cannot load weights")
+
+
+@pytest.fixture(scope="module")
+def no_dfl_weights(tmp_path_factory) -> Path:
+    """A yolov8n whose head has reg_max 1: one distance per side, no DFL distribution."""
+    import torch
+    import yaml as pyyaml
+
+    from detal.ultra import prepare_ultralytics
+
+    prepare_ultralytics()
+    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+
+    spec = dict(yaml_model_load("yolov8n.yaml"), reg_max=1, nc=2)
+    spec.pop("yaml_file", None)
+    folder = tmp_path_factory.mktemp("nodfl")
+    (folder / "v8-nodfl.yaml").write_text(pyyaml.safe_dump(spec))
+    torch.manual_seed(0)
+    model = DetectionModel(spec, nc=2, verbose=False)
+    model.names = {0: "cat", 1: "dog"}
+    assert model.model[-1].reg_max == 1
+    path = folder / "nodfl.pt"
+    torch.save({"model": model.eval(), "train_args": {}}, path)
+    return path
+
+
+@pytest.mark.slow
+def test_a_mix_writes_one_column_per_measure_and_embeddings(weights, images, tmp_path, capsys):
+    out, emb = tmp_path / "mix.csv", tmp_path / "emb.npz"
+    argv = ["score", "--weights", str(weights), "--images", str(images), "--out", str(out), "--quiet",
+            "--measure", "binary_entropy=1,localization=3", "--aggregate", "mean", "--embeddings", str(emb), *SET]
+    assert main(argv) == 0
+    assert "binary_entropy=0.25,localization=0.75" in capsys.readouterr().out
+    rows = read_csv(out)
+    assert list(rows[0]) == ["path", "score", "n_boxes", "top_class", "score_binary_entropy", "score_localization"]
+    assert sum(int(r["n_boxes"]) for r in rows) > 0
+    for r in rows:  # with mean, the score is the weighted mix of the columns
+        mix = 0.25 * float(r["score_binary_entropy"]) + 0.75 * float(r["score_localization"])
+        assert float(r["score"]) == pytest.approx(mix, abs=2e-6)
+        assert 0.0 <= float(r["score_localization"]) <= 1.0
+    saved = np.load(emb)
+    assert list(saved["paths"]) == [r["path"] for r in rows]
+    assert saved["embeddings"].dtype == np.float16 and saved["embeddings"].shape[0] == len(rows)
+    np.testing.assert_allclose(np.linalg.norm(saved["embeddings"].astype(np.float32), axis=1), 1.0, atol=2e-3)
+
+
+@pytest.mark.slow
+def test_localization_on_a_head_without_dfl_exits_1_with_one_line(no_dfl_weights, images, tmp_path, capsys):
+    out = tmp_path / "o.csv"
+    argv = ["score", "--weights", str(no_dfl_weights), "--images", str(images), "--out", str(out), "--quiet", *SET]
+    assert main([*argv, "--measure", "binary_entropy=1,localization=1"]) == 1
+    _one_line_error(capsys, "nodfl.pt", "no DFL", "reg_max 1")
+    assert not out.exists()
+    assert main([*argv, "--measure", "binary_entropy"]) == 0  # class measures need no DFL
+
+
+@pytest.mark.parametrize(
+    "measure, fragments",
+    [
+        ("variance", ("measure must be one of", "variance")),
+        ("binary_entropy=x", ("not a number",)),
+        ("binary_entropy=0", ("at least one weight",)),
+    ],
+)
+def test_bad_measure_exits_1_with_one_line(images, tmp_path, capsys, measure, fragments):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"x")
+    argv = ["score", "--weights", str(weights), "--images", str(images), "--out", str(tmp_path / "o.csv"),
+            "--measure", measure]
+    assert main(argv) == 1
+    _one_line_error(capsys, *fragments)

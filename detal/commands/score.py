@@ -5,8 +5,15 @@ The Python API behind it is :func:`score_images` (predict + score) and
 row per readable image, in path order, with the columns ``path, score,
 n_boxes, top_class``: ``n_boxes`` counts the boxes with confidence >=
 ``score_conf`` (the ones that make up the score), and ``top_class`` is the
-class id of the most confident of them (empty when there is none). Images
-that cannot be read are left out of the CSV and reported on stderr.
+class id of the most confident of them (empty when there is none). When the
+measure is a weighted mix (``--measure binary_entropy=1,localization=1``), one
+column ``score_<measure>`` per measure follows: that measure alone, aggregated
+the same way. ``--embeddings FILE.npz`` also saves each image's embedding
+(``paths``, ``embeddings`` float16 ``(n, d)``), read in the same forward pass.
+Images that cannot be read are left out of the CSV and reported on stderr.
+
+``class_weighting: difficulty`` needs per-class AP from an evaluation, which
+``detal score`` does not run: every class weight is then 1 (a note says so).
 """
 
 from __future__ import annotations
@@ -23,9 +30,16 @@ from detal.config import Config
 from detal.errors import DataError, ModelError
 from detal.files import IMAGE_SUFFIXES, atomic_write
 from detal.scoring import ImageScore, score_predictions
-from detal.uncertainty import AGGREGATIONS, MEASURES
+from detal.uncertainty import (
+    AGGREGATIONS,
+    MEASURES,
+    measure_label,
+    measure_weights,
+    needs_dfl,
+    parse_measure,
+)
 
-__all__ = ["list_images", "register", "run", "score_images", "write_scores_csv"]
+__all__ = ["list_images", "register", "run", "score_images", "write_embeddings", "write_scores_csv"]
 
 CSV_COLUMNS = ("path", "score", "n_boxes", "top_class")
 
@@ -43,12 +57,20 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def score_images(
-    weights: Path, images: Sequence[Path], cfg: Config, *, progress: bool = True
+    weights: Path,
+    images: Sequence[Path],
+    cfg: Config,
+    *,
+    progress: bool = True,
+    embeddings: bool = False,
+    class_ap: Sequence[float | None] | None = None,
 ) -> tuple[list[ImageScore], list[tuple[Path, str]]]:
     """Predict with ``weights`` and score each image with ``cfg``'s measure and aggregation.
 
     Boxes are predicted at ``cfg.score_conf`` (lower ones would not count),
-    NMS at ``cfg.iou``, ``cfg.predict_batch`` images per forward pass.
+    NMS at ``cfg.iou``, ``cfg.predict_batch`` images per forward pass. DFL
+    logits are read when the measure needs them; ``embeddings`` fills
+    :attr:`ImageScore.embedding`. ``class_ap`` feeds ``class_weighting``.
     Returns the scores in input order and the images that could not be read.
     """
     from detal.ultra import UltralyticsAdapter
@@ -58,21 +80,50 @@ def score_images(
         raise ModelError(f"{weights}: weights file not found")
     adapter = UltralyticsAdapter(cfg)
     result = adapter.predict(
-        weights, images, conf=cfg.score_conf, iou=cfg.iou, batch=cfg.predict_batch, progress=progress
+        weights,
+        images,
+        conf=cfg.score_conf,
+        iou=cfg.iou,
+        batch=cfg.predict_batch,
+        progress=progress,
+        with_dfl=needs_dfl(cfg.measure),
+        with_embeddings=embeddings,
     )
-    return score_predictions(result.predictions, cfg), result.failed
+    return score_predictions(result.predictions, cfg, class_ap=class_ap), result.failed
 
 
-def write_scores_csv(scores: Sequence[ImageScore], out: Path) -> Path:
-    """Write ``scores`` as CSV (``path, score, n_boxes, top_class``) to ``out``."""
+def write_scores_csv(scores: Sequence[ImageScore], out: Path, measure: object = None) -> Path:
+    """Write ``scores`` as CSV (``path, score, n_boxes, top_class``) to ``out``.
+
+    With a mix as ``measure``, a ``score_<name>`` column per measure follows.
+    """
     out = Path(out)
+    parts = list(measure_weights(measure)) if isinstance(measure, dict) and len(measure_weights(measure)) > 1 else []
     out.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO(newline="")
     writer = csv.writer(buf)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow([*CSV_COLUMNS, *(f"score_{name}" for name in parts)])
     for s in scores:
-        writer.writerow([str(s.path), f"{s.score:.6f}", s.n_boxes, "" if s.top_class is None else s.top_class])
+        top = "" if s.top_class is None else s.top_class
+        writer.writerow([str(s.path), f"{s.score:.6f}", s.n_boxes, top, *(f"{s.components[n]:.6f}" for n in parts)])
     atomic_write(out, buf.getvalue())
+    return out
+
+
+def write_embeddings(scores: Sequence[ImageScore], out: Path) -> Path:
+    """Save the images' embeddings as ``.npz``: ``paths`` (str) and ``embeddings`` float16 ``(n, d)``."""
+    import numpy as np
+
+    out = Path(out)
+    if out.suffix != ".npz":
+        raise DataError(f"{out}: the embeddings file must end in .npz")
+    missing = [str(s.path) for s in scores if s.embedding is None]
+    if missing:
+        raise ModelError(f"{missing[0]}: no embedding was computed")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez(tmp, paths=np.array([str(s.path) for s in scores]), embeddings=np.stack([s.embedding for s in scores]))
+    tmp.replace(out)
     return out
 
 
@@ -88,9 +139,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--weights", required=True, type=Path, help="trained YOLO weights (.pt)")
     p.add_argument("--images", required=True, type=Path, help="folder of images (searched recursively)")
-    p.add_argument("--measure", choices=tuple(MEASURES), help="per-box measure (default: config)")
+    p.add_argument(
+        "--measure",
+        help=f"per-box measure ({', '.join(MEASURES)}) or a weighted mix such as "
+        "binary_entropy=1,localization=1 (weights normalised to sum 1; default: config)",
+    )
     p.add_argument("--aggregate", choices=AGGREGATIONS, help="per-image reduction (default: config)")
     p.add_argument("--out", required=True, type=Path, help="CSV file to write")
+    p.add_argument("--embeddings", type=Path, help="also save the image embeddings to this .npz file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_args(p)
     p.set_defaults(func=run)
@@ -99,16 +155,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     changes = {k: getattr(args, k) for k in ("measure", "aggregate") if getattr(args, k)}
+    if args.measure:
+        changes["measure"] = parse_measure(args.measure)
     if changes:
         cfg = cfg.replace(**changes)
+    if args.embeddings is not None and Path(args.embeddings).suffix != ".npz":
+        raise DataError(f"{args.embeddings}: the embeddings file must end in .npz")
     if not Path(args.weights).is_file():
         raise ModelError(f"{args.weights}: weights file not found")
     images = list_images(args.images)
-    scores, failed = score_images(args.weights, images, cfg, progress=not args.quiet)
+    if cfg.class_weighting == "difficulty":
+        print("detal: note: detal score runs no evaluation, so class_weighting has no per-class AP; "
+              "every class weight is 1", file=sys.stderr)
+    scores, failed = score_images(
+        args.weights, images, cfg, progress=not args.quiet, embeddings=args.embeddings is not None
+    )
     if not scores:
         raise DataError(f"{args.images}: none of the {len(images)} images could be read")
-    write_scores_csv(scores, args.out)
+    write_scores_csv(scores, args.out, cfg.measure)
+    if args.embeddings is not None:
+        write_embeddings(scores, args.embeddings)
     for path, reason in failed:
         print(f"detal: skipped {path}: {reason}", file=sys.stderr)
-    print(f"scored {len(scores)} images ({cfg.measure}, {cfg.aggregate}) -> {args.out}")
+    print(f"scored {len(scores)} images ({measure_label(cfg.measure)}, {cfg.aggregate}) -> {args.out}")
     return 0
