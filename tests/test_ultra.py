@@ -110,6 +110,10 @@ def test_train_writes_weights_metrics_and_exact_lists(data, trained):
     assert result.weights.name == "best.pt" and result.epochs == 2
     assert result.metrics is not None
     assert 0.0 <= result.metrics.map50 <= 1.0 and 0.0 <= result.metrics.map50_95 <= result.metrics.map50 + 1e-9
+    per_class = result.metrics.per_class
+    assert per_class is not None and len(per_class) == len(NAMES)
+    measured = [ap for ap in per_class if ap is not None]
+    assert measured and np.mean(measured) == pytest.approx(result.metrics.map50_95, abs=1e-6)
     staged = (out / "dataset" / "train.txt").read_text().split()
     assert sorted(Path(p).resolve() for p in staged) == sorted(p.resolve() for p, _ in data["train"])
     val = (out / "dataset" / "val.txt").read_text().split()
@@ -202,11 +206,17 @@ def _ultralytics_boxes(weights: Path, path: Path, conf: float, iou: float):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("which,conf,batch", [("trained", 0.001, 4), ("sharp", 0.25, 1), ("sharp", 0.25, 16)])
-def test_top1_class_and_confidence_equal_ultralytics_predict(data, trained, which, conf, batch):
+@pytest.mark.parametrize(
+    "which,conf,batch,extras",
+    [("trained", 0.001, 4, False), ("sharp", 0.25, 1, False), ("sharp", 0.25, 16, False), ("sharp", 0.25, 5, True)],
+)
+def test_top1_class_and_confidence_equal_ultralytics_predict(data, trained, which, conf, batch, extras):
+    """Also with DFL logits and embeddings read from the same pass (``extras``)."""
     weights = trained["result"].weights if which == "trained" else trained["sharp"]
     paths = [p for p, _ in data["all"]]
-    ours = trained["adapter"].predict(weights, paths, conf=conf, iou=0.7, batch=batch, progress=False)
+    ours = trained["adapter"].predict(
+        weights, paths, conf=conf, iou=0.7, batch=batch, progress=False, with_dfl=extras, with_embeddings=extras
+    )
     total = 0
     for pred in ours.predictions:
         xyxy, cls, confidence = _ultralytics_boxes(weights, pred.path, conf, 0.7)
@@ -267,16 +277,134 @@ def test_predict_streams_images_with_bounded_buffering(data, trained, readers, m
     real_run = adapter._run
     processed, waiting = [0], []
 
-    def run(loaded, group, conf, iou):
+    def run(loaded, group, conf, iou, *extras):
         processed[0] += len(group)
         waiting.append(pulled[0] - processed[0])  # pulled from the generator, not yet run
-        return real_run(loaded, group, conf, iou)
+        return real_run(loaded, group, conf, iou, *extras)
 
     monkeypatch.setattr(adapter, "_run", run)
     result = adapter.predict(trained["sharp"], stream(), conf=0.25, batch=batch, progress=False)
     assert [p.path for p in result.predictions] == [paths[i % len(paths)] for i in range(n)]
     assert max(waiting) <= 2 * batch + 4 * batch + readers  # queue + shape buckets + one per reader
     assert max(len(p.detections) for p in result.predictions) > 0
+
+
+# ----------------------------------------------------------------------------- DFL logits and embeddings
+
+
+def redraw_box_head(weights: Path, out: Path, seed: int = 0) -> Path:
+    """A copy of ``weights`` whose last box (DFL) convolutions are random, so sides range from sharp to flat."""
+    import torch
+    from ultralytics import YOLO
+
+    model = YOLO(str(weights))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for branch in model.model.model[-1].cv2:
+            conv = branch[-1]
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * 3.0)
+            conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen) * 2.0)
+    model.save(str(out))
+    return out
+
+
+def _from_scratch(weights: Path, path: Path, conf: float, iou: float) -> dict:
+    """The kept boxes' DFL logits, localization and the image embedding, computed here alone.
+
+    The checkpoint is loaded and fused, the image letterboxed and run through
+    the network one at a time; the head's input feature maps are caught by a
+    forward hook, its raw box logits taken from its output, the kept anchors
+    from Ultralytics' NMS.
+    """
+    import torch
+    from ultralytics.data.augment import LetterBox
+    from ultralytics.nn.tasks import load_checkpoint
+    from ultralytics.utils import nms, ops
+
+    model, _ = load_checkpoint(str(weights))
+    model = model.fuse(verbose=False).float().eval()
+    head = model.model[-1]
+    im = cv2.imread(str(path))
+    lb = LetterBox((64, 64), auto=True, stride=32)(image=im)
+    x = torch.from_numpy(lb[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+    caught = {}
+    handle = head.register_forward_hook(lambda m, inputs, output: caught.update(feats=list(inputs[0])))
+    with torch.no_grad():
+        decoded, raw = model(x)
+    handle.remove()
+    kept, idx = nms.non_max_suppression(decoded.clone(), conf, iou, max_det=300, return_idxs=True)
+    keep = idx[0].view(-1).long()
+    r = head.reg_max
+    logits = raw["boxes"][0][:, keep].T.reshape(-1, 4, r)  # (k, 4, reg_max)
+    p = logits.softmax(-1)
+    # The layout (side-major) is the one the model's own DFL module decodes: check it.
+    expected = head.dfl(raw["boxes"])[0][:, keep].T  # (k, 4) expected distances in bins
+    torch.testing.assert_close((p * torch.arange(r, dtype=p.dtype)).sum(-1), expected, rtol=0, atol=1e-4)
+    entropy = -(p * p.clamp_min(1e-30).log()).sum(-1) / np.log(r)
+    pooled = torch.cat([f.mean(dim=(2, 3)) for f in caught["feats"]], dim=1)[0]
+    boxes = ops.scale_boxes(x.shape[2:], kept[0][:, :4].clone(), im.shape[:2])
+    return {
+        "xyxy": boxes.numpy(),
+        "dfl": logits.numpy(),
+        "localization": entropy.mean(-1).numpy(),
+        "embedding": (pooled / pooled.norm()).numpy(),
+    }
+
+
+@pytest.fixture(scope="module")
+def boxy(data, trained) -> Path:
+    return redraw_box_head(trained["sharp"], data["root"] / "boxy.pt")
+
+
+@pytest.mark.slow
+def test_dfl_logits_and_localization_equal_a_from_scratch_computation(data, trained, boxy):
+    from detal.uncertainty import localization
+
+    paths = [p for p, _ in data["all"]]
+    ours = trained["adapter"].predict(boxy, paths, conf=0.25, batch=5, progress=False, with_dfl=True)
+    values = []
+    for pred in ours.predictions:
+        ref = _from_scratch(boxy, pred.path, 0.25, 0.7)
+        det = pred.detections
+        assert det.dfl is not None and det.dfl.shape == (len(det), 4, 16)
+        assert len(det) == len(ref["xyxy"]), pred.path
+        mine = np.lexsort(np.round(det.xyxy, 2).T[::-1])
+        theirs = np.lexsort(np.round(ref["xyxy"], 2).T[::-1])
+        np.testing.assert_allclose(det.xyxy[mine], ref["xyxy"][theirs], rtol=0, atol=1e-3)
+        np.testing.assert_allclose(det.dfl[mine], ref["dfl"][theirs], rtol=0, atol=1e-4)
+        loc = localization(det.dfl)
+        np.testing.assert_allclose(loc[mine], ref["localization"][theirs], rtol=0, atol=1e-5)
+        values.extend(loc.tolist())
+    assert len(values) > 0
+    assert np.ptp(values) > 0.01  # the boxes differ: the comparison is not of constants
+
+
+@pytest.mark.slow
+def test_embeddings_are_unit_norm_equal_for_equal_images_and_from_the_head_inputs(data, trained, tmp_path):
+    import shutil
+
+    weights = trained["result"].weights
+    originals = [p for p, _ in data["all"][:6]]
+    copies = []
+    for p in originals[:3]:
+        copies.append(tmp_path / f"copy_{p.name}")
+        shutil.copyfile(p, copies[-1])
+    paths = [*originals, *copies]
+    ours = trained["adapter"].predict(weights, paths, conf=0.25, batch=16, progress=False, with_embeddings=True)
+    emb = {p.path: p.embedding for p in ours.predictions}
+    assert all(e.dtype == np.float16 and e.shape == (64 + 128 + 256,) for e in emb.values())
+    for e in emb.values():
+        assert np.linalg.norm(e.astype(np.float32)) == pytest.approx(1.0, abs=2e-3)
+    for p, c in zip(originals, copies):
+        np.testing.assert_array_equal(emb[p], emb[c])
+    flat = np.stack([emb[p].astype(np.float32) for p in originals])
+    gaps = [np.abs(flat[i] - flat[j]).max() for i in range(len(flat)) for j in range(i + 1, len(flat))]
+    assert min(gaps) > 1e-3  # different images, different embeddings
+    for p in originals:
+        ref = _from_scratch(weights, p, 0.25, 0.7)["embedding"]
+        np.testing.assert_allclose(emb[p].astype(np.float32), ref, rtol=0, atol=2e-3)
+    plain = trained["adapter"].predict(weights, originals, conf=0.25, progress=False)
+    assert all(p.embedding is None and p.detections.dfl is None for p in plain.predictions)
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -286,6 +414,13 @@ def test_predict_streams_images_with_bounded_buffering(data, trained, readers, m
 def test_evaluate_returns_validator_map(data, trained, tmp_path):
     metrics = trained["adapter"].evaluate(trained["result"].weights, data["val"], NAMES, tmp_path / "eval")
     assert 0.0 <= metrics.map50_95 <= metrics.map50 <= 1.0
+    present = {int(line.split()[0]) for _, label in data["val"] for line in label.read_text().splitlines()}
+    assert len(metrics.per_class) == len(NAMES)
+    for c, ap in enumerate(metrics.per_class):
+        assert (ap is None) == (c not in present)
+        assert ap is None or 0.0 <= ap <= 1.0
+    measured = [ap for ap in metrics.per_class if ap is not None]
+    assert np.mean(measured) == pytest.approx(metrics.map50_95, abs=1e-6)  # mAP is the mean over measured classes
     assert (tmp_path / "eval" / "dataset" / "val.txt").read_text().count("\n") == len(data["val"])
     assert not list((tmp_path / "eval").rglob("*.png")) or all(
         "dataset" in p.parts for p in (tmp_path / "eval").rglob("*.png")
