@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_scoring.py [--model yolov8n.yaml | --weights W.pt]
         [--imgsz 320] [--batch 32] [--device cpu] [--n 500] [--rounds 3]
-        [--memory 2000,10000] [--memory-imgsz 128]
+        [--memory 2000,10000] [--memory-imgsz 128] [--only-detal]
 
 (a) Throughput, in one process, on the same ``--n`` generated images, with the
 same weights, imgsz, device and thresholds:
@@ -12,8 +12,15 @@ same weights, imgsz, device and thresholds:
   vectors), scored with ``detal.scoring``;
 - ``YOLO(weights).predict(folder, stream=True)`` with its default batch (1),
   and again with ``batch=--batch``;
+- detal with DFL logits and image embeddings read in the same pass
+  (``with_dfl=True, with_embeddings=True``) and scored with the mix
+  ``{binary_entropy: 1, localization: 1}``: its cost over plain detal scoring
+  is printed as a percentage (the goal is <= 5%);
 - the limit: the bare batched forward pass over tensors letterboxed and loaded
   into memory beforehand (no decoding, no NMS).
+
+``--only-detal`` runs only the two detal paths (plain, and with DFL and
+embeddings).
 
 Each is run ``--rounds`` times, alternating, after a warm-up; the best round
 counts, in wall-clock images per second and in images per CPU-second of this
@@ -121,9 +128,12 @@ def peak_rss_mb() -> float:
 # ----------------------------------------------------------------------------- (a) throughput
 
 
-def run_detal(adapter: UltralyticsAdapter, weights: Path, paths: list[Path], cfg: Config) -> int:
+def run_detal(
+    adapter: UltralyticsAdapter, weights: Path, paths: list[Path], cfg: Config, extras: bool = False
+) -> int:
     result = adapter.predict(
-        weights, paths, conf=cfg.score_conf, iou=cfg.iou, batch=cfg.predict_batch, progress=False
+        weights, paths, conf=cfg.score_conf, iou=cfg.iou, batch=cfg.predict_batch, progress=False,
+        with_dfl=extras, with_embeddings=extras,
     )
     score_predictions(result.predictions, cfg)
     return sum(len(p.detections) for p in result.predictions)
@@ -178,21 +188,26 @@ def throughput(args: argparse.Namespace, weights: Path, folder: Path, paths: lis
         model=args.model, imgsz=args.imgsz, device=args.device, predict_batch=args.batch,
         score_conf=args.conf, iou=args.iou,
     )
+    rich = cfg.replace(measure={"binary_entropy": 1.0, "localization": 1.0})
     adapter = UltralyticsAdapter(cfg)
-    yolo = YOLO(str(weights), task="detect")
-    bare_batches = preload(adapter, weights, paths, args.batch)
-
     runs = {
         "detal predict + score": lambda: run_detal(adapter, weights, paths, cfg),
-        "YOLO.predict (batch=1, default)": lambda: run_yolo(yolo, folder, cfg, 1),
-        f"YOLO.predict (batch={args.batch})": lambda: run_yolo(yolo, folder, cfg, args.batch),
-        "bare batched forward (preloaded)": lambda: run_bare(adapter, weights, bare_batches),
+        "detal + DFL + embeddings": lambda: run_detal(adapter, weights, paths, rich, extras=True),
     }
     # Warm-up: model load, first-call allocations, lazy imports.
     run_detal(adapter, weights, paths[: args.batch], cfg)
-    warm = folder.parent / "calibration"
-    for b in (1, args.batch):
-        run_yolo(yolo, warm, cfg, b)
+    run_detal(adapter, weights, paths[: args.batch], rich, extras=True)
+    if not args.only_detal:
+        yolo = YOLO(str(weights), task="detect")
+        bare_batches = preload(adapter, weights, paths, args.batch)
+        runs.update({
+            "YOLO.predict (batch=1, default)": lambda: run_yolo(yolo, folder, cfg, 1),
+            f"YOLO.predict (batch={args.batch})": lambda: run_yolo(yolo, folder, cfg, args.batch),
+            "bare batched forward (preloaded)": lambda: run_bare(adapter, weights, bare_batches),
+        })
+        warm = folder.parent / "calibration"
+        for b in (1, args.batch):
+            run_yolo(yolo, warm, cfg, b)
 
     # Wall-clock img/s is what a user sees, but on a shared machine it moves with
     # the load; img per CPU-second (all threads of this process) moves much less.
@@ -215,6 +230,11 @@ def throughput(args: argparse.Namespace, weights: Path, folder: Path, paths: lis
     for name, rate in best.items():
         per = f"{boxes[name] / len(paths):10.2f}" if not name.startswith("bare") else f"{'-':>10s}"
         print(f"{name:38s} {rate:8.1f} {best_cpu[name]:10.1f} {per} {ours / rate:18.2f} {ours_cpu / best_cpu[name]:6.2f}")
+    extra, extra_cpu = best["detal + DFL + embeddings"], best_cpu["detal + DFL + embeddings"]
+    print(f"cost of DFL logits + embeddings + mix scoring over plain detal scoring: "
+          f"wall {100 * (ours / extra - 1):+.1f}%   CPU {100 * (ours_cpu / extra_cpu - 1):+.1f}%   (goal <= 5%)")
+    if args.only_detal:
+        return
     for label, key in (
         ("YOLO.predict (default batch=1)", "YOLO.predict (batch=1, default)"),
         (f"YOLO.predict (batch={args.batch})", f"YOLO.predict (batch={args.batch})"),
@@ -312,6 +332,7 @@ def main() -> None:
     ap.add_argument("--memory", default="2000,10000", help="image counts for the RSS runs ('' to skip)")
     ap.add_argument("--memory-imgsz", type=int, default=128)
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--only-detal", action="store_true", help="throughput of the two detal paths only")
     ap.add_argument("--workdir", default=str(ROOT / "runs" / "bench_scoring"))
     ap.add_argument("--child-n", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--child-weights", help=argparse.SUPPRESS)
