@@ -352,6 +352,24 @@ def _from_scratch(weights: Path, path: Path, conf: float, iou: float) -> dict:
 
 
 @pytest.fixture(scope="module")
+def untrained(data) -> Path:
+    """yolov8n as built from its YAML (3 classes), saved as a checkpoint."""
+    import torch
+
+    from detal.ultra import prepare_ultralytics
+
+    prepare_ultralytics()
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(0)
+    model = DetectionModel("yolov8n.yaml", nc=3, verbose=False)
+    model.names = dict(enumerate(NAMES))
+    path = data["root"] / "untrained.pt"
+    torch.save({"model": model.eval(), "train_args": {}}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
 def boxy(data, trained) -> Path:
     return redraw_box_head(trained["sharp"], data["root"] / "boxy.pt")
 
@@ -380,10 +398,13 @@ def test_dfl_logits_and_localization_equal_a_from_scratch_computation(data, trai
 
 
 @pytest.mark.slow
-def test_embeddings_are_unit_norm_equal_for_equal_images_and_from_the_head_inputs(data, trained, tmp_path):
+def test_embeddings_are_unit_norm_equal_for_equal_images_and_from_the_head_inputs(data, trained, untrained, tmp_path):
+    """On an untrained yolov8n: two epochs at imgsz 64 leave the trained model's head inputs
+    nearly constant (pooled, they differ in the 4th decimal between a black and a white
+    image), which would make "different images differ" a test of rounding."""
     import shutil
 
-    weights = trained["result"].weights
+    weights = untrained
     originals = [p for p, _ in data["all"][:6]]
     copies = []
     for p in originals[:3]:
@@ -399,7 +420,7 @@ def test_embeddings_are_unit_norm_equal_for_equal_images_and_from_the_head_input
         np.testing.assert_array_equal(emb[p], emb[c])
     flat = np.stack([emb[p].astype(np.float32) for p in originals])
     gaps = [np.abs(flat[i] - flat[j]).max() for i in range(len(flat)) for j in range(i + 1, len(flat))]
-    assert min(gaps) > 1e-3  # different images, different embeddings
+    assert min(gaps) > 1e-2  # different images, different embeddings
     for p in originals:
         ref = _from_scratch(weights, p, 0.25, 0.7)["embedding"]
         np.testing.assert_allclose(emb[p].astype(np.float32), ref, rtol=0, atol=2e-3)
