@@ -85,14 +85,15 @@ class ModelAdapter(Protocol):
         iou: float = 0.7,
         batch: int = 32,
         progress: bool = True,
-        with_dfl: bool = False,
+        with_dfl: bool | None = None,
         with_embeddings: bool = False,
     ) -> PredictResult:
         """Boxes, confidences, class ids and full class-probability vectors per image.
 
         ``with_dfl``: also the DFL logits ``(n, 4, reg_max)`` of every kept box
         (:attr:`Detections.dfl`; a :class:`~detal.errors.ModelError` if the
-        model has no DFL head). ``with_embeddings``: also each image's
+        model has no DFL head); ``None`` lets the adapter decide (the
+        Ultralytics adapter reads them when its config's measure needs them). ``with_embeddings``: also each image's
         embedding (:attr:`Prediction.embedding`). Both come from the same
         forward pass; without them, neither is computed.
         """

@@ -92,9 +92,12 @@ class FakeAdapter:
         iou: float = 0.7,
         batch: int = 32,
         progress: bool = True,
-        with_dfl: bool = False,
+        with_dfl: bool | None = None,
         with_embeddings: bool = False,
     ) -> PredictResult:
+        """Canned or drawn detections; ``with_dfl=None`` gives DFL logits whenever ``reg_max`` >= 2."""
+        if with_dfl is None:
+            with_dfl = self.reg_max >= 2
         if with_dfl and self.reg_max < 2:
             raise ModelError(f"{weights}: the model has no DFL head (reg_max {self.reg_max})")
         preds, failed = [], []

@@ -59,6 +59,7 @@ from detal.config import Config
 from detal.detections import Detections, Prediction
 from detal.errors import ConfigError, DataError, ModelError
 from detal.files import IMAGE_SUFFIXES
+from detal.uncertainty import needs_dfl
 
 __all__ = ["IMAGE_SUFFIXES", "UltralyticsAdapter", "default_config_dir", "prepare_ultralytics"]
 
@@ -563,13 +564,14 @@ class UltralyticsAdapter:
         iou: float = 0.7,
         batch: int = 32,
         progress: bool = True,
-        with_dfl: bool = False,
+        with_dfl: bool | None = None,
         with_embeddings: bool = False,
     ) -> PredictResult:
         """Detections with full class-probability vectors for every readable image.
 
         ``with_dfl`` adds the raw DFL logits ``(n, 4, reg_max)`` of every kept
-        box (:class:`ModelError` for a head without DFL, reg_max 1);
+        box (:class:`ModelError` for a head without DFL, reg_max 1); ``None``
+        means "when ``cfg.measure`` needs them" (it uses ``localization``);
         ``with_embeddings`` adds each image's embedding. Both are read from the
         same forward pass; left off, they cost nothing.
 
@@ -585,6 +587,8 @@ class UltralyticsAdapter:
             raise ConfigError(f"predict: batch must be a positive integer, got {batch!r}")
         if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
             raise ConfigError(f"predict: conf and iou must lie in [0, 1], got conf={conf!r} iou={iou!r}")
+        if with_dfl is None:
+            with_dfl = needs_dfl(self.cfg.measure)
         loaded = self.load(weights)
         if with_dfl and loaded.reg_max < 2:
             raise ModelError(

@@ -120,7 +120,9 @@ def test_seed_measures_are_unchanged_by_the_new_path():
 def test_fake_adapter_gives_dfl_and_clustered_embeddings_only_when_asked(tmp_path):
     fake = FakeAdapter(3, seed=1, max_boxes=6)
     paths = [tmp_path / f"img{i:03d}.png" for i in range(40)]
-    plain = fake.predict(tmp_path / "w", paths, conf=0.0).predictions
+    plain = fake.predict(tmp_path / "w", paths, conf=0.0, with_dfl=False).predictions
+    default = fake.predict(tmp_path / "w", paths[:5], conf=0.0).predictions
+    assert all(p.detections.dfl is not None and p.embedding is None for p in default)
     rich = fake.predict(tmp_path / "w", paths, conf=0.0, with_dfl=True, with_embeddings=True).predictions
     again = FakeAdapter(3, seed=1, max_boxes=6).predict(tmp_path / "w", paths, conf=0.0, with_embeddings=True)
     for p, r, a in zip(plain, rich, again.predictions):

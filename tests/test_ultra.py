@@ -395,6 +395,12 @@ def test_dfl_logits_and_localization_equal_a_from_scratch_computation(data, trai
         values.extend(loc.tolist())
     assert len(values) > 0
     assert np.ptp(values) > 0.01  # the boxes differ: the comparison is not of constants
+    # with_dfl left to the adapter: read when the config's measure needs them
+    mixed = UltralyticsAdapter(tiny_config(measure={"binary_entropy": 1, "localization": 1}))
+    auto = mixed.predict(boxy, paths[:3], conf=0.25, progress=False).predictions
+    assert all(p.detections.dfl is not None for p in auto)
+    plain = trained["adapter"].predict(boxy, paths[:3], conf=0.25, progress=False).predictions
+    assert all(p.detections.dfl is None for p in plain)
 
 
 @pytest.mark.slow
