@@ -72,7 +72,8 @@ def score_prediction(
     if weights is not None:
         w = np.asarray(weights, dtype=np.float64)
         if w.shape != (det.n_classes,):
-            raise DataError(f"{pred.path}: {w.shape[0] if w.ndim else 0} class weights for {det.n_classes} classes")
+            n_w = w.shape[0] if w.ndim else 0
+            raise DataError(f"{pred.path}: {n_w} class weights for {det.n_classes} classes")
         box_w = w[det.class_id]
         parts = {name: values * box_w for name, values in parts.items()}
     scores = next(iter(parts.values())) if len(parts) == 1 else sum(mix[n] * parts[n] for n in mix)

@@ -454,7 +454,9 @@ class UltralyticsAdapter:
         weights = best if has_val and best.is_file() else last
         if not weights.is_file():
             raise ModelError(f"training in {out_dir / 'train'} wrote no weights ({best.name}, {last.name})")
-        metrics = _metrics_from(trainer.metrics, getattr(trainer, "validator", None), len(names)) if has_val else None
+        metrics = None
+        if has_val:
+            metrics = _metrics_from(trainer.metrics, getattr(trainer, "validator", None), len(names))
         return TrainResult(weights=weights, metrics=metrics, seconds=seconds, epochs=int(epochs))
 
     def _cuda_requested(self) -> bool:

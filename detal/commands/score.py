@@ -98,14 +98,17 @@ def write_scores_csv(scores: Sequence[ImageScore], out: Path, measure: object = 
     With a mix as ``measure``, a ``score_<name>`` column per measure follows.
     """
     out = Path(out)
-    parts = list(measure_weights(measure)) if isinstance(measure, dict) and len(measure_weights(measure)) > 1 else []
+    parts = list(measure_weights(measure)) if isinstance(measure, dict) else []
+    if len(parts) < 2:
+        parts = []
     out.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO(newline="")
     writer = csv.writer(buf)
     writer.writerow([*CSV_COLUMNS, *(f"score_{name}" for name in parts)])
     for s in scores:
         top = "" if s.top_class is None else s.top_class
-        writer.writerow([str(s.path), f"{s.score:.6f}", s.n_boxes, top, *(f"{s.components[n]:.6f}" for n in parts)])
+        columns = (f"{s.components[n]:.6f}" for n in parts)
+        writer.writerow([str(s.path), f"{s.score:.6f}", s.n_boxes, top, *columns])
     atomic_write(out, buf.getvalue())
     return out
 
@@ -122,7 +125,8 @@ def write_embeddings(scores: Sequence[ImageScore], out: Path) -> Path:
         raise ModelError(f"{missing[0]}: no embedding was computed")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(tmp, paths=np.array([str(s.path) for s in scores]), embeddings=np.stack([s.embedding for s in scores]))
+    paths = np.array([str(s.path) for s in scores])
+    np.savez(tmp, paths=paths, embeddings=np.stack([s.embedding for s in scores]))
     tmp.replace(out)
     return out
 
