@@ -56,6 +56,7 @@ class Config:
     batch_fraction: float = 0.10
     uncertain_share: float = 0.5
     strategy: str = "mixed"
+    candidate_factor: float = 3.0
     max_labeled_fraction: float = 0.42
     # scoring
     measure: str | dict = "entropy"
@@ -161,6 +162,8 @@ def _validate(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: first_cycle_epochs must be a positive integer or null, got {cfg.first_cycle_epochs!r}")
     if cfg.min_steps_per_cycle is not None and cfg.min_steps_per_cycle < 1:
         raise ConfigError(f"{source}: min_steps_per_cycle must be a positive integer or null, got {cfg.min_steps_per_cycle!r}")
+    if not (math.isfinite(cfg.candidate_factor) and cfg.candidate_factor >= 1.0):
+        raise ConfigError(f"{source}: candidate_factor must be a finite number >= 1, got {cfg.candidate_factor!r}")
     if cfg.workers < 0:
         raise ConfigError(f"{source}: workers must be >= 0, got {cfg.workers!r}")
     try:

@@ -7,7 +7,20 @@ file IO. Plotting uses matplotlib's Agg backend and needs no display.
 Label savings: the labeled fraction at which a strategy's mean mAP50-95 curve
 (mean over seeds, per cycle) first reaches random's final mean mAP50-95,
 linearly interpolated between cycles, and the savings as ``1 - f / f_random``
-where ``f_random`` is the labeled fraction of random's final cycle.
+where ``f_random`` is the labeled fraction of random's final cycle. The same is
+computed against boxes labeled (``n_boxes``, when the results carry it):
+selection by ``sum`` favours crowded images, and vendors may charge per box.
+
+Area under the curve: the trapezoid area of mAP50-95 over the labeled
+fraction, divided by the fraction's range, i.e. the mean mAP across the
+labeling budget; per seed, then mean ± std.
+
+Does a cycle measure labels? With a ``hold`` control in the results (the
+initial labels only, trained as much as the others), cycle ``c`` can rank
+strategies only when adding labels moved mAP by more than the seeds do: the
+paired gain ``random - hold`` at every seed is larger than twice the
+seed-to-seed standard deviation of ``random`` at that cycle
+(:func:`labels_matter`).
 """
 
 from __future__ import annotations
@@ -24,7 +37,18 @@ import numpy as np
 from detal.errors import DataError
 from detal.files import atomic_write
 
-__all__ = ["Curve", "curve", "first_reach", "label_savings", "load_results", "summary_markdown", "write_report"]
+__all__ = [
+    "Curve",
+    "auc",
+    "curve",
+    "first_reach",
+    "label_savings",
+    "labels_matter",
+    "load_results",
+    "paired_gaps",
+    "summary_markdown",
+    "write_report",
+]
 
 _NEEDED = ("strategy", "seed", "cycle", "labeled_fraction", "map50", "map50_95")
 
@@ -60,6 +84,11 @@ def load_results(path: str | Path) -> list[dict]:
                 row["cycle"] = int(raw["cycle"])
                 for k in ("labeled_fraction", "map50", "map50_95"):
                     row[k] = float(raw[k])
+                for k in ("n_labeled", "n_boxes"):
+                    if raw.get(k) not in (None, ""):
+                        row[k] = float(raw[k])
+                    else:
+                        row.pop(k, None)
                 for k in ("train_s", "score_s", "select_s"):
                     if raw.get(k) not in (None, ""):
                         row[k] = float(raw[k])
@@ -79,15 +108,24 @@ def strategies_of(rows: Sequence[dict]) -> list[str]:
     return seen
 
 
-def curve(rows: Sequence[dict], strategy: str, metric: str = "map50_95") -> Curve:
-    """Per-cycle statistics of ``metric`` over the seeds of ``strategy``."""
+def has_boxes(rows: Sequence[dict]) -> bool:
+    """Whether every row says how many boxes were labeled (``n_boxes``)."""
+    return bool(rows) and all("n_boxes" in r for r in rows)
+
+
+def curve(rows: Sequence[dict], strategy: str, metric: str = "map50_95", x: str = "labeled_fraction") -> Curve:
+    """Per-cycle statistics of ``metric`` over the seeds of ``strategy``.
+
+    ``fraction`` holds the mean of column ``x`` per cycle: the labeled
+    fraction by default, or ``n_boxes`` for curves against boxes labeled.
+    """
     mine = [r for r in rows if r["strategy"] == strategy]
     cycles = sorted({r["cycle"] for r in mine})
     frac, mean, std, lo, hi, n = [], [], [], [], [], []
     for c in cycles:
         at = [r for r in mine if r["cycle"] == c]
         v = np.asarray([r[metric] for r in at], dtype=np.float64)
-        frac.append(float(np.mean([r["labeled_fraction"] for r in at])))
+        frac.append(float(np.mean([r[x] for r in at])))
         mean.append(float(v.mean()))
         std.append(float(v.std(ddof=1)) if v.size > 1 else 0.0)
         lo.append(float(v.min()))
@@ -108,15 +146,20 @@ def first_reach(fraction: np.ndarray, values: np.ndarray, target: float) -> floa
     return None
 
 
-def label_savings(rows: Sequence[dict], baseline: str = "random", metric: str = "map50_95") -> dict[str, dict]:
-    """For each strategy: the fraction where it first reaches the baseline's final mean, and the savings."""
-    base = curve(rows, baseline, metric)
+def label_savings(
+    rows: Sequence[dict], baseline: str = "random", metric: str = "map50_95", x: str = "labeled_fraction"
+) -> dict[str, dict]:
+    """For each strategy: where (in ``x``) it first reaches the baseline's final mean, and the savings.
+
+    ``x`` is ``labeled_fraction`` (images) or ``n_boxes`` (boxes labeled).
+    """
+    base = curve(rows, baseline, metric, x)
     if base.cycles.size == 0:
         raise DataError(f"no rows for the baseline strategy {baseline!r}")
     target, f_base = float(base.mean[-1]), float(base.fraction[-1])
     out = {}
     for s in strategies_of(rows):
-        c = curve(rows, s, metric)
+        c = curve(rows, s, metric, x)
         f = first_reach(c.fraction, c.mean, target)
         out[s] = {
             "target": target,
@@ -126,29 +169,129 @@ def label_savings(rows: Sequence[dict], baseline: str = "random", metric: str = 
     return out
 
 
+def _by_seed(rows: Sequence[dict], strategy: str, metric: str) -> dict[int, dict[int, dict]]:
+    out: dict[int, dict[int, dict]] = {}
+    for r in rows:
+        if r["strategy"] == strategy:
+            out.setdefault(r["seed"], {})[r["cycle"]] = r
+    return out
+
+
+def auc(rows: Sequence[dict], strategy: str, metric: str = "map50_95") -> dict[int, float]:
+    """Per seed: the area under ``metric`` against labeled fraction, over the fraction's range.
+
+    That is the mean ``metric`` across the labeling budget (trapezoid rule over
+    the cycles the seed has). A seed with a single cycle gets that cycle's value.
+    """
+    out = {}
+    for seed, by_cycle in sorted(_by_seed(rows, strategy, metric).items()):
+        cycles = sorted(by_cycle)
+        f = np.asarray([by_cycle[c]["labeled_fraction"] for c in cycles], dtype=np.float64)
+        v = np.asarray([by_cycle[c][metric] for c in cycles], dtype=np.float64)
+        span = f[-1] - f[0]
+        if span <= 0:
+            out[seed] = float(v.mean())
+        else:
+            out[seed] = float(np.sum((v[1:] + v[:-1]) * np.diff(f)) / 2.0 / span)
+    return out
+
+
+def paired_gaps(
+    rows: Sequence[dict], strategy: str, baseline: str = "random", metric: str = "map50_95"
+) -> dict[int, dict[int, float]]:
+    """``cycle -> {seed: strategy - baseline}`` at every (cycle, seed) both strategies have."""
+    mine, base = _by_seed(rows, strategy, metric), _by_seed(rows, baseline, metric)
+    out: dict[int, dict[int, float]] = {}
+    for seed in sorted(set(mine) & set(base)):
+        for c in sorted(set(mine[seed]) & set(base[seed])):
+            out.setdefault(c, {})[seed] = float(mine[seed][c][metric] - base[seed][c][metric])
+    return out
+
+
+def labels_matter(
+    rows: Sequence[dict], control: str = "hold", baseline: str = "random", metric: str = "map50_95"
+) -> dict[int, dict]:
+    """Per cycle: did adding labels (``baseline``) beat the same training without them (``control``)?
+
+    ``gain`` is the mean over seeds of ``baseline - control``, ``noise`` the
+    seed-to-seed standard deviation of ``baseline`` at that cycle. The cycle
+    can rank strategies (``matters``) when the gain at every seed is larger
+    than ``2 * noise``. With one seed, ``noise`` is unknown (NaN) and only the
+    sign is checked.
+    """
+    gaps = paired_gaps(rows, baseline, control, metric)
+    base = _by_seed(rows, baseline, metric)
+    out = {}
+    for c, by_seed in sorted(gaps.items()):
+        g = np.asarray(list(by_seed.values()), dtype=np.float64)
+        v = np.asarray([base[s][c][metric] for s in by_seed], dtype=np.float64)
+        noise = float(v.std(ddof=1)) if v.size > 1 else float("nan")
+        gain = float(g.mean())
+        ok = bool(np.all(g > 0)) and (math.isnan(noise) or float(g.min()) > 2.0 * noise)
+        out[c] = {"gain": gain, "min_gain": float(g.min()), "noise": noise, "seeds": int(g.size), "matters": ok}
+    return out
+
+
 def _fmt(v: float | None, spec: str = ".3f") -> str:
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
-def summary_markdown(rows: Sequence[dict], baseline: str = "random", title: str = "Simulation") -> str:
+def _mean_sd(values: Sequence[float]) -> str:
+    v = np.asarray(list(values), dtype=np.float64)
+    if v.size == 0:
+        return "—"
+    return f"{v.mean():.3f} ± {v.std(ddof=1) if v.size > 1 else 0.0:.3f}"
+
+
+def summary_markdown(
+    rows: Sequence[dict], baseline: str = "random", title: str = "Simulation", control: str = "hold",
+    curves_png: str | None = "curves.png",
+) -> str:
     strategies = strategies_of(rows)
     seeds = sorted({r["seed"] for r in rows})
+    boxes = has_boxes(rows)
     lines = [f"# {title}", ""]
     lines.append(f"Strategies: {', '.join(strategies)}; seeds: {', '.join(map(str, seeds))}.")
     lines.append("")
+    if curves_png:
+        lines += [f"![mAP50-95 against images and boxes labeled]({curves_png})", ""]
     lines.append("## Final cycle (mean ± std over seeds)")
     lines.append("")
-    lines.append("| strategy | seeds | labeled fraction | mAP50 | mAP50-95 |")
-    lines.append("|---|---|---|---|---|")
+    lines.append("AUC: area under mAP50-95 against labeled fraction, over its range (the mean mAP50-95 "
+                 "across the labeling budget).")
+    lines.append("")
+    head = "| strategy | seeds | labeled fraction |" + (" boxes labeled |" if boxes else "")
+    lines.append(head + " mAP50 | mAP50-95 | AUC |")
+    lines.append("|---|---|---|" + ("---|" if boxes else "") + "---|---|---|")
     for s in strategies:
         c50, c = curve(rows, s, "map50"), curve(rows, s, "map50_95")
-        lines.append(
-            f"| {s} | {int(c.n_seeds[-1])} | {c.fraction[-1]:.3f} | {c50.mean[-1]:.3f} ± {c50.std[-1]:.3f} "
-            f"| {c.mean[-1]:.3f} ± {c.std[-1]:.3f} |"
-        )
+        cells = [s, str(int(c.n_seeds[-1])), f"{c.fraction[-1]:.3f}"]
+        if boxes:
+            cells.append(f"{curve(rows, s, x='n_boxes').fraction[-1]:.0f}")
+        cells += [f"{c50.mean[-1]:.3f} ± {c50.std[-1]:.3f}", f"{c.mean[-1]:.3f} ± {c.std[-1]:.3f}",
+                  _mean_sd(auc(rows, s).values())]
+        lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    has_base = baseline in strategies
-    if has_base:
+    matter: dict[int, dict] = {}
+    if baseline in strategies and control in strategies:
+        matter = labels_matter(rows, control, baseline)
+        lines.append(f"## Do labels matter? ({baseline} − {control}, per cycle)")
+        lines.append("")
+        lines.append(
+            f"`{control}` keeps the initial labels and trains exactly as much as the others. A cycle can "
+            f"rank strategies only if the paired gain {baseline} − {control} at every seed is larger "
+            f"than twice the seed-to-seed std of {baseline} at that cycle."
+        )
+        lines.append("")
+        lines.append(f"| cycle | {baseline} − {control} (mean) | smallest seed gain | std of {baseline} | verdict |")
+        lines.append("|---|---|---|---|---|")
+        for c, m in matter.items():
+            verdict = "labels matter" if m["matters"] else "**cannot rank strategies** (no label effect above noise)"
+            if c == 0:
+                verdict = "initial set (same for every strategy)"
+            lines.append(f"| {c} | {m['gain']:+.3f} | {m['min_gain']:+.3f} | {_fmt(m['noise'])} | {verdict} |")
+        lines.append("")
+    if baseline in strategies:
         base = curve(rows, baseline)
         others = [s for s in strategies if s != baseline]
         lines.append(f"## mAP50-95 per cycle (mean over seeds; gap = strategy − {baseline})")
@@ -158,7 +301,8 @@ def summary_markdown(rows: Sequence[dict], baseline: str = "random", title: str 
         lines.append("|" + "---|" * len(head))
         curves = {s: curve(rows, s) for s in others}
         for i, cyc in enumerate(base.cycles):
-            cells = [str(int(cyc)), f"{base.fraction[i]:.3f}", f"{base.mean[i]:.3f}"]
+            mark = "" if not matter or int(cyc) == 0 or matter.get(int(cyc), {}).get("matters", True) else " †"
+            cells = [f"{int(cyc)}{mark}", f"{base.fraction[i]:.3f}", f"{base.mean[i]:.3f}"]
             for s in others:
                 c = curves[s]
                 j = np.flatnonzero(c.cycles == cyc)
@@ -169,20 +313,49 @@ def summary_markdown(rows: Sequence[dict], baseline: str = "random", title: str 
                     cells.append("—")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        if matter and any(not m["matters"] for c, m in matter.items() if c > 0):
+            lines += ["† labels did not matter at this cycle: its gaps cannot rank strategies.", ""]
+        compared = [s for s in others if s != control]
+        if compared and len(seeds) > 0:
+            lines.append(f"## Paired gaps per seed (strategy − {baseline}, mAP50-95; last row: AUC)")
+            lines.append("")
+            head = ["cycle"] + [f"{s} seed {k}" for s in compared for k in seeds]
+            lines.append("| " + " | ".join(head) + " |")
+            lines.append("|" + "---|" * len(head))
+            gaps = {s: paired_gaps(rows, s, baseline) for s in compared}
+            base_auc = auc(rows, baseline)
+            for cyc in base.cycles:
+                cells = [str(int(cyc))]
+                for s in compared:
+                    for k in seeds:
+                        g = gaps[s].get(int(cyc), {}).get(k)
+                        cells.append("—" if g is None else f"{g:+.3f}")
+                lines.append("| " + " | ".join(cells) + " |")
+            cells = ["AUC"]
+            for s in compared:
+                mine = auc(rows, s)
+                for k in seeds:
+                    cells.append(f"{mine[k] - base_auc[k]:+.3f}" if k in mine and k in base_auc else "—")
+            lines.append("| " + " | ".join(cells) + " |")
+            lines.append("")
         sav = label_savings(rows, baseline)
         target = sav[baseline]["target"]
+        sav_b = label_savings(rows, baseline, x="n_boxes") if boxes else {}
         lines.append(f"## Label savings (to reach {baseline}'s final mean mAP50-95 = {target:.3f})")
         lines.append("")
-        lines.append("| strategy | labeled fraction needed | fewer labels than random |")
-        lines.append("|---|---|---|")
+        head = "| strategy | labeled fraction needed | fewer images than random |"
+        lines.append(head + (" boxes needed | fewer boxes than random |" if boxes else ""))
+        lines.append("|---|---|---|" + ("---|---|" if boxes else ""))
         for s in strategies:
             f, sv = sav[s]["fraction"], sav[s]["savings"]
-            lines.append(
-                f"| {s} | {_fmt(f)} | {'not reached' if sv is None else f'{sv:.0%}'} |"
-            )
+            cells = [s, _fmt(f), "not reached" if sv is None else f"{sv:.0%}"]
+            if boxes:
+                fb, svb = sav_b[s]["fraction"], sav_b[s]["savings"]
+                cells += [_fmt(fb, ".0f"), "not reached" if svb is None else f"{svb:.0%}"]
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         lines.append(
-            "Fractions are linearly interpolated between cycles on the mean curve. "
+            "Fractions and box counts are linearly interpolated between cycles on the mean curve. "
             "A strategy that never reaches the target within the budget saves nothing."
         )
         lines.append("")
@@ -205,21 +378,27 @@ def summary_markdown(rows: Sequence[dict], baseline: str = "random", title: str 
 
 
 def plot_curves(rows: Sequence[dict], path: Path, metric: str = "map50_95", title: str = "") -> None:
+    """mAP against labeled fraction (and, when known, against boxes labeled): mean, min–max band."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for s in strategies_of(rows):
-        c = curve(rows, s, metric)
-        (line,) = ax.plot(c.fraction, c.mean, marker="o", label=f"{s} (n={int(c.n_seeds.max())})")
-        ax.fill_between(c.fraction, c.lo, c.hi, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set_xlabel("labeled fraction of the pool")
-    ax.set_ylabel("mAP50-95 (val)" if metric == "map50_95" else metric)
-    ax.set_title(title or "mean over seeds, band: min–max")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    axes_x = [("labeled_fraction", "labeled fraction of the pool")]
+    if has_boxes(rows):
+        axes_x.append(("n_boxes", "boxes labeled"))
+    fig, axes = plt.subplots(1, len(axes_x), figsize=(6.4 * len(axes_x), 4.2), dpi=110, squeeze=False)
+    for ax, (x, label) in zip(axes[0], axes_x):
+        for s in strategies_of(rows):
+            c = curve(rows, s, metric, x)
+            style = "--" if s == "hold" else "-"
+            (line,) = ax.plot(c.fraction, c.mean, style, marker="o", label=f"{s} (n={int(c.n_seeds.max())})")
+            ax.fill_between(c.fraction, c.lo, c.hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_xlabel(label)
+        ax.set_ylabel("mAP50-95 (val)" if metric == "map50_95" else metric)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle(title or "mean over seeds, band: min–max", fontsize="medium")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -235,7 +414,7 @@ def write_report(results_csv: str | Path, out_dir: str | Path, baseline: str = "
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     png, md = out / "curves.png", out / "summary.md"
-    plot_curves(rows, png, title=f"{out.name}: mAP50-95 vs labeled fraction (mean, min–max band)")
+    plot_curves(rows, png, title=f"{out.name}: mAP50-95 vs labels (mean over seeds, min–max band)")
     text = summary_markdown(rows, baseline, title=f"Simulation `{out.name}`")
     atomic_write(md, text)
     return png, md

@@ -24,6 +24,13 @@ The named strategies are just parameter sets of that composition
 ``topk`` scores everything and keeps the top ``B``, ``subset_topk`` keeps the
 top ``B`` of a random subset, and ``mixed`` (the DataHunt schedule) keeps the
 top ``uncertain_share * B`` of the subset and draws the rest at random.
+
+``hybrid`` (METHOD.md, "Diversity") has the shape of ``mixed`` and changes only
+step 3: the uncertain share ``k`` is chosen by greedy k-center
+(:func:`k_center_greedy`, cosine distance on image embeddings) among the top
+``candidate_factor * k`` of the subset, with distances running to the labeled
+images too. ``hold`` is the benchmark's control: it picks nothing, so the
+labeled set stays the initial one while training goes on as for the others.
 """
 
 from __future__ import annotations
@@ -41,15 +48,18 @@ __all__ = [
     "Plan",
     "Selection",
     "fraction_count",
+    "k_center_greedy",
     "random_subset",
     "select_batch",
     "strategy_plan",
     "top_k",
 ]
 
-STRATEGIES = ("random", "topk", "subset_topk", "mixed")
+STRATEGIES = ("random", "topk", "subset_topk", "mixed", "hybrid", "hold")
 
 Scorer = Callable[[np.ndarray], np.ndarray]
+Embedder = Callable[[np.ndarray], np.ndarray]
+"""Maps an array of image ids to their embeddings, ``(n, d)``, one row per id (unit norm)."""
 
 
 def _check_rng(rng: object) -> np.random.Generator:
@@ -135,17 +145,24 @@ class Plan:
 
     ``subset_size`` is how many unlabeled ids get scored (``None``: all of
     them, ``0``: none). ``n_uncertain`` of the batch come from the top of the
-    scored subset; the rest are random.
+    scored subset; the rest are random. With ``candidate_factor`` set
+    (``hybrid``), the ``n_uncertain`` are chosen for diversity among the top
+    ``ceil(candidate_factor * n_uncertain)`` of the subset.
     """
 
     strategy: str
     batch_size: int
     subset_size: int | None
     n_uncertain: int
+    candidate_factor: float | None = None
 
     @property
     def needs_scores(self) -> bool:
         return self.n_uncertain > 0 and self.subset_size != 0
+
+    @property
+    def needs_embeddings(self) -> bool:
+        return self.candidate_factor is not None and self.needs_scores
 
 
 def strategy_plan(
@@ -155,12 +172,14 @@ def strategy_plan(
     batch_fraction: float = 0.10,
     subset_fraction: float = 0.20,
     uncertain_share: float = 0.5,
+    candidate_factor: float = 3.0,
 ) -> Plan:
     """Turn a named strategy and the pool size ``T`` into a :class:`Plan`.
 
     Fractions are of the whole pool (labeled and unlabeled, validation
     excluded), as in METHOD.md: ``B = batch_fraction * T`` and the subset is
-    ``subset_fraction * T``.
+    ``subset_fraction * T``. ``candidate_factor`` (``m``, at least 1) only
+    matters for ``hybrid``.
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
@@ -169,7 +188,11 @@ def strategy_plan(
             raise ConfigError(f"{name} must lie in (0, 1], got {value!r}")
     if not 0.0 <= uncertain_share <= 1.0:
         raise ConfigError(f"uncertain_share must lie in [0, 1], got {uncertain_share!r}")
+    if not (math.isfinite(candidate_factor) and candidate_factor >= 1.0):
+        raise ConfigError(f"candidate_factor must be a finite number >= 1, got {candidate_factor!r}")
     batch = fraction_count(batch_fraction, pool_size)
+    if strategy == "hold":
+        return Plan(strategy, 0, 0, 0)
     if strategy == "random":
         return Plan(strategy, batch, 0, 0)
     if strategy == "topk":
@@ -177,7 +200,10 @@ def strategy_plan(
     subset = fraction_count(subset_fraction, pool_size)
     if strategy == "subset_topk":
         return Plan(strategy, batch, subset, batch)
-    return Plan(strategy, batch, subset, math.floor(uncertain_share * batch + 0.5))
+    n_uncertain = math.floor(uncertain_share * batch + 0.5)
+    if strategy == "hybrid":
+        return Plan(strategy, batch, subset, n_uncertain, float(candidate_factor))
+    return Plan(strategy, batch, subset, n_uncertain)
 
 
 @dataclass(frozen=True)
@@ -195,19 +221,77 @@ class Selection:
     scores: np.ndarray
 
 
+def k_center_greedy(
+    candidates: np.ndarray, k: int, reference: np.ndarray | None = None, *, chunk: int = 4096
+) -> np.ndarray:
+    """Greedy k-center over ``candidates`` (rows, most uncertain first); positions in pick order.
+
+    Distances are cosine distances, ``1 - cos``, between rows (each row is
+    L2-normalised here, so callers may pass raw features). The first pick is
+    row 0, the most uncertain candidate (METHOD.md, "Diversity"); every later
+    pick is the candidate farthest from everything already chosen and from
+    every row of ``reference`` (the labeled images). Ties go to the earlier
+    row, so the result is deterministic. Cost: ``O(k * n * d)`` for the picks
+    plus ``O(n * r * d)`` for the reference, computed ``chunk`` rows at a time.
+    """
+    cand = _unit_rows(candidates, "candidates")
+    k = min(_check_k(k), cand.shape[0])
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    nearest = np.full(cand.shape[0], np.inf, dtype=np.float32)
+    if reference is not None and np.asarray(reference).size:
+        ref = _unit_rows(reference, "reference")
+        if ref.shape[1] != cand.shape[1]:
+            raise DataError(f"reference has {ref.shape[1]} dimensions, candidates {cand.shape[1]}")
+        for start in range(0, ref.shape[0], chunk):
+            sims = cand @ ref[start : start + chunk].T
+            np.minimum(nearest, 1.0 - sims.max(axis=1), out=nearest)
+    picked = np.empty(k, dtype=np.int64)
+    taken = np.zeros(cand.shape[0], dtype=bool)
+    nxt = 0
+    for i in range(k):
+        picked[i] = nxt
+        taken[nxt] = True
+        np.minimum(nearest, 1.0 - cand @ cand[nxt], out=nearest)
+        if i + 1 < k:
+            # argmax returns the first of equal values: the more uncertain candidate.
+            nxt = int(np.argmax(np.where(taken, -np.inf, nearest)))
+    return picked
+
+
+def _unit_rows(x: object, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float32)
+    if arr.ndim != 2:
+        raise DataError(f"{name} embeddings must be a 2-D (n, d) array, got shape {arr.shape}")
+    if arr.size and not np.all(np.isfinite(arr)):
+        raise DataError(f"{name} embeddings must be finite")
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    if arr.shape[0] and np.any(norms == 0):
+        raise DataError(f"{name} embeddings hold an all-zero row (no direction for a cosine distance)")
+    return arr / np.maximum(norms, np.finfo(np.float32).tiny)
+
+
 def select_batch(
     unlabeled_ids: np.ndarray,
     plan: Plan,
     rng: np.random.Generator,
     scorer: Scorer | None = None,
+    *,
+    embedder: Embedder | None = None,
+    labeled_ids: np.ndarray | None = None,
 ) -> Selection:
     """Fill ``plan.batch_size`` picks from ``unlabeled_ids``.
 
     ``scorer`` maps an array of ids to an array of uncertainties (higher means
     more uncertain); it is called once, on the subset only (in random draw
     order), and only when the plan needs scores. Equal scores are broken by
-    that random order, so the same seed gives the same picks. When fewer than ``batch_size`` ids remain, every
-    remaining id is picked.
+    that random order, so the same seed gives the same picks. When fewer than
+    ``batch_size`` ids remain, every remaining id is picked.
+
+    A ``hybrid`` plan also needs ``embedder``, called once with the candidate
+    ids (the top ``candidate_factor * n_uncertain`` of the subset, images that
+    could not be scored excluded) followed by ``labeled_ids``; the uncertain
+    share is their greedy k-center (:func:`k_center_greedy`).
     """
     unlabeled = np.sort(_as_ids(unlabeled_ids, "unlabeled_ids"))
     rng = _check_rng(rng)
@@ -218,6 +302,8 @@ def select_batch(
     if plan.needs_scores and batch > 0:
         if scorer is None:
             raise DataError(f"strategy {plan.strategy!r} needs a scorer")
+        if plan.needs_embeddings and embedder is None:
+            raise DataError(f"strategy {plan.strategy!r} needs image embeddings")
         # The subset comes in random draw order (for topk: all of them, shuffled), and
         # ties break by that order: images that score the same (e.g. every image
         # with no box gets empty_image_score) are taken at random, not by id, which
@@ -227,7 +313,12 @@ def select_batch(
         scores = np.asarray(scorer(scored_ids), dtype=np.float64).reshape(-1)
         if scores.shape != scored_ids.shape:
             raise DataError(f"scorer returned {scores.size} scores for {scored_ids.size} ids")
-        uncertain = top_k(scored_ids, scores, min(plan.n_uncertain, batch), tiebreak=np.arange(scored_ids.size))
+        order = np.arange(scored_ids.size)
+        n_uncertain = min(plan.n_uncertain, batch)
+        if plan.needs_embeddings:
+            uncertain = _diverse_top(scored_ids, scores, order, n_uncertain, plan, embedder, labeled_ids)
+        else:
+            uncertain = top_k(scored_ids, scores, n_uncertain, tiebreak=order)
 
     remaining = np.ones(unlabeled.size, dtype=bool)
     remaining[np.searchsorted(unlabeled, uncertain)] = False
@@ -239,3 +330,23 @@ def select_batch(
         scored_ids=scored_ids,
         scores=scores,
     )
+
+
+def _diverse_top(
+    scored_ids: np.ndarray, scores: np.ndarray, order: np.ndarray, k: int, plan: Plan,
+    embedder: Embedder, labeled_ids: np.ndarray | None,
+) -> np.ndarray:
+    """The hybrid uncertain share: greedy k-center among the top ``m * k`` scored ids."""
+    finite = np.isfinite(scores)
+    m = math.ceil(float(plan.candidate_factor or 1.0) * k)
+    candidates = top_k(scored_ids[finite], scores[finite], m, tiebreak=order[finite])
+    if candidates.size <= k:
+        return candidates
+    labeled = np.zeros(0, np.int64) if labeled_ids is None else _as_ids(labeled_ids, "labeled_ids")
+    emb = np.asarray(embedder(np.concatenate([candidates, labeled])))
+    if emb.ndim != 2 or emb.shape[0] != candidates.size + labeled.size:
+        raise DataError(
+            f"embedder returned shape {emb.shape} for {candidates.size + labeled.size} ids"
+        )
+    picked = k_center_greedy(emb[: candidates.size], k, emb[candidates.size :])
+    return candidates[picked]

@@ -9,10 +9,13 @@ import pytest
 
 from detal.errors import DataError
 from detal.report import (
+    auc,
     curve,
     first_reach,
     label_savings,
+    labels_matter,
     load_results,
+    paired_gaps,
     summary_markdown,
     write_report,
 )
@@ -114,3 +117,85 @@ def test_empty_timing_cells_are_no_timing(results, tmp_path):
     text = summary_markdown(loaded)
     assert "| mixed | 10.0 |" in text  # timings of the runs that have them
     assert "nan" not in text  # and no row for the run that has none
+
+
+# -- boxes, AUC, paired gaps and the hold control ------------------------------------------
+# Per (strategy, seed): (mAP50-95, boxes labeled) per cycle. hold keeps the initial labels.
+PROTOCOL = {
+    ("random", 0): ([0.10, 0.30, 0.40], [20, 220, 420]),
+    ("random", 1): ([0.10, 0.34, 0.44], [20, 230, 430]),  # final mean 0.42
+    ("hold", 0): ([0.10, 0.11, 0.10], [20, 20, 20]),
+    ("hold", 1): ([0.10, 0.33, 0.12], [20, 20, 20]),  # cycle 1: a seed where hold ~ random
+    ("hybrid", 0): ([0.10, 0.42, 0.50], [20, 300, 600]),
+    ("hybrid", 1): ([0.10, 0.42, 0.50], [20, 300, 600]),
+}
+PFRACS = [0.02, 0.22, 0.42]
+
+
+@pytest.fixture
+def protocol(tmp_path):
+    path = tmp_path / "results.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["strategy", "seed", "cycle", "n_labeled", "labeled_fraction", "map50", "map50_95", "n_boxes"])
+        for (s, seed), (values, boxes) in PROTOCOL.items():
+            for c, (fr, v, b) in enumerate(zip(PFRACS, values, boxes)):
+                fr = 0.02 if s == "hold" else fr
+                w.writerow([s, seed, c, int(fr * 1000), fr, v, v, b])
+    return load_results(path)
+
+
+def test_auc_is_the_mean_map_over_the_budget(protocol):
+    # trapezoid: ((0.10 + 0.30) * 0.2 / 2 + (0.30 + 0.40) * 0.2 / 2) / 0.4 = 0.275
+    assert auc(protocol, "random")[0] == pytest.approx(0.275)
+    assert auc(protocol, "hybrid")[1] == pytest.approx(((0.10 + 0.42) + (0.42 + 0.50)) / 4)
+    assert auc(protocol, "hold")[0] == pytest.approx((0.10 + 0.11 + 0.10) / 3)  # no range: mean
+
+
+def test_paired_gaps(protocol):
+    gaps = paired_gaps(protocol, "hybrid", "random")
+    assert gaps[1] == pytest.approx({0: 0.12, 1: 0.08})
+    assert gaps[2] == pytest.approx({0: 0.10, 1: 0.06})
+    assert gaps[0] == pytest.approx({0: 0.0, 1: 0.0})
+
+
+def test_labels_matter_needs_every_seed_and_the_noise(protocol):
+    m = labels_matter(protocol)
+    assert m[0]["matters"] is False  # identical initial sets: no gain
+    assert m[1]["matters"] is False  # seed 1 gains only 0.01
+    assert m[1]["min_gain"] == pytest.approx(0.01)
+    assert m[2]["matters"] is True
+    assert m[2]["gain"] == pytest.approx((0.30 + 0.32) / 2)
+    assert m[2]["noise"] == pytest.approx(np.std([0.40, 0.44], ddof=1))
+
+
+def test_label_savings_in_boxes(protocol):
+    imgs = label_savings(protocol, "random")
+    box = label_savings(protocol, "random", x="n_boxes")
+    # hybrid reaches 0.42 on its mean curve at fraction 0.22 (exactly cycle 1) ...
+    assert imgs["hybrid"]["fraction"] == pytest.approx(0.22)
+    assert imgs["hybrid"]["savings"] == pytest.approx(1 - 0.22 / 0.42)
+    # ... having labeled 300 boxes, against random's 425 at the end
+    assert box["hybrid"]["fraction"] == pytest.approx(300)
+    assert box["hybrid"]["savings"] == pytest.approx(1 - 300 / 425)
+
+
+def test_summary_reports_the_protocol(protocol):
+    text = summary_markdown(protocol)
+    assert "![mAP50-95 against images and boxes labeled](curves.png)" in text
+    assert "## Do labels matter?" in text
+    assert "| 1 | +0.100 | +0.010 |" in text and "**cannot rank strategies**" in text
+    assert "| 2 | +0.310 | +0.300 |" in text and "labels matter" in text
+    assert "1 †" in text  # the per-cycle table flags the cycle that cannot rank
+    assert "| hybrid | 0.220 | 48% | 300 | 29% |" in text
+    assert "hybrid seed 0" in text and "| AUC |" in text
+
+
+def test_plot_has_a_boxes_panel(protocol, tmp_path):
+    from detal.report import plot_curves
+
+    plot_curves(protocol, tmp_path / "c.png")
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(tmp_path / "c.png")
+    assert img.shape[1] > 1.8 * img.shape[0]  # two panels side by side

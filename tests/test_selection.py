@@ -11,6 +11,7 @@ from detal.errors import ConfigError, DataError
 from detal.selection import (
     Plan,
     fraction_count,
+    k_center_greedy,
     random_subset,
     select_batch,
     strategy_plan,
@@ -189,3 +190,142 @@ def test_selection_invariants(n_pool, labeled_share, strategy, batch_fraction, s
         assert sel.uncertain_ids.tolist() == ranked[: sel.uncertain_ids.size]
     again = select_batch(unlabeled, plan, np.random.default_rng(seed), lambda s: np.array([scores[int(i)] for i in s]))
     assert again.ids.tolist() == picked  # same seed, same picks
+
+
+# -- hybrid (greedy k-center among the most uncertain) and the hold control ---------------
+def _clusters(n_clusters: int, per: int, dim: int = 16, seed: int = 0, spread: float = 0.05):
+    """Unit vectors in tight clusters around random centres; cluster of row i is i // per."""
+    g = np.random.default_rng(seed)
+    centres = g.normal(size=(n_clusters, dim))
+    x = np.repeat(centres, per, axis=0) + spread * g.normal(size=(n_clusters * per, dim))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize(
+    "strategy, kwargs, expected",
+    [
+        ("hybrid", {}, Plan("hybrid", 100, 200, 50, 3.0)),
+        ("hybrid", {"candidate_factor": 5, "uncertain_share": 0.3}, Plan("hybrid", 100, 200, 30, 5.0)),
+        ("hold", {}, Plan("hold", 0, 0, 0)),
+    ],
+)
+def test_hybrid_and_hold_plans(strategy, kwargs, expected):
+    assert strategy_plan(strategy, 1000, **kwargs) == expected
+
+
+@pytest.mark.parametrize("factor", [0.5, float("nan"), float("inf"), -1.0])
+def test_candidate_factor_is_checked(factor):
+    with pytest.raises(ConfigError, match="candidate_factor"):
+        strategy_plan("hybrid", 1000, candidate_factor=factor)
+
+
+def test_k_center_starts_from_the_most_uncertain_and_covers_every_cluster():
+    x = _clusters(5, 20)  # rows ordered as if by uncertainty: cluster 0 is the most uncertain
+    picked = k_center_greedy(x, 5)
+    assert picked[0] == 0
+    assert sorted(set(picked // 20)) == [0, 1, 2, 3, 4]
+    # top-k by uncertainty would take five rows of cluster 0
+    assert len(set(np.arange(5) // 20)) == 1
+
+
+def test_k_center_avoids_what_is_already_labeled():
+    x = _clusters(4, 10)
+    labeled = x[10:20] + 0.0  # cluster 1 is labeled already
+    picked = k_center_greedy(x, 4, reference=labeled)
+    assert picked[0] == 0
+    assert 1 not in set(picked[1:] // 10)  # the three others come from clusters 0, 2, 3
+    assert sorted(set(picked // 10)) == [0, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "candidates, reference, match",
+    [
+        (np.zeros((3, 4)), None, "all-zero"),
+        (np.ones(4), None, "2-D"),
+        (np.full((2, 4), np.nan), None, "finite"),
+        (np.ones((3, 4)), np.ones((2, 5)), "dimensions"),
+    ],
+)
+def test_k_center_rejects_bad_embeddings(candidates, reference, match):
+    with pytest.raises(DataError, match=match):
+        k_center_greedy(candidates, 2, reference)
+
+
+def _hybrid_setup(n=400, n_clusters=8, seed=0):
+    emb = _clusters(n_clusters, n // n_clusters, seed=seed)
+    g = np.random.default_rng(seed + 1)
+    # The most uncertain images all sit in cluster 0 (near-duplicates at the boundary).
+    scores = g.random(n) * 0.5
+    scores[: n // n_clusters] += 0.5
+    return emb, scores
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n_labeled=st.integers(0, 60))
+def test_hybrid_is_deterministic_and_never_picks_labeled(seed, n_labeled):
+    emb, scores = _hybrid_setup()
+    ids = np.arange(emb.shape[0])
+    labeled = np.random.default_rng(seed).choice(ids, n_labeled, replace=False)
+    unlabeled = np.setdiff1d(ids, labeled)
+    plan = strategy_plan("hybrid", ids.size)
+
+    def pick():
+        return select_batch(unlabeled, plan, np.random.default_rng(seed), lambda i: scores[i],
+                            embedder=lambda i: emb[i], labeled_ids=labeled)
+
+    a, b = pick(), pick()
+    assert a.ids.tolist() == b.ids.tolist()
+    assert a.ids.size == plan.batch_size == len(set(a.ids.tolist()))
+    assert not set(a.ids.tolist()) & set(labeled.tolist())
+    assert a.uncertain_ids.size == plan.n_uncertain
+
+
+def _mean_pairwise_distance(x: np.ndarray) -> float:
+    d = 1.0 - x @ x.T
+    return float(d[np.triu_indices(len(x), 1)].mean())
+
+
+def test_hybrid_picks_are_more_spread_out_than_topk():
+    emb, scores = _hybrid_setup()
+    ids = np.arange(emb.shape[0])
+    spreads = {}
+    for name in ("subset_topk", "hybrid"):
+        plan = strategy_plan(name, ids.size, subset_fraction=1.0, batch_fraction=0.05, uncertain_share=1.0)
+        sel = select_batch(ids, plan, rng(3), lambda i: scores[i], embedder=lambda i: emb[i],
+                           labeled_ids=np.zeros(0, np.int64))
+        spreads[name] = (_mean_pairwise_distance(emb[sel.uncertain_ids]), len(set(sel.uncertain_ids // 50)))
+    assert spreads["subset_topk"][1] == 1  # every pick from the uncertain cluster
+    assert spreads["hybrid"][1] >= 3
+    assert spreads["hybrid"][0] > 2 * spreads["subset_topk"][0]
+
+
+def test_hybrid_candidates_are_the_most_uncertain():
+    emb, scores = _hybrid_setup()
+    ids = np.arange(emb.shape[0])
+    plan = strategy_plan("hybrid", ids.size, candidate_factor=2.0)
+    seen = []
+
+    def embedder(i):
+        seen.append(np.asarray(i).copy())
+        return emb[i]
+
+    sel = select_batch(ids, plan, rng(0), lambda i: scores[i], embedder=embedder, labeled_ids=np.array([5, 6]))
+    assert len(seen) == 1
+    cand = seen[0][:-2]
+    assert seen[0][-2:].tolist() == [5, 6]
+    assert cand.size == 2 * plan.n_uncertain
+    s = scores[sel.scored_ids]
+    threshold = np.sort(s)[::-1][cand.size - 1]
+    assert np.all(scores[cand] >= threshold)
+    assert set(sel.uncertain_ids.tolist()) <= set(cand.tolist())
+
+
+def test_hybrid_without_embedder_is_an_error():
+    plan = strategy_plan("hybrid", 100)
+    with pytest.raises(DataError, match="embeddings"):
+        select_batch(np.arange(100), plan, rng(), lambda i: np.ones(i.size))
+
+
+def test_hold_picks_nothing_and_needs_no_scorer():
+    sel = select_batch(np.arange(100), strategy_plan("hold", 100), rng())
+    assert sel.ids.size == 0 and sel.scored_ids.size == 0
