@@ -291,7 +291,8 @@ def select_batch(
     A ``hybrid`` plan also needs ``embedder``, called once with the candidate
     ids (the top ``candidate_factor * n_uncertain`` of the subset, images that
     could not be scored excluded) followed by ``labeled_ids``; the uncertain
-    share is their greedy k-center (:func:`k_center_greedy`).
+    share is their greedy k-center (:func:`k_center_greedy`) on embeddings
+    centred by the mean of those rows.
     """
     unlabeled = np.sort(_as_ids(unlabeled_ids, "unlabeled_ids"))
     rng = _check_rng(rng)
@@ -348,5 +349,23 @@ def _diverse_top(
         raise DataError(
             f"embedder returned shape {emb.shape} for {candidates.size + labeled.size} ids"
         )
-    picked = k_center_greedy(emb[: candidates.size], k, emb[candidates.size :])
+    picked = k_center_greedy(*_centred(emb, candidates.size), k=k)
     return candidates[picked]
+
+
+def _centred(emb: np.ndarray, n_candidates: int) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate and reference rows minus their common mean.
+
+    Pooled detector features are non-negative activations that share one
+    dominant direction: on a weakly trained model two unrelated images can
+    have cosine similarity 0.9999. Subtracting the mean of the rows that take
+    part (candidates and labeled images) keeps what tells images apart, so
+    the cosine distance of the centred rows (a correlation distance) ranks
+    differences instead of rounding error. A row that equals the mean keeps
+    its raw value.
+    """
+    x = np.asarray(emb, dtype=np.float32)
+    centred = x - x.mean(axis=0, keepdims=True)
+    flat = np.linalg.norm(centred, axis=1) <= 1e-6 * np.maximum(np.linalg.norm(x, axis=1), 1e-30)
+    centred[flat] = x[flat]
+    return centred[:n_candidates], centred[n_candidates:]

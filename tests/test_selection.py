@@ -329,3 +329,15 @@ def test_hybrid_without_embedder_is_an_error():
 def test_hold_picks_nothing_and_needs_no_scorer():
     sel = select_batch(np.arange(100), strategy_plan("hold", 100), rng())
     assert sel.ids.size == 0 and sel.scored_ids.size == 0
+
+
+def test_hybrid_sees_clusters_that_share_one_dominant_direction():
+    # Weak detectors give pooled features like these: a huge common component and tiny
+    # differences (cosine ~ 0.9999 between any two images). Centring recovers the clusters.
+    emb, scores = _hybrid_setup()
+    squashed = 1000.0 * np.ones(emb.shape[1]) + emb
+    ids = np.arange(emb.shape[0])
+    plan = strategy_plan("hybrid", ids.size, subset_fraction=1.0, batch_fraction=0.05, uncertain_share=1.0)
+    sel = select_batch(ids, plan, rng(3), lambda i: scores[i], embedder=lambda i: squashed[i],
+                       labeled_ids=np.zeros(0, np.int64))
+    assert len(set(sel.uncertain_ids // 50)) >= 3
