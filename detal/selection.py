@@ -349,7 +349,8 @@ def _diverse_top(
         raise DataError(
             f"embedder returned shape {emb.shape} for {candidates.size + labeled.size} ids"
         )
-    picked = k_center_greedy(*_centred(emb, candidates.size), k=k)
+    cand, ref = _centred(emb, candidates.size)
+    picked = k_center_greedy(cand, k, ref)
     return candidates[picked]
 
 
