@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ from detal.files import IMAGE_SUFFIXES, atomic_write
 from detal.scoring import ImageScore, score_predictions
 from detal.uncertainty import AGGREGATIONS, MEASURES
 
-__all__ = ["list_images", "register", "run", "score_images", "write_scores_csv"]
+__all__ = ["check_out_file", "list_images", "register", "run", "score_images", "write_scores_csv"]
 
 CSV_COLUMNS = ("path", "score", "n_boxes", "top_class")
 
@@ -63,16 +64,36 @@ def score_images(
     return score_predictions(result.predictions, cfg), result.failed
 
 
+def check_out_file(out: Path) -> Path:
+    """``out`` if a file can be written there; :class:`DataError` naming why not."""
+    out = Path(out)
+    if out.is_dir():
+        raise DataError(f"{out}: is a directory, expected the path of the CSV file to write")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"{out}: cannot write there, {parent} is a file, not a folder")
+            break
+    return out
+
+
 def write_scores_csv(scores: Sequence[ImageScore], out: Path) -> Path:
     """Write ``scores`` as CSV (``path, score, n_boxes, top_class``) to ``out``."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = check_out_file(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{out}: cannot create its folder ({exc.strerror})") from None
     buf = io.StringIO(newline="")
     writer = csv.writer(buf)
     writer.writerow(CSV_COLUMNS)
     for s in scores:
         writer.writerow([str(s.path), f"{s.score:.6f}", s.n_boxes, "" if s.top_class is None else s.top_class])
-    atomic_write(out, buf.getvalue())
+    try:
+        atomic_write(out, buf.getvalue())
+    except OSError as exc:
+        out.with_name(f".{out.name}.tmp-{os.getpid()}").unlink(missing_ok=True)  # atomic_write's temp
+        raise DataError(f"{out}: cannot write ({exc.strerror})") from None
     return out
 
 
@@ -104,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.weights).is_file():
         raise ModelError(f"{args.weights}: weights file not found")
     images = list_images(args.images)
+    check_out_file(args.out)  # before the model runs, not after
     scores, failed = score_images(args.weights, images, cfg, progress=not args.quiet)
     if not scores:
         raise DataError(f"{args.images}: none of the {len(images)} images could be read")
