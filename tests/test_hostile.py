@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 import unicodedata
 import zipfile
@@ -300,7 +301,7 @@ def case_cvat_obj_names_over_4_mib(t):
 
 
 def case_cvat_300_bad_lines_list_200(t):
-    return _cvat(t, labels={0: "0 0.5 0.5\n" * 300}), ["300 problems", "; ... and 100 more"]
+    return _cvat(t, labels={0: "0 0.5 0.5\n" * 300}), ["300 problem", "; ... and 100 more"]
 
 
 def case_cvat_sixth_field_not_a_number(t):
@@ -320,7 +321,7 @@ def case_coco_250_bad_annotations_list_200(t):
     def spoil(d):
         d["annotations"] = [{"id": i, "image_id": 1, "category_id": 99, "bbox": [1, 1, 2, 2]}
                             for i in range(250)]
-    return _coco(t, spoil), ["instances.json", "250 problems", "; ... and 50 more"]
+    return _coco(t, spoil), ["instances.json", "250 problem", "; ... and 50 more"]
 
 
 # -- group 9: tracebacks that become one line ----------------------------------------------------
@@ -632,6 +633,9 @@ READER_CASES = [
     ("yolo sixth field", "yolo",
      {"labels/a.txt": "0 0.5 0.5 0.2 0.2 x\n"}, {}, ["a.txt:1", "sixth field (confidence) 'x'"]),
     ("yolo symlinked folder", "yolo-folder-link", {"labels/a.txt": LINE}, {}, ["symbolic link not allowed"]),
+    ("yolo label is a fifo", "yolo-folder-fifo", {"labels/a.txt": LINE}, {}, ["b.txt", "not a regular file"]),
+    ("yolo confidence column when not allowed", "yolo",
+     {"labels/a.txt": "0 0.5 0.5 0.2 0.2 0.9\n"}, {"allow_confidence": False}, ["a.txt:1", "expected 5 fields"]),
     ("coco width disagrees with the image", "coco",
      _simple_coco(), {"sizes": {"a.png": (41, 30)}},
      ["instances.json", "image 'a.png'", "as 40x30 but the image is 41x30"]),
@@ -656,6 +660,8 @@ def _reader_input(tmp_path: Path, kind: str, files, monkeypatch) -> tuple[Path, 
             _write(root / name, text)
         if kind == "yolo-folder-link":
             (root / "more").symlink_to(root / "labels")
+        if kind == "yolo-folder-fifo":
+            os.mkfifo(root / "labels" / "b.txt")
         return root, "yolo"
     return _zip(tmp_path / "ret.zip", files), kind
 

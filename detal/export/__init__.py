@@ -259,6 +259,7 @@ def read_returned(
     *,
     sizes: Mapping[str, tuple[int, int]] | None = None,
     allow_no_annotations: bool = False,
+    allow_confidence: bool = True,
 ) -> ReturnedLabels:
     """Read labels a vendor returns, collecting every problem instead of raising on them.
 
@@ -270,7 +271,8 @@ def read_returned(
     Class ids are mapped to ``names`` by class name whenever the returned
     files carry names (``data.yaml``/``classes.txt``, ``obj.names``, COCO
     categories), and ambiguous names are problems (see the readers); a
-    confidence column is dropped; coordinates are written with 6 decimals.
+    confidence column is dropped (a problem without ``allow_confidence``);
+    coordinates are written with 6 decimals.
     Folders and zips share one skip list and one set of caps
     (:mod:`detal.export.common`). ``sizes`` and ``allow_no_annotations`` are
     for COCO (:func:`detal.export.coco.read_coco`).
@@ -286,9 +288,9 @@ def read_returned(
     if not path.exists():
         raise DataError(f"{path}: not found")
     if fmt == "yolo":
-        return read_yolo(path, names)
+        return read_yolo(path, names, allow_confidence=allow_confidence)
     if fmt == "cvat-yolo":
-        return read_cvat(path, names)
+        return read_cvat(path, names, allow_confidence=allow_confidence)
     if path.is_dir():
         found = sorted(path.glob("annotations/instances_*.json")) or sorted(path.glob("*.json"))
         if len(found) != 1:
@@ -306,6 +308,7 @@ def read_returned_labels(
     *,
     sizes: Mapping[str, tuple[int, int]] | None = None,
     allow_no_annotations: bool = False,
+    allow_confidence: bool = True,
 ) -> dict[str, str]:
     """:func:`read_returned`, as ``key -> YOLO label text``, raising on any problem.
 
@@ -316,7 +319,12 @@ def read_returned_labels(
     error too.
     """
     returned = read_returned(
-        path, fmt, names, sizes=sizes, allow_no_annotations=allow_no_annotations
+        path,
+        fmt,
+        names,
+        sizes=sizes,
+        allow_no_annotations=allow_no_annotations,
+        allow_confidence=allow_confidence,
     )
     if returned.problems:
         raise problems_error(f"{path}: returned labels rejected", returned.problems)

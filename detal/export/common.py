@@ -301,6 +301,9 @@ def _folder_entries(path: Path) -> tuple[list[Entry], list[LabelProblem]]:
             if full.is_symlink():
                 problems.append(LabelProblem(str(full), 0, "symbolic link not allowed"))
                 continue
+            if not full.is_file():  # a FIFO or device would block or never end
+                problems.append(LabelProblem(str(full), 0, "not a regular file"))
+                continue
             try:
                 size = full.stat().st_size
                 if size > MAX_LABEL_BYTES:
@@ -378,7 +381,12 @@ def not_a_project_class(name: str, class_id: int, names: Sequence[str]) -> str:
 
 
 def parse_lines(
-    text: str, where: str, file_names: Sequence[str], names: Sequence[str]
+    text: str,
+    where: str,
+    file_names: Sequence[str],
+    names: Sequence[str],
+    *,
+    allow_confidence: bool = True,
 ) -> tuple[str, list[LabelProblem]]:
     """Parse returned YOLO text whose class ids index ``file_names``.
 
@@ -393,7 +401,7 @@ def parse_lines(
         if not raw.strip():
             continue
         try:
-            box = parse_yolo_line(raw, len(file_names), allow_confidence=True)
+            box = parse_yolo_line(raw, len(file_names), allow_confidence=allow_confidence)
         except DataError as exc:
             problems.append(LabelProblem(where, number, str(exc)))
             continue
@@ -422,9 +430,16 @@ class ReturnedLabels:
 
 
 def collect_labels(
-    files: Sequence[Entry], file_names: Sequence[str], names: Sequence[str]
+    files: Sequence[Entry],
+    file_names: Sequence[str],
+    names: Sequence[str],
+    *,
+    allow_confidence: bool = True,
 ) -> ReturnedLabels:
-    """Parse returned ``.txt`` label files into ``stem -> canonical text``."""
+    """Parse returned ``.txt`` label files into ``stem -> canonical text``.
+
+    With ``allow_confidence`` a sixth column (confidence) is accepted and dropped.
+    """
     out = ReturnedLabels()
     for e in files:
         stem = PurePosixPath(e.relpath).stem
@@ -438,7 +453,9 @@ def collect_labels(
         except DataError as exc:
             out.problems.append(LabelProblem(e.where, 0, str(exc)))
             continue
-        out.labels[stem], file_problems = parse_lines(text, e.where, file_names, names)
+        out.labels[stem], file_problems = parse_lines(
+            text, e.where, file_names, names, allow_confidence=allow_confidence
+        )
         out.sources[stem] = e.where
         out.problems += file_problems
     return out

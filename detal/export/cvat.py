@@ -80,7 +80,7 @@ def write_cvat_zip(
     return zip_path
 
 
-def read_cvat(path: Path, names: Sequence[str]) -> ReturnedLabels:
+def read_cvat(path: Path, names: Sequence[str], *, allow_confidence: bool = True) -> ReturnedLabels:
     """``stem -> canonical YOLO text`` from a returned YOLO 1.1 zip or folder, and every problem.
 
     Ids are mapped through the shallowest ``obj.names`` by name; an
@@ -111,6 +111,6 @@ def read_cvat(path: Path, names: Sequence[str]) -> ReturnedLabels:
         if e.relpath.lower().endswith(".txt")
         and any(p.startswith("obj_") and p.endswith("_data") for p in PurePosixPath(e.relpath).parts[:-1])
     ]
-    out = collect_labels(files, file_names, names)
+    out = collect_labels(files, file_names, names, allow_confidence=allow_confidence)
     out.problems[:0] = problems
     return out

@@ -156,7 +156,7 @@ def returned_names(entries: Sequence[Entry]) -> tuple[list[str] | None, list[Lab
     return (None if problems else first), problems
 
 
-def read_yolo(path: Path, names: Sequence[str]) -> ReturnedLabels:
+def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True) -> ReturnedLabels:
     """``stem -> canonical YOLO text`` from a returned folder or zip, and every problem.
 
     Label files are the ``.txt`` files under a ``labels/`` folder if there is
@@ -175,6 +175,7 @@ def read_yolo(path: Path, names: Sequence[str]) -> ReturnedLabels:
     under_labels = [e for e in txts if "labels" in PurePosixPath(e.relpath).parts[:-1]]
     if name_problems:  # ids mean nothing without unambiguous names: do not parse them
         return ReturnedLabels(problems=problems)
-    out = collect_labels(under_labels or txts, file_names if file_names is not None else list(names), names)
+    file_names = file_names if file_names is not None else list(names)
+    out = collect_labels(under_labels or txts, file_names, names, allow_confidence=allow_confidence)
     out.problems[:0] = problems
     return out
