@@ -9,6 +9,13 @@ key's type.
 Every problem raises :class:`~detal.errors.ConfigError` naming the file, the
 key and the value: unknown keys get a did-you-mean hint, fractions are range
 checked, and choices are checked against their allowed values.
+
+Every number is checked when the config is read, not when it is first used:
+floats must be finite (no ``.nan``/``.inf``, also inside ``train_args``), and
+every int key must fit 32 bits (``seed``: ``[0, 2**32 - 1]``, what numpy's
+legacy seeding takes). Config files are parsed by :func:`detal.safeyaml.load_yaml`:
+YAML aliases are refused (a 400-byte alias bomb would otherwise expand to a
+billion leaves), and so are files over 1 MiB.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ it is off by default.
 
 Returned labels (:func:`read_yolo`) may be this layout, or any folder or zip
 of ``.txt`` files; class names from ``data.yaml`` or ``classes.txt``, when
-present, map the ids back to the project's classes by name.
+present, map the ids back to the project's classes by name. Every such file
+is read: a repeated name, or two lists that disagree (a vendor reordered
+``classes.txt`` but left ``data.yaml``), is a problem, never a guess.
 """
 
 from __future__ import annotations
