@@ -3,7 +3,7 @@
 A config file holds any subset of the keys of :class:`Config`; the rest keep
 their defaults (documented, key by key, in ``configs/default.yaml``). Any key
 can be overridden from the CLI with ``--set key=value``; the value is parsed as
-a YAML scalar (``yaml.safe_load``, never ``eval``) and then checked against the
+a YAML value (:func:`detal.safeyaml.load_yaml`, never ``eval``) and then checked against the
 key's type.
 
 Every problem raises :class:`~detal.errors.ConfigError` naming the file, the
@@ -29,8 +29,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from detal.errors import ConfigError
 from detal.safeyaml import MAX_YAML_BYTES, load_yaml
@@ -265,10 +263,11 @@ def parse_override(text: str) -> tuple[str, Any]:
     if key not in _fields():
         raise ConfigError(f"--set: unknown key {key!r}{_hint(key)}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        value = load_yaml(raw, f"--set {key}") if raw.strip() else ""
+    except ConfigError as exc:  # not YAML, an alias, nested too deeply, a 5000-digit integer
         shown = raw if len(raw) <= 40 else raw[:37] + "..."
-        raise ConfigError(f"--set {key}: cannot parse value {shown!r} ({exc.__class__.__name__})") from None
+        reason = str(exc).removeprefix(f"--set {key}: ")
+        raise ConfigError(f"--set {key}: cannot parse value {shown!r} ({reason})") from None
     hints = typing.get_type_hints(Config)
     # A bare word like `yolov8n.yaml` or `cpu` parses as a string already; numbers
     # that should be strings (device=0) are turned back into text.

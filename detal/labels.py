@@ -189,7 +189,7 @@ def show_name(name: str) -> str:
     """
     name = str(name)
     plain = unicodedata.is_normalized("NFC", name) and all(
-        c.isprintable() and unicodedata.category(c) not in ("Cf", "Mn") for c in name
+        c.isprintable() and unicodedata.category(c) != "Cf" for c in name
     )
     text = repr(name) if plain else ascii(name)
     return text if len(text) <= 80 else text[:76] + "...'"
@@ -223,8 +223,10 @@ def read_classes(path: str | Path) -> list[str]:
     p = Path(path)
     if p.is_dir():
         raise DataError(f"{p}: is a directory, expected a classes file (one class name a line)")
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"{p}: classes file not found")
+    if not p.is_file():
+        raise DataError(f"{p}: not a regular file, expected a classes file (one class name a line)")
     try:
         if p.stat().st_size > MAX_CLASSES_BYTES:
             raise DataError(f"{p}: classes file too large ({p.stat().st_size} bytes; the limit is 1 MiB)")

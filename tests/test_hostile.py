@@ -273,6 +273,11 @@ def case_config_alias_in_train_args(t):
     return _config(t, "train_args: {lr0: &l 0.01, lrf: *l}\n"), ["c.yaml", "line 1", "(*l) are not allowed"]
 
 
+def case_config_alias_bomb_in_one_override(t):
+    value = "{" + ", ".join(line.strip() for line in _bomb().splitlines()[1:]) + "}"
+    return ["config", "--set", f"train_args={value}"], ["--set train_args", "cannot parse value", "aliases"]
+
+
 def case_config_merge_key(t):
     text = "train_args:\n  base: &b {lr0: 0.01}\n  run:\n    <<: *b\n"
     return _config(t, text), ["c.yaml", "line 4", "(*b) are not allowed"]
