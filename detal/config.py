@@ -96,7 +96,10 @@ _CHOICES = {"measure": tuple(MEASURES), "aggregate": AGGREGATIONS, "strategy": S
 # Every int key must lie in _INT_RANGE unless listed in _INT_RANGES: Ultralytics,
 # torch and numpy store these in C integers, where a huge value is a traceback.
 _INT_RANGE = (-(2**31), 2**31 - 1)
-_INT_RANGES = {"seed": (0, 2**32 - 1)}  # numpy's legacy seeding (used by Ultralytics) takes 32 bits
+_INT_RANGES = {
+    "seed": (0, 2**32 - 1),  # numpy's legacy seeding (used by Ultralytics) takes 32 bits
+    "imgsz": (-(2**31), 16384),  # a larger canvas only fails later, out of memory
+}
 
 
 def _fields() -> dict[str, dataclasses.Field]:

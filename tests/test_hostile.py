@@ -240,6 +240,10 @@ def case_config_override_of_5000_digits(t):
     return ["config", "--set", f"seed={'7' * 5000}"], ["--set seed", "cannot parse value"]
 
 
+def case_config_imgsz_huge(t):
+    return ["config", "--set", "imgsz=1000000"], ["imgsz must be at most 16384, got 1000000"]
+
+
 def case_config_train_args_nan(t):
     return _config(t, "train_args: {lr0: .nan}\n"), ["c.yaml", "train_args.lr0 must be a finite number"]
 
