@@ -541,3 +541,51 @@ def test_images_inside_the_project_are_referenced_in_place(tmp_path):
     assert (project / "images/im000.png").is_file() and not (project / "images").is_symlink()
     with _store(project) as s:
         assert s.image_count() == 20
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_one_reader_for_folders_and_zips(tmp_path, as_zip):
+    """readme.txt and friends are ignored, __MACOSX is skipped, and a huge file is a problem."""
+    project = make_project(tmp_path, n=40)
+    ret = write_returned(tmp_path / "ret", project, 0)
+    (ret / "README.txt").write_text("labels from the vendor\n")
+    (ret / "classes.txt").write_text("\n".join(NAMES) + "\n")
+    (ret / "__MACOSX").mkdir()
+    key = batch_names(project, 0)[0].rsplit(".", 1)[0]
+    (ret / "__MACOSX" / f"{key}.txt").write_text("not a label at all\n")
+    source = ret
+    if as_zip:
+        source = tmp_path / "ret.zip"
+        with zipfile.ZipFile(source, "w") as zf:
+            for p in ret.rglob("*.txt"):
+                zf.write(p, p.relative_to(ret).as_posix())
+    r = import_labels(project, source)
+    assert (r.n_labeled, r.remaining) == (4, 0)
+
+    project2 = make_project(tmp_path / "two", n=40)
+    big = write_returned(tmp_path / "big", project2, 0)
+    (big / f"{batch_names(project2, 0)[0].rsplit('.', 1)[0]}.txt").write_text("0 0.5 0.5 0.1 0.1\n" * 250_000)
+    source = big
+    if as_zip:
+        source = tmp_path / "big.zip"
+        with zipfile.ZipFile(source, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for p in big.rglob("*.txt"):
+                zf.write(p, p.name)
+    with pytest.raises(DataError, match="too large"):
+        import_labels(project2, source)
+
+
+def test_init_ignores_a_readme_in_the_label_folder(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 10)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "im001.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    (labels / "readme.txt").write_text("made by hand\n")
+    (labels / "ghost.txt").write_text("")
+    with pytest.raises(DataError, match="ghost.txt") as err:
+        init_project(tmp_path / "p", images, write_classes(tmp_path / "c.txt"), labels=labels)
+    assert "readme.txt" not in str(err.value) and "1 problem(s)" in str(err.value)
+    (labels / "ghost.txt").unlink()
+    report = init_project(tmp_path / "p", images, write_classes(tmp_path / "c.txt"), labels=labels)
+    assert report.n_labeled == 1
