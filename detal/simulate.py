@@ -4,9 +4,9 @@ For each strategy and seed, :func:`simulate` drives one real project (the
 code ``detal init | cycle | import`` runs, :mod:`detal.project`) under
 ``OUT/<strategy>/seed-<k>/``:
 
-1. ``init_project`` over the dataset's pool (linked, not copied: ``OUT/data/pool``
-   is a folder of symbolic links to the listed images, so folders, ``.txt``
-   image lists and lists of either all work), with the validation split as
+1. ``init_project`` over the dataset's pool (linked, not copied: the split's
+   folder itself, or, for ``.txt`` image lists and lists of folders,
+   ``OUT/data/pool``, a folder of symbolic links to the listed images), with the validation split as
    the project's val, the strategy and the seed in its config. At a given
    seed every strategy draws the same initial set (``default_rng(seed)``
    over the same pool).
@@ -58,6 +58,7 @@ from detal.labels import parse_label_text
 from detal.pool import Status
 from detal.project import Hooks, import_labels, init_project, run_cycle
 from detal.project.folder import EVENTS, folder_lock, label_relpath
+from detal.project.scan import walk_images
 from detal.selection import STRATEGIES, labeling_cap, schedule_length
 from detal.store import DB_NAME, Store
 
@@ -230,14 +231,27 @@ class Staged:
         return len(self.truth)
 
 
-def _relpaths(images: Sequence[Path], where: Path) -> list[str]:
+def _relpaths(images: Sequence[Path], where: Path) -> tuple[Path, list[str]]:
+    """The images' deepest common folder, and their paths relative to it."""
     absolute = [Path(os.path.abspath(p)) for p in images]
     base = Path(os.path.commonpath([p.parent for p in absolute]))
     rels = [p.relative_to(base).as_posix() for p in absolute]
     hidden = [r for r in rels if any(part.startswith(".") for part in r.split("/"))]
     if hidden:
         raise DataError(f"{where}: {hidden[0]}: a hidden file or folder name; projects skip those")
-    return rels
+    return base, rels
+
+
+def _is_whole_folder(base: Path, rels: list[str]) -> bool:
+    """Whether ``init`` on ``base`` would see exactly these images (then no links are needed)."""
+    found = iter(walk_images(base))
+    wanted = set(rels)
+    n = 0
+    for rel in found:
+        if rel not in wanted:
+            return False
+        n += 1
+    return n == len(wanted)
 
 
 def _count_boxes(label: Path | None) -> int:
@@ -253,18 +267,22 @@ def _stage(dataset: Dataset, out: Path) -> Staged:
     a temporary folder renamed into place.
     """
     data = out / "data"
-    pool_rel = _relpaths([i for i, _ in dataset.pool], dataset.source)
-    val_rel = _relpaths([i for i, _ in dataset.val], dataset.source)
+    pool_base, pool_rel = _relpaths([i for i, _ in dataset.pool], dataset.source)
+    val_base, val_rel = _relpaths([i for i, _ in dataset.val], dataset.source)
+    # The common case, a data.yaml naming one folder for each split: init links that
+    # folder itself; otherwise (lists, several folders) a folder of links per split.
+    direct = {"pool": _is_whole_folder(pool_base, pool_rel), "val": _is_whole_folder(val_base, val_rel)}
     stamp = data / "dataset.json"
-    fingerprint = {"dataset": dataset.fingerprint(), "source": str(dataset.source)}
+    fingerprint = {"dataset": dataset.fingerprint(), "source": str(dataset.source), "direct": direct}
     if not (stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == fingerprint):
         tmp = out / f".data.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         for folder, items, rels in (("pool", dataset.pool, pool_rel), ("val", dataset.val, val_rel)):
             for (image, label), rel in zip(items, rels):
-                link = tmp / folder / rel
-                link.parent.mkdir(parents=True, exist_ok=True)
-                os.symlink(os.path.abspath(image), link)
+                if not direct[folder]:
+                    link = tmp / folder / rel
+                    link.parent.mkdir(parents=True, exist_ok=True)
+                    os.symlink(os.path.abspath(image), link)
                 if folder == "val":
                     target = (tmp / "val-labels" / rel).with_suffix(".txt")
                     target.parent.mkdir(parents=True, exist_ok=True)
@@ -278,8 +296,8 @@ def _stage(dataset: Dataset, out: Path) -> Staged:
     truth = {}
     for (_, label), rel in zip(dataset.pool, pool_rel):
         truth[rel.rsplit(".", 1)[0].replace("/", "__")] = label if label.is_file() else None
-    return Staged(data / "pool", data / "val", data / "val-labels", data / "classes.txt", truth,
-                  {k: _count_boxes(v) for k, v in truth.items()})
+    return Staged(pool_base if direct["pool"] else data / "pool", val_base if direct["val"] else data / "val",
+                  data / "val-labels", data / "classes.txt", truth, {k: _count_boxes(v) for k, v in truth.items()})
 
 
 # -- one project ------------------------------------------------------------------------
