@@ -275,8 +275,9 @@ def _stage(dataset: Dataset, out: Path) -> Staged:
     stamp = data / "dataset.json"
     fingerprint = {"dataset": dataset.fingerprint(), "source": str(dataset.source), "direct": direct}
     if not (stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == fingerprint):
+        for stale in out.glob(".data.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = out / f".data.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
         for folder, items, rels in (("pool", dataset.pool, pool_rel), ("val", dataset.val, val_rel)):
             for (image, label), rel in zip(items, rels):
                 if not direct[folder]:
@@ -397,6 +398,8 @@ def _run_project(
     log: Callable[[str], None] | None, after_cycle: Callable[[], None],
 ) -> None:
     """Init (or resume) one project and run it to the end of the schedule."""
+    for stale in project.parent.glob(".annotator-*"):  # a killed run's answer sheets
+        shutil.rmtree(stale, ignore_errors=True)
     if (project / DB_NAME).is_file():
         _check_run(project, identity, cfg)
     else:

@@ -450,3 +450,43 @@ def test_prelabels_of_images_sharing_a_name_do_not_overwrite(tmp_path):
     assert len(picked) == 19  # everything left after the 1 initial image
     assert len(files) == len(picked)  # one pre-label file per picked image, none overwritten
     assert {p.stem for p in files} == set(picked) and any(k.startswith("b__") for k in picked)
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from detal.config import Config
+from detal.fake import FakeAdapter
+from detal.simulate import simulate
+
+data, out, event, at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+calls = []
+
+def die(**info):
+    calls.append(1)
+    if len(calls) == at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+cfg = Config(model="yolov8n.yaml", imgsz=64, epochs_per_cycle=1, seed=2)
+simulate(cfg, lambda c: FakeAdapter(3, seed=c.seed), strategies=["mixed"], seeds=[2],
+         out_dir=out, data=data, callbacks={event: [die]}, log=None, report=False)
+print("finished without a crash")
+"""
+
+
+@pytest.mark.parametrize(("event", "at"), [("on_label_written", 9), ("on_prelabels_written", 2)])
+def test_kill_9_then_rerun_equals_an_uninterrupted_simulation(data_yaml, tmp_path, event, at):
+    import signal
+    import subprocess
+
+    """A subprocess SIGKILLs itself in an import (the 9th label) or a cycle; the rerun resumes."""
+    whole = _run(data_yaml, tmp_path / "whole", ("mixed",), (2,))
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_SCRIPT)
+    out = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, str(script), str(data_yaml), str(out), event, str(at)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    _run(data_yaml, out, ("mixed",), (2,))
+    assert _no_time(_rows(out)) == _no_time(_rows(whole))
+    assert _batches(out / "mixed/seed-2") == _batches(whole / "mixed/seed-2")
+    assert not list(out.rglob(".annotator-*")) and not list(out.rglob("*.tmp-*"))
