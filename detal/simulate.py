@@ -46,7 +46,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -334,16 +334,21 @@ def _reveal(project: Path, staged: Staged, hooks: Hooks) -> None:
         import_labels(project, tmp, hooks=hooks)
 
 
-def _progress(project: Path) -> tuple[int, int, int, int]:
-    """(trained cycles, labeled images, images out, n_train of the last trained cycle) of a project."""
+class _Progress(NamedTuple):
+    interrupted: bool  # the last cycle is not done
+    n_trained: int  # trained cycles
+    n_labeled: int
+    n_out: int  # images selected and not yet labeled
+    last_n_train: int  # images the last trained cycle trained on (-1: none)
+
+
+def _progress(project: Path) -> _Progress:
     with Store.open(project / DB_NAME) as store:
         trained = [c for c in store.cycles() if c.state == "done" and c.weights]
         counts = store.status_counts()
         last = store.last_cycle()
-        if last is not None and last.state != "done":
-            return -1, 0, 0, 0
-    return (len(trained), counts[Status.LABELED.value], counts[Status.SELECTED.value],
-            trained[-1].n_train if trained else -1)
+    return _Progress(last is not None and last.state != "done", len(trained), counts[Status.LABELED.value],
+                     counts[Status.SELECTED.value], trained[-1].n_train if trained else -1)
 
 
 def project_rows(project: Path, strategy: str, seed: int, boxes: dict[str, int] | None = None) -> list[dict]:
@@ -398,7 +403,8 @@ def _run_project(
     log: Callable[[str], None] | None, after_cycle: Callable[[], None],
 ) -> None:
     """Init (or resume) one project and run it to the end of the schedule."""
-    for stale in project.parent.glob(".annotator-*"):  # a killed run's answer sheets
+    # a killed run's answer sheets and half-built project
+    for stale in [*project.parent.glob(".annotator-*"), *project.parent.glob(f".{project.name}.init-*")]:
         shutil.rmtree(stale, ignore_errors=True)
     if (project / DB_NAME).is_file():
         _check_run(project, identity, cfg)
@@ -409,18 +415,17 @@ def _run_project(
         init_project(project, staged.pool, staged.classes, val_images=staged.val,
                      val_labels=staged.val_labels, config=cfg, force=True, write_bundle=write_bundles)
     overrides = [f"{k}={json.dumps(getattr(cfg, k))}" for k in ("device", "workers")]
+    cap = labeling_cap(cfg.max_labeled_fraction, staged.size)
     while True:
-        n_trained, n_labeled, n_out, last_train = _progress(project)
-        if n_trained < 0:  # an interrupted cycle: the project's own resume finishes it
-            pass
-        elif n_out:
-            _reveal(project, staged, hooks)
-            continue
-        elif n_trained >= length:
-            return
-        elif n_labeled >= labeling_cap(cfg.max_labeled_fraction, staged.size) \
-                and last_train == n_labeled:
-            return  # at the budget, and trained on every label
+        p = _progress(project)
+        if not p.interrupted:  # (an interrupted cycle: run_cycle resumes it)
+            if p.n_out:
+                _reveal(project, staged, hooks)
+                continue
+            if p.n_trained >= length:
+                return
+            if p.n_labeled >= cap and p.last_n_train == p.n_labeled:
+                return  # at the budget, and trained on every label
         run_cycle(project, adapter, overrides=overrides, hooks=hooks, write_bundle=write_bundles)
         rows = project_rows(project, strategy, cfg.seed, staged.boxes)
         _say(log, strategy, cfg.seed, rows[-1])

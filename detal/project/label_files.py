@@ -61,7 +61,7 @@ def _read_text(path: Path, display: str, problems: list) -> str | None:
 def _walk(root: Path, links_ok: bool, problems: list) -> list[tuple[str, Path]]:
     """``(relpath, file)`` of every label file under ``root``, sorted."""
     out = []
-    for dirpath, dirs, files in os.walk(root, followlinks=links_ok):
+    for dirpath, dirs, files in os.walk(root):  # linked folders are never entered
         rel_dir = Path(dirpath).relative_to(root)
         dirs[:] = sorted(d for d in dirs if not _skipped((*rel_dir.parts, d, "x.txt")))
         if not links_ok:
@@ -85,7 +85,7 @@ def label_folder(root: Path, problems: list) -> dict[str, tuple[Path, str]]:
     """``relpath without .txt -> (file, text)`` for a folder of labels laid out like the images.
 
     For ``init --labels`` / ``--val-labels`` (the user's own folders, so
-    symbolic links are followed). Unreadable files are added to ``problems``.
+    linked files are read; linked folders are not entered). Unreadable files are added to ``problems``.
     """
     out = {}
     for rel, full in _walk(root, True, problems):
