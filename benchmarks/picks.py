@@ -1,48 +1,63 @@
 """What did a simulation pick? Ground-truth boxes per picked image, by cycle.
 
-    python benchmarks/picks.py runs/simulate/digits data/digits-det/data.yaml
+    python benchmarks/picks.py runs/simulate/digits
 
-For every strategy and seed of a ``detal simulate`` run, prints the mean
-number of ground-truth boxes in the images picked as uncertain and in those
-picked at random, and the boxes labeled in total at the end. A strategy that
-wins on an image budget by picking crowded images also costs more boxes to
-label; this makes that visible.
+For every strategy and seed project of a ``detal simulate`` run, prints the
+mean number of ground-truth boxes in the images picked as uncertain (the
+top of the scored subset; ties by id) and in those picked at random, and the
+boxes labeled in total at the end. A strategy that wins on an image budget by
+picking crowded images also costs more boxes to label; this makes that visible.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from detal.simulate import load_dataset
+from detal.config import Config
+from detal.project.folder import label_relpath
+from detal.selection import cap_plan, labeling_cap, strategy_plan
+from detal.store import DB_NAME, Store
 
 
-def main(run: str, data_yaml: str) -> None:
-    ds = load_dataset(data_yaml)
-    boxes = np.array(
-        [sum(1 for line in lbl.read_text().splitlines() if line.strip()) if lbl.is_file() else 0 for _, lbl in ds.pool]
-    )
-    print(f"pool: {len(boxes)} images, {boxes.mean():.2f} boxes per image")
-    for sdir in sorted(Path(run).glob("*/seed*")):
-        state = json.loads((sdir / "state.json").read_text())
-        labeled_cycle = np.asarray(state["pool"]["labeled_cycle"])
-        cells = []
-        for c in range(len(state["rows"])):
-            record = sdir / f"cycle{c}" / "batch.json"
-            if not record.is_file():
-                continue
-            b = json.loads(record.read_text())
-            unc = f"{boxes[b['uncertain']].mean():.2f}" if b["uncertain"] else "  - "
-            rnd = f"{boxes[b['random']].mean():.2f}" if b["random"] else "  - "
-            cells.append(f"c{c} unc {unc} rnd {rnd}")
-        total = int(boxes[labeled_cycle >= 0].sum())
-        print(f"{sdir.parent.name:>8} {sdir.name}: {' | '.join(cells)} | boxes labeled {total}")
+def _boxes(path: Path) -> int:
+    return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.is_file() else 0
+
+
+def _mean(boxes: dict[int, int], ids: list[int]) -> str:
+    return f"{np.mean([boxes[i] for i in ids]):.2f}" if ids else "  - "
+
+
+def main(run: str) -> None:
+    for project in sorted(Path(run).glob("*/seed-*")):
+        with Store.open(project / DB_NAME) as store:
+            images = store.images()
+            pool_size = sum(1 for r in images if r.status != "val")
+            boxes = {r.id: _boxes(project / label_relpath(r.relpath)) for r in images if r.status == "labeled"}
+            cells = []
+            n_labeled = sum(1 for r in images if r.status == "labeled" and r.labeled_cycle <= 0)
+            for c in store.cycles()[1:]:
+                batch = [r.id for r in images if r.selected_cycle == c.id and r.id in boxes]
+                cfg = Config(**c.config)
+                plan = strategy_plan(cfg.strategy, pool_size, batch_fraction=cfg.batch_fraction,
+                                     subset_fraction=cfg.subset_fraction, uncertain_share=cfg.uncertain_share)
+                plan = cap_plan(plan, labeling_cap(cfg.max_labeled_fraction, pool_size) - n_labeled)
+                subset = store.execute(
+                    "SELECT image_id FROM scores WHERE cycle = ? AND in_subset = 1 ORDER BY score DESC, image_id",
+                    (c.id,)).fetchall()
+                in_batch = set(batch)
+                unc = [i for (i,) in subset if i in in_batch][: plan.n_uncertain]
+                rnd = [i for i in batch if i not in set(unc)]
+                n_labeled += len(batch)
+                if not batch:
+                    continue
+                cells.append(f"c{c.id - 1} unc {_mean(boxes, unc)} rnd {_mean(boxes, rnd)}")
+        print(f"{project.parent.name:>8} {project.name}: {' | '.join(cells)} | boxes labeled {sum(boxes.values())}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) != 2:
         sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1])

@@ -3,12 +3,19 @@
 A config file holds any subset of the keys of :class:`Config`; the rest keep
 their defaults (documented, key by key, in ``configs/default.yaml``). Any key
 can be overridden from the CLI with ``--set key=value``; the value is parsed as
-a YAML scalar (``yaml.safe_load``, never ``eval``) and then checked against the
+a YAML value (:func:`detal.safeyaml.load_yaml`, never ``eval``) and then checked against the
 key's type.
 
 Every problem raises :class:`~detal.errors.ConfigError` naming the file, the
 key and the value: unknown keys get a did-you-mean hint, fractions are range
 checked, and choices are checked against their allowed values.
+
+Every number is checked when the config is read, not when it is first used:
+floats must be finite (no ``.nan``/``.inf``, also inside ``train_args``), and
+every int key must fit 32 bits (``seed``: ``[0, 2**32 - 1]``, what numpy's
+legacy seeding takes). Config files are parsed by :func:`detal.safeyaml.load_yaml`:
+YAML aliases are refused (a 400-byte alias bomb would otherwise expand to a
+billion leaves), and so are files over 1 MiB.
 """
 
 from __future__ import annotations
@@ -23,9 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from detal.errors import ConfigError
+from detal.safeyaml import MAX_YAML_BYTES, load_yaml
 from detal.selection import STRATEGIES
 from detal.uncertainty import AGGREGATIONS, CLASS_WEIGHTINGS, measure_weights
 
@@ -90,6 +96,14 @@ _UNIT_INTERVAL = ("uncertain_share", "score_conf", "prelabel_conf", "iou")
 _POSITIVE_INTS = ("imgsz", "batch", "epochs_per_cycle", "predict_batch")
 _CHOICES = {"aggregate": AGGREGATIONS, "strategy": STRATEGIES, "class_weighting": CLASS_WEIGHTINGS}
 
+# Every int key must lie in _INT_RANGE unless listed in _INT_RANGES: Ultralytics,
+# torch and numpy store these in C integers, where a huge value is a traceback.
+_INT_RANGE = (-(2**31), 2**31 - 1)
+_INT_RANGES = {
+    "seed": (0, 2**32 - 1),  # numpy's legacy seeding (used by Ultralytics) takes 32 bits
+    "imgsz": (-(2**31), 16384),  # a larger canvas only fails later, out of memory
+}
+
 
 def _fields() -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(Config)}
@@ -136,8 +150,56 @@ def _type_name(annotation: Any) -> str:
     return annotation.__name__
 
 
+def _show(value: Any) -> str:
+    """``repr`` of a value, short even for an integer of thousands of digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return f"an integer of {len(str(abs(value))) if value.bit_length() < 14000 else 'thousands of'} digits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_numbers(value: Any, where: str, source: str) -> None:
+    """Every number inside ``value`` (recursively) is finite and fits a 64-bit integer."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{source}: {where} must be a finite number, got {value!r}")
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise ConfigError(f"{source}: {where} is out of range, got {_show(value)}")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_numbers(v, f"{where}.{k}", source)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_numbers(v, f"{where}[{i}]", source)
+
+
+def _check_ranges_of(name: str, value: Any, source: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{source}: {name} must be a finite number, got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool):
+        lo, hi = _INT_RANGES.get(name, _INT_RANGE)
+        if value > hi:
+            raise ConfigError(f"{source}: {name} must be at most {hi}, got {_show(value)}")
+        if value < lo:
+            raise ConfigError(f"{source}: {name} must be at least {lo}, got {_show(value)}")
+
+
+def _check_ranges(cfg: Config, source: str) -> None:
+    """Every numeric key is finite, and every int key within its range."""
+    for name in _fields():
+        _check_ranges_of(name, getattr(cfg, name), source)
+
+
 def _validate(cfg: Config, source: str) -> None:
     hints = typing.get_type_hints(Config)
+    for name in _fields():
+        value = getattr(cfg, name)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            if hints[name] is float:  # before float() overflows on it
+                raise ConfigError(f"{source}: {name} must be a finite number, got {_show(value)}")
+            _check_ranges_of(name, value, source)
+        _check_numbers(value, name, source)
     for name in _fields():
         value = getattr(cfg, name)
         ok, coerced = _type_ok(value, hints[name])
@@ -146,6 +208,7 @@ def _validate(cfg: Config, source: str) -> None:
                 f"{source}: {name} must be {_type_name(hints[name])}, got {value!r}"
             )
         object.__setattr__(cfg, name, coerced)
+    _check_ranges(cfg, source)
     for name in _FRACTIONS:
         value = getattr(cfg, name)
         if not 0.0 < value <= 1.0:
@@ -214,9 +277,11 @@ def parse_override(text: str) -> tuple[str, Any]:
     if key not in _fields():
         raise ConfigError(f"--set: unknown key {key!r}{_hint(key)}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key}: cannot parse value {raw!r} ({exc.__class__.__name__})") from None
+        value = load_yaml(raw, f"--set {key}") if raw.strip() else ""
+    except ConfigError as exc:  # not YAML, an alias, nested too deeply, a 5000-digit integer
+        shown = raw if len(raw) <= 40 else raw[:37] + "..."
+        reason = str(exc).removeprefix(f"--set {key}: ")
+        raise ConfigError(f"--set {key}: cannot parse value {shown!r} ({reason})") from None
     hints = typing.get_type_hints(Config)
     # A bare word like `yolov8n.yaml` or `cpu` parses as a string already; numbers
     # that should be strings (device=0) are turned back into text.
@@ -227,6 +292,23 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def _read_yaml_file(p: Path) -> Any:
+    """The YAML of a config file: no aliases, at most 1 MiB (see :mod:`detal.safeyaml`)."""
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a directory, expected a YAML config file")
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        if p.stat().st_size > MAX_YAML_BYTES:
+            raise ConfigError(f"{p}: config file too large ({p.stat().st_size} bytes; the limit is 1 MiB)")
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not valid YAML (not UTF-8 text)") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config file ({exc.strerror})") from None
+    return load_yaml(text, str(p))
+
+
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
     """Load ``path`` (or the defaults) and apply ``key=value`` overrides in order."""
     data: dict[str, Any] = {}
@@ -234,13 +316,7 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     if path is not None:
         p = Path(path)
         source = str(p)
-        if not p.is_file():
-            raise ConfigError(f"{p}: config file not found")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-            raise ConfigError(f"{p}: not valid YAML ({first})") from None
+        loaded = _read_yaml_file(p)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

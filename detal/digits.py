@@ -34,7 +34,7 @@ import yaml
 from detal.errors import DataError
 from detal.files import atomic_write
 
-__all__ = ["Canvas", "DigitsSpec", "build_digits", "render_canvas", "split_sources"]
+__all__ = ["Canvas", "DigitsSpec", "build_digits", "check_out_dir", "render_canvas", "split_sources"]
 
 N_CLASSES = 10
 NAMES = [str(i) for i in range(N_CLASSES)]
@@ -186,9 +186,28 @@ def canvas_label_text(canvas: Canvas) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def check_out_dir(out: Path) -> Path:
+    """``out`` if a folder can be made or used there; :class:`DataError` naming why not."""
+    out = Path(out)
+    for path in (out, *out.parents):
+        if path.exists() or path.is_symlink():
+            if not path.is_dir():
+                where = "" if path == out else f"is under {path}, which "
+                raise DataError(f"{out}: {where}is a file, not a folder; give a folder for the dataset")
+            break
+    return out
+
+
 def build_digits(out: str | Path, spec: DigitsSpec = DigitsSpec()) -> Path:
     """Write the dataset under ``out`` and return the path of its ``data.yaml``."""
-    out = Path(out)
+    out = check_out_dir(Path(out))
+    try:
+        return _build(out, spec)
+    except OSError as exc:
+        raise DataError(f"{exc.filename or out}: cannot write the dataset ({exc.strerror})") from None
+
+
+def _build(out: Path, spec: DigitsSpec) -> Path:
     images, targets = _load_source()
     rng = np.random.default_rng(spec.seed)
     pool_src, val_src = split_sources(len(images), spec.val_source_fraction, rng)

@@ -7,6 +7,7 @@ image has no objects" and is valid.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,10 @@ from detal.detections import Prediction
 from detal.errors import DataError
 
 __all__ = [
+    "MAX_CLASSES_BYTES",
     "LabelProblem",
     "YoloBox",
+    "class_name_problems",
     "format_line",
     "normalized_box",
     "parse_class_names",
@@ -26,8 +29,12 @@ __all__ = [
     "parse_yolo_line",
     "prediction_lines",
     "read_classes",
+    "show_name",
     "to_yolo_line",
 ]
+
+MAX_CLASSES_BYTES = 1024 * 1024
+"""The largest classes file :func:`read_classes` reads: 1 MiB."""
 
 
 @dataclass(frozen=True)
@@ -119,11 +126,18 @@ def parse_yolo_line(
     if not 0 <= cls < n_classes:
         raise DataError(f"class id {cls} out of range [0, {n_classes - 1}]")
     try:
-        values = [float(v) for v in fields[1:]]
+        values = [float(v) for v in fields[1:5]]
     except ValueError:
         raise DataError(f"non-numeric coordinate in {' '.join(fields[1:5])!r}") from None
     if not all(np.isfinite(values)):
         raise DataError("coordinates must be finite")
+    if len(fields) == 6:
+        try:
+            values.append(float(fields[5]))
+        except ValueError:
+            raise DataError(f"sixth field (confidence) {fields[5][:40]!r} is not a number") from None
+        if not np.isfinite(values[4]):
+            raise DataError(f"sixth field (confidence) {fields[5][:40]!r} is not finite")
     cx, cy, w, h = values[:4]
     for name, v in (("cx", cx), ("cy", cy), ("w", w), ("h", h)):
         if not 0.0 <= v <= 1.0:
@@ -135,7 +149,7 @@ def parse_yolo_line(
         raise DataError("box extends outside the image")
     conf = values[4] if len(values) == 5 else None
     if conf is not None and not 0.0 <= conf <= 1.0:
-        raise DataError(f"confidence {conf:g} outside [0, 1]")
+        raise DataError(f"sixth field (confidence) {conf:g} outside [0, 1]")
     return YoloBox(cls, cx, cy, w, h, conf)
 
 
@@ -156,23 +170,75 @@ def parse_label_text(
 
 
 def parse_class_names(text: str) -> list[str]:
-    """Class names from ``classes.txt``/``obj.names`` text: one a line, blank lines skipped."""
+    """Class names from ``classes.txt``/``obj.names`` text: one a line, blank lines skipped.
+
+    A UTF-8 byte-order mark (Windows Notepad writes one) is not part of the
+    first name.
+    """
+    text = text.removeprefix("\ufeff")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def show_name(name: str) -> str:
+    """A name quoted for a message, so that names that look alike read differently.
+
+    Plain names are quoted as ``repr`` does (``'café'``). A name that is not in
+    Unicode NFC form, or holds invisible or control characters, is shown with
+    escapes (``'cafe\\u0301'``), so NFC and NFD spellings of one word differ
+    on screen as they do to the computer.
+    """
+    name = str(name)
+    plain = unicodedata.is_normalized("NFC", name) and all(
+        c.isprintable() and unicodedata.category(c) != "Cf" for c in name
+    )
+    text = repr(name) if plain else ascii(name)
+    return text if len(text) <= 80 else text[:76] + "...'"
+
+
+def class_name_problems(names: Sequence[str]) -> list[str]:
+    """What makes a list of class names ambiguous: repeats, and names equal once NFC-normalised."""
+    problems = []
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        shown = (n if show_name(n) == repr(n) else show_name(n) for n in dupes)
+        problems.append(f"duplicate class names {', '.join(shown)}")
+    seen: dict[str, str] = {}
+    for name in dict.fromkeys(names):
+        key = unicodedata.normalize("NFC", name)
+        if key in seen:
+            problems.append(
+                f"class names {show_name(seen[key])} and {show_name(name)} differ only in Unicode "
+                "normalisation (NFC/NFD)"
+            )
+        seen.setdefault(key, name)
+    return problems
+
+
 def read_classes(path: str | Path) -> list[str]:
-    """Read a classes file: one class name a line (``classes.txt``/``obj.names``)."""
+    """Read a classes file: one class name a line (``classes.txt``/``obj.names``).
+
+    A leading byte-order mark is dropped; a folder, an empty file, a repeated
+    name or two names that differ only in Unicode normalisation are refused.
+    """
     p = Path(path)
-    if not p.is_file():
+    if p.is_dir():
+        raise DataError(f"{p}: is a directory, expected a classes file (one class name a line)")
+    if not p.exists():
         raise DataError(f"{p}: classes file not found")
+    if not p.is_file():
+        raise DataError(f"{p}: not a regular file, expected a classes file (one class name a line)")
     try:
+        if p.stat().st_size > MAX_CLASSES_BYTES:
+            raise DataError(f"{p}: classes file too large ({p.stat().st_size} bytes; the limit is 1 MiB)")
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise DataError(f"{p}: classes file is not UTF-8 text") from None
+    except OSError as exc:
+        raise DataError(f"{p}: cannot read classes file ({exc.strerror})") from None
     names = parse_class_names(text)
     if not names:
         raise DataError(f"{p}: classes file is empty")
-    if len(set(names)) != len(names):
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        raise DataError(f"{p}: duplicate class names {', '.join(dupes)}")
+    problems = class_name_problems(names)
+    if problems:
+        raise DataError(f"{p}: " + "; ".join(problems))
     return names

@@ -35,6 +35,7 @@ labeled set stays the initial one while training goes on as for the others.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,9 +48,13 @@ __all__ = [
     "STRATEGIES",
     "Plan",
     "Selection",
+    "cap_plan",
     "fraction_count",
+    "initial_size",
     "k_center_greedy",
+    "labeling_cap",
     "random_subset",
+    "schedule_length",
     "select_batch",
     "strategy_plan",
     "top_k",
@@ -96,6 +101,46 @@ def fraction_count(fraction: float, total: int) -> int:
     if total <= 0 or fraction == 0.0:
         return 0
     return max(1, math.floor(fraction * total + 0.5))
+
+
+def labeling_cap(max_labeled_fraction: float, pool_size: int) -> int:
+    """The most images a run may have labeled or out: ``floor(max_labeled_fraction * T)``.
+
+    The budget rounds down, so a run never exceeds the fraction it was given:
+    ``max_labeled_fraction: 0.42`` on a pool of 1,007 images stops at 422
+    (41.9%), not 423 (42.006%). The one budget rule of detal: ``init``,
+    ``cycle`` and ``simulate`` all call this function.
+    """
+    if not 0.0 <= max_labeled_fraction <= 1.0:
+        raise ConfigError(f"max_labeled_fraction must lie in [0, 1], got {max_labeled_fraction!r}")
+    if pool_size <= 0:
+        return 0
+    # the epsilon absorbs float error (0.3 * 20 = 6.000000000000001, 0.7 * 10 = 6.999999999999999)
+    return min(pool_size, math.floor(max_labeled_fraction * pool_size + 1e-9))
+
+
+def initial_size(initial_fraction: float, max_labeled_fraction: float, pool_size: int) -> int:
+    """Images in the initial random set: ``initial_fraction`` of ``T`` (rounded), within the budget."""
+    return min(fraction_count(initial_fraction, pool_size), labeling_cap(max_labeled_fraction, pool_size))
+
+
+def schedule_length(
+    pool_size: int, *, initial_fraction: float, batch_fraction: float, max_labeled_fraction: float
+) -> int:
+    """How many trained cycles a budget-limited run has on a pool of ``pool_size`` images.
+
+    The first cycle trains on the initial set; every later one on one more
+    batch of ``B = batch_fraction * T`` (the last batch cut at the budget);
+    the last cycle trains on exactly the budget. A strategy that labels less
+    per cycle (or nothing) is given the same number of cycles, so that every
+    strategy trains as often.
+    """
+    cap = labeling_cap(max_labeled_fraction, pool_size)
+    n0 = initial_size(initial_fraction, max_labeled_fraction, pool_size)
+    if n0 == 0:
+        return 0
+    batch = fraction_count(batch_fraction, pool_size)
+    return 1 + (math.ceil((cap - n0) / batch) if batch else 0)
 
 
 def random_subset(ids: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -204,6 +249,19 @@ def strategy_plan(
     if strategy == "hybrid":
         return Plan(strategy, batch, subset, n_uncertain, float(candidate_factor))
     return Plan(strategy, batch, subset, n_uncertain)
+
+
+def cap_plan(plan: Plan, room: int) -> Plan:
+    """``plan`` with its batch cut to ``room`` images (the budget left), keeping its uncertain share.
+
+    The uncertain part is rounded half up: a 50:50 plan cut to 3 images takes
+    2 uncertain and 1 random; a pure top-k plan stays pure top-k.
+    """
+    room = max(0, int(room))
+    if room >= plan.batch_size:
+        return plan
+    n_uncertain = math.floor(plan.n_uncertain * room / plan.batch_size + 0.5)
+    return dataclasses.replace(plan, batch_size=room, n_uncertain=min(room, n_uncertain))
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,15 @@ def write_returned(folder: Path, project: Path, cycle: int, line: str = "0 0.5 0
     return folder
 
 
+def selected_keys(project: Path) -> list[str]:
+    """Keys of the images that are out (selected, not yet labeled), by id."""
+    conn = sqlite3.connect(f"file:{project / 'detal.db'}?mode=ro", uri=True)
+    try:
+        return [k for (k,) in conn.execute("SELECT key FROM images WHERE status = 'selected' ORDER BY id")]
+    finally:
+        conn.close()
+
+
 def label_cycle(project: Path, cycle: int, tmp: Path, line: str = "0 0.5 0.5 0.2 0.2"):
     from detal.project import import_labels
 

@@ -139,7 +139,7 @@ def test_symlinked_label_is_refused(tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("0 0.5 0.5 0.2 0.2\n")
     (folder / "a.txt").symlink_to(secret)
-    with pytest.raises(DataError, match="symlinks are not accepted"):
+    with pytest.raises(DataError, match="symbolic link not allowed"):
         read_returned_labels(tmp_path / "returned", "yolo", NAMES)
 
 
@@ -148,7 +148,7 @@ def test_symlinked_label_is_refused(tmp_path):
     [
         (lambda p: p, "not found"),
         (lambda p: (p.mkdir(), p)[1], "no yolo labels found"),
-        (lambda p: (p.write_text("junk"), p)[1], "expected a folder or a zip"),
+        (lambda p: (p.write_text("junk"), p)[1], "expected a folder or a .zip"),
     ],
     ids=["missing", "empty folder", "not a zip"],
 )

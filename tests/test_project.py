@@ -18,6 +18,7 @@ from projectkit import (
     label_cycle,
     make_images,
     make_project,
+    selected_keys,
     write_classes,
     write_returned,
 )
@@ -207,8 +208,70 @@ def test_cycle_stops_at_the_budget(tmp_path):
     r = run_cycle(project, _adapter())  # cap 6: only 2 more
     assert r.n_selected == 2
     label_cycle(project, 2, tmp_path)
+    # At the budget, one last cycle trains on every label and sends nothing out ...
+    last = run_cycle(project, _adapter())
+    assert (last.cycle, last.n_train, last.n_selected, last.bundle) == (3, 6, 0, None)
+    assert project_status(project)["batch_out"] == []
+    # ... and then the project stops.
     with pytest.raises(StateError, match="budget reached"):
         run_cycle(project, _adapter())
+
+
+def test_budget_rounds_down():
+    from detal.selection import labeling_cap, schedule_length
+
+    assert labeling_cap(0.42, 1007) == 422  # 42.006% would be 423: never exceed the fraction given
+    assert labeling_cap(0.42, 50) == 21 and labeling_cap(0.3, 20) == 6 and labeling_cap(1.0, 7) == 7
+    # 2% of 1007 = 20, batches of 101: 20, 121, 222, 323, then 422 (the last batch cut to 99)
+    assert schedule_length(1007, initial_fraction=0.02, batch_fraction=0.1, max_labeled_fraction=0.42) == 5
+    assert schedule_length(100, initial_fraction=0.02, batch_fraction=0.05, max_labeled_fraction=0.42) == 9
+    assert schedule_length(50, initial_fraction=0.02, batch_fraction=0.1, max_labeled_fraction=0.42) == 5
+
+
+def test_project_of_1007_images_stops_at_422(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    make_images(tmp_path / "one", 1)
+    data = next((tmp_path / "one").glob("*.png")).read_bytes()
+    for i in range(1007):
+        (images / f"im{i:04d}.png").write_bytes(data)
+    cfg = load_config(None, ["initial_fraction=0.4", "batch_fraction=0.1", "max_labeled_fraction=0.42",
+                             "strategy=random"])
+    init_project(tmp_path / "p", images, write_classes(tmp_path / "c.txt"), config=cfg, write_bundle=False)
+    project = tmp_path / "p"
+    assert not (project / "cycles/0/batch-0.zip").exists()
+    returned = tmp_path / "returned"
+    returned.mkdir()
+    for key in selected_keys(project):
+        (returned / f"{key}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    import_labels(project, returned)
+    with _store(project) as s:
+        assert s.image_count("labeled") == 403  # round(0.4 * 1007)
+    r = run_cycle(project, _adapter(), write_bundle=False)
+    assert r.n_selected == 19 and r.bundle is None  # 403 + 19 = 422 = floor(0.42 * 1007)
+
+
+def test_a_cycle_that_selects_nothing_finishes_and_the_next_one_runs(tmp_path):
+    project = make_project(tmp_path, n=30, val=2)
+    label_cycle(project, 0, tmp_path)
+    seen = []
+    hooks = Hooks()
+    for event in ("on_select_end", "on_bundle_written", "on_export_end"):
+        hooks.add(event, lambda event=event, **info: seen.append(event))
+    adapter = _adapter()
+    r = run_cycle(project, adapter, overrides=["batch_fraction=0.1", "max_labeled_fraction=0.1"], hooks=hooks)
+    assert (r.cycle, r.n_train, r.n_selected, r.bundle) == (1, 3, 0, None)
+    assert r.metrics is not None and list(r.prelabels.iterdir()) == []
+    assert seen == ["on_select_end", "on_export_end"]
+    st = project_status(project)
+    assert st["batch_out"] == [] and st["cycles"][-1]["state"] == "done"
+    # nothing new to train on at the budget: refused; with a bigger budget the next cycle runs
+    with pytest.raises(StateError, match="budget reached"):
+        run_cycle(project, adapter, overrides=["max_labeled_fraction=0.1"])
+    r2 = run_cycle(project, adapter)
+    assert (r2.cycle, r2.n_train, r2.n_selected) == (2, 3, 3)
+    trains = [c[1] for c in adapter.calls if c[0] == "train"]
+    assert str(trains[1]["init"]).endswith("cycles/1/train/weights.json")
 
 
 def test_cycle_is_deterministic(tmp_path):
@@ -478,3 +541,51 @@ def test_images_inside_the_project_are_referenced_in_place(tmp_path):
     assert (project / "images/im000.png").is_file() and not (project / "images").is_symlink()
     with _store(project) as s:
         assert s.image_count() == 20
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_one_reader_for_folders_and_zips(tmp_path, as_zip):
+    """readme.txt and friends are ignored, __MACOSX is skipped, and a huge file is a problem."""
+    project = make_project(tmp_path, n=40)
+    ret = write_returned(tmp_path / "ret", project, 0)
+    (ret / "README.txt").write_text("labels from the vendor\n")
+    (ret / "classes.txt").write_text("\n".join(NAMES) + "\n")
+    (ret / "__MACOSX").mkdir()
+    key = batch_names(project, 0)[0].rsplit(".", 1)[0]
+    (ret / "__MACOSX" / f"{key}.txt").write_text("not a label at all\n")
+    source = ret
+    if as_zip:
+        source = tmp_path / "ret.zip"
+        with zipfile.ZipFile(source, "w") as zf:
+            for p in ret.rglob("*.txt"):
+                zf.write(p, p.relative_to(ret).as_posix())
+    r = import_labels(project, source)
+    assert (r.n_labeled, r.remaining) == (4, 0)
+
+    project2 = make_project(tmp_path / "two", n=40)
+    big = write_returned(tmp_path / "big", project2, 0)
+    (big / f"{batch_names(project2, 0)[0].rsplit('.', 1)[0]}.txt").write_text("0 0.5 0.5 0.1 0.1\n" * 250_000)
+    source = big
+    if as_zip:
+        source = tmp_path / "big.zip"
+        with zipfile.ZipFile(source, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for p in big.rglob("*.txt"):
+                zf.write(p, p.name)
+    with pytest.raises(DataError, match="too large"):
+        import_labels(project2, source)
+
+
+def test_init_ignores_a_readme_in_the_label_folder(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 10)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "im001.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    (labels / "readme.txt").write_text("made by hand\n")
+    (labels / "ghost.txt").write_text("")
+    with pytest.raises(DataError, match="ghost.txt") as err:
+        init_project(tmp_path / "p", images, write_classes(tmp_path / "c.txt"), labels=labels)
+    assert "readme.txt" not in str(err.value) and "1 problem(s)" in str(err.value)
+    (labels / "ghost.txt").unlink()
+    report = init_project(tmp_path / "p", images, write_classes(tmp_path / "c.txt"), labels=labels)
+    assert report.n_labeled == 1

@@ -1,30 +1,37 @@
-"""The simulation's bookkeeping (with the fake adapter), resume, dataset loading, the CLI."""
+"""The simulation driver (with the fake adapter): real projects, ground truth as the annotator."""
 
 from __future__ import annotations
 
 import csv
-import json
+import fcntl
+import sqlite3
 import sys
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
+from PIL import Image
+from projectkit import selected_keys
 
 from detal.config import Config
 from detal.errors import ConfigError, DataError, StateError
 from detal.fake import FakeAdapter
-from detal.simulate import Simulation, cycle_epochs, load_dataset, simulate
+from detal.project import import_labels, init_project, run_cycle
+from detal.simulate import cycle_epochs, load_dataset, simulate
 
 N_CLASSES = 3
 
 
+def _png(path: Path, i: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8 + i % 5, 8), (i % 256, (3 * i) % 256, 7)).save(path)
+
+
 def _make_dataset(root: Path, n_pool: int = 50, n_val: int = 6) -> Path:
     for split, n in (("train", n_pool), ("val", n_val)):
-        (root / "images" / split).mkdir(parents=True)
         (root / "labels" / split).mkdir(parents=True)
         for i in range(n):
-            (root / "images" / split / f"{split}{i:03d}.png").write_bytes(b"not decoded by the fake")
+            _png(root / "images" / split / f"{split}{i:03d}.png", i)
             (root / "labels" / split / f"{split}{i:03d}.txt").write_text(f"{i % N_CLASSES} 0.5 0.5 0.2 0.2\n")
     (root / "data.yaml").write_text(
         f"path: {root}\ntrain: images/train\nval: images/val\nnames: [a, b, c]\n"
@@ -45,18 +52,28 @@ def _factory(cfg: Config) -> FakeAdapter:
     return FakeAdapter(N_CLASSES, seed=cfg.seed)
 
 
-def _sim(data_yaml, run_dir, strategy="mixed", seed=0, **kw) -> Simulation:
-    return Simulation(_cfg(seed=seed, **kw), load_dataset(data_yaml), _factory(_cfg(seed=seed)), strategy, run_dir, log=None)
+def _run(data_yaml, out, strategies=("mixed",), seeds=(0,), adapter=_factory, **kw):
+    return simulate(_cfg(**kw), adapter, strategies=list(strategies), seeds=list(seeds), out_dir=out,
+                    data=data_yaml, log=None, report=False)
 
 
-def _batches(run_dir: Path) -> list[list[int]]:
-    out = []
-    for c in range(100):
-        p = run_dir / f"cycle{c}" / "batch.json"
-        if p.is_file():
-            b = json.loads(p.read_text())
-            out.append(b["uncertain"] + b["random"])
-    return out
+def _rows(out: Path) -> list[dict]:
+    return list(csv.DictReader((out / "results.csv").open()))
+
+
+def _db(project: Path, sql: str) -> list[tuple]:
+    conn = sqlite3.connect(f"file:{project / 'detal.db'}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def _batches(project: Path) -> list[list[str]]:
+    """Keys selected per cycle (cycle 0: the initial set), in id order."""
+    rows = _db(project, "SELECT selected_cycle, key FROM images WHERE selected_cycle >= 0 ORDER BY id")
+    n = max((c for c, _ in rows), default=-1) + 1
+    return [[k for c, k in rows if c == cycle] for cycle in range(n)]
 
 
 def _no_time(rows):
@@ -65,78 +82,86 @@ def _no_time(rows):
 
 # -- bookkeeping --------------------------------------------------------------------------
 def test_strategies_share_the_initial_set(data_yaml, tmp_path):
-    initial = {}
-    for seed in (0, 1):
-        for strategy in ("mixed", "random", "topk"):
-            sim = _sim(data_yaml, tmp_path / strategy / str(seed), strategy, seed)
-            initial[strategy, seed] = sim.pool.labeled_ids().tolist()
+    out = _run(data_yaml, tmp_path / "sim", ("mixed", "random", "topk"), (0, 1), max_labeled_fraction=0.12)
+    initial = {(s, k): _batches(out / s / f"seed-{k}")[0] for s in ("mixed", "random", "topk") for k in (0, 1)}
     for seed in (0, 1):
         assert initial["mixed", seed] == initial["random", seed] == initial["topk", seed]
         assert len(initial["mixed", seed]) == 1  # 2% of 50
-    big = tmp_path / "big"
-    ds = _make_dataset(big, n_pool=400)
-    a = _sim(ds, tmp_path / "b0", "random", 0).pool.labeled_ids()
-    b = _sim(ds, tmp_path / "b1", "random", 1).pool.labeled_ids()
-    assert a.size == 8 and a.tolist() != b.tolist()
+    big = _make_dataset(tmp_path / "big", n_pool=400)
+    out = _run(big, tmp_path / "b", ("random",), (0, 1), max_labeled_fraction=0.02)
+    a, b = (_batches(out / "random" / f"seed-{k}")[0] for k in (0, 1))
+    assert len(a) == 8 and a != b
+    assert [int(r["n_labeled"]) for r in _rows(out)] == [8, 8]  # one cycle: the budget is the initial set
 
 
 @pytest.mark.parametrize("strategy", ["mixed", "random", "topk", "subset_topk"])
 def test_schedule_fractions_and_no_repeats(data_yaml, tmp_path, strategy):
-    run_dir = tmp_path / "run"
-    sim = _sim(data_yaml, run_dir, strategy)
-    initial = sim.pool.labeled_ids().tolist()
-    rows = sim.run()
-    assert [r["labeled_fraction"] for r in rows] == [0.02, 0.12, 0.22, 0.32, 0.42]
-    assert [r["cycle"] for r in rows] == [0, 1, 2, 3, 4]
-    picked = initial + [i for b in _batches(run_dir) for i in b]
+    out = _run(data_yaml, tmp_path / "sim", (strategy,))
+    project = out / strategy / "seed-0"
+    rows = _rows(out)
+    assert [float(r["labeled_fraction"]) for r in rows] == [0.02, 0.12, 0.22, 0.32, 0.42]
+    assert [int(r["cycle"]) for r in rows] == [0, 1, 2, 3, 4]
+    assert [int(r["n_boxes"]) for r in rows] == [1, 6, 11, 16, 21]  # one GT box per image
+    batches = _batches(project)
+    picked = [k for b in batches for k in b]
+    assert [len(b) for b in batches] == [1, 5, 5, 5, 5]  # the last cycle (5) trains at the budget
     assert len(picked) == len(set(picked)) == 21
-    assert sorted(picked) == sim.pool.labeled_ids().tolist()
-    assert sim.done and sim.pool.count("selected") == 0
-    # every selected image was labeled in the cycle it was selected for
-    for c, batch in enumerate(_batches(run_dir), start=1):
-        assert all(sim.pool.labeled_cycle_of(i) == c == sim.pool.selected_cycle_of(i) for i in batch)
-        # the batch's pre-labels went out: one file per image
-        pre = run_dir / f"cycle{c - 1}" / "prelabels"
-        assert len([p for p in pre.glob("*.txt") if p.name != "classes.txt"]) == len(batch) == 5
-    with pytest.raises(StateError):
-        sim.step()
+    labeled = _db(project, "SELECT key, selected_cycle, labeled_cycle FROM images WHERE status = 'labeled'")
+    assert sorted(k for k, _, _ in labeled) == sorted(picked)
+    assert all(s == lab for _, s, lab in labeled)  # labeled in the cycle it was selected for
+    assert _db(project, "SELECT count(*) FROM images WHERE status = 'selected'") == [(0,)]
+    for c in range(1, 5):  # the batch's pre-labels went out: one file per image
+        pre = project / "cycles" / str(c) / "prelabels"
+        assert sorted(p.stem for p in pre.glob("*.txt")) == sorted(batches[c])
+    assert list((project / "cycles/5/prelabels").iterdir()) == []
+    assert not list(project.rglob("*.zip"))  # no bundles in a simulation by default
+    assert _db(project, "SELECT state, n_selected FROM cycles ORDER BY id")[-1] == ("done", 0)
 
 
 def test_mixed_takes_half_from_the_top_of_the_subset(data_yaml, tmp_path):
     seen = []
-    sim = _sim(data_yaml, tmp_path / "run", "mixed")
-    sim.add_callback("on_select_end", lambda s, info: seen.append(info["selection"]))
-    sim.run()
-    assert len(seen) == 4
-    for c, sel in enumerate(seen):
-        record = json.loads((tmp_path / "run" / f"cycle{c}" / "batch.json").read_text())
-        assert record["scored"] == sel.scored_ids.tolist()
-        assert record["scores"] == pytest.approx(sel.scores.tolist(), abs=1e-6)
-        assert sel.uncertain_ids.size == 3 and sel.random_ids.size == 2  # round(0.5 * 5) = 3
-        assert sel.scored_ids.size == 10  # 20% of 50
-        assert set(sel.uncertain_ids.tolist()) <= set(sel.scored_ids.tolist())
-        assert np.sort(sel.scores)[-3] <= sel.scores[np.isin(sel.scored_ids, sel.uncertain_ids)].min()
+    simulate(_cfg(), _factory, strategies=["mixed"], seeds=[0], out_dir=tmp_path / "sim", data=data_yaml,
+             log=None, report=False,
+             callbacks={"on_select_end": [lambda **info: seen.append((info["cycle"], list(info["ids"])))]})
+    project = tmp_path / "sim/mixed/seed-0"
+    assert [c for c, _ in seen] == [1, 2, 3, 4, 5]
+    for c, ids in seen[:4]:
+        subset = dict(_db(project, f"SELECT image_id, score FROM scores WHERE cycle = {c} AND in_subset = 1"))
+        assert len(subset) == 10  # 20% of 50
+        assert len(ids) == 5
+        third = sorted(subset.values(), reverse=True)[2]
+        # round(0.5 * 5) = 3 from the top of the subset, the other 2 at random
+        assert sum(1 for i in ids[:3] if i in subset and subset[i] >= third) == 3
+    assert seen[4][1] == []  # at the budget: nothing
 
 
 def test_last_batch_stops_at_the_budget(tmp_path):
-    ds = _make_dataset(tmp_path / "ds", n_pool=40)  # 2% -> 1, B=4, 42% -> 17
-    rows = _sim(ds, tmp_path / "run", "mixed").run()
-    assert [r["n_labeled"] for r in rows] == [1, 5, 9, 13, 17]
+    ds = _make_dataset(tmp_path / "ds", n_pool=40)  # 2% -> 1, B=4, floor(42% of 40) = 16
+    out = _run(ds, tmp_path / "sim")
+    assert [int(r["n_labeled"]) for r in _rows(out)] == [1, 5, 9, 13, 16]
 
 
 def test_warm_start_and_first_cycle_epochs(data_yaml, tmp_path):
-    sim = _sim(data_yaml, tmp_path / "run", "random", first_cycle_epochs=3)
-    ad = sim.adapter
-    sim.run()
+    ad = FakeAdapter(N_CLASSES)
+    _run(data_yaml, tmp_path / "sim", ("random",), adapter=ad, first_cycle_epochs=3)
     trains = [kw for name, kw in ad.calls if name == "train"]
     assert [t["epochs"] for t in trains] == [3, 1, 1, 1, 1]
     assert trains[0]["init"] is None
-    assert all(t["init"] is not None and "cycle" in str(t["init"]) for t in trains[1:])
+    assert all(t["init"] is not None and "cycles" in str(t["init"]) for t in trains[1:])
     assert [t["n"] for t in trains] == [1, 6, 11, 16, 21]
+    assert [int(r["epochs"]) for r in _rows(tmp_path / "sim")] == [3, 1, 1, 1, 1]
+
+
+def test_every_image_is_predicted_once_a_cycle(data_yaml, tmp_path):
+    ad = FakeAdapter(N_CLASSES)
+    _run(data_yaml, tmp_path / "sim", ("mixed",), adapter=ad)
+    predicted = [kw["n"] for name, kw in ad.calls if name == "predict"]
+    # per selecting cycle: the subset of 10, then the 2 random picks (those not in the subset)
+    assert len(predicted) <= 8 and sum(predicted) <= 4 * 12
 
 
 @pytest.mark.parametrize(
-    ("cycle", "n", "kw", "expected"),
+    ("cycles", "n", "kw", "expected"),
     [
         (0, 10, {}, 1),
         (0, 10, {"first_cycle_epochs": 5}, 5),
@@ -146,8 +171,42 @@ def test_warm_start_and_first_cycle_epochs(data_yaml, tmp_path):
         (2, 1000, {"min_steps_per_cycle": 30}, 1),
     ],
 )
-def test_cycle_epochs(cycle, n, kw, expected):
-    assert cycle_epochs(_cfg(batch=16, **kw), cycle, n) == expected
+def test_cycle_epochs(cycles, n, kw, expected):
+    assert cycle_epochs(_cfg(batch=16, **kw), cycles, n) == expected
+
+
+# -- the same loop as a person's --------------------------------------------------------------
+def test_simulation_is_the_hand_driven_project(data_yaml, tmp_path):
+    cfg = _cfg(strategy="mixed", seed=3)
+    out = _run(data_yaml, tmp_path / "sim", ("mixed",), (3,))
+    sim = out / "mixed" / "seed-3"
+
+    ds = data_yaml.parent
+    (tmp_path / "classes.txt").write_text("a\nb\nc\n")
+    hand = tmp_path / "hand"
+    init_project(hand, ds / "images/train", tmp_path / "classes.txt", val_images=ds / "images/val",
+                 val_labels=ds / "labels/val", config=cfg)
+    adapter = FakeAdapter(N_CLASSES, seed=3)
+    reports = []
+    for k in range(100):
+        returned = tmp_path / f"returned{k}"
+        returned.mkdir()
+        for key in selected_keys(hand):
+            (returned / f"{key}.txt").write_text((ds / "labels/train" / f"{key}.txt").read_text())
+        if any(returned.iterdir()):
+            import_labels(hand, returned)
+        try:
+            reports.append(run_cycle(hand, adapter))
+        except StateError as exc:
+            assert "budget reached" in str(exc)
+            break
+    assert len(reports) == 5
+    assert _batches(sim) == _batches(hand)  # the same images, cycle for cycle
+    assert [len(b) for b in _batches(hand)] == [1, 5, 5, 5, 5]
+    rows = _rows(out)
+    assert [float(r["map50"]) for r in rows] == [r.metrics["map50"] for r in reports]
+    scores = "SELECT image_id, cycle, round(score, 9), in_subset FROM scores ORDER BY cycle, image_id"
+    assert _db(sim, scores) == _db(hand, scores)
 
 
 # -- resume ---------------------------------------------------------------------------------
@@ -155,50 +214,48 @@ class Boom(RuntimeError):
     pass
 
 
-@pytest.mark.parametrize("event", ["on_train_end", "on_select_end", "on_export_end"])
+@pytest.mark.parametrize("event", ["on_train_end", "on_select_end", "on_export_end", "on_label_written"])
 def test_resume_after_interruption_gives_identical_results(data_yaml, tmp_path, event):
-    whole = _sim(data_yaml, tmp_path / "whole", "mixed", seed=4)
-    full_rows = whole.run()
+    whole = _run(data_yaml, tmp_path / "whole", ("mixed",), (4,))
 
-    run_dir = tmp_path / "broken"
-    sim = _sim(data_yaml, run_dir, "mixed", seed=4)
-
-    def boom(s, info):
-        if info["cycle"] == 2:
+    def boom(**info):
+        if info["cycle"] == 3:
             raise Boom("killed")
 
-    sim.add_callback(event, boom)
-    with pytest.raises(Boom):
-        sim.run()
-    state = json.loads((run_dir / "state.json").read_text())
-    assert state["next_cycle"] == 2 and len(state["rows"]) == 2
-    finished = _no_time(state["rows"])
+    calls = {"n": 0}
 
-    resumed = _sim(data_yaml, run_dir, "mixed", seed=4)
-    assert resumed.next_cycle == 2
-    rows = resumed.run()
-    assert _no_time(rows[:2]) == finished
-    assert _no_time(rows) == _no_time(full_rows)
-    assert resumed.pool == whole.pool
-    assert _batches(run_dir) == _batches(tmp_path / "whole")
+    def count(**info):  # the 3rd label written: in the import of cycle 1's batch
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Boom("killed")
+
+    broken = tmp_path / "broken"
+    with pytest.raises(Boom):
+        simulate(_cfg(), _factory, strategies=["mixed"], seeds=[4], out_dir=broken, data=data_yaml, log=None,
+                 report=False, callbacks={event: [count if event == "on_label_written" else boom]})
+    finished = _no_time(_rows(broken))
+    assert len(finished) == (1 if event == "on_label_written" else 2)
+    _run(data_yaml, broken, ("mixed",), (4,))
+    rows = _no_time(_rows(broken))
+    assert rows[: len(finished)] == finished
+    assert rows == _no_time(_rows(whole))
+    assert _batches(broken / "mixed/seed-4") == _batches(whole / "mixed/seed-4")
 
 
 def test_simulate_resumes_and_keeps_finished_rows(data_yaml, tmp_path):
     out = tmp_path / "sim"
-    calls = {"n": 0}
 
-    def stop(s, info):
-        calls["n"] += 1
-        if s.strategy == "random" and info["cycle"] == 1:
+    def stop(strategy, cycle, **info):
+        if strategy == "random" and cycle == 2:
             raise Boom("killed")
 
     with pytest.raises(Boom):
         simulate(_cfg(), _factory, strategies=["mixed", "random"], seeds=[0], out_dir=out,
                  data=data_yaml, callbacks={"on_cycle_start": [stop]}, log=None)
-    partial = list(csv.DictReader((out / "results.csv").open()))
+    partial = _rows(out)
     assert [(r["strategy"], r["cycle"]) for r in partial] == [("mixed", str(c)) for c in range(5)] + [("random", "0")]
     simulate(_cfg(), _factory, strategies=["mixed", "random"], seeds=[0], out_dir=out, data=data_yaml, log=None)
-    rows = list(csv.DictReader((out / "results.csv").open()))
+    rows = _rows(out)
     assert len(rows) == 10
     key = lambda r: {k: v for k, v in r.items() if not k.endswith("_s")}
     assert [key(r) for r in rows[:6]] == [key(r) for r in partial]
@@ -207,16 +264,16 @@ def test_simulate_resumes_and_keeps_finished_rows(data_yaml, tmp_path):
 
 
 def test_resume_refuses_another_config(data_yaml, tmp_path):
-    _sim(data_yaml, tmp_path / "run", "mixed").run(max_cycles=1)
+    _run(data_yaml, tmp_path / "sim", max_labeled_fraction=0.12)
     with pytest.raises(StateError, match="another config"):
-        _sim(data_yaml, tmp_path / "run", "mixed", batch_fraction=0.2)
+        _run(data_yaml, tmp_path / "sim", max_labeled_fraction=0.12, batch_fraction=0.2)
 
 
-def test_damaged_state_is_one_clear_error(data_yaml, tmp_path):
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "state.json").write_text("{not json")
-    with pytest.raises(StateError, match="state.json"):
-        _sim(data_yaml, tmp_path / "run")
+def test_damaged_run_file_is_one_clear_error(data_yaml, tmp_path):
+    _run(data_yaml, tmp_path / "sim", max_labeled_fraction=0.12)
+    (tmp_path / "sim/mixed/seed-0/simulation.json").write_text("{not json")
+    with pytest.raises(StateError, match="simulation.json"):
+        _run(data_yaml, tmp_path / "sim", max_labeled_fraction=0.12)
 
 
 # -- datasets -----------------------------------------------------------------------------
@@ -323,8 +380,8 @@ def test_real_smoke_simulation(tmp_path):
         ("mixed", 6), ("mixed", 12), ("random", 6), ("random", 12)
     ]
     assert all(0.0 <= float(r["map50_95"]) <= float(r["map50"]) <= 1.0 for r in rows)
-    pre = out / "mixed" / "seed0" / "cycle0" / "prelabels"
-    assert len([p for p in pre.glob("*.txt") if p.name != "classes.txt"]) == 6
+    pre = out / "mixed" / "seed-0" / "cycles" / "1" / "prelabels"
+    assert len(list(pre.glob("*.txt"))) == 6
     assert (out / "curves.png").is_file() and (out / "summary.md").is_file()
 
 
@@ -335,50 +392,101 @@ def test_images_without_labels_train_as_background(tmp_path):
 
     class Spy(FakeAdapter):
         def train(self, train_items, val_items, names, out_dir, **kw):
+            assert list(val_items) == []  # no per-epoch validation: evaluated once afterwards
             seen.extend(train_items)
             return super().train(train_items, val_items, names, out_dir, **kw)
 
     simulate(_cfg(initial_fraction=0.2, max_labeled_fraction=1.0, batch_fraction=0.5), Spy(N_CLASSES),
              strategies=["random"], out_dir=tmp_path / "o", data=y, log=None, report=False)
     assert all(lbl.is_file() for _, lbl in seen)
-    assert any(lbl.name == "empty_label.txt" and lbl.read_text() == "" for _, lbl in seen)
+    assert any(img.name == "train003.png" and lbl.read_text() == "" for img, lbl in seen)
+    rows = _rows(tmp_path / "o")
+    assert [int(r["n_labeled"]) for r in rows] == [2, 7, 10]
+    assert int(rows[-1]["n_boxes"]) == 9  # train003 has no box
 
 
 def test_a_run_folder_is_locked_while_it_runs(data_yaml, tmp_path):
-    import subprocess
+    out = tmp_path / "sim"
+    out.mkdir()
+    with open(out / ".detal.lock", "a+") as fh:  # another simulate holds the folder
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        with pytest.raises(StateError, match="another detal simulate"):
+            _run(data_yaml, out)
+    assert not (out / "mixed").exists()
+    _run(data_yaml, out)  # released (as the kernel does when a process dies): runs
+    assert len(_rows(out)) == 5
 
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        (run_dir / "run.lock").write_text(str(other.pid))
-        with pytest.raises(StateError, match=f"process {other.pid}"):
-            _sim(data_yaml, run_dir).run()
-    finally:
-        other.kill()
-        other.wait()
-    rows = _sim(data_yaml, run_dir).run()  # a stale lock is taken over
-    assert len(rows) == 5 and not (run_dir / "run.lock").exists()
+
+def test_txt_list_datasets_run_and_unreadable_suffixes_are_refused(tmp_path):
+    y = _make_dataset(tmp_path / "ds", n_pool=20, n_val=3)
+    imgs = sorted((tmp_path / "ds" / "images" / "train").glob("*.png"))
+    (tmp_path / "ds" / "train.txt").write_text("\n".join(str(p) for p in imgs[:15]) + "\n")
+    y.write_text(f"path: {tmp_path / 'ds'}\ntrain: train.txt\nval: images/val\nnames: [a, b, c]\n")
+    out = _run(y, tmp_path / "sim", ("random",))
+    assert len(_rows(out)) >= 1
+    keys = {k for (k,) in _db(out / "random/seed-0", "SELECT key FROM images WHERE status != 'val'")}
+    assert keys == {p.stem for p in imgs[:15]}
+    (tmp_path / "ds" / "train.txt").write_text(str(imgs[0].with_suffix(".dng")) + "\n")
+    imgs[0].with_suffix(".dng").write_bytes(b"raw")
+    with pytest.raises(DataError, match="not an image detal reads"):
+        load_dataset(y)
 
 
 def test_prelabels_of_images_sharing_a_name_do_not_overwrite(tmp_path):
     root = tmp_path / "same-names"
     for sub in ("a", "b"):
-        (root / "images" / sub).mkdir(parents=True)
         (root / "labels" / sub).mkdir(parents=True)
         for i in range(10):  # images/a/img000.png and images/b/img000.png, ...
-            (root / "images" / sub / f"img{i:03d}.png").write_bytes(b"x")
+            _png(root / "images" / sub / f"img{i:03d}.png", i)
             (root / "labels" / sub / f"img{i:03d}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
-    (root / "images" / "val").mkdir()
     (root / "labels" / "val").mkdir()
-    (root / "images" / "val" / "v.png").write_bytes(b"x")
+    _png(root / "images" / "val" / "v.png", 1)
     (root / "labels" / "val" / "v.txt").write_text("1 0.5 0.5 0.2 0.2\n")
     (root / "data.yaml").write_text(f"path: {root}\ntrain: [images/a, images/b]\nval: images/val\nnames: [a, b, c]\n")
-    cfg = _cfg(strategy="random", batch_fraction=1.0, max_labeled_fraction=1.0)
-    sim = Simulation(cfg, load_dataset(root / "data.yaml"), _factory(cfg), "random", tmp_path / "run", log=None)
-    sim.run(max_cycles=1)
-    batch = json.loads((tmp_path / "run" / "cycle0" / "batch.json").read_text())
-    picked = batch["uncertain"] + batch["random"]
-    files = list((tmp_path / "run" / "cycle0" / "prelabels").glob("img*.txt"))
+    out = _run(root / "data.yaml", tmp_path / "sim", ("random",), batch_fraction=1.0, max_labeled_fraction=1.0)
+    project = out / "random" / "seed-0"
+    picked = _batches(project)[1]
+    files = list((project / "cycles" / "1" / "prelabels").glob("*.txt"))
     assert len(picked) == 19  # everything left after the 1 initial image
     assert len(files) == len(picked)  # one pre-label file per picked image, none overwritten
+    assert {p.stem for p in files} == set(picked) and any(k.startswith("b__") for k in picked)
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from detal.config import Config
+from detal.fake import FakeAdapter
+from detal.simulate import simulate
+
+data, out, event, at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+calls = []
+
+def die(**info):
+    calls.append(1)
+    if len(calls) == at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+cfg = Config(model="yolov8n.yaml", imgsz=64, epochs_per_cycle=1, seed=2)
+simulate(cfg, lambda c: FakeAdapter(3, seed=c.seed), strategies=["mixed"], seeds=[2],
+         out_dir=out, data=data, callbacks={event: [die]}, log=None, report=False)
+print("finished without a crash")
+"""
+
+
+@pytest.mark.parametrize(("event", "at"), [("on_label_written", 9), ("on_prelabels_written", 2)])
+def test_kill_9_then_rerun_equals_an_uninterrupted_simulation(data_yaml, tmp_path, event, at):
+    import signal
+    import subprocess
+
+    """A subprocess SIGKILLs itself in an import (the 9th label) or a cycle; the rerun resumes."""
+    whole = _run(data_yaml, tmp_path / "whole", ("mixed",), (2,))
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_SCRIPT)
+    out = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, str(script), str(data_yaml), str(out), event, str(at)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    _run(data_yaml, out, ("mixed",), (2,))
+    assert _no_time(_rows(out)) == _no_time(_rows(whole))
+    assert _batches(out / "mixed/seed-2") == _batches(whole / "mixed/seed-2")
+    assert not list(out.rglob(".annotator-*")) and not list(out.rglob("*.tmp-*"))

@@ -76,7 +76,8 @@ def prelabel(
     preds = result.predictions
     if not preds:
         raise DataError(f"none of the {len(images)} images could be read")
-    widths = {p.detections.n_classes for p in preds if len(p.detections)}
+    # Every prediction knows the model's class count, boxes or not (0: the adapter cannot tell).
+    widths = {p.detections.n_classes for p in preds} - {0}
     if widths and widths != {len(names)}:
         raise DataError(
             f"{weights}: the model predicts {', '.join(map(str, sorted(widths)))} classes "

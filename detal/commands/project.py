@@ -131,7 +131,10 @@ def run_cycle(args: argparse.Namespace) -> int:
     m = report.metrics
     metrics = f", mAP50 {m['map50']:.4f}, mAP50-95 {m['map50_95']:.4f}" if m else ""
     print(f"cycle {report.cycle}: trained on {report.n_train} images{metrics}")
-    print(f"selected {report.n_selected} images; bundle {report.bundle}")
+    if report.bundle is not None:
+        print(f"selected {report.n_selected} images; bundle {report.bundle}")
+    else:
+        print(f"selected {report.n_selected} images; nothing sent out")
     return 0
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +40,10 @@ from detal.uncertainty import (
     parse_measure,
 )
 
-__all__ = ["list_images", "register", "run", "score_images", "write_embeddings", "write_scores_csv"]
+__all__ = [
+    "check_out_file", "list_images", "register", "run", "score_images", "write_embeddings",
+    "write_scores_csv",
+]
 
 CSV_COLUMNS = ("path", "score", "n_boxes", "top_class")
 
@@ -92,16 +96,32 @@ def score_images(
     return score_predictions(result.predictions, cfg, class_ap=class_ap), result.failed
 
 
+def check_out_file(out: Path) -> Path:
+    """``out`` if a file can be written there; :class:`DataError` naming why not."""
+    out = Path(out)
+    if out.is_dir():
+        raise DataError(f"{out}: is a directory, expected the path of the CSV file to write")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"{out}: cannot write there, {parent} is a file, not a folder")
+            break
+    return out
+
+
 def write_scores_csv(scores: Sequence[ImageScore], out: Path, measure: object = None) -> Path:
     """Write ``scores`` as CSV (``path, score, n_boxes, top_class``) to ``out``.
 
     With a mix as ``measure``, a ``score_<name>`` column per measure follows.
     """
-    out = Path(out)
+    out = check_out_file(out)
     parts = list(measure_weights(measure)) if isinstance(measure, dict) else []
     if len(parts) < 2:
         parts = []
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{out}: cannot create its folder ({exc.strerror})") from None
     buf = io.StringIO(newline="")
     writer = csv.writer(buf)
     writer.writerow([*CSV_COLUMNS, *(f"score_{name}" for name in parts)])
@@ -109,7 +129,11 @@ def write_scores_csv(scores: Sequence[ImageScore], out: Path, measure: object = 
         top = "" if s.top_class is None else s.top_class
         columns = (f"{s.components[n]:.6f}" for n in parts)
         writer.writerow([str(s.path), f"{s.score:.6f}", s.n_boxes, top, *columns])
-    atomic_write(out, buf.getvalue())
+    try:
+        atomic_write(out, buf.getvalue())
+    except OSError as exc:
+        out.with_name(f".{out.name}.tmp-{os.getpid()}").unlink(missing_ok=True)  # atomic_write's temp
+        raise DataError(f"{out}: cannot write ({exc.strerror})") from None
     return out
 
 
@@ -168,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.weights).is_file():
         raise ModelError(f"{args.weights}: weights file not found")
     images = list_images(args.images)
+    check_out_file(args.out)  # before the model runs, not after
     if cfg.class_weighting == "difficulty":
         print("detal: note: detal score runs no evaluation, so class_weighting has no per-class AP; "
               "every class weight is 1", file=sys.stderr)

@@ -19,9 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "simulate",
         help="simulate active learning vs random on a fully labeled dataset",
         description=(
-            "Run the active-learning schedule for each strategy and seed on a fully labeled "
-            "dataset (Ultralytics data.yaml); ground truth stands in for annotators. Writes "
-            "results.csv, curves.png and summary.md under runs/simulate/NAME/. Rerun the same "
+            "For each strategy and seed, run a real detal project (init, then cycle and import, "
+            "repeated) on a fully labeled dataset (Ultralytics data.yaml), with the ground truth "
+            "as the annotator. Projects live in runs/simulate/NAME/<strategy>/seed-<k>/; "
+            "results.csv, curves.png and summary.md are written beside them. Rerun the same "
             "command to resume after an interruption."
         ),
     )
@@ -31,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="run name (default: the config's file name)")
     p.add_argument("--data", metavar="DATA_YAML", help="dataset (default: the config's `data`)")
     p.add_argument("--runs", default="runs/simulate", help="parent folder of the run (default: runs/simulate)")
+    p.add_argument("--bundles", action="store_true",
+                   help="also write each batch's vendor bundle zip (off: it copies the batch's images)")
     p.add_argument(
         "--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
         help="override one config key; repeatable",
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         seeds=seeds,
         out_dir=out,
         data=args.data,
+        write_bundles=args.bundles,
     )
     summary = out / "summary.md"
     if summary.is_file():

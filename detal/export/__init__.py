@@ -15,10 +15,11 @@ scores, images) and builds the output in a temporary folder beside
 bad input leaves ``out_dir`` as it was. An artifact of the same format that
 is already in ``out_dir`` is replaced.
 
-:func:`read_returned_labels` reads what a vendor sends back (``yolo``,
-``cvat-yolo`` or ``coco``) into ``key -> YOLO text`` for ``detal import``
-to validate and apply all or nothing; it lists every problem in one
-:class:`~detal.errors.DataError`.
+:func:`read_returned` reads what a vendor sends back (``yolo``,
+``cvat-yolo`` or ``coco``) into ``key -> YOLO text`` plus every problem, for
+``detal import`` to validate and apply all or nothing;
+:func:`read_returned_labels` does the same and raises one
+:class:`~detal.errors.DataError` listing the problems.
 
 All formats derive from one canonical box list (see :mod:`detal.export.common`),
 so export followed by :func:`read_returned_labels` gives the same YOLO text.
@@ -37,7 +38,13 @@ from pathlib import Path
 from detal.detections import Prediction
 from detal.errors import ConfigError, DataError
 from detal.export.coco import CATEGORY_ID_BASE, coco_document, read_coco
-from detal.export.common import ImageLabels, canonical_images, check_names, problems_error
+from detal.export.common import (
+    ImageLabels,
+    ReturnedLabels,
+    canonical_images,
+    check_names,
+    problems_error,
+)
 from detal.export.cvat import read_cvat, write_cvat_zip
 from detal.export.labelstudio import (
     check_tag_names,
@@ -52,9 +59,11 @@ __all__ = [
     "CATEGORY_ID_BASE",
     "FORMATS",
     "IMPORT_FORMATS",
+    "ReturnedLabels",
     "export_predictions",
     "normalise_uncertainty",
     "parse_formats",
+    "read_returned",
     "read_returned_labels",
 ]
 
@@ -243,20 +252,33 @@ def export_predictions(
     return {fmt: _result_path(fmt, out_dir) for fmt in fmts}
 
 
-def read_returned_labels(path: Path, fmt: str, names: Sequence[str]) -> dict[str, str]:
-    """Read labels a vendor returns, as ``key -> YOLO label text``.
+def read_returned(
+    path: Path,
+    fmt: str,
+    names: Sequence[str],
+    *,
+    sizes: Mapping[str, tuple[int, int]] | None = None,
+    allow_no_annotations: bool = False,
+    allow_confidence: bool = True,
+) -> ReturnedLabels:
+    """Read labels a vendor returns, collecting every problem instead of raising on them.
 
     ``yolo`` (folder or zip of ``.txt``) and ``cvat-yolo`` (YOLO 1.1 zip or
     folder) are keyed by the label file's stem; ``coco`` (instances JSON, or
     a folder holding ``annotations/instances_*.json``) by image file name,
     and every image it lists gets an entry (``""``: no objects).
 
-    Class ids are mapped to ``names`` by class name when the returned files
-    carry names (``data.yaml``/``classes.txt``, ``obj.names``, COCO
-    categories); a confidence column is dropped; coordinates are written with
-    6 decimals. Every problem is collected and raised as one
-    :class:`DataError` (``.problems`` holds the
-    :class:`~detal.labels.LabelProblem` list); nothing is returned then.
+    Class ids are mapped to ``names`` by class name whenever the returned
+    files carry names (``data.yaml``/``classes.txt``, ``obj.names``, COCO
+    categories), and ambiguous names are problems (see the readers); a
+    confidence column is dropped (a problem without ``allow_confidence``);
+    coordinates are written with 6 decimals.
+    Folders and zips share one skip list and one set of caps
+    (:mod:`detal.export.common`). ``sizes`` and ``allow_no_annotations`` are
+    for COCO (:func:`detal.export.coco.read_coco`).
+
+    Raises :class:`DataError` only when nothing can be read at all (missing
+    path, not a zip, not JSON); everything else is in ``.problems``.
     """
     if not isinstance(fmt, str):
         raise ConfigError(f"format must be one of {', '.join(IMPORT_FORMATS)}, got {fmt!r}")
@@ -266,20 +288,46 @@ def read_returned_labels(path: Path, fmt: str, names: Sequence[str]) -> dict[str
     if not path.exists():
         raise DataError(f"{path}: not found")
     if fmt == "yolo":
-        labels, problems = read_yolo(path, names)
-    elif fmt == "cvat-yolo":
-        labels, problems = read_cvat(path, names)
-    else:
-        if path.is_dir():
-            found = sorted(path.glob("annotations/instances_*.json")) or sorted(path.glob("*.json"))
-            if len(found) != 1:
-                raise DataError(
-                    f"{path}: expected one COCO file (annotations/instances_*.json), found {len(found)}"
-                )
-            path = found[0]
-        labels, problems = read_coco(path, names)
-    if problems:
-        raise problems_error(f"{path}: returned labels rejected", problems)
-    if not labels:
+        return read_yolo(path, names, allow_confidence=allow_confidence)
+    if fmt == "cvat-yolo":
+        return read_cvat(path, names, allow_confidence=allow_confidence)
+    if path.is_dir():
+        found = sorted(path.glob("annotations/instances_*.json")) or sorted(path.glob("*.json"))
+        if len(found) != 1:
+            raise DataError(
+                f"{path}: expected one COCO file (annotations/instances_*.json), found {len(found)}"
+            )
+        path = found[0]
+    return read_coco(path, names, sizes=sizes, allow_no_annotations=allow_no_annotations)
+
+
+def read_returned_labels(
+    path: Path,
+    fmt: str,
+    names: Sequence[str],
+    *,
+    sizes: Mapping[str, tuple[int, int]] | None = None,
+    allow_no_annotations: bool = False,
+    allow_confidence: bool = True,
+) -> dict[str, str]:
+    """:func:`read_returned`, as ``key -> YOLO label text``, raising on any problem.
+
+    Every problem is collected and raised as one :class:`DataError` that
+    lists at most :data:`~detal.export.common.MAX_LISTED_PROBLEMS` of them
+    (``.problems`` holds the whole :class:`~detal.labels.LabelProblem`
+    list); nothing is returned then. A source with no labels at all is an
+    error too.
+    """
+    returned = read_returned(
+        path,
+        fmt,
+        names,
+        sizes=sizes,
+        allow_no_annotations=allow_no_annotations,
+        allow_confidence=allow_confidence,
+    )
+    if returned.problems:
+        raise problems_error(f"{path}: returned labels rejected", returned.problems)
+    if not returned.labels:
         raise DataError(f"{path}: no {fmt} labels found")
-    return labels
+    return returned.labels

@@ -19,22 +19,30 @@ importing it back gives the YOLO text exactly. Every annotation carries
 the box's confidence.
 
 :func:`read_coco` maps categories to project classes by name (a vendor's
-category ids need not match ours).
+category ids need not match ours) and refuses what would import wrong
+labels without a word: two categories sharing an id, ids that are not
+integers (or strings), a ``width``/``height`` that disagrees with the real
+image (when the caller passes the project's ``sizes``), a file with no
+annotations at all (unless allowed), a zip where the JSON was expected, and
+a file over :data:`MAX_COCO_BYTES`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from detal.errors import DataError
-from detal.export.common import ImageLabels, format_line
-from detal.labels import LabelProblem, parse_yolo_line
+from detal.export.common import ImageLabels, ReturnedLabels, format_line, normalisation_hint
+from detal.labels import LabelProblem, parse_yolo_line, show_name
 
-__all__ = ["CATEGORY_ID_BASE", "coco_document", "read_coco"]
+__all__ = ["CATEGORY_ID_BASE", "MAX_COCO_BYTES", "coco_document", "read_coco"]
+
+MAX_COCO_BYTES = 256 * 1024 * 1024
+"""The largest COCO JSON :func:`read_coco` reads: 256 MiB (about a million boxes)."""
 
 CATEGORY_ID_BASE = 1
 """COCO category id of detal's class 0."""
@@ -94,84 +102,183 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def read_coco(path: Path, names: Sequence[str]) -> tuple[dict[str, str], list[LabelProblem]]:
+def _is_id(v: Any) -> bool:
+    """COCO ids are integers; strings are accepted too. Lists, dicts, floats, null are not."""
+    return (isinstance(v, int) and not isinstance(v, bool)) or isinstance(v, str)
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _size(v: Any) -> int | None:
+    """A positive whole number of pixels, or ``None``."""
+    if _number(v) and v > 0 and float(v).is_integer():
+        return int(v)
+    return None
+
+
+def _load(path: Path) -> Any:
+    if not path.is_file():
+        raise DataError(f"{path}: COCO file not found")
+    size = path.stat().st_size
+    if size > MAX_COCO_BYTES:
+        raise DataError(f"{path}: COCO file too large ({size} bytes; the limit is {MAX_COCO_BYTES // 2**20} MiB)")
+    data = path.read_bytes()
+    if data[:2] == b"PK":
+        raise DataError(f"{path}: is a zip, expected a COCO JSON (unzip it and give its instances_*.json)")
+    try:
+        return json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not valid JSON (not UTF-8 text)") from None
+    except RecursionError:
+        raise DataError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, and integers of more than 4300 digits
+        raise DataError(f"{path}: not valid JSON ({str(exc).splitlines()[0][:120]})") from None
+
+
+def read_coco(
+    path: Path,
+    names: Sequence[str],
+    *,
+    sizes: Mapping[str, tuple[int, int]] | None = None,
+    allow_no_annotations: bool = False,
+) -> ReturnedLabels:
     """``image file name -> canonical YOLO text`` from a COCO JSON, and every problem.
 
     Every image listed gets an entry, so an image without annotations comes
-    back as ``""`` (labeled, no objects).
+    back as ``""`` (labeled, no objects). A file with no annotations at all
+    is a problem unless ``allow_no_annotations``: it would otherwise mark
+    every listed image as empty without a word.
+
+    ``sizes`` holds the real ``(width, height)`` of the project's images,
+    keyed by file name or by key (file name without suffix); an image whose
+    COCO ``width``/``height`` disagree is a problem, since every box would be
+    scaled wrongly. Categories map to project classes by name; two
+    categories with one id are a problem. The file may be at most
+    :data:`MAX_COCO_BYTES`.
     """
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise DataError(f"{path}: COCO file not found")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    doc = _load(path)
     problems: list[LabelProblem] = []
     if not isinstance(doc, dict) or not all(
         isinstance(doc.get(k), list) for k in ("images", "annotations", "categories")
     ):
         raise DataError(f"{path}: not a COCO instances file (needs images, annotations, categories lists)")
 
+    def problem(message: str) -> None:
+        problems.append(LabelProblem(where, 0, message))
+
     index = {n: i for i, n in enumerate(names)}
     cat_class: dict[Any, int | None] = {}
+    cat_name: dict[Any, str] = {}
+    ambiguous = -1
     for c in doc["categories"]:
         if not isinstance(c, dict) or "id" not in c or "name" not in c:
-            problems.append(LabelProblem(where, 0, f"category {c!r} lacks id or name"))
+            problem(f"category {_short(c)} lacks id or name")
             continue
-        cat_class[c["id"]] = index.get(str(c["name"]))
+        cid, name = c["id"], c["name"]
+        if not isinstance(name, str) or not name.strip():
+            problem(f"category id {_short(cid)}: name must be a non-empty string, got {_short(name)}")
+            continue
+        if not _is_id(cid):
+            problem(f"category {show_name(name)}: id {_short(cid)} is not an integer")
+            continue
+        if cid in cat_class:
+            if cat_class[cid] != ambiguous:
+                problem(
+                    f"category id {cid!r} is used by both {show_name(cat_name[cid])} and "
+                    f"{show_name(name)}, so its annotations are ambiguous"
+                )
+            cat_class[cid] = ambiguous
+            continue
+        cat_class[cid] = index.get(name)
+        cat_name[cid] = name
 
     images: dict[Any, tuple[str, int, int]] = {}
     out: dict[str, list[str]] = {}
     for im in doc["images"]:
         if not isinstance(im, dict) or not {"id", "file_name", "width", "height"} <= set(im):
-            problems.append(LabelProblem(where, 0, f"image {im!r} lacks id, file_name, width or height"))
+            problem(f"image {_short(im)} lacks id, file_name, width or height")
             continue
-        key = PurePosixPath(str(im["file_name"]).replace("\\", "/")).name
-        if not (_number(im["width"]) and _number(im["height"]) and im["width"] > 0 and im["height"] > 0):
-            problems.append(LabelProblem(where, 0, f"image {key}: width/height must be positive numbers"))
+        iid, file_name = im["id"], im["file_name"]
+        if not isinstance(file_name, str) or not file_name.strip():
+            problem(f"image id {_short(iid)}: file_name must be a non-empty string, got {_short(file_name)}")
+            continue
+        key = PurePosixPath(file_name.replace("\\", "/")).name
+        if not _is_id(iid):
+            problem(f"image {show_name(key)}: id {_short(iid)} is not an integer")
+            continue
+        width, height = _size(im["width"]), _size(im["height"])
+        if width is None or height is None:
+            problem(f"image {show_name(key)}: width/height must be positive whole numbers")
             continue
         if key in out:
-            problems.append(LabelProblem(where, 0, f"image file name {key!r} listed twice"))
+            problem(f"image file name {show_name(key)} listed twice")
             continue
-        if im["id"] in images:
-            problems.append(LabelProblem(where, 0, f"image id {im['id']!r} listed twice"))
+        if iid in images:
+            problem(f"image id {iid!r} listed twice")
             continue
-        images[im["id"]] = (key, int(im["width"]), int(im["height"]))
+        real = None
+        if sizes is not None:
+            real = sizes.get(key) or sizes.get(PurePosixPath(key).stem)
+        if real is not None and (int(real[0]), int(real[1])) != (width, height):
+            problem(
+                f"image {show_name(key)}: COCO gives its size as {width}x{height} but the image is "
+                f"{int(real[0])}x{int(real[1])}; every box would be scaled wrongly"
+            )
+        images[iid] = (key, width, height)
         out[key] = []
 
+    if not doc["annotations"] and out and not allow_no_annotations:
+        problem(
+            f"no annotations at all: all {len(out)} listed image(s) would be imported as having "
+            "no objects; refused unless images without objects are explicitly allowed"
+        )
+
     for number, ann in enumerate(doc["annotations"], start=1):
-        label = f"annotation {ann.get('id', f'#{number}') if isinstance(ann, dict) else f'#{number}'}"
+        label = f"annotation {_short(ann.get('id', f'#{number}')) if isinstance(ann, dict) else f'#{number}'}"
         if not isinstance(ann, dict):
-            problems.append(LabelProblem(where, 0, f"{label}: not an object"))
+            problem(f"{label}: not an object")
             continue
-        if ann.get("image_id") not in images:
-            problems.append(LabelProblem(where, 0, f"{label}: unknown image_id {ann.get('image_id')!r}"))
+        image_id = ann.get("image_id")
+        if not _is_id(image_id) or image_id not in images:
+            problem(f"{label}: unknown image_id {_short(image_id)}")
             continue
-        key, width, height = images[ann["image_id"]]
-        if ann.get("category_id") not in cat_class:
-            problems.append(LabelProblem(where, 0, f"{label} ({key}): unknown category_id {ann.get('category_id')!r}"))
+        key, width, height = images[image_id]
+        category_id = ann.get("category_id")
+        if not _is_id(category_id) or category_id not in cat_class:
+            problem(f"{label} ({key}): unknown category_id {_short(category_id)}")
             continue
-        cls = cat_class[ann["category_id"]]
+        cls = cat_class[category_id]
+        if cls == ambiguous:
+            continue  # reported once, with the category
         if cls is None:
-            problems.append(
-                LabelProblem(where, 0, f"{label} ({key}): category {ann['category_id']!r} is not a project class")
+            name = cat_name[category_id]
+            problem(
+                f"{label} ({key}): category {category_id!r} is not a project class "
+                f"(name {show_name(name)}{normalisation_hint(name, names)})"
             )
             continue
         if ann.get("iscrowd", 0):
-            problems.append(LabelProblem(where, 0, f"{label} ({key}): iscrowd regions are not boxes"))
+            problem(f"{label} ({key}): iscrowd regions are not boxes")
             continue
         bbox = ann.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) for v in bbox)):
-            problems.append(LabelProblem(where, 0, f"{label} ({key}): bbox must be 4 numbers [x, y, w, h]"))
+            problem(f"{label} ({key}): bbox must be 4 numbers [x, y, w, h]")
             continue
         x, y, w, h = (float(v) for v in bbox)
         line = format_line(cls, (x + w / 2) / width, (y + h / 2) / height, w / width, h / height)
         try:
             parse_yolo_line(line, len(names))
         except DataError as exc:
-            problems.append(LabelProblem(where, 0, f"{label} ({key}): bbox {bbox}: {exc}"))
+            problem(f"{label} ({key}): bbox {bbox}: {exc}")
             continue
         out[key].append(line)
-    return {k: "".join(line + "\n" for line in v) for k, v in out.items()}, problems
+    return ReturnedLabels(
+        labels={k: "".join(line + "\n" for line in v) for k, v in out.items()},
+        sources={k: f"{where}: image {k}" for k in out},
+        problems=problems,
+    )

@@ -20,32 +20,50 @@ Boxes below ``conf`` are left out, and so are boxes that clip to zero width
 or height (they carry no object), exactly as :func:`detal.labels.prediction_lines`.
 
 The archive helpers (:func:`label_entries`) read a folder or a zip without
-extracting it, for the readers of returned labels.
+extracting it, for the readers of returned labels. They share one skip list
+and one set of caps with every reader:
+
+* a text file (label, ``classes.txt``, ``obj.names``, ``data.yaml``) over
+  :data:`MAX_LABEL_BYTES` (4 MiB) is a problem and is not read, and all text
+  files together may not pass :data:`MAX_TOTAL_LABEL_BYTES`;
+* ``__MACOSX/`` folders and hidden files (``._a.txt``, ``.DS_Store``) are skipped;
+* absolute paths, ``..`` and symbolic links are problems and are never read;
+* one error lists at most :data:`MAX_LISTED_PROBLEMS` problems, then
+  "... and N more" (``.problems`` keeps them all).
 """
 
 from __future__ import annotations
 
+import os
+import unicodedata
 import zipfile
+import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from detal.detections import Prediction
 from detal.errors import DataError
-from detal.labels import LabelProblem, format_line, normalized_box, parse_yolo_line
+from detal.labels import LabelProblem, format_line, normalized_box, parse_yolo_line, show_name
 
 __all__ = [
     "EDGE_TOLERANCE_PX",
+    "MAX_LABEL_BYTES",
+    "MAX_LISTED_PROBLEMS",
+    "MAX_TOTAL_LABEL_BYTES",
     "Box",
     "Entry",
     "ImageLabels",
+    "ReturnedLabels",
     "canonical_images",
     "check_names",
     "collect_labels",
     "format_line",
     "label_entries",
+    "normalisation_hint",
+    "not_a_project_class",
     "parse_lines",
     "problems_error",
     "yolo_text",
@@ -53,6 +71,15 @@ __all__ = [
 
 EDGE_TOLERANCE_PX = 0.5
 """How far (pixels) a box may reach past the image border before it is an error."""
+
+MAX_LABEL_BYTES = 4 * 1024 * 1024
+"""The largest returned text file (label, names, ``data.yaml``) that is read: 4 MiB."""
+
+MAX_TOTAL_LABEL_BYTES = 512 * 1024 * 1024
+"""The most text all files of one returned folder or zip may hold together: 512 MiB."""
+
+MAX_LISTED_PROBLEMS = 200
+"""The most problems one error message lists; the rest are counted ("... and N more")."""
 
 
 @dataclass(frozen=True)
@@ -180,9 +207,14 @@ def canonical_images(
 
 
 def problems_error(what: str, problems: Sequence[object]) -> DataError:
-    """One :class:`DataError` listing every problem; ``.problems`` keeps them."""
+    """One :class:`DataError` listing the first :data:`MAX_LISTED_PROBLEMS` problems.
+
+    ``.problems`` keeps every one of them.
+    """
     n = len(problems)
-    err = DataError(f"{what}: {n} problem{'s' if n != 1 else ''}: " + "; ".join(map(str, problems)))
+    shown = "; ".join(map(str, problems[:MAX_LISTED_PROBLEMS]))
+    more = f"; ... and {n - MAX_LISTED_PROBLEMS} more" if n > MAX_LISTED_PROBLEMS else ""
+    err = DataError(f"{what}: {n} problem{'s' if n != 1 else ''}: {shown}{more}")
     err.problems = list(problems)  # type: ignore[attr-defined]
     return err
 
@@ -210,55 +242,151 @@ class Entry:
             raise DataError("not UTF-8 text") from None
 
 
-TEXT_SUFFIXES = (".txt", ".names", ".data", ".yaml", ".yml", ".json")
+TEXT_SUFFIXES = (".txt", ".names", ".data", ".yaml", ".yml")
 
 
 def _unsafe(relpath: str) -> bool:
     p = PurePosixPath(relpath.replace("\\", "/"))
-    return p.is_absolute() or ".." in p.parts or (len(relpath) > 1 and relpath[1] == ":")
+    return ".." in p.parts
+
+
+def _absolute(relpath: str) -> bool:
+    return relpath.startswith(("/", "\\")) or (len(relpath) > 1 and relpath[1] == ":")
+
+
+def _skipped(relpath: str) -> bool:
+    """macOS resource forks and hidden files: never labels, never read."""
+    parts = PurePosixPath(relpath.replace("\\", "/")).parts
+    return "__MACOSX" in parts or any(p.startswith(".") for p in parts)
+
+
+def _too_large(size: int) -> str:
+    return f"file too large ({size} bytes; the limit is {MAX_LABEL_BYTES // 2**20} MiB a file)"
+
+
+class _Budget:
+    """Counts the bytes read from one source; :class:`DataError` past :data:`MAX_TOTAL_LABEL_BYTES`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.left = MAX_TOTAL_LABEL_BYTES
+
+    def take(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise DataError(
+                f"{self.path}: the text files hold more than {MAX_TOTAL_LABEL_BYTES // 2**20} MiB "
+                "together; split the labels into smaller parts"
+            )
+
+
+def _folder_entries(path: Path) -> tuple[list[Entry], list[LabelProblem]]:
+    entries: list[Entry] = []
+    problems: list[LabelProblem] = []
+    budget = _Budget(path)
+    for dirpath, dirs, files in os.walk(path, followlinks=False):
+        dirs.sort()
+        base = Path(dirpath)
+        for name in list(dirs):
+            rel = (base / name).relative_to(path).as_posix()
+            if _skipped(rel):
+                dirs.remove(name)
+            elif (base / name).is_symlink():
+                problems.append(LabelProblem(str(base / name), 0, "symbolic link not allowed"))
+        for name in sorted(files):
+            full = base / name
+            rel = full.relative_to(path).as_posix()
+            if _skipped(rel) or full.suffix.lower() not in TEXT_SUFFIXES:
+                continue
+            if full.is_symlink():
+                problems.append(LabelProblem(str(full), 0, "symbolic link not allowed"))
+                continue
+            if not full.is_file():  # a FIFO or device would block or never end
+                problems.append(LabelProblem(str(full), 0, "not a regular file"))
+                continue
+            try:
+                size = full.stat().st_size
+                if size > MAX_LABEL_BYTES:
+                    problems.append(LabelProblem(str(full), 0, _too_large(size)))
+                    continue
+                budget.take(size)
+                with open(full, "rb") as fh:
+                    entries.append(Entry(rel, str(full), fh.read(MAX_LABEL_BYTES + 1)))
+            except OSError as exc:
+                problems.append(LabelProblem(str(full), 0, f"cannot read ({exc.strerror})"))
+    return entries, problems
+
+
+def _zip_entries(path: Path) -> tuple[list[Entry], list[LabelProblem]]:
+    entries: list[Entry] = []
+    problems: list[LabelProblem] = []
+    budget = _Budget(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                name = info.filename
+                where = f"{path}!{name}"
+                if info.is_dir():
+                    continue
+                if _absolute(name):
+                    problems.append(LabelProblem(where, 0, "absolute path in zip"))
+                elif _unsafe(name):
+                    problems.append(LabelProblem(where, 0, "path escapes the archive (..)"))
+                elif (info.external_attr >> 16) & 0o170000 == 0o120000:
+                    problems.append(LabelProblem(where, 0, "symbolic link not allowed"))
+                elif _skipped(name) or PurePosixPath(name).suffix.lower() not in TEXT_SUFFIXES:
+                    continue
+                elif info.file_size > MAX_LABEL_BYTES:
+                    problems.append(LabelProblem(where, 0, _too_large(info.file_size)))
+                else:
+                    budget.take(info.file_size)
+                    rel = name.replace("\\", "/")
+                    try:
+                        entries.append(Entry(rel, f"{path}!{rel}", zf.read(info)))
+                    except (zipfile.BadZipFile, OSError, RuntimeError, EOFError, zlib.error) as exc:
+                        problems.append(LabelProblem(where, 0, f"cannot read from zip ({exc})"))
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{path}: not a readable zip ({exc})") from None
+    return entries, problems
 
 
 def label_entries(path: Path) -> tuple[list[Entry], list[LabelProblem]]:
     """Every text file (labels, names, configs) of a folder or a zip, read into memory.
 
     Nothing is extracted. Entries that would escape the folder (absolute
-    paths, ``..``) and symlinks are reported as problems and never read.
-    Images and other binary files are skipped.
+    paths, ``..``) and symlinks are reported as problems and never read;
+    so are text files over :data:`MAX_LABEL_BYTES`. Images and other binary
+    files, ``__MACOSX/`` and hidden files are skipped.
     """
     path = Path(path)
-    entries: list[Entry] = []
-    problems: list[LabelProblem] = []
     if path.is_dir():
-        for p in sorted(path.rglob("*")):
-            if p.is_symlink():
-                problems.append(LabelProblem(str(p), 0, "symlinks are not accepted"))
-            elif p.is_file() and p.suffix.lower() in TEXT_SUFFIXES:
-                entries.append(Entry(p.relative_to(path).as_posix(), str(p), p.read_bytes()))
-        return entries, problems
+        return _folder_entries(path)
     if path.is_file() and zipfile.is_zipfile(path):
-        try:
-            with zipfile.ZipFile(path) as zf:
-                for info in zf.infolist():
-                    name = info.filename
-                    if info.is_dir():
-                        continue
-                    if _unsafe(name):
-                        problems.append(LabelProblem(f"{path}:{name}", 0, "path escapes the archive"))
-                    elif (info.external_attr >> 16) & 0o170000 == 0o120000:
-                        problems.append(LabelProblem(f"{path}:{name}", 0, "symlinks are not accepted"))
-                    elif PurePosixPath(name).suffix.lower() in TEXT_SUFFIXES:
-                        rel = name.replace("\\", "/")
-                        entries.append(Entry(rel, f"{path}:{rel}", zf.read(info)))
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise DataError(f"{path}: not a readable zip ({exc})") from None
-        return entries, problems
+        return _zip_entries(path)
     if path.exists():
-        raise DataError(f"{path}: expected a folder or a zip of labels")
+        raise DataError(f"{path}: expected a folder or a .zip of label files")
     raise DataError(f"{path}: not found")
 
 
+def normalisation_hint(name: str, names: Sequence[str]) -> str:
+    """``"; it differs from 'café' only in Unicode normalisation"`` when it does, else ``""``."""
+    nfc = unicodedata.normalize("NFC", name)
+    alike = [n for n in names if n != name and unicodedata.normalize("NFC", n) == nfc]
+    return f"; it differs from {show_name(alike[0])} only in Unicode normalisation" if alike else ""
+
+
+def not_a_project_class(name: str, class_id: int, names: Sequence[str]) -> str:
+    """The message for a returned class ``name`` the project does not have."""
+    return f"class {show_name(name)} (id {class_id}) is not a project class{normalisation_hint(name, names)}"
+
+
 def parse_lines(
-    text: str, where: str, file_names: Sequence[str], names: Sequence[str]
+    text: str,
+    where: str,
+    file_names: Sequence[str],
+    names: Sequence[str],
+    *,
+    allow_confidence: bool = True,
 ) -> tuple[str, list[LabelProblem]]:
     """Parse returned YOLO text whose class ids index ``file_names``.
 
@@ -273,38 +401,61 @@ def parse_lines(
         if not raw.strip():
             continue
         try:
-            box = parse_yolo_line(raw, len(file_names), allow_confidence=True)
+            box = parse_yolo_line(raw, len(file_names), allow_confidence=allow_confidence)
         except DataError as exc:
             problems.append(LabelProblem(where, number, str(exc)))
             continue
         name = file_names[box.class_id]
         if name not in index:
-            problems.append(
-                LabelProblem(where, number, f"class {name!r} (id {box.class_id}) is not a project class")
-            )
+            problems.append(LabelProblem(where, number, not_a_project_class(name, box.class_id, names)))
             continue
         lines.append(format_line(index[name], box.cx, box.cy, box.w, box.h))
     return "".join(line + "\n" for line in lines), problems
 
 
+@dataclass
+class ReturnedLabels:
+    """What a reader found in returned labels, before anything is applied.
+
+    ``labels`` maps an image key (label file stem, or COCO file name) to
+    canonical YOLO text in the project's class ids; ``sources`` maps the same
+    key to where it was read (``folder/a.txt``, ``batch.zip!labels/a.txt``,
+    ``instances.json: image a.png``), for messages; ``problems`` lists
+    everything wrong. Callers apply ``labels`` only when ``problems`` is empty.
+    """
+
+    labels: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    problems: list[LabelProblem] = field(default_factory=list)
+
+
 def collect_labels(
-    files: Sequence[Entry], file_names: Sequence[str], names: Sequence[str]
-) -> tuple[dict[str, str], list[LabelProblem]]:
-    """Parse returned ``.txt`` label files into ``stem -> canonical text``."""
-    out: dict[str, str] = {}
-    where_of: dict[str, str] = {}
-    problems: list[LabelProblem] = []
+    files: Sequence[Entry],
+    file_names: Sequence[str],
+    names: Sequence[str],
+    *,
+    allow_confidence: bool = True,
+) -> ReturnedLabels:
+    """Parse returned ``.txt`` label files into ``stem -> canonical text``.
+
+    With ``allow_confidence`` a sixth column (confidence) is accepted and dropped.
+    """
+    out = ReturnedLabels()
     for e in files:
         stem = PurePosixPath(e.relpath).stem
-        if stem in out:
-            problems.append(LabelProblem(e.where, 0, f"stem {stem!r} also labeled by {where_of[stem]}"))
+        if stem in out.labels:
+            out.problems.append(
+                LabelProblem(e.where, 0, f"stem {stem!r} also labeled by {out.sources[stem]}")
+            )
             continue
         try:
             text = e.read_text()
         except DataError as exc:
-            problems.append(LabelProblem(e.where, 0, str(exc)))
+            out.problems.append(LabelProblem(e.where, 0, str(exc)))
             continue
-        out[stem], file_problems = parse_lines(text, e.where, file_names, names)
-        where_of[stem] = e.where
-        problems += file_problems
-    return out, problems
+        out.labels[stem], file_problems = parse_lines(
+            text, e.where, file_names, names, allow_confidence=allow_confidence
+        )
+        out.sources[stem] = e.where
+        out.problems += file_problems
+    return out

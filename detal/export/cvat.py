@@ -26,8 +26,14 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from detal.errors import DataError
-from detal.export.common import ImageLabels, collect_labels, label_entries, yolo_text
-from detal.labels import LabelProblem, parse_class_names
+from detal.export.common import (
+    ImageLabels,
+    ReturnedLabels,
+    collect_labels,
+    label_entries,
+    yolo_text,
+)
+from detal.labels import LabelProblem, class_name_problems, parse_class_names
 
 __all__ = ["obj_data", "obj_names", "read_cvat", "train_list", "write_cvat_zip"]
 
@@ -74,25 +80,37 @@ def write_cvat_zip(
     return zip_path
 
 
-def read_cvat(path: Path, names: Sequence[str]) -> tuple[dict[str, str], list[LabelProblem]]:
-    """``stem -> canonical YOLO text`` from a returned YOLO 1.1 zip or folder, and every problem."""
+def read_cvat(path: Path, names: Sequence[str], *, allow_confidence: bool = True) -> ReturnedLabels:
+    """``stem -> canonical YOLO text`` from a returned YOLO 1.1 zip or folder, and every problem.
+
+    Ids are mapped through the shallowest ``obj.names`` by name; an
+    ``obj.names`` that lists no class, repeats one, or holds two names that
+    differ only in Unicode normalisation is refused (the ids would be ambiguous).
+    """
     entries, problems = label_entries(path)
     names_files = sorted(
-        (e for e in entries if e.name == "obj.names"), key=lambda e: e.relpath.count("/")
+        (e for e in entries if e.name == "obj.names"), key=lambda e: (e.relpath.count("/"), e.relpath)
     )
     if not names_files:
-        problems.append(LabelProblem(str(path), 0, "no obj.names: not a CVAT YOLO 1.1 export"))
-        return {}, problems
+        if not any(p.message.startswith("file too large") and p.path.endswith("obj.names") for p in problems):
+            problems.append(LabelProblem(str(path), 0, "no obj.names: not a CVAT YOLO 1.1 export"))
+        return ReturnedLabels(problems=problems)
+    source = names_files[0]
     try:
-        file_names = parse_class_names(names_files[0].read_text())
+        file_names = parse_class_names(source.read_text())
     except DataError as exc:
-        problems.append(LabelProblem(names_files[0].where, 0, str(exc)))
-        return {}, problems
+        problems.append(LabelProblem(source.where, 0, str(exc)))
+        return ReturnedLabels(problems=problems)
+    name_problems = class_name_problems(file_names) or ([] if file_names else ["lists no class names"])
+    if name_problems:
+        problems += [LabelProblem(source.where, 0, p) for p in name_problems]
+        return ReturnedLabels(problems=problems)
     files = [
         e
         for e in entries
         if e.relpath.lower().endswith(".txt")
         and any(p.startswith("obj_") and p.endswith("_data") for p in PurePosixPath(e.relpath).parts[:-1])
     ]
-    labels, label_problems = collect_labels(files, file_names, names)
-    return labels, problems + label_problems
+    out = collect_labels(files, file_names, names, allow_confidence=allow_confidence)
+    out.problems[:0] = problems
+    return out

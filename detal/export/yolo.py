@@ -17,7 +17,9 @@ it is off by default.
 
 Returned labels (:func:`read_yolo`) may be this layout, or any folder or zip
 of ``.txt`` files; class names from ``data.yaml`` or ``classes.txt``, when
-present, map the ids back to the project's classes by name.
+present, map the ids back to the project's classes by name. Every such file
+is read: a repeated name, or two lists that disagree (a vendor reordered
+``classes.txt`` but left ``data.yaml``), is a problem, never a guess.
 """
 
 from __future__ import annotations
@@ -32,13 +34,17 @@ from detal.errors import DataError
 from detal.export.common import (
     Entry,
     ImageLabels,
+    ReturnedLabels,
     collect_labels,
     label_entries,
     yolo_text,
 )
-from detal.labels import LabelProblem, parse_class_names
+from detal.labels import LabelProblem, class_name_problems, parse_class_names, show_name
+from detal.safeyaml import load_yaml
 
-__all__ = ["data_yaml", "read_yolo", "write_yolo"]
+__all__ = ["data_yaml", "read_yolo", "returned_names", "write_yolo"]
+
+_NAME_FILES = ("data.yaml", "data.yml", "classes.txt")
 
 _NOT_LABELS = {"classes.txt", "train.txt", "val.txt", "valid.txt", "test.txt", "notes.txt", "readme.txt"}
 
@@ -77,44 +83,91 @@ def write_yolo(
     return root
 
 
-def _returned_names(entries: Sequence[Entry]) -> tuple[list[str] | None, list[LabelProblem]]:
-    """Class names from a returned ``data.yaml`` or ``classes.txt`` (shallowest first)."""
+def _yaml_names(entry: Entry) -> tuple[list[str] | None, str | None]:
+    """Class names of a returned ``data.yaml``, or what is wrong with it."""
+    try:
+        loaded = load_yaml(entry.read_text(), entry.where, DataError)
+    except DataError as exc:
+        return None, str(exc).removeprefix(f"{entry.where}: ")
+    names = loaded.get("names") if isinstance(loaded, dict) else None
+    out: list[str] | None = None
+    if isinstance(names, list):
+        out = [str(n) for n in names]
+    elif isinstance(names, dict):
+        try:
+            keys = sorted(int(k) for k in names)
+        except (TypeError, ValueError):
+            keys = []
+        if keys == list(range(len(names))):
+            out = [str(names[k] if k in names else names[str(k)]) for k in keys]
+    if out is None:
+        return None, "no usable 'names' list or {id: name} map"
+    nc = loaded.get("nc")
+    if nc is not None and nc != len(out):
+        return None, f"nc is {nc!r} but names lists {len(out)} classes"
+    return out, None
+
+
+def _first_difference(a: Sequence[str], b: Sequence[str]) -> str:
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return f"class id {i} is {show_name(x)} here but {show_name(y)}"
+    return f"{len(a)} classes here but {len(b)}"
+
+
+def returned_names(entries: Sequence[Entry]) -> tuple[list[str] | None, list[LabelProblem]]:
+    """Class names from a returned ``data.yaml`` or ``classes.txt``; ``None`` if there is none.
+
+    Every such file is read, wherever it lies. Each must list its names
+    unambiguously (no repeats), and all must agree: two lists in a
+    different order would make the class ids mean two things, so that is a
+    problem, not a guess.
+    """
+    found: list[tuple[Entry, list[str]]] = []
+    problems: list[LabelProblem] = []
     for entry in sorted(entries, key=lambda e: (e.relpath.count("/"), e.relpath)):
-        name = entry.name.lower()
-        if name not in ("data.yaml", "data.yml", "classes.txt"):
+        kind = entry.name.lower()
+        if kind not in _NAME_FILES:
             continue
-        try:
-            text = entry.read_text()
-        except DataError as exc:
-            return None, [LabelProblem(entry.where, 0, str(exc))]
-        if name == "classes.txt":
-            return parse_class_names(text), []
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError:
-            return None, [LabelProblem(entry.where, 0, "not valid YAML")]
-        names = loaded.get("names") if isinstance(loaded, dict) else None
-        if isinstance(names, list):
-            return [str(n) for n in names], []
-        if isinstance(names, dict):
+        if kind == "classes.txt":
             try:
-                keys = sorted(int(k) for k in names)
-            except (TypeError, ValueError):
-                keys = []
-            if keys == list(range(len(names))):
-                return [str(names[k] if k in names else names[str(k)]) for k in keys], []
-        return None, [LabelProblem(entry.where, 0, "no usable 'names' list or {id: name} map")]
-    return None, []
+                file_names: list[str] | None = parse_class_names(entry.read_text())
+            except DataError as exc:
+                problems.append(LabelProblem(entry.where, 0, str(exc)))
+                continue
+        else:
+            file_names, why = _yaml_names(entry)
+            if file_names is None:
+                problems.append(LabelProblem(entry.where, 0, str(why)))
+                continue
+        if not file_names:
+            problems.append(LabelProblem(entry.where, 0, "lists no class names"))
+            continue
+        problems += [LabelProblem(entry.where, 0, p) for p in class_name_problems(file_names)]
+        found.append((entry, file_names))
+    if problems or not found:
+        return None, problems
+    first_entry, first = found[0]
+    for entry, other in found[1:]:
+        if other != first:
+            problems.append(LabelProblem(
+                entry.where, 0,
+                f"its class list disagrees with {first_entry.where} "
+                f"({_first_difference(other, first)} there), so the class ids are ambiguous",
+            ))
+    return (None if problems else first), problems
 
 
-def read_yolo(path: Path, names: Sequence[str]) -> tuple[dict[str, str], list[LabelProblem]]:
+def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True) -> ReturnedLabels:
     """``stem -> canonical YOLO text`` from a returned folder or zip, and every problem.
 
     Label files are the ``.txt`` files under a ``labels/`` folder if there is
-    one, else every ``.txt`` (except lists such as ``classes.txt``).
+    one, else every ``.txt`` (except lists such as ``classes.txt``). Class
+    ids are mapped by name through ``data.yaml``/``classes.txt`` when present
+    (see :func:`returned_names`), else taken as the project's ids.
     """
     entries, problems = label_entries(path)
-    file_names, name_problems = _returned_names(entries)
+    file_names, name_problems = returned_names(entries)
     problems += name_problems
     txts = [
         e
@@ -122,7 +175,9 @@ def read_yolo(path: Path, names: Sequence[str]) -> tuple[dict[str, str], list[La
         if e.relpath.lower().endswith(".txt") and e.name.lower() not in _NOT_LABELS
     ]
     under_labels = [e for e in txts if "labels" in PurePosixPath(e.relpath).parts[:-1]]
-    labels, label_problems = collect_labels(
-        under_labels or txts, file_names if file_names is not None else list(names), names
-    )
-    return labels, problems + label_problems
+    if name_problems:  # ids mean nothing without unambiguous names: do not parse them
+        return ReturnedLabels(problems=problems)
+    file_names = file_names if file_names is not None else list(names)
+    out = collect_labels(under_labels or txts, file_names, names, allow_confidence=allow_confidence)
+    out.problems[:0] = problems
+    return out

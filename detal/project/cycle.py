@@ -1,0 +1,329 @@
+"""``detal cycle``: the one cycle engine, used by ``detal cycle`` and by ``detal simulate``.
+
+One cycle ``k`` runs these steps, each ending in one store transaction that
+moves the cycle row along ``started -> trained -> selected -> done``
+(:data:`detal.store.CYCLE_STATES`):
+
+1. **plan** (:meth:`CycleRun.begin`): refuse while a batch is out (unless
+   ``force``), before anything is labeled, and at the budget once the model
+   has trained on every label; otherwise start cycle ``k`` with the config
+   snapshot. A cycle that is not ``done`` is resumed from its state instead.
+2. **train** (:meth:`CycleRun.train`): train on every labeled image, with no
+   per-epoch validation (``val_items=[]``), warm-started from the last
+   trained cycle when ``warm_start``; ``first_cycle_epochs`` for the first
+   training, raised to ``min_steps_per_cycle`` steps (:func:`detal.config.cycle_epochs`).
+3. **evaluate**: once, the last weights on the project's val split
+   (``adapter.evaluate``); a project without val images has no metrics.
+   Selecting weights by val fitness would leak the val split into the model
+   and bias every benchmark, and validating every epoch costs more than
+   training on a small labeled set.
+4. **score** and **select** (:meth:`CycleRun.select`): the budget rule
+   (:func:`detal.selection.labeling_cap`, floor) cuts the strategy's plan
+   (:func:`detal.selection.strategy_plan`, :func:`~detal.selection.cap_plan`);
+   :func:`detal.selection.select_batch` draws the subset and calls the
+   scorer, which predicts only those images and scores them
+   (:meth:`CycleRun.score_rows`). The generator is seeded with ``(seed, k)``,
+   so a resumed selection picks the same images. A batch may be empty (the
+   budget is reached, or a strategy that picks nothing): the cycle still
+   trains, evaluates and finishes ``done`` with nothing out.
+5. **write the batch** (:meth:`CycleRun.write_batch`): pre-labels from the
+   predictions made while scoring (the random picks are predicted then, so
+   every image is predicted once a cycle), the bundle zip (unless
+   ``write_bundle=False``) and any other export format.
+
+A process killed at any point leaves the cycle in one of those states;
+``run_cycle`` again resumes it: training restarts from scratch, selection
+repeats the same picks, and the files are rewritten.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from detal.adapter import ModelAdapter
+from detal.config import Config, cycle_epochs
+from detal.detections import Prediction
+from detal.errors import ModelError, StateError
+from detal.labels import prediction_lines
+from detal.pool import Pool, Status
+from detal.project.bundle import check_formats, export_other, write_bundle, write_prelabels
+from detal.project.folder import (
+    CYCLES_DIR,
+    NO_HOOKS,
+    CycleReport,
+    Hooks,
+    batch_out,
+    folder_lock,
+    open_store,
+    pairs,
+    project_config,
+)
+from detal.scoring import score_predictions
+from detal.selection import cap_plan, labeling_cap, select_batch, strategy_plan
+from detal.store import Store
+
+__all__ = ["CycleRun", "run_cycle"]
+
+
+def run_cycle(
+    project: str | Path,
+    adapter: ModelAdapter,
+    *,
+    force: bool = False,
+    formats: Sequence[str] = ("yolo",),
+    overrides: Iterable[str] = (),
+    hooks: Hooks | None = None,
+    write_bundle: bool = True,
+) -> CycleReport:
+    """Train on every labeled image, select the next batch and export it with pre-labels.
+
+    Resumes the last cycle if it was interrupted (with the config of this call:
+    project config plus ``overrides``); otherwise starts the next one. Raises
+    :class:`StateError` while a batch is out (unless ``force``), before
+    anything is labeled, and at the budget once a cycle has trained on every
+    labeled image. ``write_bundle=False`` skips the bundle zip.
+    """
+    project = Path(project)
+    formats = check_formats(formats)
+    store = open_store(project)
+    try:
+        with folder_lock(project):
+            run = CycleRun(project, store, adapter, project_config(project, overrides), hooks or NO_HOOKS)
+            return run.run(force, formats, write_bundle)
+    finally:
+        store.close()
+
+
+class CycleRun:
+    """One cycle of one project, step by step (see the module docstring)."""
+
+    def __init__(self, project: Path, store: Store, adapter: ModelAdapter, cfg: Config, hooks: Hooks) -> None:
+        self.project = project
+        self.store = store
+        self.adapter = adapter
+        self.cfg = cfg
+        self.hooks = hooks
+        self.names: list[str] = store.get_meta("classes")
+        self.cache: dict[int, Prediction] = {}  # predictions of this cycle's weights, by image id
+        self.scored: dict[int, tuple[float, int, int | None]] = {}
+
+    def run(self, force: bool, formats: list[str], bundle: bool) -> CycleReport:
+        state, resumed_from = self.begin(force)
+        self.cycle_dir = self.project / CYCLES_DIR / str(self.k)
+        self.cycle_dir.mkdir(parents=True, exist_ok=True)
+        for stale in [*self.cycle_dir.glob(".*.tmp-*"), *self.cycle_dir.glob(".*.export-tmp")]:
+            # left by a killed run
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+        self.timings = dict(self.store.cycle(self.k).timings)
+        if state == "started":
+            self.train()
+        self.weights = self.project / self.store.cycle(self.k).weights
+        if state in ("started", "trained"):
+            self.select()
+        return self.write_batch(formats, bundle, resumed_from)
+
+    # -- 1. plan --------------------------------------------------------------------
+    def begin(self, force: bool) -> tuple[str, str | None]:
+        """Start the next cycle, or pick up the one that was interrupted; return its state."""
+        store, cfg = self.store, self.cfg
+        last = store.last_cycle()
+        if last is not None and last.state != "done":
+            # Resume with the config given to this run (so a failed cycle can be fixed
+            # with --set); the cycle's snapshot is updated to match.
+            self.k = last.id
+            if cfg.to_dict() != last.config:
+                with store.transaction():
+                    store.update_cycle(self.k, config=cfg.to_dict())
+            return last.state, last.state
+        pool = store.load_pool()
+        out = batch_out(store)
+        if out and not force:
+            desc = ", ".join(f"cycle {c}: {r} of {t}" for c, (r, t) in sorted(out.items()))
+            raise StateError(
+                f"{self.project}: a batch is still out ({desc} images unlabeled); "
+                "import its labels with detal import, or pass --force"
+            )
+        n_labeled = pool.count(Status.LABELED)
+        if n_labeled == 0:
+            raise StateError(f"{self.project}: no labeled images to train on; import the initial batch first")
+        trained = [c for c in store.cycles() if c.state == "done" and c.weights]
+        nothing_new = bool(trained) and trained[-1].n_train == n_labeled
+        if self.room(pool) <= 0 and nothing_new:
+            raise StateError(
+                f"{self.project}: labeling budget reached ({n_labeled} labeled and "
+                f"{pool.count(Status.SELECTED)} out of {pool.size} images; "
+                f"max_labeled_fraction={cfg.max_labeled_fraction}) and the last cycle trained on all of them"
+            )
+        if not pool.unlabeled_ids().size and nothing_new:
+            raise StateError(f"{self.project}: no unlabeled images left to select from")
+        self.k = (last.id + 1) if last is not None else 1
+        with store.transaction():
+            store.start_cycle(self.k, cfg.to_dict())
+        self.hooks.emit("on_cycle_start", cycle=self.k)
+        return "started", None
+
+    def room(self, pool: Pool) -> int:
+        """Images that may still be sent out under ``max_labeled_fraction`` (the one budget rule)."""
+        cap = labeling_cap(self.cfg.max_labeled_fraction, pool.size)
+        return cap - pool.count(Status.LABELED) - pool.count(Status.SELECTED)
+
+    # -- 2. train and 3. evaluate -------------------------------------------------------
+    def train(self) -> None:
+        store, cfg, k = self.store, self.cfg, self.k
+        train_dir = self.cycle_dir / "train"
+        if train_dir.exists():
+            shutil.rmtree(train_dir)
+        labeled = store.images(status=Status.LABELED.value)
+        trained_before = [c for c in store.cycles() if c.id < k and c.state == "done" and c.weights]
+        init_weights = self.project / trained_before[-1].weights if cfg.warm_start and trained_before else None
+        epochs = cycle_epochs(cfg, 0 if not trained_before else k, len(labeled))
+        t0 = time.perf_counter()
+        result = self.adapter.train(
+            pairs(self.project, labeled), [], self.names, train_dir, epochs=epochs, init_weights=init_weights
+        )
+        self.timings["train_s"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
+        val_items = pairs(self.project, store.images(status=Status.VAL.value))
+        metrics = None
+        if val_items:
+            metrics = self.adapter.evaluate(result.weights, val_items, self.names, self.cycle_dir / "val")
+        self.timings["eval_s"] = round(time.perf_counter() - t0, 3)
+        with store.transaction():
+            store.update_cycle(
+                k,
+                state="trained",
+                weights=_rel_to_project(self.project, result.weights),
+                metrics=asdict(metrics) if metrics is not None else None,
+                n_train=len(labeled),
+                timings=self.timings,
+            )
+        self.hooks.emit("on_train_end", cycle=k, metrics=metrics)
+
+    # -- 4. score and select --------------------------------------------------------------
+    def predict(self, image_rows: Sequence) -> dict[int, Prediction]:
+        """Predictions of this cycle's weights for ``image_rows``, by image id (cached)."""
+        project = self.project
+        by_path = {str(project / r.relpath): r.id for r in image_rows}
+        resolved: dict[str, int] = {}
+        result = self.adapter.predict(
+            self.weights,
+            [project / r.relpath for r in image_rows],
+            conf=min(self.cfg.score_conf, self.cfg.prelabel_conf),
+            iou=self.cfg.iou,
+            batch=self.cfg.predict_batch,
+            progress=False,
+        )
+        out = {}
+        for p in result.predictions:
+            image_id = by_path.get(str(p.path))
+            if image_id is None:  # an adapter that reports resolved paths
+                if not resolved:
+                    resolved.update({str(Path(k).resolve()): v for k, v in by_path.items()})
+                image_id = resolved.get(str(Path(p.path).resolve()))
+            if image_id is None:
+                raise ModelError(f"{p.path}: the adapter returned a prediction for an image it was not given")
+            out[image_id] = p
+        self.cache.update(out)
+        return out
+
+    def score_rows(self, ids: Sequence[int]) -> dict[int, tuple[float, int, int | None]]:
+        """``id -> (score, n_boxes, top_class)`` for the predicted images among ``ids``.
+
+        The one place the engine scores: :func:`detal.scoring.score_predictions`
+        with the config's measure, aggregation and thresholds.
+        """
+        ordered = [i for i in ids if i in self.cache]
+        scores = score_predictions([self.cache[i] for i in ordered], self.cfg)
+        return {i: (s.score, s.n_boxes, s.top_class) for i, s in zip(ordered, scores)}
+
+    def select(self) -> None:
+        store, cfg, k = self.store, self.cfg, self.k
+        t0 = time.perf_counter()
+        pool = store.load_pool()
+        plan = strategy_plan(
+            cfg.strategy, pool.size, batch_fraction=cfg.batch_fraction,
+            subset_fraction=cfg.subset_fraction, uncertain_share=cfg.uncertain_share,
+        )
+        plan = cap_plan(plan, self.room(pool))
+        score_s = 0.0
+
+        def scorer(ids: np.ndarray) -> np.ndarray:
+            nonlocal score_s
+            s0 = time.perf_counter()
+            id_list = ids.tolist()
+            self.predict(store.images(id_list))
+            self.scored.update(self.score_rows(id_list))
+            score_s += time.perf_counter() - s0
+            return np.array([self.scored[i][0] if i in self.scored else np.nan for i in id_list])
+
+        selection = select_batch(pool.unlabeled_ids(), plan, np.random.default_rng([cfg.seed, k]), scorer)
+        self.timings["score_s"] = round(score_s, 3)
+        self.timings["select_s"] = round(time.perf_counter() - t0 - score_s, 3)
+        with store.transaction():
+            store.add_scores(k, [(i, *v) for i, v in self.scored.items()])
+            pool.select(selection.ids, k)
+            store.save_pool(pool, selection.ids)
+            store.update_cycle(k, state="selected", n_selected=int(selection.ids.size), timings=self.timings)
+        self.hooks.emit("on_select_end", cycle=k, ids=selection.ids)
+
+    # -- 5. write the batch ------------------------------------------------------------
+    def write_batch(self, formats: list[str], bundle: bool, resumed_from: str | None) -> CycleReport:
+        store, cfg, k = self.store, self.cfg, self.k
+        t0 = time.perf_counter()
+        batch = store.images(selected_cycle=k)
+        missing = [r for r in batch if r.id not in self.cache]
+        if missing:
+            self.predict(missing)
+        preds = {r.id: self.cache[r.id] for r in batch if r.id in self.cache}
+        stored = store.scores(k)
+        # Only the random picks lack a score from selection; score just those.
+        computed = self.score_rows([i for i in preds if i not in stored])
+        prelabels = {i: "".join(line + "\n" for line in prediction_lines(p, cfg.prelabel_conf))
+                     for i, p in preds.items()}
+        manifest: dict[int, tuple[float, int, int | None]] = {}
+        for i in preds:
+            score, _, top = stored[i] if i in stored else computed[i]
+            manifest[i] = (score, prelabels[i].count("\n"), top)
+
+        pre_dir = write_prelabels(self.cycle_dir, batch, prelabels)
+        self.hooks.emit("on_prelabels_written", cycle=k, path=pre_dir)
+        zip_path, exported = None, []
+        if bundle and batch:
+            zip_path = write_bundle(self.project, k, batch, self.names, prelabels, manifest)
+            self.hooks.emit("on_bundle_written", cycle=k, path=zip_path)
+            exported.append("yolo")
+        others = [f for f in formats if f != "yolo"]
+        if others and batch:
+            exported += export_other(self.project, self.cycle_dir, k, batch, preds, manifest,
+                                     self.names, cfg, others)
+        self.timings["export_s"] = round(time.perf_counter() - t0, 3)
+        with store.transaction():
+            store.add_scores(k, [(i, *v) for i, v in computed.items()], in_subset=False)
+            store.update_cycle(k, state="done", timings=self.timings, finished_at=time.time())
+        self.hooks.emit("on_export_end", cycle=k, bundle=zip_path)
+        final = store.cycle(k)
+        return CycleReport(
+            cycle=k,
+            resumed_from=resumed_from,
+            n_train=final.n_train,
+            metrics=final.metrics,
+            n_selected=len(batch),
+            prelabels=pre_dir,
+            bundle=zip_path,
+            exports=exported,
+            timings=self.timings,
+        )
+
+
+def _rel_to_project(project: Path, path: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(project.resolve()).as_posix()
+    except ValueError:
+        return str(Path(path).resolve())
+

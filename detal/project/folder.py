@@ -1,0 +1,198 @@
+"""The project folder: its layout, its lock, its store, its config, hooks and reports.
+
+Shared by every verb (:mod:`~detal.project.create`, :mod:`~detal.project.cycle`,
+:mod:`~detal.project.label_import`, :mod:`~detal.project.status`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from detal.adapter import LabeledImage
+from detal.config import Config, load_config
+from detal.errors import DataError, StateError
+from detal.labels import LabelProblem
+from detal.store import DB_NAME, Store
+
+__all__ = [
+    "CLASSES_FILE",
+    "CONFIG_FILE",
+    "CYCLES_DIR",
+    "EVENTS",
+    "LABELS_DIR",
+    "LOCK_FILE",
+    "CycleReport",
+    "Hooks",
+    "ImportReport",
+    "InitReport",
+    "batch_out",
+    "command_running",
+    "folder_lock",
+    "label_relpath",
+    "open_store",
+    "pairs",
+    "problems_error",
+    "project_config",
+]
+
+CLASSES_FILE = "classes.txt"
+CONFIG_FILE = "config.yaml"
+LABELS_DIR = "labels"
+CYCLES_DIR = "cycles"
+LOCK_FILE = ".detal.lock"
+PROJECT_ENTRIES = (DB_NAME, CLASSES_FILE, CONFIG_FILE, LABELS_DIR, CYCLES_DIR, "images", "val_images")
+_MAX_LISTED_PROBLEMS = 200
+
+EVENTS = (
+    "on_cycle_start",
+    "on_train_end",
+    "on_select_end",
+    "on_prelabels_written",
+    "on_bundle_written",
+    "on_export_end",
+    "on_import_validated",
+    "on_label_written",
+    "on_labels_written",
+    "on_import_end",
+)
+
+
+class Hooks:
+    """Callbacks by event name; each is called with keyword arguments describing the event."""
+
+    def __init__(self) -> None:
+        self._callbacks: dict[str, list[Callable[..., None]]] = {e: [] for e in EVENTS}
+
+    def add(self, event: str, fn: Callable[..., None]) -> None:
+        if event not in self._callbacks:
+            raise ValueError(f"unknown event {event!r}; expected one of {', '.join(EVENTS)}")
+        self._callbacks[event].append(fn)
+
+    def emit(self, event: str, **info: Any) -> None:
+        for fn in self._callbacks[event]:
+            fn(**info)
+
+
+NO_HOOKS = Hooks()
+
+
+# -- reports -------------------------------------------------------------------------
+@dataclass
+class InitReport:
+    project: Path
+    n_images: int
+    n_val: int
+    n_labeled: int
+    n_selected: int
+    duplicates: list[list[str]]
+    bundle: Path | None
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did. ``bundle`` is ``None`` when none was written (nothing selected,
+    or bundles switched off)."""
+
+    cycle: int
+    resumed_from: str | None
+    n_train: int
+    metrics: dict | None
+    n_selected: int
+    prelabels: Path
+    bundle: Path | None
+    exports: list[str] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+
+@dataclass
+class ImportReport:
+    n_labeled: int
+    n_unchanged: int
+    n_overwritten: int
+    remaining: int
+
+
+# -- small helpers ---------------------------------------------------------------------
+def problems_error(source: object, problems: Sequence[LabelProblem | str], what: str) -> DataError:
+    """One :class:`DataError` listing (the first 200 of) ``problems``."""
+    shown = [str(p) for p in problems[:_MAX_LISTED_PROBLEMS]]
+    more = len(problems) - len(shown)
+    tail = f"; ... and {more} more" if more > 0 else ""
+    return DataError(f"{source}: {len(problems)} problem(s), {what}: " + "; ".join(shown) + tail)
+
+
+def label_relpath(image_relpath: str) -> Path:
+    """Where the project keeps the label of an image: ``labels/<relpath without suffix>.txt``."""
+    return Path(LABELS_DIR) / PurePosixPath(image_relpath).with_suffix(".txt")
+
+
+def pairs(project: Path, rows: Iterable) -> list[LabeledImage]:
+    """``(image, label)`` paths of image rows, for the adapter."""
+    return [(project / r.relpath, project / label_relpath(r.relpath)) for r in rows]
+
+
+@contextmanager
+def folder_lock(folder: Path, what: str = "another detal command is running on this project") -> Iterator[None]:
+    """Hold ``folder/.detal.lock`` (flock) or raise :class:`StateError` at once.
+
+    The one lock of detal: a cycle or an import on a project, and a whole
+    simulation on its output folder. The kernel releases it when the process
+    dies, even by ``kill -9``, so there is never a stale lock to clean up.
+    """
+    with open(Path(folder) / LOCK_FILE, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StateError(f"{folder}: {what}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def command_running(folder: Path) -> bool:
+    """Whether a process holds the folder's lock right now."""
+    lock = Path(folder) / LOCK_FILE
+    if not lock.exists():
+        return False
+    with open(lock, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+
+
+def open_store(project: Path) -> Store:
+    project = Path(project)
+    if not (project / DB_NAME).is_file():
+        raise StateError(f"{project}: not a detal project (no {DB_NAME}; run detal init first)")
+    return Store.open(project / DB_NAME)
+
+
+def project_config(project: str | Path, overrides: Iterable[str] = ()) -> Config:
+    """The project's config snapshot with ``key=value`` overrides applied."""
+    if not (Path(project) / DB_NAME).is_file():
+        raise StateError(f"{project}: not a detal project (no {DB_NAME}; run detal init first)")
+    path = Path(project) / CONFIG_FILE
+    if not path.is_file():
+        raise StateError(f"{path}: config snapshot missing")
+    return load_config(path, overrides)
+
+
+def batch_out(store: Store) -> dict[int, tuple[int, int]]:
+    """``cycle -> (images still out, images selected in that cycle)`` for batches not fully in."""
+    out = {}
+    cur = store.execute(
+        "SELECT selected_cycle, sum(status = 'selected'), count(*) FROM images "
+        "WHERE selected_cycle >= 0 GROUP BY selected_cycle HAVING sum(status = 'selected') > 0"
+    )
+    for cycle, remaining, total in cur:
+        out[int(cycle)] = (int(remaining), int(total))
+    return out

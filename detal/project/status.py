@@ -1,0 +1,53 @@
+"""``detal status``: everything about a project's state, as plain data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from detal.pool import Status
+from detal.project.folder import CYCLES_DIR, batch_out, command_running, open_store, project_config
+
+__all__ = ["project_status"]
+
+
+def project_status(project: str | Path) -> dict[str, Any]:
+    """Everything ``detal status`` shows, as plain data (JSON-ready)."""
+    project = Path(project)
+    store = open_store(project)
+    try:
+        counts = store.status_counts()
+        pool_size = sum(v for s, v in counts.items() if s != Status.VAL.value)
+        cfg = project_config(project)
+        cycles = []
+        for c in store.cycles():
+            metrics = c.metrics or {}
+            cycles.append({
+                "cycle": c.id,
+                "state": c.state,
+                "n_train": c.n_train,
+                "n_selected": c.n_selected,
+                "map50": metrics.get("map50"),
+                "map50_95": metrics.get("map50_95"),
+                "weights": c.weights,
+                "timings": c.timings,
+            })
+        out = [
+            {"cycle": cyc, "remaining": rem, "selected": tot,
+             "bundle": f"{CYCLES_DIR}/{cyc}/batch-{cyc}.zip"}
+            for cyc, (rem, tot) in sorted(batch_out(store).items())
+        ]
+        return {
+            "project": str(project),
+            "classes": store.get_meta("classes"),
+            "images": {"pool": pool_size, **counts},
+            "labeled_fraction": counts[Status.LABELED.value] / pool_size if pool_size else 0.0,
+            "max_labeled_fraction": cfg.max_labeled_fraction,
+            "cycles": cycles,
+            "batch_out": out,
+            "duplicates": store.duplicates(),
+            "imports": len(store.imports()),
+            "running": command_running(project),
+        }
+    finally:
+        store.close()

@@ -1,0 +1,68 @@
+"""YAML from files a person (or a vendor) wrote: safe, small, and without aliases.
+
+``yaml.safe_load`` never runs code, but it still expands aliases: a 577-byte
+file of nested ``*a`` references ("billion laughs") becomes a million-leaf
+object, which takes seconds and gigabytes before detal sees it.
+:func:`load_yaml` refuses aliases outright (anchors alone are harmless) and
+stops at the first one, so such a file is answered at once. A detal config
+never needs an alias: write the value out.
+
+It also refuses text over :data:`MAX_YAML_BYTES` and nesting too deep for the
+parser, and turns every way the parser can fail (including an integer with
+more digits than Python converts) into one ``error_type`` line naming the
+source.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from detal.errors import ConfigError, DetalError
+
+__all__ = ["MAX_YAML_BYTES", "load_yaml"]
+
+MAX_YAML_BYTES = 1024 * 1024
+"""The largest YAML text (config, ``data.yaml``) detal parses: 1 MiB."""
+
+
+class _AliasFound(Exception):
+    def __init__(self, anchor: str, line: int) -> None:
+        super().__init__(anchor, line)
+        self.anchor = anchor
+        self.line = line
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """``SafeLoader`` that stops at the first alias instead of expanding it."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _AliasFound(str(event.anchor), event.start_mark.line + 1)
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str, source: str, error_type: type[DetalError] = ConfigError) -> Any:
+    """Parse ``text`` (from ``source``) as YAML without aliases; ``error_type`` on any problem."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_YAML_BYTES:
+        raise error_type(f"{source}: YAML file too large ({size} bytes; the limit is 1 MiB)")
+    loader = _NoAliasLoader(text)
+    try:
+        return loader.get_single_data()
+    except _AliasFound as exc:
+        raise error_type(
+            f"{source}: line {exc.line}: YAML aliases (*{exc.anchor}) are not allowed; "
+            "write the value out instead"
+        ) from None
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise error_type(f"{source}: not valid YAML ({first})") from None
+    except RecursionError:
+        raise error_type(f"{source}: not valid YAML (nested too deeply)") from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4300 digits
+        raise error_type(f"{source}: not valid YAML ({str(exc).splitlines()[0][:120]})") from None
+    finally:
+        loader.dispose()

@@ -1,0 +1,745 @@
+"""Hostile input outside the project core (issue 14): one line, exit 1, nothing changed.
+
+Every ``case_*`` builds its input under ``t`` and returns the argv of one
+``detal`` command and words the error line must hold. The runner checks, in
+process: exit code 1, exactly one stderr line starting ``detal: error: ``
+that holds every expected word, no traceback, and that nothing under ``t``
+changed (files and database rows, :func:`projectkit.snapshot`).
+
+The groups are the issue's: 2 (returned labels get the wrong classes), 6
+(config values), 7 (YAML aliases), 8 (reader caps), 9 (tracebacks), 11 (a
+COCO file without annotations), 12 (BOM), 14 (prelabel's class check), 15
+(messages). Reader behaviour the CLI cannot reach yet (``import`` does not
+pass the project's image sizes, and reads YOLO itself) is tested on
+:func:`detal.export.read_returned_labels` below, and as strict-xfail CLI
+tests that start passing once ``import`` uses the reader.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import unicodedata
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+from projectkit import NAMES, batch_names, make_images, make_project, snapshot
+
+from detal.cli import main
+from detal.commands import prelabel as prelabel_cmd
+from detal.commands import project as project_cmd
+from detal.config import load_config
+from detal.errors import DataError
+from detal.export import read_returned, read_returned_labels
+from detal.fake import FakeAdapter
+from detal.labels import parse_class_names, read_classes
+from detal.project import init_project
+
+NFC = unicodedata.normalize("NFC", "café")
+NFD = unicodedata.normalize("NFD", "café")
+LINE = "0 0.5 0.5 0.2 0.2\n"
+BIG_LABEL = LINE * (5 * 2**20 // len(LINE) + 1)  # valid lines, over the 4 MiB cap
+
+
+@pytest.fixture(autouse=True)
+def fake_adapters(monkeypatch):
+    monkeypatch.setattr(project_cmd, "make_adapter", lambda cfg, project: FakeAdapter(len(NAMES), seed=2))
+    monkeypatch.setattr(prelabel_cmd, "make_adapter", lambda cfg: FakeAdapter(3, seed=5))
+
+
+# -- builders ---------------------------------------------------------------------------------
+
+
+def _write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _zip(path: Path, files: dict[str, str | bytes]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def _project(t: Path, classes: str | None = None) -> Path:
+    """A 20-image project with batch 0 (2 images) out; ``classes`` is the classes.txt text."""
+    if classes is None:
+        return make_project(t, n=20)
+    make_images(t / "images", 20)
+    _write(t / "classes.txt", classes)
+    cfg = load_config(None, ["initial_fraction=0.1", "max_labeled_fraction=0.42"])
+    init_project(t / "proj", t / "images", t / "classes.txt", config=cfg)
+    return t / "proj"
+
+
+def _keys(project: Path) -> list[str]:
+    return [n.rsplit(".", 1)[0] for n in batch_names(project, 0)]
+
+
+def _sizes(project: Path) -> dict[str, tuple[int, int]]:
+    """Real ``(width, height)`` of each image of batch 0, by file name."""
+    with zipfile.ZipFile(project / "cycles" / "0" / "batch-0.zip") as zf:
+        return {n: Image.open(io.BytesIO(zf.read(f"images/{n}"))).size for n in batch_names(project, 0)}
+
+
+def _coco_doc(project: Path, names: list[str] | None = None) -> dict:
+    names = names or (project / "classes.txt").read_text(encoding="utf-8").split()
+    sizes = _sizes(project)
+    images = [{"id": i, "file_name": n, "width": w, "height": h}
+              for i, (n, (w, h)) in enumerate(sizes.items(), start=1)]
+    annotations = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 4, 4], "iscrowd": 0}
+                   for i in range(1, len(images) + 1)]
+    categories = [{"id": k, "name": n} for k, n in enumerate(names, start=1)]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def _coco(t: Path, spoil=None, classes: str | None = None) -> list[str]:
+    """``import PROJECT instances.json --format coco``, the document changed by ``spoil``."""
+    project = _project(t, classes)
+    doc = _coco_doc(project)
+    if spoil:
+        spoil(doc)
+    path = _write(t / "instances.json", json.dumps(doc, ensure_ascii=False))
+    return ["import", str(project), str(path), "--format", "coco"]
+
+
+def _cvat(t: Path, obj_names: str | bytes = "cat\ndog\nbird\n", labels: dict[int, str] | None = None,
+          classes: str | None = None, extra: dict[str, str | bytes] | None = None) -> list[str]:
+    """``import PROJECT cvat.zip --format cvat-yolo``, with batch 0's labels (edited by ``labels``)."""
+    project = _project(t, classes)
+    keys = _keys(project)
+    files: dict[str, str | bytes] = {"obj.names": obj_names, "obj.data": "classes = 3\n"}
+    for i, k in enumerate(keys):
+        files[f"obj_train_data/{k}.txt"] = (labels or {}).get(i, LINE)
+    files.update(extra or {})
+    path = _zip(t / "cvat.zip", files)
+    return ["import", str(project), str(path), "--format", "cvat-yolo"]
+
+
+def _config(t: Path, text: str, *extra: str) -> list[str]:
+    return ["config", "--config", str(_write(t / "c.yaml", text)), *extra]
+
+
+def _score(t: Path, out: Path) -> list[str]:
+    make_images(t / "imgs", 2)
+    weights = _write(t / "w.pt", b"not loaded: --out is checked first")
+    return ["score", "--weights", str(weights), "--images", str(t / "imgs"), "--out", str(out), "--quiet"]
+
+
+def _prelabel(t: Path, classes: str | Path, *extra: str) -> list[str]:
+    make_images(t / "imgs", 3)
+    weights = _write(t / "w.pt", b"fake weights")
+    if not isinstance(classes, Path):
+        classes = _write(t / "classes.txt", classes)
+    return ["prelabel", "--weights", str(weights), "--images", str(t / "imgs"), "--out", str(t / "out"),
+            "--classes", str(classes), "--quiet", *extra]
+
+
+def _digits(out: Path) -> list[str]:
+    return ["data", "digits", "--out", str(out), "--pool", "2", "--val", "1", "--imgsz", "32"]
+
+
+def _bomb() -> str:
+    """A billion-laughs config: 9 levels of 9 aliases under a real key, 9^9 leaves once copied."""
+    lines = ["train_args:", '  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, cur in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"  {cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+# -- group 2: returned labels mapped by name, ambiguity refused ------------------------------
+
+
+def case_coco_two_categories_share_an_id(t):
+    def spoil(d):
+        d["categories"] = [{"id": 1, "name": "cat"}, {"id": 1, "name": "dog"}, {"id": 3, "name": "bird"}]
+    return _coco(t, spoil), ["instances.json", "category id 1 is used by both 'cat' and 'dog'"]
+
+
+def case_coco_two_categories_share_a_string_id(t):
+    def spoil(d):
+        d["categories"] = [{"id": "c", "name": "dog"}, {"id": "c", "name": "cat"}]
+        for a in d["annotations"]:
+            a["category_id"] = "c"
+    return _coco(t, spoil), ["instances.json", "category id 'c' is used by both 'dog' and 'cat'"]
+
+
+def case_coco_three_categories_share_an_id(t):
+    def spoil(d):
+        d["categories"] = [{"id": 2, "name": n} for n in ("cat", "dog", "bird")]
+        for a in d["annotations"]:
+            a["category_id"] = 2
+    return _coco(t, spoil), ["instances.json", "category id 2", "ambiguous"]
+
+
+def case_cvat_obj_names_repeats_a_name(t):
+    return _cvat(t, "cat\ndog\ncat\n"), ["obj.names", "duplicate class names cat"]
+
+
+def case_cvat_obj_names_repeats_after_blank_lines(t):
+    return _cvat(t, "dog\n\ncat\n  dog  \n"), ["obj.names", "duplicate class names dog"]
+
+
+def case_cvat_obj_names_nfc_and_nfd(t):
+    return _cvat(t, f"{NFC}\n{NFD}\ncat\n", classes=f"{NFC}\ncat\ndog\n"), [
+        "obj.names", "differ only in Unicode normalisation", "'cafe\\u0301'"]
+
+
+def case_cvat_obj_names_empty(t):
+    return _cvat(t, "\n\n"), ["obj.names", "lists no class names"]
+
+
+# -- group 6: numeric config values finite and in range when read -----------------------------
+
+
+def case_config_empty_image_score_nan(t):
+    return _config(t, "empty_image_score: .nan\n"), ["c.yaml", "empty_image_score must be a finite number"]
+
+
+def case_config_empty_image_score_minus_inf_override(t):
+    return ["config", "--set", "empty_image_score=-.inf"], ["empty_image_score must be a finite number"]
+
+
+def case_config_seed_negative(t):
+    return ["config", "--set", "seed=-1"], ["seed must be at least 0, got -1"]
+
+
+def case_config_seed_past_32_bits(t):
+    return _config(t, "seed: 4294967296\n"), ["c.yaml", "seed must be at most 4294967295"]
+
+
+def case_config_seed_1e23_as_integer(t):
+    return _config(t, "seed: 100000000000000000000000\n"), ["c.yaml", "seed must be at most 4294967295"]
+
+
+def case_config_epochs_huge(t):
+    return _config(t, "epochs_per_cycle: 99999999999\n"), ["c.yaml", "epochs_per_cycle must be at most"]
+
+
+def case_config_float_key_given_a_400_digit_integer(t):
+    return _config(t, f"empty_image_score: {'9' * 400}\n"), [
+        "c.yaml", "empty_image_score must be a finite number", "400 digits"]
+
+
+def case_config_integer_of_5000_digits(t):
+    return _config(t, f"seed: {'1' * 5000}\n"), ["c.yaml", "not valid YAML"]
+
+
+def case_config_override_of_5000_digits(t):
+    return ["config", "--set", f"seed={'7' * 5000}"], ["--set seed", "cannot parse value"]
+
+
+def case_config_imgsz_huge(t):
+    return ["config", "--set", "imgsz=1000000"], ["imgsz must be at most 16384, got 1000000"]
+
+
+def case_config_train_args_nan(t):
+    return _config(t, "train_args: {lr0: .nan}\n"), ["c.yaml", "train_args.lr0 must be a finite number"]
+
+
+def case_config_train_args_inf_in_list(t):
+    return _config(t, "train_args: {mosaic_sizes: [1, .inf]}\n"), ["train_args.mosaic_sizes[1]", "finite"]
+
+
+def case_init_seed_negative(t):
+    make_images(t / "imgs", 4)
+    _write(t / "classes.txt", "cat\n")
+    return ["init", str(t / "p"), "--images", str(t / "imgs"), "--classes", str(t / "classes.txt"),
+            "--set", "seed=-1"], ["seed must be at least 0"]
+
+
+def case_cycle_project_config_nan(t):
+    project = _project(t)
+    cfg = project / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("empty_image_score: 0.0", "empty_image_score: .nan"))
+    return ["cycle", str(project), "--force"], ["config.yaml", "empty_image_score must be a finite number"]
+
+
+# -- group 7: YAML aliases refused --------------------------------------------------------------
+
+
+def case_config_alias_bomb(t):
+    return _config(t, _bomb()), ["c.yaml", "line 3", "YAML aliases (*a) are not allowed"]
+
+
+def case_config_alias_in_train_args(t):
+    return _config(t, "train_args: {lr0: &l 0.01, lrf: *l}\n"), ["c.yaml", "line 1", "(*l) are not allowed"]
+
+
+def case_config_alias_bomb_in_one_override(t):
+    value = "{" + ", ".join(line.strip() for line in _bomb().splitlines()[1:]) + "}"
+    return ["config", "--set", f"train_args={value}"], ["--set train_args", "cannot parse value", "aliases"]
+
+
+def case_config_merge_key(t):
+    text = "train_args:\n  base: &b {lr0: 0.01}\n  run:\n    <<: *b\n"
+    return _config(t, text), ["c.yaml", "line 4", "(*b) are not allowed"]
+
+
+def case_config_nested_too_deeply(t):
+    return _config(t, "train_args: {x: " + "[" * 5000 + "]" * 5000 + "}\n"), ["c.yaml", "not valid YAML"]
+
+
+def case_cycle_project_config_alias(t):
+    project = _project(t)
+    cfg = project / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("train_args: {}", "train_args: {a: &x 1, b: *x}"))
+    return ["cycle", str(project), "--force"], ["config.yaml", "YAML aliases (*x) are not allowed"]
+
+
+# -- group 8: cvat-yolo and coco readers capped ---------------------------------------------------
+
+
+def case_cvat_label_file_over_4_mib(t):
+    return _cvat(t, labels={0: BIG_LABEL}), ["cvat.zip!obj_train_data/", "file too large", "4 MiB"]
+
+
+def case_cvat_obj_names_over_4_mib(t):
+    return _cvat(t, "cat\ndog\nbird\n" + "x\n" * (2 * 2**20 + 1)), ["obj.names", "file too large"]
+
+
+def case_cvat_300_bad_lines_list_200(t):
+    return _cvat(t, labels={0: "0 0.5 0.5\n" * 300}), ["300 problem", "; ... and 100 more"]
+
+
+def case_cvat_sixth_field_not_a_number(t):
+    return _cvat(t, labels={1: "0 0.5 0.5 0.2 0.2 high\n"}), [
+        ".txt:1", "sixth field (confidence) 'high' is not a number"]
+
+
+def case_cvat_sixth_field_nan(t):
+    return _cvat(t, labels={0: "0 0.5 0.5 0.2 0.2 nan\n"}), [".txt:1", "sixth field (confidence)", "not finite"]
+
+
+def case_cvat_sixth_field_out_of_range(t):
+    return _cvat(t, labels={0: "0 0.5 0.5 0.2 0.2 7\n"}), [".txt:1", "sixth field (confidence) 7 outside"]
+
+
+def case_coco_250_bad_annotations_list_200(t):
+    def spoil(d):
+        d["annotations"] = [{"id": i, "image_id": 1, "category_id": 99, "bbox": [1, 1, 2, 2]}
+                            for i in range(250)]
+    return _coco(t, spoil), ["instances.json", "250 problem", "; ... and 50 more"]
+
+
+# -- group 9: tracebacks that become one line ----------------------------------------------------
+
+
+def case_score_out_is_a_directory(t):
+    (t / "outdir").mkdir()
+    return _score(t, t / "outdir"), ["outdir", "is a directory"]
+
+
+def case_score_out_is_the_working_folder(t):
+    return _score(t, t), [str(t), "is a directory"]
+
+
+def case_score_out_under_a_file(t):
+    _write(t / "afile", "x")
+    return _score(t, t / "afile" / "scores.csv"), ["afile", "is a file, not a folder"]
+
+
+def case_coco_image_id_is_a_list(t):
+    return _coco(t, lambda d: d["images"][0].update(id=[1])), ["instances.json", "id [1] is not an integer"]
+
+
+def case_coco_category_id_is_a_dict(t):
+    return _coco(t, lambda d: d["categories"][0].update(id={"k": 1})), [
+        "instances.json", "category 'cat': id {'k': 1} is not an integer"]
+
+
+def case_coco_annotation_image_id_is_a_list(t):
+    return _coco(t, lambda d: d["annotations"][0].update(image_id=[1, 2])), [
+        "instances.json", "unknown image_id [1, 2]"]
+
+
+def case_coco_annotation_category_id_is_a_dict(t):
+    return _coco(t, lambda d: d["annotations"][0].update(category_id={"id": 1})), [
+        "instances.json", "unknown category_id {'id': 1}"]
+
+
+def case_coco_image_id_is_null(t):
+    return _coco(t, lambda d: d["images"][1].update(id=None)), ["instances.json", "id None is not an integer"]
+
+
+def case_coco_file_name_is_a_dict(t):
+    return _coco(t, lambda d: d["images"][0].update(file_name={"a": 1})), [
+        "instances.json", "file_name must be a non-empty string"]
+
+
+def case_coco_nested_too_deeply(t):
+    project = _project(t)
+    path = _write(t / "instances.json", "[" * 100000 + "]" * 100000)
+    return ["import", str(project), str(path), "--format", "coco"], ["instances.json", "not valid JSON"]
+
+
+def case_coco_integer_of_5000_digits(t):
+    project = _project(t)
+    path = _write(t / "instances.json", '{"images": [{"id": ' + "1" * 5000 + "}]}")
+    return ["import", str(project), str(path), "--format", "coco"], ["instances.json", "not valid JSON"]
+
+
+def case_digits_out_is_a_file(t):
+    _write(t / "afile", "x")
+    return _digits(t / "afile"), ["afile", "is a file, not a folder"]
+
+
+def case_digits_out_under_a_file(t):
+    _write(t / "afile", "x")
+    return _digits(t / "afile" / "d"), ["afile/d", "is under", "is a file"]
+
+
+def case_digits_images_folder_is_a_file(t):
+    _write(t / "d" / "images", "x")
+    return _digits(t / "d"), ["images", "cannot write the dataset"]
+
+
+# -- group 11: COCO without annotations -----------------------------------------------------------
+
+
+def case_coco_no_annotations_at_all(t):
+    return _coco(t, lambda d: d.update(annotations=[])), [
+        "instances.json", "no annotations at all", "2 listed image(s)"]
+
+
+def case_coco_no_annotations_and_no_categories(t):
+    return _coco(t, lambda d: d.update(annotations=[], categories=[])), ["no annotations at all"]
+
+
+def case_coco_folder_without_annotations(t):
+    project = _project(t)
+    doc = _coco_doc(project)
+    doc["annotations"] = []
+    _write(t / "coco" / "annotations" / "instances_default.json", json.dumps(doc))
+    return ["import", str(project), str(t / "coco"), "--format", "coco"], [
+        "instances_default.json", "no annotations at all"]
+
+
+# -- group 14: prelabel checks the class count without boxes -------------------------------------
+
+
+def case_prelabel_no_boxes_too_few_names(t):
+    return _prelabel(t, "cat\ndog\n", "--set", "prelabel_conf=1", "--set", "score_conf=1"), [
+        "w.pt", "predicts 3 classes but 2 class names"]
+
+
+def case_prelabel_no_boxes_too_many_names(t):
+    return _prelabel(t, "a\nb\nc\nd\n", "--set", "prelabel_conf=1", "--set", "score_conf=1"), [
+        "predicts 3 classes but 4 class names"]
+
+
+def case_prelabel_model_finds_nothing(t):
+    prelabel_cmd.make_adapter = lambda cfg: FakeAdapter(3, max_boxes=0)  # the fixture restores it
+    return _prelabel(t, "cat\n"), ["predicts 3 classes but 1 class names"]
+
+
+# -- group 15: messages ---------------------------------------------------------------------------
+
+
+def case_prelabel_classes_is_a_directory(t):
+    (t / "cls").mkdir()
+    return _prelabel(t, t / "cls"), ["cls", "is a directory, expected a classes file"]
+
+
+def case_init_classes_is_a_directory(t):
+    make_images(t / "imgs", 4)
+    (t / "cls").mkdir()
+    return ["init", str(t / "p"), "--images", str(t / "imgs"), "--classes", str(t / "cls")], [
+        "cls", "is a directory"]
+
+
+def case_config_is_a_directory(t):
+    (t / "cfg").mkdir()
+    return ["config", "--config", str(t / "cfg")], ["cfg", "is a directory"]
+
+
+def case_init_classes_nfc_and_nfd(t):
+    make_images(t / "imgs", 4)
+    _write(t / "classes.txt", f"{NFC}\n{NFD}\n")
+    return ["init", str(t / "p"), "--images", str(t / "imgs"), "--classes", str(t / "classes.txt")], [
+        "classes.txt", "'café' and 'cafe\\u0301' differ only in Unicode normalisation"]
+
+
+def case_prelabel_classes_nfd_twice_with_bom(t):
+    return _prelabel(t, f"\ufeff{NFD}\n{NFD}\ncat\n"), ["classes.txt", "duplicate class names 'cafe\\u0301'"]
+
+
+def case_cvat_nfd_name_against_nfc_project(t):
+    return _cvat(t, f"{NFD}\ncat\ndog\n", classes=f"{NFC}\ncat\ndog\n"), [
+        "class 'cafe\\u0301' (id 0) is not a project class", "differs from 'café' only in Unicode normalisation"]
+
+
+def case_coco_nfd_category_against_nfc_project(t):
+    def spoil(d):
+        d["categories"][0]["name"] = NFD
+    return _coco(t, spoil, classes=f"{NFC}\ncat\ndog\n"), [
+        "category 1 is not a project class", "'cafe\\u0301'", "only in Unicode normalisation"]
+
+
+def case_coco_given_as_a_zip(t):
+    project = _project(t)
+    path = _zip(t / "coco.zip", {"annotations/instances_default.json": json.dumps(_coco_doc(project))})
+    return ["import", str(project), str(path), "--format", "coco"], ["coco.zip", "is a zip, expected a COCO JSON"]
+
+
+def case_coco_zip_named_json(t):
+    project = _project(t)
+    path = _zip(t / "instances.json", {"instances.json": json.dumps(_coco_doc(project))})
+    return ["import", str(project), str(path), "--format", "coco"], ["instances.json", "is a zip"]
+
+
+def case_coco_folder_holding_a_zip_named_json(t):
+    project = _project(t)
+    _zip(t / "ret" / "annotations" / "instances_default.json", {"x.json": "{}"})
+    return ["import", str(project), str(t / "ret"), "--format", "coco"], ["instances_default.json", "is a zip"]
+
+
+CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.__name__[5:] for c in CASES])
+def test_hostile_input(case, tmp_path, capsys):
+    argv, expected = case(tmp_path)
+    capsys.readouterr()
+    before = snapshot(tmp_path)
+    start = time.perf_counter()
+    assert main(argv) == 1
+    elapsed = time.perf_counter() - start
+    _out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err[:2000]
+    assert lines[0].startswith("detal: error: ")
+    assert "Traceback" not in err
+    for text in expected:
+        assert text in lines[0], f"{text!r} not in {lines[0][:3000]!r}"
+    assert len(lines[0]) < 120_000  # at most 200 problems are listed
+    assert snapshot(tmp_path) == before
+    assert elapsed < 30  # the alias bomb must not expand (it would run for minutes)
+
+
+def test_there_are_enough_hostile_cases():
+    assert len(CASES) >= 60
+    groups = {"coco", "cvat", "config", "cycle", "init", "prelabel", "score", "digits"}
+    assert {c.__name__.split("_")[1] for c in CASES} == groups
+
+
+# -- controls: the builders make valid input, so each case fails for its own reason -----------
+
+
+@pytest.mark.parametrize("build", [_coco, _cvat], ids=["coco", "cvat"])
+def test_unspoiled_returns_import(build, tmp_path, capsys):
+    argv = build(tmp_path)
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "imported 2 labels" in capsys.readouterr().out
+
+
+def test_unspoiled_config_prelabel_and_digits_run(tmp_path, capsys):
+    assert main(_config(tmp_path, "seed: 4294967295\nempty_image_score: 2.5\ntrain_args: {lr0: 0.01}\n")) == 0
+    assert "seed: 4294967295" in capsys.readouterr().out
+    assert main(_prelabel(tmp_path, "cat\ndog\nbird\n", "--set", "prelabel_conf=1", "--set", "score_conf=1")) == 0
+    assert sorted(p.name for p in (tmp_path / "out" / "yolo" / "labels").iterdir()) == [
+        "im000.txt", "im001.txt", "im002.txt"]
+    assert main(_digits(tmp_path / "d")) == 0
+
+
+def test_alias_bomb_is_answered_at_once(tmp_path, capsys):
+    path = _write(tmp_path / "bomb.yaml", _bomb())
+    assert path.stat().st_size < 600
+    start = time.perf_counter()
+    assert main(["config", "--config", str(path)]) == 1
+    assert time.perf_counter() - start < 2.0
+    assert "aliases" in capsys.readouterr().err
+
+
+def test_anchor_without_alias_is_fine(tmp_path):
+    assert load_config(_write(tmp_path / "c.yaml", "seed: &s 3\n")).seed == 3
+
+
+# -- group 12: a BOM is not part of a class name ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, names",
+    [
+        ("\ufeffcat\ndog\n", ["cat", "dog"]),
+        ("\ufeffcat\r\ndog\r\n", ["cat", "dog"]),
+        ("\ufeff\ncat\n", ["cat"]),
+        ("cat\n\ufeffdog\n", ["cat", "\ufeffdog"]),  # only a leading BOM is a BOM
+    ],
+    ids=["lf", "crlf", "bom-then-blank", "inner"],
+)
+def test_bom_is_dropped_from_the_first_class_name(tmp_path, text, names):
+    path = _write(tmp_path / "classes.txt", text.encode("utf-8"))
+    assert parse_class_names(text) == names
+    assert read_classes(path) == names
+
+
+def test_bom_classes_then_cvat_import_of_the_same_classes(tmp_path, capsys):
+    argv = _cvat(tmp_path, "cat\ndog\nbird\n", labels={0: "1 0.5 0.5 0.2 0.2\n"},
+                 classes="\ufeffcat\ndog\nbird\n")
+    project = Path(argv[1])
+    assert main(argv) == 0, capsys.readouterr().err
+    key = _keys(project)[0]
+    assert (project / "labels" / "images" / f"{key}.txt").read_text().startswith("1 0.500000")
+    with zipfile.ZipFile(project / "cycles" / "0" / "batch-0.zip") as zf:
+        assert zf.read("classes.txt").decode() == "cat\ndog\nbird\n"
+
+
+def test_bom_classes_for_prelabel(tmp_path):
+    assert main(_prelabel(tmp_path, "\ufeffcat\ndog\nbird\n")) == 0
+    data = yaml.safe_load((tmp_path / "out" / "yolo" / "data.yaml").read_text(encoding="utf-8"))
+    assert data["names"] == {0: "cat", 1: "dog", 2: "bird"}
+
+
+# -- the readers' API: what import will call -------------------------------------------------------
+
+
+def _coco_file(tmp_path: Path, doc: dict) -> Path:
+    return _write(tmp_path / "instances.json", json.dumps(doc))
+
+
+def _simple_coco(width=40, height=30, name="a.png") -> dict:
+    return {
+        "images": [{"id": 1, "file_name": f"images/{name}", "width": width, "height": height}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 5, "bbox": [4, 3, 8, 6]}],
+        "categories": [{"id": 5, "name": "dog"}],
+    }
+
+
+READER_CASES = [
+    # (id, format, files or builder, kwargs, expected words)
+    ("yolo classes.txt repeats a name", "yolo",
+     {"classes.txt": "cat\ndog\ncat\n", "labels/a.txt": LINE}, {}, ["classes.txt", "duplicate class names cat"]),
+    ("yolo classes.txt and data.yaml disagree", "yolo",
+     {"classes.txt": "dog\ncat\nbird\n", "data.yaml": "names: [cat, dog, bird]\n", "labels/a.txt": LINE}, {},
+     ["data.yaml", "disagrees with", "classes.txt", "class id 0 is 'cat' here but 'dog'"]),
+    ("yolo two classes.txt disagree", "yolo",
+     {"classes.txt": "cat\ndog\n", "labels/classes.txt": "dog\ncat\n", "labels/a.txt": LINE}, {},
+     ["labels/classes.txt", "disagrees", "ambiguous"]),
+    ("yolo data.yaml nc disagrees", "yolo",
+     {"data.yaml": "nc: 4\nnames: [cat, dog, bird]\n", "labels/a.txt": LINE}, {}, ["data.yaml", "nc is 4"]),
+    ("yolo data.yaml alias bomb", "yolo",
+     {"data.yaml": _bomb(), "labels/a.txt": LINE}, {}, ["data.yaml", "line 3", "aliases"]),
+    ("yolo data.yaml names nfc and nfd", "yolo",
+     {"data.yaml": f"names: [{NFC}, {NFD}]\n", "labels/a.txt": LINE}, {}, ["differ only in Unicode"]),
+    ("yolo zip label over 4 MiB", "yolo",
+     {"labels/a.txt": BIG_LABEL, "labels/b.txt": LINE}, {}, ["labels/a.txt", "file too large"]),
+    ("yolo folder label over 4 MiB", "yolo-folder",
+     {"labels/a.txt": BIG_LABEL, "labels/b.txt": LINE}, {}, ["labels/a.txt", "file too large"]),
+    ("yolo 250 problems list 200", "yolo",
+     {"labels/a.txt": "9 0.5 0.5 0.2 0.2\n" * 250}, {}, ["250 problems", "; ... and 50 more"]),
+    ("yolo sixth field", "yolo",
+     {"labels/a.txt": "0 0.5 0.5 0.2 0.2 x\n"}, {}, ["a.txt:1", "sixth field (confidence) 'x'"]),
+    ("yolo symlinked folder", "yolo-folder-link", {"labels/a.txt": LINE}, {}, ["symbolic link not allowed"]),
+    ("yolo label is a fifo", "yolo-folder-fifo", {"labels/a.txt": LINE}, {}, ["b.txt", "not a regular file"]),
+    ("yolo confidence column when not allowed", "yolo",
+     {"labels/a.txt": "0 0.5 0.5 0.2 0.2 0.9\n"}, {"allow_confidence": False}, ["a.txt:1", "expected 5 fields"]),
+    ("coco width disagrees with the image", "coco",
+     _simple_coco(), {"sizes": {"a.png": (41, 30)}},
+     ["instances.json", "image 'a.png'", "as 40x30 but the image is 41x30"]),
+    ("coco height disagrees, sizes by key", "coco",
+     _simple_coco(), {"sizes": {"a": (40, 60)}}, ["image 'a.png'", "40x30 but the image is 40x60"]),
+    ("coco non-integer width", "coco", _simple_coco(width=40.5), {}, ["width/height must be positive whole"]),
+    ("coco no annotations", "coco",
+     {**_simple_coco(), "annotations": []}, {}, ["no annotations at all", "1 listed image(s)"]),
+    ("coco over the size cap", "coco-capped", _simple_coco(), {}, ["COCO file too large", "limit is"]),
+]
+
+
+def _reader_input(tmp_path: Path, kind: str, files, monkeypatch) -> tuple[Path, str]:
+    if kind == "coco":
+        return _coco_file(tmp_path, files), "coco"
+    if kind == "coco-capped":
+        monkeypatch.setattr("detal.export.coco.MAX_COCO_BYTES", 100)
+        return _coco_file(tmp_path, files), "coco"
+    if kind.startswith("yolo-folder"):
+        root = tmp_path / "ret"
+        for name, text in files.items():
+            _write(root / name, text)
+        if kind == "yolo-folder-link":
+            (root / "more").symlink_to(root / "labels")
+        if kind == "yolo-folder-fifo":
+            os.mkfifo(root / "labels" / "b.txt")
+        return root, "yolo"
+    return _zip(tmp_path / "ret.zip", files), kind
+
+
+@pytest.mark.parametrize("kind, files, kwargs, expected", [c[1:] for c in READER_CASES],
+                         ids=[c[0] for c in READER_CASES])
+def test_reader_refuses(tmp_path, monkeypatch, kind, files, kwargs, expected):
+    path, fmt = _reader_input(tmp_path, kind, files, monkeypatch)
+    with pytest.raises(DataError) as info:
+        read_returned_labels(path, fmt, NAMES, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    for text in expected:
+        assert text in message, f"{text!r} not in {message[:2000]!r}"
+    if kind != "coco-capped":  # a file too large to read at all raises; the rest are problems
+        assert read_returned(path, fmt, NAMES, **kwargs).problems
+
+
+@pytest.mark.parametrize("names_file", ["classes.txt", "data.yaml", "labels/classes.txt"])
+def test_yolo_zip_with_classes_in_another_order_is_mapped_by_name(tmp_path, names_file):
+    order = ["bird", "cat", "dog"]
+    text = yaml.safe_dump({"names": order}) if names_file.endswith("yaml") else "\ufeff" + "\n".join(order)
+    path = _zip(tmp_path / "ret.zip", {names_file: text, "labels/a.txt": "0 0.5 0.5 0.2 0.2\n",
+                                       "labels/b.txt": "2 0.5 0.5 0.2 0.2 0.9\n", "__MACOSX/labels/._a.txt": "x",
+                                       "labels/.hidden.txt": "junk"})
+    assert read_returned_labels(path, "yolo", NAMES) == {
+        "a": "2 0.500000 0.500000 0.200000 0.200000\n",  # bird
+        "b": "1 0.500000 0.500000 0.200000 0.200000\n",  # dog
+    }
+
+
+def test_coco_sizes_that_agree_and_allowed_empty_files(tmp_path):
+    path = _coco_file(tmp_path, _simple_coco())
+    text = "1 0.200000 0.200000 0.200000 0.200000\n"
+    assert read_returned_labels(path, "coco", NAMES, sizes={"a.png": (40, 30)}) == {"a.png": text}
+    assert read_returned_labels(path, "coco", NAMES, sizes={"a": (40, 30), "other": (1, 1)}) == {"a.png": text}
+    empty = _coco_file(tmp_path, {**_simple_coco(), "annotations": []})
+    assert read_returned_labels(empty, "coco", NAMES, allow_no_annotations=True) == {"a.png": ""}
+
+
+def test_read_returned_collects_sources_and_problems(tmp_path):
+    path = _zip(tmp_path / "ret.zip", {"labels/a.txt": LINE, "labels/b.txt": "7 0.5 0.5 0.2 0.2\n"})
+    returned = read_returned(path, "yolo", NAMES)
+    assert returned.labels["a"] == "0 0.500000 0.500000 0.200000 0.200000\n"
+    assert returned.sources["a"] == f"{path}!labels/a.txt"
+    assert [str(p) for p in returned.problems] == [f"{path}!labels/b.txt:1: class id 7 out of range [0, 2]"]
+    coco = read_returned(_coco_file(tmp_path, _simple_coco()), "coco", NAMES)
+    assert coco.sources == {"a.png": f"{tmp_path / 'instances.json'}: image a.png"} and not coco.problems
+
+
+# -- what `detal import` gains once it calls the reader (strict xfail until then) -----------------
+
+
+@pytest.mark.xfail(strict=True, reason="import reads YOLO itself; passes once it calls read_returned")
+def test_import_yolo_zip_with_reordered_classes_txt(tmp_path, capsys):
+    project = _project(tmp_path)
+    keys = _keys(project)
+    files = {"classes.txt": "dog\ncat\nbird\n", **{f"labels/{k}.txt": LINE for k in keys}}
+    assert main(["import", str(project), str(_zip(tmp_path / "ret.zip", files))]) == 0
+    label = next((project / "labels").rglob(keys[0].split("__")[-1] + ".txt"))
+    assert label.read_text().split()[0] == "1"  # dog
+
+
+@pytest.mark.xfail(strict=True, reason="import does not pass sizes yet; passes once it does")
+def test_import_coco_with_wrong_image_size(tmp_path, capsys):
+    def spoil(d):
+        d["images"][0]["width"] *= 2
+    argv = _coco(tmp_path, spoil)
+    before = snapshot(tmp_path)
+    assert main(argv) == 1
+    assert "but the image is" in capsys.readouterr().err
+    assert snapshot(tmp_path) == before
