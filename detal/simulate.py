@@ -269,7 +269,7 @@ def _say(log: Callable[[str], None] | None, strategy: str, seed: int, row: dict)
 def _run_project(
     cfg: Config, adapter: ModelAdapter, strategy: str, project: Path, staged: Staged,
     identity: dict, length: int, hooks: Hooks, write_bundles: bool,
-    log: Callable[[str], None] | None, after_cycle: Callable[[], None],
+    log: Callable[[str], None] | None, after_cycle: Callable[[], None], train_cache: Path | None = None,
 ) -> None:
     """Init (or resume) one project and run it to the end of the schedule."""
     # a killed run's answer sheets and half-built project
@@ -295,7 +295,8 @@ def _run_project(
                 return
             if p.n_labeled >= cap and p.last_n_train == p.n_labeled:
                 return  # at the budget, and trained on every label
-        run_cycle(project, adapter, overrides=overrides, hooks=hooks, write_bundle=write_bundles)
+        run_cycle(project, adapter, overrides=overrides, hooks=hooks, write_bundle=write_bundles,
+                  train_cache=train_cache)
         rows = project_rows(project, strategy, cfg.seed, staged.boxes)
         _say(log, strategy, cfg.seed, rows[-1])
         after_cycle()
@@ -333,6 +334,7 @@ def simulate(
     log: Callable[[str], None] | None = print,
     report: bool = True,
     write_bundles: bool = False,
+    train_cache: str | Path | None = None,
 ) -> Path:
     """Run every (strategy, seed) project to the end of its schedule; write results.csv and the report.
 
@@ -340,6 +342,10 @@ def simulate(
     seed's config (so that training is seeded with that seed). ``callbacks``
     maps project events (:data:`detal.project.EVENTS`) to functions, called
     with the event's keyword arguments plus ``strategy`` and ``seed``.
+    ``train_cache`` is a folder of finished trainings shared by the projects
+    (:mod:`detal.project.train_cache`): a training with exactly the same
+    inputs as an earlier one (every strategy's first cycle at a seed; the
+    ``hold`` control retrained from the same initial weights) is reused.
     Resumable: run it again after an interruption.
     """
     if not strategies:
@@ -388,7 +394,8 @@ def simulate(
             identity = {"version": RUN_VERSION, "dataset": dataset.fingerprint(), "strategy": strategy,
                         "seed": seed}
             _run_project(scfg, ad, strategy, out / strategy / f"seed-{seed}", staged, identity, length,
-                         _hooks(callbacks, strategy, seed), write_bundles, log, results)
+                         _hooks(callbacks, strategy, seed), write_bundles, log, results,
+                         Path(train_cache) if train_cache is not None else None)
         results()
     if report:
         from detal.report import write_report

@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", default="runs/simulate", help="parent folder of the run (default: runs/simulate)")
     p.add_argument("--bundles", action="store_true",
                    help="also write each batch's vendor bundle zip (off: it copies the batch's images)")
+    p.add_argument("--train-cache", metavar="DIR",
+                   help="reuse trainings with identical inputs from this folder (default: NAME/train-cache; "
+                   "share one folder between runs on the same data, e.g. runs/simulate/train-cache)")
+    p.add_argument("--no-train-cache", action="store_true", help="train every cycle, reuse nothing")
     p.add_argument(
         "--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
         help="override one config key; repeatable",
@@ -64,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=out,
         data=args.data,
         write_bundles=args.bundles,
+        train_cache=None if args.no_train_cache else Path(args.train_cache or out / "train-cache"),
     )
     summary = out / "summary.md"
     if summary.is_file():

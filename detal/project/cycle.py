@@ -22,7 +22,11 @@ moves the cycle row along ``started -> trained -> selected -> done``
    (:func:`detal.selection.strategy_plan`, :func:`~detal.selection.cap_plan`);
    :func:`detal.selection.select_batch` draws the subset and calls the
    scorer, which predicts only those images and scores them
-   (:meth:`CycleRun.score_rows`). The generator is seeded with ``(seed, k)``,
+   (:meth:`CycleRun.score_rows`; with ``class_weighting: difficulty`` the
+   per-class AP of this cycle's evaluation weights each box). Every
+   prediction carries the image's embedding from the same forward pass; it is
+   stored with the score, and ``hybrid`` reads the candidates' embeddings from
+   there and predicts the labeled images once more for theirs. The generator is seeded with ``(seed, k)``,
    so a resumed selection picks the same images. A batch may be empty (the
    budget is reached, or a strategy that picks nothing): the cycle still
    trains, evaluates and finishes ``done`` with nothing out.
@@ -34,6 +38,10 @@ moves the cycle row along ``started -> trained -> selected -> done``
 A process killed at any point leaves the cycle in one of those states;
 ``run_cycle`` again resumes it: training restarts from scratch, selection
 repeats the same picks, and the files are rewritten.
+
+``train_cache`` (only ``detal simulate`` passes one,
+:mod:`detal.project.train_cache`) reuses a training that was already done
+with exactly the same inputs, weights and evaluation included.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detal.adapter import ModelAdapter
+from detal.adapter import Metrics, ModelAdapter
 from detal.config import Config, cycle_epochs
 from detal.detections import Prediction
 from detal.errors import ModelError, StateError
@@ -60,10 +68,12 @@ from detal.project.folder import (
     Hooks,
     batch_out,
     folder_lock,
+    label_relpath,
     open_store,
     pairs,
     project_config,
 )
+from detal.project.train_cache import TrainCache, training_key
 from detal.scoring import score_predictions
 from detal.selection import cap_plan, labeling_cap, select_batch, strategy_plan
 from detal.store import Store
@@ -80,6 +90,7 @@ def run_cycle(
     overrides: Iterable[str] = (),
     hooks: Hooks | None = None,
     write_bundle: bool = True,
+    train_cache: TrainCache | str | Path | None = None,
 ) -> CycleReport:
     """Train on every labeled image, select the next batch and export it with pre-labels.
 
@@ -87,7 +98,8 @@ def run_cycle(
     project config plus ``overrides``); otherwise starts the next one. Raises
     :class:`StateError` while a batch is out (unless ``force``), before
     anything is labeled, and at the budget once a cycle has trained on every
-    labeled image. ``write_bundle=False`` skips the bundle zip.
+    labeled image. ``write_bundle=False`` skips the bundle zip;
+    ``train_cache`` reuses identical earlier trainings (simulations).
     """
     project = Path(project)
     formats = check_formats(formats)
@@ -95,6 +107,8 @@ def run_cycle(
     try:
         with folder_lock(project):
             run = CycleRun(project, store, adapter, project_config(project, overrides), hooks or NO_HOOKS)
+            if train_cache is not None:
+                run.train_cache = train_cache if isinstance(train_cache, TrainCache) else TrainCache(train_cache)
             return run.run(force, formats, write_bundle)
     finally:
         store.close()
@@ -112,6 +126,7 @@ class CycleRun:
         self.names: list[str] = store.get_meta("classes")
         self.cache: dict[int, Prediction] = {}  # predictions of this cycle's weights, by image id
         self.scored: dict[int, tuple[float, int, int | None]] = {}
+        self.train_cache: TrainCache | None = None
 
     def run(self, force: bool, formats: list[str], bundle: bool) -> CycleReport:
         state, resumed_from = self.begin(force)
@@ -180,30 +195,64 @@ class CycleRun:
         if train_dir.exists():
             shutil.rmtree(train_dir)
         labeled = store.images(status=Status.LABELED.value)
+        val_rows = store.images(status=Status.VAL.value)
         trained_before = [c for c in store.cycles() if c.id < k and c.state == "done" and c.weights]
         init_weights = self.project / trained_before[-1].weights if cfg.warm_start and trained_before else None
         epochs = cycle_epochs(cfg, 0 if not trained_before else k, len(labeled))
-        t0 = time.perf_counter()
-        result = self.adapter.train(
-            pairs(self.project, labeled), [], self.names, train_dir, epochs=epochs, init_weights=init_weights
-        )
-        self.timings["train_s"] = round(time.perf_counter() - t0, 3)
-        t0 = time.perf_counter()
-        val_items = pairs(self.project, store.images(status=Status.VAL.value))
-        metrics = None
-        if val_items:
-            metrics = self.adapter.evaluate(result.weights, val_items, self.names, self.cycle_dir / "val")
-        self.timings["eval_s"] = round(time.perf_counter() - t0, 3)
+        key = hit = None
+        if self.train_cache is not None:
+            key = training_key(cfg, self._labeled_items(labeled), self._labeled_items(val_rows), epochs,
+                               init_weights)
+            hit = self.train_cache.get(key)
+        if hit is not None:
+            weights, result = self._from_cache(train_dir, *hit)
+            metrics = Metrics(**result["metrics"]) if result.get("metrics") else None
+        else:
+            t0 = time.perf_counter()
+            trained = self.adapter.train(
+                pairs(self.project, labeled), [], self.names, train_dir, epochs=epochs, init_weights=init_weights
+            )
+            weights = trained.weights
+            self.timings["train_s"] = round(time.perf_counter() - t0, 3)
+            t0 = time.perf_counter()
+            val_items = pairs(self.project, val_rows)
+            metrics = None
+            if val_items:
+                metrics = self.adapter.evaluate(weights, val_items, self.names, self.cycle_dir / "val")
+            self.timings["eval_s"] = round(time.perf_counter() - t0, 3)
+            if key is not None:
+                self.train_cache.put(key, Path(weights), {
+                    "metrics": asdict(metrics) if metrics is not None else None,
+                    "train_s": self.timings["train_s"], "eval_s": self.timings["eval_s"],
+                })
         with store.transaction():
             store.update_cycle(
                 k,
                 state="trained",
-                weights=_rel_to_project(self.project, result.weights),
+                weights=_rel_to_project(self.project, weights),
                 metrics=asdict(metrics) if metrics is not None else None,
                 n_train=len(labeled),
                 timings=self.timings,
             )
         self.hooks.emit("on_train_end", cycle=k, metrics=metrics)
+
+    def _labeled_items(self, rows: Sequence) -> list[tuple[str, str]]:
+        """``(image content hash, label text)`` of ``rows``, in order (the cache key's inputs)."""
+        out = []
+        for r in rows:
+            label = self.project / label_relpath(r.relpath)
+            out.append((r.sha256, label.read_text(encoding="utf-8") if label.is_file() else ""))
+        return out
+
+    def _from_cache(self, train_dir: Path, weights: Path, result: dict) -> tuple[Path, dict]:
+        """Copy a cached training's weights into this cycle; keep its original timings."""
+        (train_dir / "weights").mkdir(parents=True)
+        target = train_dir / "weights" / "last.pt"
+        shutil.copyfile(weights, target)
+        self.timings["train_s"] = result.get("train_s", 0.0)
+        self.timings["eval_s"] = result.get("eval_s", 0.0)
+        self.timings["train_cached"] = True
+        return target, result
 
     # -- 4. score and select --------------------------------------------------------------
     def predict(self, image_rows: Sequence) -> dict[int, Prediction]:
@@ -218,6 +267,7 @@ class CycleRun:
             iou=self.cfg.iou,
             batch=self.cfg.predict_batch,
             progress=False,
+            with_embeddings=True,
         )
         out = {}
         for p in result.predictions:
@@ -239,8 +289,34 @@ class CycleRun:
         with the config's measure, aggregation and thresholds.
         """
         ordered = [i for i in ids if i in self.cache]
-        scores = score_predictions([self.cache[i] for i in ordered], self.cfg)
+        scores = score_predictions([self.cache[i] for i in ordered], self.cfg, class_ap=self.class_ap())
         return {i: (s.score, s.n_boxes, s.top_class) for i, s in zip(ordered, scores)}
+
+    def class_ap(self) -> list | None:
+        """Per-class mAP50-95 of this cycle's evaluation (``None``: not evaluated, or not asked for)."""
+        if self.cfg.class_weighting == "none":
+            return None
+        metrics = self.store.cycle(self.k).metrics or {}
+        return metrics.get("per_class")
+
+    def embeddings_of(self, ids: Sequence[int]) -> list:
+        """The embedding of each id's prediction this cycle (``None`` where there is none)."""
+        return [getattr(self.cache.get(i), "embedding", None) for i in ids]
+
+    def embedder(self, ids: np.ndarray) -> np.ndarray:
+        """Embeddings of ``ids`` under this cycle's weights, predicting the ones not seen yet."""
+        id_list = ids.tolist()
+        todo = [i for i in id_list if i not in self.cache]
+        if todo:
+            self.predict(self.store.images(todo))
+        vectors = self.embeddings_of(id_list)
+        missing = [i for i, v in zip(id_list, vectors) if v is None]
+        if missing:
+            raise ModelError(
+                f"{self.project}: no embedding for {len(missing)} image(s) (e.g. id {missing[0]}); "
+                "the model adapter gives none, or the image could not be read"
+            )
+        return np.stack(vectors).astype(np.float32)
 
     def select(self) -> None:
         store, cfg, k = self.store, self.cfg, self.k
@@ -249,6 +325,7 @@ class CycleRun:
         plan = strategy_plan(
             cfg.strategy, pool.size, batch_fraction=cfg.batch_fraction,
             subset_fraction=cfg.subset_fraction, uncertain_share=cfg.uncertain_share,
+            candidate_factor=cfg.candidate_factor,
         )
         plan = cap_plan(plan, self.room(pool))
         score_s = 0.0
@@ -262,11 +339,15 @@ class CycleRun:
             score_s += time.perf_counter() - s0
             return np.array([self.scored[i][0] if i in self.scored else np.nan for i in id_list])
 
-        selection = select_batch(pool.unlabeled_ids(), plan, np.random.default_rng([cfg.seed, k]), scorer)
+        selection = select_batch(
+            pool.unlabeled_ids(), plan, np.random.default_rng([cfg.seed, k]), scorer,
+            embedder=self.embedder, labeled_ids=pool.labeled_ids(),
+        )
         self.timings["score_s"] = round(score_s, 3)
         self.timings["select_s"] = round(time.perf_counter() - t0 - score_s, 3)
         with store.transaction():
-            store.add_scores(k, [(i, *v) for i, v in self.scored.items()])
+            store.add_scores(k, [(i, *v) for i, v in self.scored.items()],
+                             embeddings=self.embeddings_of(list(self.scored)))
             pool.select(selection.ids, k)
             store.save_pool(pool, selection.ids)
             store.update_cycle(k, state="selected", n_selected=int(selection.ids.size), timings=self.timings)
@@ -304,7 +385,8 @@ class CycleRun:
                                      self.names, cfg, others)
         self.timings["export_s"] = round(time.perf_counter() - t0, 3)
         with store.transaction():
-            store.add_scores(k, [(i, *v) for i, v in computed.items()], in_subset=False)
+            store.add_scores(k, [(i, *v) for i, v in computed.items()], in_subset=False,
+                             embeddings=self.embeddings_of(list(computed)))
             store.update_cycle(k, state="done", timings=self.timings, finished_at=time.time())
         self.hooks.emit("on_export_end", cycle=k, bundle=zip_path)
         final = store.cycle(k)
