@@ -123,7 +123,7 @@ def test_hybrid_batches_are_more_diverse_than_subset_topk(data_yaml, tmp_path):
 
 def test_the_train_cache_reuses_identical_trainings_only(data_yaml, tmp_path):
     CountingAdapter.trainings = 0
-    adapter = lambda cfg: CountingAdapter(N_CLASSES, seed=cfg.seed)  # noqa: E731
+    adapter = lambda cfg: CountingAdapter(N_CLASSES, seed=cfg.seed)
     cache = tmp_path / "cache"
     cached = _sim(data_yaml, tmp_path / "cached", ["random", "hold", "mixed"], cache=cache, adapter=adapter,
                   warm_start=False)
@@ -133,7 +133,7 @@ def test_the_train_cache_reuses_identical_trainings_only(data_yaml, tmp_path):
     CountingAdapter.trainings = 0
     plain = _sim(data_yaml, tmp_path / "plain", ["random", "hold", "mixed"], adapter=adapter, warm_start=False)
     assert CountingAdapter.trainings == 15
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows]
     assert strip(_rows(cached)) == strip(_rows(plain))
 
 
