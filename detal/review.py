@@ -325,7 +325,7 @@ def _card_html(rank: int, im: ReviewImage, names: Sequence[str]) -> str:
         f'<span class="nshown">{len(boxes)}</span> of {len(boxes)} boxes')
     problems = "".join(f'<div class="problem">{_e(p)}</div>' for p in im.problems)
     return (
-        f'<article class="card" id="img-{im.image_id}" data-rank="{rank}" '
+        f'<article class="card" id="img-{im.image_id}" data-rank="{rank}" data-name="{_e(im.name)}" '
         f'data-score="{"" if im.score is None else f"{im.score:.6f}"}" '
         f'data-boxes="{len(boxes)}" data-classes="{" ".join(map(str, classes))}">'
         f'<div class="frame" style="aspect-ratio:{im.width} / {im.height}">{picture}'
@@ -703,9 +703,12 @@ def make_thumbnail(src: Path, dst: Path, max_side: int = 256, *, size_hint: tupl
     if img is None:
         return None
     h, w = img.shape[:2]
-    scale = max_side / max(h, w)
+    full_w, full_h = w, h
+    if flag != cv2.IMREAD_COLOR:  # the reduced decode rounds; scale from the stored size
+        full_w, full_h = size_hint if (w >= h) == (size_hint[0] >= size_hint[1]) else size_hint[::-1]
+    scale = max_side / max(full_w, full_h)
     if scale < 1.0:
-        w, h = max(1, round(w * scale)), max(1, round(h * scale))
+        w, h = max(1, round(full_w * scale)), max(1, round(full_h * scale))
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
