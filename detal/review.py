@@ -456,6 +456,8 @@ _JS = """
   only.addEventListener("change", changed);
   checks.forEach(function (c) { c.addEventListener("change", changed); });
   apply();
+  // time from navigation start to the page being filtered and ready (read by the benchmark)
+  document.documentElement.setAttribute("data-ready-ms", String(Math.round(performance.now())));
 })();
 """
 

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import warnings
@@ -86,6 +87,7 @@ def test_dom_has_one_card_per_batch_image_with_its_boxes(page):
         assert all("hidden" not in b for b in card["boxes"])
     n_boxes = sum(int(r[2]) for r in manifest)
     assert f"{len(batch)} images, {n_boxes} boxes shown" in dom
+    assert re.search(r'<html lang="en" data-ready-ms="\d+">', dom)  # the script ran to its end
 
 
 def test_filters_hide_boxes_by_confidence_and_class(page):
