@@ -59,6 +59,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+import cv2
 import numpy as np
 
 from detal.errors import DataError, StateError
@@ -347,7 +348,7 @@ h1{font-size:20px;margin:4px 0}
 h2{font-size:14px;margin:0 0 6px;color:var(--mut);font-weight:600}
 .sub,.note{color:var(--mut)}
 .note{margin:4px 0}
-.glance{display:flex;flex-wrap:wrap;gap:12px}
+.glance{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
 .panel{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:10px 12px;
  min-width:240px}
 .big{font-size:22px;font-weight:600}
@@ -688,8 +689,6 @@ def make_thumbnail(src: Path, dst: Path, max_side: int = 256, *, size_hint: tupl
     ``size_hint`` (the stored width, height) a large JPEG is decoded at 1/2,
     1/4 or 1/8 scale directly, which is several times faster than a full decode.
     """
-    import cv2
-
     try:
         data = np.fromfile(str(src), dtype=np.uint8)
     except OSError:
