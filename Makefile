@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: venv test test-fast demo lint clean
+.PHONY: venv browser test test-fast demo lint clean
 
 venv: $(VENV)/.installed
 
@@ -12,10 +12,26 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
 	touch $@
 
-test: venv
+# browser: the review page test (tests/test_review_browser.py) loads the page in a real
+# headless browser. Installs Debian's chromium-headless-shell (or chromium) when none is on
+# PATH and apt-get can; silent when one is there. Without one the test skips, loudly.
+BROWSERS := chromium-headless-shell chromium chromium-browser google-chrome
+browser:
+	@for b in $(BROWSERS); do command -v $$b >/dev/null 2>&1 && exit 0; done; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make: no chromium and no apt-get: the review page's browser test will be skipped"; exit 0; fi; \
+	SUDO=; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	echo "make: installing chromium-headless-shell for the review page's browser test"; \
+	$$SUDO apt-get update -qq >/dev/null 2>&1; \
+	for pkg in chromium-headless-shell chromium; do \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+			$$pkg >/dev/null 2>&1 && exit 0; done; \
+	echo "make: could not install chromium: the review page's browser test will be skipped"
+
+test: venv browser
 	$(PY) -m pytest -q
 
-test-fast: venv
+test-fast: venv browser
 	$(PY) -m pytest -q -m "not slow"
 
 # demo: mixed vs random on a small digits-det, one seed, CPU-sized (6-11 min on 2 cores).
