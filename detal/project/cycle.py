@@ -31,6 +31,18 @@ moves the cycle row along ``started -> trained -> selected -> done``
    every image is predicted once a cycle), the bundle zip (unless
    ``write_bundle=False``) and any other export format.
 
+Reporting: every step ends with ``on_stage_end(cycle, stage, seconds, **figures)``
+for ``stage`` in ``train`` (``images``, ``epochs``), ``evaluate`` (``metrics``, a
+:class:`~detal.adapter.Metrics` or ``None`` without val images), ``score``
+(``images``), ``select`` (``images``, ``uncertain``, ``random``) and ``export``
+(``prelabels``, ``boxes``, ``bundle``, ``exports``); ``detal cycle`` prints one
+line per stage from it. An adapter with a ``log_to(path, *, echo, on_epoch)``
+context manager (an optional part of :class:`~detal.adapter.ModelAdapter`;
+:class:`~detal.ultra.UltralyticsAdapter` has one) gets it around the cycle's
+steps: its own log goes to ``cycles/<k>/train.log`` (and to ``log_echo`` live),
+and each finished training epoch emits ``on_train_epoch_end(cycle, epoch, epochs)``.
+While a batch is out, the plan step raises :class:`~detal.errors.BatchOutError`.
+
 A process killed at any point leaves the cycle in one of those states;
 ``run_cycle`` again resumes it: training restarts from scratch, selection
 repeats the same picks, and the files are rewritten.
@@ -38,18 +50,20 @@ repeats the same picks, and the files are rewritten.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
 from detal.adapter import ModelAdapter
 from detal.config import Config, cycle_epochs
 from detal.detections import Prediction
-from detal.errors import ModelError, StateError
+from detal.errors import BatchOutError, ModelError, StateError
 from detal.labels import prediction_lines
 from detal.pool import Pool, Status
 from detal.project.bundle import check_formats, export_other, write_bundle, write_prelabels
@@ -68,7 +82,9 @@ from detal.scoring import score_predictions
 from detal.selection import cap_plan, labeling_cap, select_batch, strategy_plan
 from detal.store import Store
 
-__all__ = ["CycleRun", "run_cycle"]
+__all__ = ["LOG_FILE", "CycleRun", "run_cycle"]
+
+LOG_FILE = "train.log"  # the adapter's own log of a cycle, in cycles/<k>/
 
 
 def run_cycle(
@@ -80,21 +96,25 @@ def run_cycle(
     overrides: Iterable[str] = (),
     hooks: Hooks | None = None,
     write_bundle: bool = True,
+    log_echo: TextIO | None = None,
 ) -> CycleReport:
     """Train on every labeled image, select the next batch and export it with pre-labels.
 
     Resumes the last cycle if it was interrupted (with the config of this call:
     project config plus ``overrides``); otherwise starts the next one. Raises
-    :class:`StateError` while a batch is out (unless ``force``), before
+    :class:`~detal.errors.BatchOutError` while a batch is out (unless ``force``), before
     anything is labeled, and at the budget once a cycle has trained on every
-    labeled image. ``write_bundle=False`` skips the bundle zip.
+    labeled image. ``write_bundle=False`` skips the bundle zip. The adapter's
+    own log goes to ``cycles/<k>/train.log`` when it can route it (``log_to``),
+    and also to ``log_echo`` when given (``detal cycle --verbose``).
     """
     project = Path(project)
     formats = check_formats(formats)
     store = open_store(project)
     try:
         with folder_lock(project):
-            run = CycleRun(project, store, adapter, project_config(project, overrides), hooks or NO_HOOKS)
+            run = CycleRun(project, store, adapter, project_config(project, overrides), hooks or NO_HOOKS,
+                           log_echo=log_echo)
             return run.run(force, formats, write_bundle)
     finally:
         store.close()
@@ -103,7 +123,8 @@ def run_cycle(
 class CycleRun:
     """One cycle of one project, step by step (see the module docstring)."""
 
-    def __init__(self, project: Path, store: Store, adapter: ModelAdapter, cfg: Config, hooks: Hooks) -> None:
+    def __init__(self, project: Path, store: Store, adapter: ModelAdapter, cfg: Config, hooks: Hooks,
+                 *, log_echo: TextIO | None = None) -> None:
         self.project = project
         self.store = store
         self.adapter = adapter
@@ -112,6 +133,7 @@ class CycleRun:
         self.names: list[str] = store.get_meta("classes")
         self.cache: dict[int, Prediction] = {}  # predictions of this cycle's weights, by image id
         self.scored: dict[int, tuple[float, int, int | None]] = {}
+        self.log_echo = log_echo  # also show the adapter's log here
 
     def run(self, force: bool, formats: list[str], bundle: bool) -> CycleReport:
         state, resumed_from = self.begin(force)
@@ -121,12 +143,25 @@ class CycleRun:
             # left by a killed run
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
         self.timings = dict(self.store.cycle(self.k).timings)
-        if state == "started":
-            self.train()
-        self.weights = self.project / self.store.cycle(self.k).weights
-        if state in ("started", "trained"):
-            self.select()
-        return self.write_batch(formats, bundle, resumed_from)
+        with self.adapter_log():
+            if state == "started":
+                self.train()
+            self.weights = self.project / self.store.cycle(self.k).weights
+            if state in ("started", "trained"):
+                self.select()
+            return self.write_batch(formats, bundle, resumed_from)
+
+    def adapter_log(self) -> contextlib.AbstractContextManager:
+        """The adapter's ``log_to`` for this cycle (``cycles/<k>/train.log``), if it has one."""
+        log_to = getattr(self.adapter, "log_to", None)
+        if log_to is None:
+            return contextlib.nullcontext()
+        k = self.k
+
+        def on_epoch(epoch: int, epochs: int) -> None:
+            self.hooks.emit("on_train_epoch_end", cycle=k, epoch=epoch, epochs=epochs)
+
+        return log_to(self.cycle_dir / LOG_FILE, echo=self.log_echo, on_epoch=on_epoch)
 
     # -- 1. plan --------------------------------------------------------------------
     def begin(self, force: bool) -> tuple[str, str | None]:
@@ -145,9 +180,10 @@ class CycleRun:
         out = batch_out(store)
         if out and not force:
             desc = ", ".join(f"cycle {c}: {r} of {t}" for c, (r, t) in sorted(out.items()))
-            raise StateError(
+            raise BatchOutError(
                 f"{self.project}: a batch is still out ({desc} images unlabeled); "
-                "import its labels with detal import, or pass --force"
+                "import its labels with detal import, or pass --force",
+                out,
             )
         n_labeled = pool.count(Status.LABELED)
         if n_labeled == 0:
@@ -188,12 +224,16 @@ class CycleRun:
             pairs(self.project, labeled), [], self.names, train_dir, epochs=epochs, init_weights=init_weights
         )
         self.timings["train_s"] = round(time.perf_counter() - t0, 3)
+        self.hooks.emit("on_stage_end", cycle=k, stage="train", seconds=self.timings["train_s"],
+                        images=len(labeled), epochs=epochs)
         t0 = time.perf_counter()
         val_items = pairs(self.project, store.images(status=Status.VAL.value))
         metrics = None
         if val_items:
             metrics = self.adapter.evaluate(result.weights, val_items, self.names, self.cycle_dir / "val")
         self.timings["eval_s"] = round(time.perf_counter() - t0, 3)
+        self.hooks.emit("on_stage_end", cycle=k, stage="evaluate", seconds=self.timings["eval_s"],
+                        metrics=metrics)
         with store.transaction():
             store.update_cycle(
                 k,
@@ -270,6 +310,11 @@ class CycleRun:
             pool.select(selection.ids, k)
             store.save_pool(pool, selection.ids)
             store.update_cycle(k, state="selected", n_selected=int(selection.ids.size), timings=self.timings)
+        self.hooks.emit("on_stage_end", cycle=k, stage="score", seconds=self.timings["score_s"],
+                        images=len(self.scored))
+        self.hooks.emit("on_stage_end", cycle=k, stage="select", seconds=self.timings["select_s"],
+                        images=int(selection.ids.size), uncertain=int(selection.uncertain_ids.size),
+                        random=int(selection.random_ids.size))
         self.hooks.emit("on_select_end", cycle=k, ids=selection.ids)
 
     # -- 5. write the batch ------------------------------------------------------------
@@ -307,6 +352,9 @@ class CycleRun:
             store.add_scores(k, [(i, *v) for i, v in computed.items()], in_subset=False)
             store.update_cycle(k, state="done", timings=self.timings, finished_at=time.time())
         self.hooks.emit("on_export_end", cycle=k, bundle=zip_path)
+        self.hooks.emit("on_stage_end", cycle=k, stage="export", seconds=self.timings["export_s"],
+                        prelabels=len(prelabels), boxes=sum(v[1] for v in manifest.values()),
+                        bundle=zip_path, exports=exported)
         final = store.cycle(k)
         return CycleReport(
             cycle=k,
