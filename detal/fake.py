@@ -67,7 +67,8 @@ class FakeAdapter:
         self, path: Path, *, echo: TextIO | None = None, on_epoch: Callable[[int, int], None] | None = None
     ) -> Iterator[FakeAdapter]:
         """Like :meth:`detal.ultra.UltralyticsAdapter.log_to`: while active, ``train`` appends
-        one line per epoch to ``path`` (and ``echo``) and calls ``on_epoch(epoch, epochs)``;
+        one line per epoch to ``path`` (and ``echo``) and calls ``on_epoch(epoch, epochs)``
+        with the epochs done (0 first);
         ``evaluate`` appends one line."""
         with open(path, "a", encoding="utf-8") as fh:
             saved, self._log = self._log, (fh, echo, on_epoch)
@@ -106,6 +107,8 @@ class FakeAdapter:
         }
         weights.write_text(json.dumps(record))
         on_epoch = self._log[2] if self._log is not None else None
+        if on_epoch is not None:
+            on_epoch(0, epochs)
         for epoch in range(1, epochs + 1):
             self._say(f"fake train: epoch {epoch}/{epochs}, {len(train_items)} images")
             if on_epoch is not None:

@@ -516,8 +516,8 @@ class UltralyticsAdapter:
         (a header line, then what Ultralytics logs, prints and draws: one plain
         line per finished progress bar, no escape codes) and, when ``echo`` is
         given, shows it there too (live, bars included, when ``echo`` is a
-        terminal). ``on_epoch(epoch, epochs)`` is called after each finished
-        training epoch. Outside this context Ultralytics writes to the terminal
+        terminal). ``on_epoch(epoch, epochs)`` is called with the epochs done:
+        0 when training starts, then after each finished epoch. Outside this context Ultralytics writes to the terminal
         as it always does. The optional ``log_to`` of a
         :class:`~detal.adapter.ModelAdapter`; ``detal cycle`` routes each
         cycle's log to ``cycles/<k>/train.log`` with it.
@@ -620,6 +620,7 @@ class UltralyticsAdapter:
         model = self._build(source)
         on_epoch = self._route.on_epoch if self._route is not None else None
         if on_epoch is not None:
+            model.add_callback("on_train_start", lambda t: on_epoch(0, int(t.epochs)))
             model.add_callback("on_fit_epoch_end", lambda t: on_epoch(int(t.epoch) + 1, int(t.epochs)))
         start = time.perf_counter()
         try:

@@ -61,7 +61,7 @@ def assert_stage_lines(text: str) -> None:
 def detal_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
     """``python -m detal ARGS`` with stdout and stderr on pipes (not a terminal), as cron runs it."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **env}
-    return subprocess.run([sys.executable, "-m", "detal", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "detal", *args], check=False, capture_output=True, text=True,
                           env=full_env, timeout=600)
 
 
@@ -210,10 +210,10 @@ def test_exit_statuses_are_documented_in_help_and_readme(capsys):
     text = capsys.readouterr().out
     for code, what in ((0, "the cycle ran"), (1, "an error"), (3, "a batch is still out"),
                        (4, "another detal command is running")):
-        assert re.search(rf"^  {code}  .*{what}", text, re.M), (code, text)
+        assert re.search(rf"^  {code}  .*{what}", text, re.MULTILINE), (code, text)
     assert "--if-ready" in text and "train.log" in text
     readme = (REPO / "README.md").read_text()
-    assert re.search(r"^\S.*detal cycle \S+ --if-ready >> \S+ 2>&1$", readme, re.M)
+    assert re.search(r"^\S.*detal cycle \S+ --if-ready >> \S+ 2>&1$", readme, re.MULTILINE)
     assert "| 3 |" in readme and "| 4 |" in readme
 
 
@@ -278,7 +278,7 @@ def test_simulate_writes_each_cycles_log_and_prints_only_its_lines(tmp_path, cap
 
 # -- one real run ----------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_real_cycle_logs_ultralytics_to_train_log_and_prints_only_stage_lines(tmp_path):
+def test_real_cycle_logs_ultralytics_to_train_log_and_prints_only_stage_lines(tmp_path, capfd):
     """A real Ultralytics cycle, run as cron runs it (pipes): its epoch lines are in train.log only."""
     pytest.importorskip("ultralytics")
     from detal.digits import DigitsSpec, build_digits
@@ -315,3 +315,25 @@ def test_real_cycle_logs_ultralytics_to_train_log_and_prints_only_stage_lines(tm
     for line in epoch_lines:
         assert line.strip() not in proc.stdout
     assert "Epoch" in log and "Epoch" not in proc.stdout
+
+    # the adapter in-process: a routed evaluate says nothing on fds 1 and 2 and restores the logger
+    import logging
+
+    from detal.project.folder import pairs
+    from detal.store import Store
+    from detal.ultra import UltralyticsAdapter
+
+    logger = logging.getLogger("ultralytics")
+    handlers = list(logger.handlers)
+    with Store.open(project / "detal.db") as store:
+        val = pairs(project, store.images(status="val"))
+    adapter = UltralyticsAdapter(Config(model="yolov8n.yaml", imgsz=64, batch=8, workers=0, device="cpu"))
+    weights = next((project / "cycles" / "1" / "train").rglob("last.pt"))
+    capfd.readouterr()
+    with adapter.log_to(tmp_path / "eval.log"):
+        metrics = adapter.evaluate(weights, val, [str(i) for i in range(10)], tmp_path / "eval")
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
+    assert 0.0 <= metrics.map50_95 <= metrics.map50 <= 1.0
+    assert re.search(r"^\s+all\s+4\s+\d+\s", (tmp_path / "eval.log").read_text(), re.MULTILINE)
+    assert logger.handlers == handlers and not any(isinstance(h.stream, _PlainLines) for h in handlers)

@@ -233,7 +233,7 @@ class StagePrinter:
         from detal.project import Hooks
 
         hooks = Hooks()
-        hooks.add("on_train_epoch_end", self.epoch)
+        hooks.add("on_train_progress", self.epoch)
         hooks.add("on_stage_end", self.stage)
         return hooks
 

@@ -40,7 +40,8 @@ line per stage from it. An adapter with a ``log_to(path, *, echo, on_epoch)``
 context manager (an optional part of :class:`~detal.adapter.ModelAdapter`;
 :class:`~detal.ultra.UltralyticsAdapter` has one) gets it around the cycle's
 steps: its own log goes to ``cycles/<k>/train.log`` (and to ``log_echo`` live),
-and each finished training epoch emits ``on_train_epoch_end(cycle, epoch, epochs)``.
+and training emits ``on_train_progress(cycle, epoch, epochs)`` when it starts (epoch 0)
+and after each finished epoch.
 While a batch is out, the plan step raises :class:`~detal.errors.BatchOutError`.
 
 A process killed at any point leaves the cycle in one of those states;
@@ -159,7 +160,7 @@ class CycleRun:
         k = self.k
 
         def on_epoch(epoch: int, epochs: int) -> None:
-            self.hooks.emit("on_train_epoch_end", cycle=k, epoch=epoch, epochs=epochs)
+            self.hooks.emit("on_train_progress", cycle=k, epoch=epoch, epochs=epochs)
 
         return log_to(self.cycle_dir / LOG_FILE, echo=self.log_echo, on_epoch=on_epoch)
 

@@ -50,7 +50,7 @@ _MAX_LISTED_PROBLEMS = 200
 
 EVENTS = (
     "on_cycle_start",
-    "on_train_epoch_end",
+    "on_train_progress",
     "on_train_end",
     "on_stage_end",
     "on_select_end",
