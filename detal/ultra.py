@@ -35,6 +35,12 @@ What it guarantees:
   :attr:`Detections.dfl`; asked for (``with_embeddings``), each feature map is
   average-pooled over space, the levels concatenated and L2-normalised into
   :attr:`Prediction.embedding` (float16). No hook, no second pass.
+- **Its log where the caller wants it.** Inside :meth:`UltralyticsAdapter.log_to`,
+  everything Ultralytics says during ``train``, ``evaluate`` and ``predict``
+  (its ``ultralytics`` logger, its progress bars, prints and warnings on
+  ``sys.stdout``/``sys.stderr``) is appended to a log file as plain lines, one
+  per finished progress bar, and nothing reaches the terminal unless an echo
+  stream is given. ``detal cycle`` writes ``cycles/<k>/train.log`` this way.
 """
 
 from __future__ import annotations
