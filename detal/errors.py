@@ -11,10 +11,16 @@ traceback.
     ├── ConfigError       a config file or --set override is wrong
     ├── DataError         an image, label, classes file or dataset is wrong
     ├── StateError        the project store is not in a state that allows the action
+    │   ├── BatchOutError a cycle was asked for while a batch is still out (exit 3)
+    │   └── BusyError     another detal command holds the project's lock (exit 4)
     └── ModelError        training, prediction or evaluation failed, or weights are bad
 
 ``ConfigError`` and ``DataError`` are also ``ValueError``s, so library callers
 that pass a bad argument can catch the builtin they expect.
+
+``BatchOutError`` and ``BusyError`` are the two "nothing to do now" states of
+``detal cycle``: the CLI exits with their ``exit_code`` (3 and 4) instead of 1, and
+``detal cycle --if-ready`` turns them into exit 0, so a cron job needs no wrapper.
 
 Messages name the file (or config key) and what is wrong, so that the one
 line is enough to fix the input.
@@ -37,6 +43,26 @@ class DataError(DetalError, ValueError):
 
 class StateError(DetalError):
     """The project is not in a state that allows the requested action."""
+
+
+class BatchOutError(StateError):
+    """A cycle cannot start: a batch is still out (selected and not yet labeled).
+
+    ``out`` maps each cycle with images still out to ``(images unlabeled,
+    images selected)``.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, out: dict[int, tuple[int, int]]) -> None:
+        super().__init__(message)
+        self.out = dict(out)
+
+
+class BusyError(StateError):
+    """Another detal command (a cycle, an import, a simulation) holds the folder's lock."""
+
+    exit_code = 4
 
 
 class ModelError(DetalError):

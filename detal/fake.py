@@ -12,16 +12,20 @@ selection can be tested without a model. ``train`` writes a small JSON
 "weights" file recording what it was trained on, and reports metrics that grow
 with the number of training images, so bookkeeping can be checked end to end;
 per-class mAP50-95 spreads around the overall figure by class id, and is
-``None`` for classes with no instance in the validation labels.
+``None`` for classes with no instance in the validation labels. Inside
+:meth:`FakeAdapter.log_to`, ``train`` and ``evaluate`` write a line per epoch and
+per evaluation to the log, as the real adapter routes Ultralytics' log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -56,6 +60,29 @@ class FakeAdapter:
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
         self.calls: list[tuple[str, dict]] = []
+        self._log: tuple[TextIO, TextIO | None, Callable[[int, int], None] | None] | None = None
+
+    @contextlib.contextmanager
+    def log_to(
+        self, path: Path, *, echo: TextIO | None = None, on_epoch: Callable[[int, int], None] | None = None
+    ) -> Iterator[FakeAdapter]:
+        """Like :meth:`detal.ultra.UltralyticsAdapter.log_to`: while active, ``train`` appends
+        one line per epoch to ``path`` (and ``echo``) and calls ``on_epoch(epoch, epochs)``
+        with the epochs done (0 first);
+        ``evaluate`` appends one line."""
+        with open(path, "a", encoding="utf-8") as fh:
+            saved, self._log = self._log, (fh, echo, on_epoch)
+            try:
+                yield self
+            finally:
+                self._log = saved
+
+    def _say(self, line: str) -> None:
+        if self._log is not None:
+            for stream in self._log[:2]:
+                if stream is not None:
+                    stream.write(line + "\n")
+                    stream.flush()
 
     # -- ModelAdapter ---------------------------------------------------------
     def train(
@@ -79,6 +106,13 @@ class FakeAdapter:
             "names": list(names),
         }
         weights.write_text(json.dumps(record))
+        on_epoch = self._log[2] if self._log is not None else None
+        if on_epoch is not None:
+            on_epoch(0, epochs)
+        for epoch in range(1, epochs + 1):
+            self._say(f"fake train: epoch {epoch}/{epochs}, {len(train_items)} images")
+            if on_epoch is not None:
+                on_epoch(epoch, epochs)
         self.calls.append(("train", {"n": len(train_items), "epochs": epochs, "init": init_weights}))
         metrics = self._metrics(len(train_items), val_items) if val_items else None
         return TrainResult(weights, metrics, time.perf_counter() - start, epochs)
@@ -124,7 +158,9 @@ class FakeAdapter:
         self, weights: Path, val_items: Sequence[LabeledImage], names: Sequence[str], out_dir: Path
     ) -> Metrics:
         record = json.loads(Path(weights).read_text())
-        return self._metrics(len(record["train"]), val_items)
+        metrics = self._metrics(len(record["train"]), val_items)
+        self._say(f"fake evaluate: {len(val_items)} images, mAP50 {metrics.map50:.4f}")
+        return metrics
 
     # -- helpers --------------------------------------------------------------
     def _metrics(self, n_train: int, val_items: Sequence[LabeledImage] = ()) -> Metrics:

@@ -35,21 +35,30 @@ What it guarantees:
   :attr:`Detections.dfl`; asked for (``with_embeddings``), each feature map is
   average-pooled over space, the levels concatenated and L2-normalised into
   :attr:`Prediction.embedding` (float16). No hook, no second pass.
+- **Its log where the caller wants it.** Inside :meth:`UltralyticsAdapter.log_to`,
+  everything Ultralytics says during ``train``, ``evaluate`` and ``predict``
+  (its ``ultralytics`` logger, its progress bars, prints and warnings on
+  ``sys.stdout``/``sys.stderr``) is appended to a log file as plain lines, one
+  per finished progress bar, and nothing reaches the terminal unless an echo
+  stream is given. ``detal cycle`` writes ``cycles/<k>/train.log`` this way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import os
 import queue
+import re
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import yaml
@@ -175,6 +184,151 @@ def _offline() -> Iterator[None]:
     finally:
         for mod, name, value in saved:
             setattr(mod, name, value)
+
+
+# --------------------------------------------------------------------------- log routing
+
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")  # CSI sequences and two-byte escapes
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+class _PlainLines(io.TextIOBase):
+    """A text stream that writes what a terminal would end up showing, as plain lines.
+
+    Progress bars redraw one line with ``\\r`` and escape codes; this stream
+    strips every escape code, keeps the last state of each line (the text after
+    its last non-empty ``\\r`` segment) and writes whole lines to ``log`` (a
+    file), so a log holds one line per finished bar. ``echo``, when given, sees
+    the same: the raw writes when it is a terminal (bars redraw there as usual),
+    else the plain lines. A header line is written before the first line.
+    """
+
+    def __init__(self, log: TextIO, echo: TextIO | None, header: str) -> None:
+        super().__init__()
+        self._log = log
+        self._echo = echo
+        self._raw_echo = echo is not None and _isatty(echo)
+        self._header = header
+        self._line = ""  # the unfinished line, redraws included
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, s: str) -> int:
+        with self._lock:
+            if self._raw_echo:
+                self._echo.write(s)  # type: ignore[union-attr]
+                self._echo.flush()  # type: ignore[union-attr]
+            *done, rest = (self._line + _ANSI.sub("", s)).split("\n")
+            # the line's last state, and whether the next text starts it over
+            self._line = _shown(rest) + ("\r" if rest.endswith("\r") else "")
+            self._emit([_shown(line) for line in done])
+        return len(s)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._log.flush()
+
+    def finish(self) -> None:
+        """Write the unfinished line, if it shows anything."""
+        with self._lock:
+            last = _shown(self._line)
+            self._line = ""
+            if last.strip():
+                self._emit([last])
+            self._log.flush()
+
+    def _emit(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        if self._header:
+            lines = [self._header, *lines]
+            self._header = ""
+        text = "".join(line.rstrip() + "\n" for line in lines)
+        self._log.write(text)
+        self._log.flush()
+        if self._echo is not None and not self._raw_echo:
+            self._echo.write(text)
+            self._echo.flush()
+
+
+def _shown(line: str) -> str:
+    """What a terminal shows of ``line`` after its carriage returns: the last non-empty part."""
+    parts = [p for p in line.split("\r") if p]
+    return parts[-1] if parts else ""
+
+
+@dataclass(frozen=True)
+class _LogRoute:
+    path: Path
+    echo: TextIO | None
+    on_epoch: Callable[[int, int], None] | None
+
+
+@contextlib.contextmanager
+def _routed(route: _LogRoute | None, what: str) -> Iterator[None]:
+    """Send everything Ultralytics says while a call runs to ``route.path``.
+
+    Three paths, all redirected: the ``ultralytics`` logger (its handlers are
+    swapped for one that writes to the route, at INFO), ``sys.stdout`` and
+    ``sys.stderr`` (its progress bars, prints and Python warnings). Without a
+    route, nothing changes. Ultralytics is imported inside the redirection, so
+    what its first import says lands in the log too; a handler it created
+    then is pointed back at the real stdout afterwards.
+    """
+    if route is None:
+        yield
+        return
+    import logging
+    import sys
+
+    route.path.parent.mkdir(parents=True, exist_ok=True)
+    with open(route.path, "a", encoding="utf-8") as fh:
+        stream = _PlainLines(fh, route.echo, f"--- {what}, {time.strftime('%Y-%m-%d %H:%M:%S')} ---")
+        real_stdout = sys.stdout
+        logger = logging.getLogger("ultralytics")
+        saved_handlers, saved_level = list(logger.handlers), logger.level
+        try:
+            with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+                prepare_ultralytics()
+                saved_handlers, saved_level = list(logger.handlers), logger.level
+                handler = logging.StreamHandler(stream)
+                formats = [h.formatter for h in saved_handlers if h.formatter is not None]
+                handler.setFormatter(formats[0] if formats else logging.Formatter("%(message)s"))
+                logger.handlers = [handler]
+                logger.setLevel(logging.INFO)
+                yield
+        finally:
+            logger.handlers = saved_handlers
+            logger.setLevel(saved_level)
+            for h in saved_handlers:
+                if isinstance(h, logging.StreamHandler) and h.stream is stream:
+                    h.setStream(real_stdout)
+            stream.finish()
+
+
+def _logged(what: str) -> Callable:
+    """Decorate an adapter method to run inside :func:`_routed` with the adapter's route."""
+
+    def wrap(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def call(self: UltralyticsAdapter, *args: Any, **kwargs: Any) -> Any:
+            with _routed(self._route, what):
+                return method(self, *args, **kwargs)
+
+        return call
+
+    return wrap
 
 
 def _first_line(exc: BaseException) -> str:
@@ -352,6 +506,34 @@ class UltralyticsAdapter:
             raise ConfigError(f"readers must be a positive integer, got {readers!r}")
         self.readers = readers
         self._cache: tuple[tuple[str, float, str], _Loaded] | None = None
+        self._route: _LogRoute | None = None
+
+    @contextlib.contextmanager
+    def log_to(
+        self,
+        path: Path,
+        *,
+        echo: TextIO | None = None,
+        on_epoch: Callable[[int, int], None] | None = None,
+    ) -> Iterator[UltralyticsAdapter]:
+        """While active, Ultralytics' own log goes to ``path`` instead of the terminal.
+
+        Every ``train``, ``evaluate`` and ``predict`` call appends to ``path``
+        (a header line, then what Ultralytics logs, prints and draws: one plain
+        line per finished progress bar, no escape codes) and, when ``echo`` is
+        given, shows it there too (live, bars included, when ``echo`` is a
+        terminal). ``on_epoch(epoch, epochs)`` is called with the epochs done:
+        0 when training starts, then after each finished epoch. Outside this context Ultralytics writes to the terminal
+        as it always does. The optional ``log_to`` of a
+        :class:`~detal.adapter.ModelAdapter`; ``detal cycle`` routes each
+        cycle's log to ``cycles/<k>/train.log`` with it.
+        """
+        saved = self._route
+        self._route = _LogRoute(Path(path), echo, on_epoch)
+        try:
+            yield self
+        finally:
+            self._route = saved
 
     # -- helpers ---------------------------------------------------------------
     @property
@@ -386,6 +568,7 @@ class UltralyticsAdapter:
             raise ModelError(f"{source}: cannot build or load the model ({_first_line(exc)})") from exc
 
     # -- ModelAdapter ------------------------------------------------------------
+    @_logged("train")
     def train(
         self,
         train_items: Sequence[LabeledImage],
@@ -441,6 +624,10 @@ class UltralyticsAdapter:
         args.update(self.cfg.train_args)
 
         model = self._build(source)
+        on_epoch = self._route.on_epoch if self._route is not None else None
+        if on_epoch is not None:
+            model.add_callback("on_train_start", lambda t: on_epoch(0, int(t.epochs)))
+            model.add_callback("on_fit_epoch_end", lambda t: on_epoch(int(t.epoch) + 1, int(t.epochs)))
         start = time.perf_counter()
         try:
             with _offline():
@@ -468,6 +655,7 @@ class UltralyticsAdapter:
         dev = self.cfg.device.strip().lower()
         return dev not in ("cpu", "mps", "") and torch.cuda.is_available()
 
+    @_logged("evaluate")
     def evaluate(
         self, weights: Path, val_items: Sequence[LabeledImage], names: Sequence[str], out_dir: Path
     ) -> Metrics:
@@ -557,6 +745,7 @@ class UltralyticsAdapter:
         self._cache = (key, loaded)
         return loaded
 
+    @_logged("predict")
     def predict(
         self,
         weights: Path,

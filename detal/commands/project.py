@@ -13,10 +13,12 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any, TextIO
 
 from detal.adapter import ModelAdapter
 from detal.commands.common import add_config_args, config_from_args
 from detal.config import Config
+from detal.errors import BatchOutError, BusyError
 from detal.store import DB_NAME, Store
 
 
@@ -46,11 +48,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Run one active-learning cycle on PROJECT: train on every labeled image, evaluate, "
             "score a random subset, select the batch and write PROJECT/cycles/<k>/. "
-            "An interrupted cycle is resumed."
+            "An interrupted cycle is resumed. Prints one line per stage (train, evaluate, "
+            "score, select, export), plain text unless stdout is a terminal (then an epoch "
+            "bar too); the model's own training log goes to PROJECT/cycles/<k>/train.log."
         ),
+        epilog=CYCLE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("project", metavar="PROJECT")
     p.add_argument("--force", action="store_true", help="run even while a batch is still out")
+    p.add_argument("--if-ready", action="store_true",
+                   help="a batch still out, or another detal command running, is not an error: "
+                        "print one line and exit 0 (for cron)")
+    p.add_argument("--verbose", action="store_true",
+                   help="also show the model's training log live (it always goes to train.log)")
     p.add_argument("--format", dest="formats", action="append", default=[], metavar="FMT",
                    help="export format(s), repeatable or comma-separated (default: yolo)")
     p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
@@ -82,6 +93,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project", metavar="PROJECT")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=run_status)
+
+
+CYCLE_EPILOG = """\
+exit status:
+  0  the cycle ran (with --if-ready: also when there was nothing to do)
+  1  an error (one line on stderr: detal: error: ...)
+  3  nothing to do: a batch is still out (import its labels, or pass --force)
+  4  nothing to do: another detal command is running on PROJECT
+
+for cron, no wrapper needed (detal locks the project itself):
+  0 2 * * *  detal cycle /data/myproj --if-ready >> /data/myproj/cron.log 2>&1
+"""
 
 
 def make_adapter(cfg: Config, project: Path) -> ModelAdapter:
@@ -124,18 +147,116 @@ def run_cycle(args: argparse.Namespace) -> int:
     project = Path(args.project)
     cfg = project_config(project, args.overrides)
     adapter = make_adapter(cfg, project)
-    report = api_run_cycle(project, adapter, force=args.force, formats=args.formats or ["yolo"],
-                           overrides=args.overrides)
+    out = sys.stdout  # the stage lines' stream, whatever the adapter redirects meanwhile
+    printer = StagePrinter(out, bar=_isatty(out) and not args.verbose)
+    try:
+        report = api_run_cycle(project, adapter, force=args.force, formats=args.formats or ["yolo"],
+                               overrides=args.overrides, hooks=printer.hooks(),
+                               log_echo=out if args.verbose else None)
+    except (BatchOutError, BusyError) as exc:
+        return _nothing_to_do(project, exc, args.if_ready)
+    finally:
+        printer.close()
     if report.resumed_from:
-        print(f"resumed cycle {report.cycle} from state {report.resumed_from!r}")
-    m = report.metrics
-    metrics = f", mAP50 {m['map50']:.4f}, mAP50-95 {m['map50_95']:.4f}" if m else ""
-    print(f"cycle {report.cycle}: trained on {report.n_train} images{metrics}")
-    if report.bundle is not None:
-        print(f"selected {report.n_selected} images; bundle {report.bundle}")
-    else:
-        print(f"selected {report.n_selected} images; nothing sent out")
+        print(f"cycle {report.cycle}: resumed from state {report.resumed_from!r}", file=out)
     return 0
+
+
+def _nothing_to_do(project: Path, exc: BatchOutError | BusyError, if_ready: bool) -> int:
+    """One plain line for a cycle with nothing to do: stdout and 0 with --if-ready, else stderr
+    and the error's exit status (3: a batch is out, 4: another command is running)."""
+    if isinstance(exc, BatchOutError):
+        batches = [f"batch {c} still out ({r} of {t} images unlabeled)" for c, (r, t) in sorted(exc.out.items())]
+        what = f"{project}: {', '.join(batches)}"
+        fix = "import its labels with detal import, or pass --force"
+    else:
+        what, fix = str(exc), "try again when it has finished"
+    if if_ready:
+        print(f"detal: cycle: {what}; nothing to do")
+        return 0
+    print(f"detal: cycle: {what}; {fix}", file=sys.stderr)
+    return exc.exit_code
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.1f} s" if s < 1 else f"{s:.0f} s"
+
+
+def _count(n: int, word: str, plural: str = "") -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {plural or word + 's'}"
+
+
+def stage_line(stage: str, seconds: float, **figures: Any) -> str:
+    """The line ``detal cycle`` prints when a stage ends (see ``on_stage_end`` in :mod:`detal.project.cycle`)."""
+    f = figures
+    if stage == "train":
+        what = f"{_count(f['images'], 'image')}, {_count(f['epochs'], 'epoch')}"
+        if f.get("cached"):
+            what += " (an identical earlier training, reused)"
+    elif stage == "evaluate":
+        m = f["metrics"]
+        what = "no validation images" if m is None else f"mAP50 {m.map50:.3f} mAP50-95 {m.map50_95:.3f}"
+    elif stage == "score":
+        what = _count(f["images"], "image")
+    elif stage == "select":
+        what = f"{_count(f['images'], 'image')} ({f['uncertain']} uncertain, {f['random']} random)"
+    elif stage == "export":
+        what = f"{_count(f['prelabels'], 'pre-label')}, {_count(f['boxes'], 'box', 'boxes')}"
+        what += f", bundle {f['bundle']}" if f["bundle"] is not None else ", nothing sent out"
+        others = [x for x in f.get("exports", []) if x != "yolo"]
+        if others:
+            what += f", also {', '.join(others)}"
+    else:
+        what = ", ".join(f"{k} {v}" for k, v in figures.items())
+    return f"{stage}: {what}, {_seconds(seconds)}"
+
+
+class StagePrinter:
+    """Hooks for ``detal cycle``: one plain line per stage, and an epoch bar when ``bar``.
+
+    Writes to ``out`` (held here, so that the adapter redirecting ``sys.stdout``
+    while it trains does not move the lines); the bar is tqdm's, drawn only
+    on a terminal.
+    """
+
+    def __init__(self, out: TextIO, *, bar: bool) -> None:
+        self.out = out
+        self.bar_on = bar
+        self._bar: Any = None
+
+    def hooks(self) -> Any:
+        from detal.project import Hooks
+
+        hooks = Hooks()
+        hooks.add("on_train_progress", self.epoch)
+        hooks.add("on_stage_end", self.stage)
+        return hooks
+
+    def epoch(self, *, epoch: int, epochs: int, **_: Any) -> None:
+        if not self.bar_on:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=epochs, desc="train", unit="epoch", file=self.out, leave=False,
+                             dynamic_ncols=True)
+        self._bar.update(epoch - self._bar.n)
+
+    def stage(self, *, stage: str, seconds: float, cycle: int, **figures: Any) -> None:
+        self.close()
+        print(stage_line(stage, seconds, **figures), file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def run_import(args: argparse.Namespace) -> int:

@@ -35,6 +35,19 @@ moves the cycle row along ``started -> trained -> selected -> done``
    every image is predicted once a cycle), the bundle zip (unless
    ``write_bundle=False``) and any other export format.
 
+Reporting: every step ends with ``on_stage_end(cycle, stage, seconds, **figures)``
+for ``stage`` in ``train`` (``images``, ``epochs``), ``evaluate`` (``metrics``, a
+:class:`~detal.adapter.Metrics` or ``None`` without val images), ``score``
+(``images``), ``select`` (``images``, ``uncertain``, ``random``) and ``export``
+(``prelabels``, ``boxes``, ``bundle``, ``exports``); ``detal cycle`` prints one
+line per stage from it. An adapter with a ``log_to(path, *, echo, on_epoch)``
+context manager (an optional part of :class:`~detal.adapter.ModelAdapter`;
+:class:`~detal.ultra.UltralyticsAdapter` has one) gets it around the cycle's
+steps: its own log goes to ``cycles/<k>/train.log`` (and to ``log_echo`` live),
+and training emits ``on_train_progress(cycle, epoch, epochs)`` when it starts (epoch 0)
+and after each finished epoch.
+While a batch is out, the plan step raises :class:`~detal.errors.BatchOutError`.
+
 A process killed at any point leaves the cycle in one of those states;
 ``run_cycle`` again resumes it: training restarts from scratch, selection
 repeats the same picks, and the files are rewritten.
@@ -46,18 +59,20 @@ with exactly the same inputs, weights and evaluation included.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
 from detal.adapter import Metrics, ModelAdapter
 from detal.config import Config, cycle_epochs
 from detal.detections import Prediction
-from detal.errors import ModelError, StateError
+from detal.errors import BatchOutError, ModelError, StateError
 from detal.labels import prediction_lines
 from detal.pool import Pool, Status
 from detal.project.bundle import check_formats, export_other, write_bundle, write_prelabels
@@ -78,7 +93,9 @@ from detal.scoring import score_predictions
 from detal.selection import cap_plan, labeling_cap, select_batch, strategy_plan
 from detal.store import Store
 
-__all__ = ["CycleRun", "run_cycle"]
+__all__ = ["LOG_FILE", "CycleRun", "run_cycle"]
+
+LOG_FILE = "train.log"  # the adapter's own log of a cycle, in cycles/<k>/
 
 
 def run_cycle(
@@ -91,22 +108,26 @@ def run_cycle(
     hooks: Hooks | None = None,
     write_bundle: bool = True,
     train_cache: TrainCache | str | Path | None = None,
+    log_echo: TextIO | None = None,
 ) -> CycleReport:
     """Train on every labeled image, select the next batch and export it with pre-labels.
 
     Resumes the last cycle if it was interrupted (with the config of this call:
     project config plus ``overrides``); otherwise starts the next one. Raises
-    :class:`StateError` while a batch is out (unless ``force``), before
+    :class:`~detal.errors.BatchOutError` while a batch is out (unless ``force``), before
     anything is labeled, and at the budget once a cycle has trained on every
     labeled image. ``write_bundle=False`` skips the bundle zip;
-    ``train_cache`` reuses identical earlier trainings (simulations).
+    ``train_cache`` reuses identical earlier trainings (simulations). The
+    adapter's own log goes to ``cycles/<k>/train.log`` when it can route it
+    (``log_to``), and also to ``log_echo`` when given (``detal cycle --verbose``).
     """
     project = Path(project)
     formats = check_formats(formats)
     store = open_store(project)
     try:
         with folder_lock(project):
-            run = CycleRun(project, store, adapter, project_config(project, overrides), hooks or NO_HOOKS)
+            run = CycleRun(project, store, adapter, project_config(project, overrides), hooks or NO_HOOKS,
+                           log_echo=log_echo)
             if train_cache is not None:
                 run.train_cache = train_cache if isinstance(train_cache, TrainCache) else TrainCache(train_cache)
             return run.run(force, formats, write_bundle)
@@ -117,7 +138,8 @@ def run_cycle(
 class CycleRun:
     """One cycle of one project, step by step (see the module docstring)."""
 
-    def __init__(self, project: Path, store: Store, adapter: ModelAdapter, cfg: Config, hooks: Hooks) -> None:
+    def __init__(self, project: Path, store: Store, adapter: ModelAdapter, cfg: Config, hooks: Hooks,
+                 *, log_echo: TextIO | None = None) -> None:
         self.project = project
         self.store = store
         self.adapter = adapter
@@ -127,6 +149,7 @@ class CycleRun:
         self.cache: dict[int, Prediction] = {}  # predictions of this cycle's weights, by image id
         self.scored: dict[int, tuple[float, int, int | None]] = {}
         self.train_cache: TrainCache | None = None
+        self.log_echo = log_echo  # also show the adapter's log here
 
     def run(self, force: bool, formats: list[str], bundle: bool) -> CycleReport:
         state, resumed_from = self.begin(force)
@@ -136,12 +159,25 @@ class CycleRun:
             # left by a killed run
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
         self.timings = dict(self.store.cycle(self.k).timings)
-        if state == "started":
-            self.train()
-        self.weights = self.project / self.store.cycle(self.k).weights
-        if state in ("started", "trained"):
-            self.select()
-        return self.write_batch(formats, bundle, resumed_from)
+        with self.adapter_log():
+            if state == "started":
+                self.train()
+            self.weights = self.project / self.store.cycle(self.k).weights
+            if state in ("started", "trained"):
+                self.select()
+            return self.write_batch(formats, bundle, resumed_from)
+
+    def adapter_log(self) -> contextlib.AbstractContextManager:
+        """The adapter's ``log_to`` for this cycle (``cycles/<k>/train.log``), if it has one."""
+        log_to = getattr(self.adapter, "log_to", None)
+        if log_to is None:
+            return contextlib.nullcontext()
+        k = self.k
+
+        def on_epoch(epoch: int, epochs: int) -> None:
+            self.hooks.emit("on_train_progress", cycle=k, epoch=epoch, epochs=epochs)
+
+        return log_to(self.cycle_dir / LOG_FILE, echo=self.log_echo, on_epoch=on_epoch)
 
     # -- 1. plan --------------------------------------------------------------------
     def begin(self, force: bool) -> tuple[str, str | None]:
@@ -160,9 +196,10 @@ class CycleRun:
         out = batch_out(store)
         if out and not force:
             desc = ", ".join(f"cycle {c}: {r} of {t}" for c, (r, t) in sorted(out.items()))
-            raise StateError(
+            raise BatchOutError(
                 f"{self.project}: a batch is still out ({desc} images unlabeled); "
-                "import its labels with detal import, or pass --force"
+                "import its labels with detal import, or pass --force",
+                out,
             )
         n_labeled = pool.count(Status.LABELED)
         if n_labeled == 0:
@@ -207,6 +244,10 @@ class CycleRun:
         if hit is not None:
             weights, result = self._from_cache(train_dir, *hit)
             metrics = Metrics(**result["metrics"]) if result.get("metrics") else None
+            self.hooks.emit("on_stage_end", cycle=k, stage="train", seconds=self.timings["train_s"],
+                            images=len(labeled), epochs=epochs, cached=True)
+            self.hooks.emit("on_stage_end", cycle=k, stage="evaluate", seconds=self.timings["eval_s"],
+                            metrics=metrics)
         else:
             t0 = time.perf_counter()
             trained = self.adapter.train(
@@ -214,12 +255,16 @@ class CycleRun:
             )
             weights = trained.weights
             self.timings["train_s"] = round(time.perf_counter() - t0, 3)
+            self.hooks.emit("on_stage_end", cycle=k, stage="train", seconds=self.timings["train_s"],
+                            images=len(labeled), epochs=epochs)
             t0 = time.perf_counter()
             val_items = pairs(self.project, val_rows)
             metrics = None
             if val_items:
                 metrics = self.adapter.evaluate(weights, val_items, self.names, self.cycle_dir / "val")
             self.timings["eval_s"] = round(time.perf_counter() - t0, 3)
+            self.hooks.emit("on_stage_end", cycle=k, stage="evaluate", seconds=self.timings["eval_s"],
+                            metrics=metrics)
             if key is not None:
                 self.train_cache.put(key, Path(weights), {
                     "metrics": asdict(metrics) if metrics is not None else None,
@@ -351,6 +396,11 @@ class CycleRun:
             pool.select(selection.ids, k)
             store.save_pool(pool, selection.ids)
             store.update_cycle(k, state="selected", n_selected=int(selection.ids.size), timings=self.timings)
+        self.hooks.emit("on_stage_end", cycle=k, stage="score", seconds=self.timings["score_s"],
+                        images=len(self.scored))
+        self.hooks.emit("on_stage_end", cycle=k, stage="select", seconds=self.timings["select_s"],
+                        images=int(selection.ids.size), uncertain=int(selection.uncertain_ids.size),
+                        random=int(selection.random_ids.size))
         self.hooks.emit("on_select_end", cycle=k, ids=selection.ids)
 
     # -- 5. write the batch ------------------------------------------------------------
@@ -389,6 +439,9 @@ class CycleRun:
                              embeddings=self.embeddings_of(list(computed)))
             store.update_cycle(k, state="done", timings=self.timings, finished_at=time.time())
         self.hooks.emit("on_export_end", cycle=k, bundle=zip_path)
+        self.hooks.emit("on_stage_end", cycle=k, stage="export", seconds=self.timings["export_s"],
+                        prelabels=len(prelabels), boxes=sum(v[1] for v in manifest.values()),
+                        bundle=zip_path, exports=exported)
         final = store.cycle(k)
         return CycleReport(
             cycle=k,

@@ -15,7 +15,7 @@ from typing import Any
 
 from detal.adapter import LabeledImage
 from detal.config import Config, load_config
-from detal.errors import DataError, StateError
+from detal.errors import BusyError, DataError, StateError
 from detal.labels import LabelProblem
 from detal.store import DB_NAME, Store
 
@@ -50,7 +50,9 @@ _MAX_LISTED_PROBLEMS = 200
 
 EVENTS = (
     "on_cycle_start",
+    "on_train_progress",
     "on_train_end",
+    "on_stage_end",
     "on_select_end",
     "on_prelabels_written",
     "on_bundle_written",
@@ -138,7 +140,7 @@ def pairs(project: Path, rows: Iterable) -> list[LabeledImage]:
 
 @contextmanager
 def folder_lock(folder: Path, what: str = "another detal command is running on this project") -> Iterator[None]:
-    """Hold ``folder/.detal.lock`` (flock) or raise :class:`StateError` at once.
+    """Hold ``folder/.detal.lock`` (flock) or raise :class:`~detal.errors.BusyError` at once.
 
     The one lock of detal: a cycle or an import on a project, and a whole
     simulation on its output folder. The kernel releases it when the process
@@ -148,7 +150,7 @@ def folder_lock(folder: Path, what: str = "another detal command is running on t
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StateError(f"{folder}: {what}") from None
+            raise BusyError(f"{folder}: {what}") from None
         try:
             yield
         finally:
