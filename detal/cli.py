@@ -25,6 +25,7 @@ COMMANDS = (
     "simulate",
     "score",
     "prelabel",
+    "labelstudio",
 )
 
 

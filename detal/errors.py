@@ -11,7 +11,8 @@ traceback.
     ├── ConfigError       a config file or --set override is wrong
     ├── DataError         an image, label, classes file or dataset is wrong
     ├── StateError        the project store is not in a state that allows the action
-    └── ModelError        training, prediction or evaluation failed, or weights are bad
+    ├── ModelError        training, prediction or evaluation failed, or weights are bad
+    └── RemoteError       a server detal talks to (Label Studio) is unreachable or refused
 
 ``ConfigError`` and ``DataError`` are also ``ValueError``s, so library callers
 that pass a bad argument can catch the builtin they expect.
@@ -41,3 +42,7 @@ class StateError(DetalError):
 
 class ModelError(DetalError):
     """The detector could not be built, trained, run or evaluated."""
+
+
+class RemoteError(DetalError):
+    """A server detal talks to (Label Studio) could not be reached, or refused a request."""
