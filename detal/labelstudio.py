@@ -116,6 +116,7 @@ LOCK_FILE = ".detal.lock"  # the lock file of detal.project's cycle and import
 _UPLOAD_FILES = 50  # images per upload request
 _UPLOAD_BYTES = 32 * 1024 * 1024
 _IMPORT_TASKS = 500  # tasks per import request
+_PAGE = 500  # tasks per page when listing
 _MAX_PROBLEMS = 20
 
 
@@ -286,13 +287,17 @@ class Client:
             "description": "Created by detal push: pre-labels and uncertainty from detal's cycles.",
         })
 
-    def tasks(self, ls_project: int, fields: str = "id,data,annotations",
-              page_size: int = 500) -> Iterator[dict]:
-        """Every task of a project, page by page (``fields``: which keys each task carries)."""
+    def tasks(self, ls_project: int, include: str | None = None,
+              page_size: int = _PAGE) -> Iterator[dict]:
+        """Every task of a project, page by page, whole or with the ``include`` keys only.
+
+        ``include`` trims nested objects too: annotations come as bare ids with it.
+        """
         page, seen = 1, 0
+        trim = f"&include={include}" if include else ""
         while True:
             answer = self.request(
-                "GET", f"/api/tasks?project={int(ls_project)}&fields=all&include={fields}"
+                "GET", f"/api/tasks?project={int(ls_project)}&fields=all{trim}"
                 f"&page_size={int(page_size)}&page={page}")
             if not isinstance(answer, dict) or not isinstance(answer.get("tasks"), list):
                 raise RemoteError(f"Label Studio at {self.url}: unexpected answer to GET /api/tasks")
@@ -690,7 +695,7 @@ def push_batch(
         adopted: list[tuple[ImageRow, int]] = []
         if todo and not created:
             by_key = {r.key: r for r in todo}
-            for task in client.tasks(pid, fields="id,data"):
+            for task in client.tasks(pid, include="id,data"):
                 key = (task.get("data") or {}).get("detal_key")
                 if key in by_key:
                     adopted.append((by_key.pop(key), int(task["id"])))
@@ -750,7 +755,7 @@ def pull_labels(
     overwrite: bool = False,
     client: Client | None = None,
     env: Mapping[str, str] | None = None,
-    page_size: int = 500,
+    page_size: int | None = None,
 ) -> PullReport:
     """Import the annotations of the pushed images that are out (see the module doc).
 
@@ -779,7 +784,7 @@ def pull_labels(
     _fetch_project(client, pid, project)
     wanted = {recorded[r.id]: r for r in rows}
     found: dict[int, dict] = {}
-    for task in client.tasks(pid, fields="id,annotations", page_size=page_size):
+    for task in client.tasks(pid, page_size=page_size or _PAGE):
         tid = int(task.get("id", -1))
         if tid in wanted:
             found[tid] = task
@@ -792,7 +797,12 @@ def pull_labels(
         if task is None:
             missing += row.status == "selected"
             continue
-        chosen = chosen_annotation(task.get("annotations") or [])
+        annotations = task.get("annotations") or []
+        if not all(isinstance(a, dict) and isinstance(a.get("result"), list)
+                   and "was_cancelled" in a for a in annotations):
+            raise RemoteError(f"Label Studio at {client.url}: task {tid} came without the results "
+                              "of its annotations; is this Label Studio 1.x?")
+        chosen = chosen_annotation(annotations)
         if chosen is None:
             unannotated += row.status == "selected"
             continue

@@ -16,6 +16,7 @@ _TOKEN_HELP = ("file whose first line is the API token (legacy token or personal
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "push",
+        allow_abbrev=False,  # --token must not be taken for --token-file
         help="push the batch that is out to Label Studio, with pre-labels and uncertainty",
         description=(
             "Create (or reuse) a Label Studio project with the project's classes, upload the "
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "pull",
+        allow_abbrev=False,
         help="import the annotations made in Label Studio (validated, all or nothing)",
         description=(
             "Fetch the annotations of the pushed tasks whose images are out, map labels by "
