@@ -25,7 +25,7 @@ COMMANDS = (
     "simulate",
     "score",
     "prelabel",
-    "labelstudio",
+    "push",  # push and pull (Label Studio)
 )
 
 
