@@ -21,6 +21,7 @@ import pytest
 from projectkit import NAMES, label_cycle, make_project, snapshot
 
 from detal import labelstudio as ls_mod
+from detal.labelstudio import pull as pull_mod
 from detal.cli import main
 from detal.fake import FakeAdapter
 from detal.project import run_cycle
@@ -349,7 +350,7 @@ def test_server_stops_in_the_middle_of_a_pull(env, tmp_path, monkeypatch, capsys
     for task in _tasks(server, pid)[:6]:
         _annotate(server, task["id"], [_box("cat", 10, 10, 20, 20, 20, 20, "c")])
     capsys.readouterr()
-    monkeypatch.setattr(ls_mod, "_PAGE", 3)
+    monkeypatch.setattr(pull_mod, "_PAGE", 3)
     real = ls_mod.Client.request
     pages: list[str] = []
 
