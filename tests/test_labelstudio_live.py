@@ -21,9 +21,10 @@ import pytest
 from projectkit import NAMES, label_cycle, make_project, snapshot
 
 from detal import labelstudio as ls_mod
-from detal.labelstudio import pull as pull_mod
 from detal.cli import main
 from detal.fake import FakeAdapter
+from detal.labelstudio import client as client_mod
+from detal.labelstudio import pull as pull_mod
 from detal.project import run_cycle
 
 
@@ -223,6 +224,19 @@ def test_push_again_adopts_tasks_a_killed_push_did_not_record(env, tmp_path, cap
     assert "pushed 0 images" in out and "10 already there (4 found on the server)" in out
     assert len(_tasks(env, pid)) == 10
     assert _db(project, "SELECT count(*) FROM label_studio_tasks") == [(10,)]
+
+
+def test_client_lists_only_the_tasks_asked_for(env, tmp_path, monkeypatch):
+    project = _batch_project(tmp_path, n=100)
+    pid = _push(project, env)
+    all_ids = [t["id"] for t in _tasks(env, pid)]
+    monkeypatch.setattr(client_mod, "_IDS_PER_QUERY", 3)
+    client = ls_mod.Client(env.url, env.token)
+    wanted = all_ids[1:9:2] + all_ids[-1:] + [10**9]  # the last one does not exist
+    got = list(client.tasks(pid, page_size=2, ids=wanted))
+    assert sorted(t["id"] for t in got) == sorted(wanted[:-1])
+    assert all(isinstance(t["annotations"], list) and "data" in t for t in got)
+    assert len(list(client.tasks(pid, include="id", page_size=3))) == len(all_ids) == 10
 
 
 def test_personal_access_token_is_refreshed_on_401(env, tmp_path, monkeypatch, capsys):

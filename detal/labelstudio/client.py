@@ -32,6 +32,7 @@ __all__ = ["TOKEN_ENV", "URL_ENV", "Client", "NotFound", "normalise_url", "read_
 TOKEN_ENV = "LABEL_STUDIO_API_KEY"
 URL_ENV = "LABEL_STUDIO_URL"
 _PAGE = 500  # tasks per page when listing
+_IDS_PER_QUERY = 500  # task ids per filtered listing (they go in the URL)
 
 
 # -- token and URL --------------------------------------------------------------------
@@ -201,18 +202,29 @@ class Client:
             "description": "Created by detal push: pre-labels and uncertainty from detal's cycles.",
         })
 
-    def tasks(self, ls_project: int, include: str | None = None,
-              page_size: int = _PAGE) -> Iterator[dict]:
-        """Every task of a project, page by page, whole or with the ``include`` keys only.
+    def tasks(self, ls_project: int, include: str | None = None, page_size: int = _PAGE,
+              ids: Sequence[int] | None = None) -> Iterator[dict]:
+        """The tasks of a project (only those in ``ids`` if given), page by page.
 
-        ``include`` trims nested objects too: annotations come as bare ids with it.
+        ``include`` keeps only those keys; it trims nested objects too (annotations
+        then come as bare ids), so leave it out to read annotations.
         """
-        page, seen = 1, 0
         trim = f"&include={include}" if include else ""
+        if ids is None:
+            yield from self._pages(f"/api/tasks?project={int(ls_project)}&fields=all{trim}", page_size)
+            return
+        id_list = [int(i) for i in ids]
+        for start in range(0, len(id_list), _IDS_PER_QUERY):
+            selected = {"selectedItems": {"all": False,
+                                          "included": id_list[start : start + _IDS_PER_QUERY]}}
+            query = urllib.parse.quote(json.dumps(selected, separators=(",", ":")))
+            yield from self._pages(
+                f"/api/tasks?project={int(ls_project)}&fields=all{trim}&query={query}", page_size)
+
+    def _pages(self, path: str, page_size: int) -> Iterator[dict]:
+        page, seen = 1, 0
         while True:
-            answer = self.request(
-                "GET", f"/api/tasks?project={int(ls_project)}&fields=all{trim}"
-                f"&page_size={int(page_size)}&page={page}")
+            answer = self.request("GET", f"{path}&page_size={int(page_size)}&page={page}")
             if not isinstance(answer, dict) or not isinstance(answer.get("tasks"), list):
                 raise RemoteError(f"Label Studio at {self.url}: unexpected answer to GET /api/tasks")
             batch = answer["tasks"]

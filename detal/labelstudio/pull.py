@@ -81,7 +81,7 @@ def pull_labels(
     fetch_project(client, pid, project)
     wanted = {recorded[r.id]: r for r in rows}
     found: dict[int, dict] = {}
-    for task in client.tasks(pid, page_size=page_size or _PAGE):
+    for task in client.tasks(pid, page_size=page_size or _PAGE, ids=sorted(wanted)):
         tid = int(task.get("id", -1))
         if tid in wanted:
             found[tid] = task

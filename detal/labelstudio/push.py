@@ -33,7 +33,6 @@ __all__ = ["PushReport", "push_batch"]
 
 _UPLOAD_FILES = 50  # images per upload request (Label Studio refuses more than 100)
 _UPLOAD_BYTES = 32 * 1024 * 1024
-_IMPORT_TASKS = 500  # tasks per import request
 
 
 @dataclass(frozen=True)
@@ -52,14 +51,18 @@ class PushReport:
     """Pushed tasks that carry a prediction (images of cycles >= 1)."""
 
 
-def _scores_by_cycle(store: Store, rows: Sequence[ImageRow]) -> dict[int, float]:
-    """``image id -> uncertainty normalised to [0, 1]`` over each cycle's scored images."""
-    out: dict[int, float] = {}
+def _uncertainties(store: Store, rows: Sequence[ImageRow]) -> tuple[dict[int, float], dict[int, float]]:
+    """``(raw, normalised)``: image id -> its score in the cycle that selected it, as stored
+    and mapped into [0, 1] over that cycle's scored images (:func:`normalise_uncertainty`)."""
+    raw: dict[int, float] = {}
+    unit: dict[int, float] = {}
     for cycle in sorted({r.selected_cycle for r in rows if r.selected_cycle > 0}):
-        raw = {str(i): s for i, (s, _, _) in store.scores(cycle).items() if math.isfinite(s)}
-        if raw:
-            out.update({int(k): v for k, v in normalise_uncertainty(raw).items()})
-    return out
+        scores = {i: s for i, (s, _, _) in store.scores(cycle).items() if math.isfinite(s)}
+        raw.update(scores)
+        if scores:
+            normalised = normalise_uncertainty({str(i): s for i, s in scores.items()})
+            unit.update({int(k): v for k, v in normalised.items()})
+    return raw, unit
 
 
 def _task(project: Path, row: ImageRow, names: Sequence[str], image_url: str,
@@ -137,14 +140,14 @@ def push_batch(
         out = store.images(status="selected")
         if not out:
             raise StateError(f"{project}: no batch is out, nothing to push (run detal cycle first)")
-        if client is None:
-            client = Client(url, token or read_token(token_file, env))
-
         if link and ls_project is not None and int(ls_project) != int(link["project"]):
             raise StateError(
                 f"{project} is linked to Label Studio project {link['project']}, not {ls_project}; "
                 f"pass --relink to push the batch that is out to project {ls_project} instead"
             )
+        if client is None:
+            client = Client(url, token or read_token(token_file, env))
+
         created = False
         target = link["project"] if link else ls_project
         if target is not None:
@@ -172,14 +175,11 @@ def push_batch(
                 record_tasks(store, pid, adopted)
             todo = list(by_key.values())
 
-        scores = _scores_by_cycle(store, todo)
-        raw = {}
-        for cycle in sorted({r.selected_cycle for r in todo if r.selected_cycle > 0}):
-            raw.update({i: s for i, (s, _, _) in store.scores(cycle).items()})
+        raw, unit = _uncertainties(store, todo)
         prefix = urllib.parse.urlsplit(url).path
         n_pushed = n_pred = 0
         # Build every task first: a bad pre-label file stops the push before any upload.
-        planned = {r.id: _task(project, r, names, "", scores.get(r.id), raw.get(r.id)) for r in todo}
+        planned = {r.id: _task(project, r, names, "", unit.get(r.id), raw.get(r.id)) for r in todo}
         for chunk in _chunks(todo, project):
             stored = client.upload(pid, [(f"{r.key}{PurePosixPath(r.relpath).suffix}", b)
                                          for r, b in chunk])
@@ -188,10 +188,10 @@ def push_batch(
                 task = planned[r.id]
                 task["data"][TO_NAME] = f"{prefix}/data/{path}"
                 tasks.append(task)
-            for start in range(0, len(tasks), _IMPORT_TASKS):
-                part = chunk[start : start + _IMPORT_TASKS]
-                ids = client.import_tasks(pid, tasks[start : start + _IMPORT_TASKS])
-                record_tasks(store, pid, [(r, t) for (r, _), t in zip(part, ids)])
+            # One import per upload: a push killed here leaves at most one chunk of
+            # uploads without tasks, and tasks the next push adopts by detal_key.
+            ids = client.import_tasks(pid, tasks)
+            record_tasks(store, pid, [(r, t) for (r, _), t in zip(chunk, ids)])
             n_pushed += len(tasks)
             n_pred += sum(1 for t in tasks if "predictions" in t)
             if on_chunk is not None:
