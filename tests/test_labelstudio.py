@@ -20,6 +20,7 @@ from detal.errors import ConfigError
 from detal.export.labelstudio import labeling_config
 from detal.labelstudio import (
     annotation_to_yolo,
+    attach_scores,
     chosen_annotation,
     config_classes,
     normalise_url,
@@ -180,6 +181,32 @@ def test_prediction_regions_carry_the_confidence_column():
     assert regions[0]["value"] == {"x": 40.0, "y": 30.0, "width": 20.0, "height": 40.0,
                                    "rotation": 0, "rectanglelabels": ["dog"]}
     assert regions[0]["original_width"] == 200 and regions[0]["original_height"] == 100
+
+
+def _scored(label, x, y, w, h, score):
+    return {"value": {"x": x, "y": y, "width": w, "height": h, "rectanglelabels": [label]},
+            "score": score}
+
+
+@pytest.mark.parametrize("scored, expected", [
+    ([], [None, None]),
+    ([_scored("dog", 40, 30, 20, 40, 0.9)], [0.9, None]),
+    ([_scored("dog", 40.0004, 30, 20, 40, 0.9)], [0.9, None]),  # rounding of the same numbers
+    ([_scored("cat", 40, 30, 20, 40, 0.9)], [None, None]),  # another class
+    ([_scored("dog", 40.01, 30, 20, 40, 0.9)], [None, None]),  # another box
+    ([_scored("cat", 10, 10, 10, 10, 0.3), _scored("dog", 40, 30, 20, 40, 0.9)], [0.9, 0.3]),
+    ([{"value": {}}, _scored("cat", 10, 10, 10, 10, 0.3)], [None, 0.3]),  # unreadable: skipped
+])
+def test_attach_scores(scored, expected):
+    regions = prediction_regions("1 0.5 0.5 0.2 0.4\n0 0.15 0.15 0.1 0.1\n", NAMES, 200, 100, "p")
+    got = attach_scores(regions, scored)
+    assert [r.get("score") for r in got] == expected
+    assert [r["value"] for r in got] == [r["value"] for r in regions]
+
+
+def test_a_region_that_has_a_score_keeps_it():
+    regions = prediction_regions("1 0.5 0.5 0.2 0.4 0.25\n", NAMES, 200, 100, "p")
+    assert attach_scores(regions, [_scored("dog", 40, 30, 20, 40, 0.9)])[0]["score"] == 0.25
 
 
 @pytest.mark.parametrize("config, classes", [

@@ -12,6 +12,7 @@ computed here from the percent boxes sent, independently of detal's converter.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from pathlib import Path
@@ -50,11 +51,11 @@ def env(server, monkeypatch):
     return server
 
 
-def _batch_project(tmp_path: Path, n: int = 300) -> Path:
+def _batch_project(tmp_path: Path, n: int = 300, formats=("yolo",)) -> Path:
     """Initial batch labeled, cycle 1 run with the fake adapter: n/10 images out with pre-labels."""
     project = make_project(tmp_path, n=n)
     label_cycle(project, 0, tmp_path)
-    run_cycle(project, FakeAdapter(len(NAMES), seed=2))
+    run_cycle(project, FakeAdapter(len(NAMES), seed=2), formats=list(formats))
     return project
 
 
@@ -210,6 +211,21 @@ def test_round_trip(env, tmp_path, capsys, network_attempts):
     assert all(_labels_of(project, r) == [] for _, k, r, *_ in out_rows if k in unannotated)
     assert _db(project, "SELECT count(*) FROM images WHERE status = 'selected'") == [(0,)]
     assert network_attempts == []
+
+
+def test_box_scores_come_from_the_cycles_label_studio_export(env, tmp_path):
+    """The pre-label files have no confidence column; the export written by
+    ``detal cycle --format label-studio`` has, and push gives each box its score."""
+    project = _batch_project(tmp_path, n=100, formats=("yolo", "label-studio"))
+    exported = json.loads((project / "cycles/1/exports/label-studio/tasks.json").read_text())
+    scores = {Path(t["data"]["image"]).stem: [r["score"] for r in t["predictions"][0]["result"]]
+              for t in exported}
+    pid = _push(project, env)
+    tasks = _tasks(env, pid)
+    assert sum(len(v) for v in scores.values()) > 10
+    for task in tasks:
+        got = [r.get("score") for r in task["predictions"][0]["result"]]
+        assert got == scores[task["data"]["detal_key"]]
 
 
 def test_push_again_adopts_tasks_a_killed_push_did_not_record(env, tmp_path, capsys):

@@ -27,9 +27,11 @@ Push (:func:`push_batch`)
       selected it); its one prediction has ``model_version`` ``cycle-<k>``,
       a task ``score`` of ``1 - uncertainty`` normalised over the cycle's batch
       (Label Studio sorts ascending, so the most uncertain come first), and one
-      region per pre-label box from ``PROJECT/cycles/<k>/prelabels/<key>.txt``,
-      whose ``score`` is the box's confidence when the file has that 6th column.
-      The initial random batch (cycle 0) has no pre-labels and no scores.
+      region per pre-label box from ``PROJECT/cycles/<k>/prelabels/<key>.txt``.
+      A region's ``score`` is the box's confidence: the file's 6th column when
+      it has one, else the score of the same box in the cycle's Label Studio
+      export (``detal cycle --format label-studio``), else none. The initial
+      random batch (cycle 0) has no pre-labels and no scores.
 
     The task id of each pushed image is recorded in the store's
     ``label_studio_tasks`` table, in the same database and transaction
@@ -73,6 +75,7 @@ from detal.labelstudio.client import (
 )
 from detal.labelstudio.convert import (
     annotation_to_yolo,
+    attach_scores,
     chosen_annotation,
     config_classes,
     prediction_regions,
@@ -87,6 +90,7 @@ __all__ = [
     "PullReport",
     "PushReport",
     "annotation_to_yolo",
+    "attach_scores",
     "chosen_annotation",
     "config_classes",
     "normalise_url",

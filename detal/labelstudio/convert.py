@@ -21,6 +21,7 @@ __all__ = [
     "FROM_NAME",
     "TO_NAME",
     "annotation_to_yolo",
+    "attach_scores",
     "chosen_annotation",
     "config_classes",
     "prediction_regions",
@@ -73,6 +74,35 @@ def prediction_regions(text: str, names: Sequence[str], width: int, height: int,
             region["score"] = round(float(b.confidence), 6)
         regions.append(region)
     return regions
+
+
+def attach_scores(regions: Sequence[dict], scored: Sequence[Mapping]) -> list[dict]:
+    """Give each region without a ``score`` the one of a ``scored`` region with its label and box.
+
+    Boxes match when every percent coordinate agrees to 1e-3 (both sides come
+    from the same 6-decimal YOLO numbers); each scored region is used once.
+    """
+    pool = []
+    for r in scored:
+        try:
+            v = r["value"]
+            pool.append((str(v["rectanglelabels"][0]),
+                         tuple(float(v[k]) for k in ("x", "y", "width", "height")), float(r["score"])))
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+    out = []
+    for region in regions:
+        if "score" not in region:
+            v = region["value"]
+            box = tuple(float(v[k]) for k in ("x", "y", "width", "height"))
+            for n, (label, other, score) in enumerate(pool):
+                if label == v["rectanglelabels"][0] and all(
+                        abs(a - b) <= 1e-3 for a, b in zip(box, other)):
+                    region = {**region, "score": round(score, 6)}
+                    del pool[n]
+                    break
+        out.append(region)
+    return out
 
 
 def _when(annotation: Mapping) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import urllib.parse
@@ -13,7 +14,7 @@ from typing import Any
 from detal.errors import DataError, StateError
 from detal.export.labelstudio import labeling_config, normalise_uncertainty
 from detal.labelstudio.client import Client, normalise_url, read_token
-from detal.labelstudio.convert import FROM_NAME, TO_NAME, prediction_regions
+from detal.labelstudio.convert import FROM_NAME, TO_NAME, attach_scores, prediction_regions
 from detal.labelstudio.state import (
     META_KEY,
     check_config,
@@ -65,8 +66,31 @@ def _uncertainties(store: Store, rows: Sequence[ImageRow]) -> tuple[dict[int, fl
     return raw, unit
 
 
+def _export_scores(project: Path, cycle: int) -> dict[str, list[dict]]:
+    """``image key -> scored regions`` of the cycle's Label Studio export, if it wrote one.
+
+    The cycle's pre-label files carry no confidence column today; ``detal cycle
+    --format label-studio`` writes ``exports/label-studio/tasks.json``, whose
+    regions do. A missing or unreadable export only costs the per-box scores.
+    """
+    path = project / "cycles" / str(cycle) / "exports" / "label-studio" / "tasks.json"
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, list[dict]] = {}
+    for task in tasks if isinstance(tasks, list) else []:
+        try:
+            key = PurePosixPath(str(task["data"][TO_NAME])).stem
+            out[key] = [r for r in task["predictions"][0]["result"] if "score" in r]
+        except (KeyError, IndexError, TypeError):
+            continue
+    return out
+
+
 def _task(project: Path, row: ImageRow, names: Sequence[str], image_url: str,
-          uncertainty: float | None, raw_score: float | None) -> dict:
+          uncertainty: float | None, raw_score: float | None,
+          exported: Mapping[str, list[dict]]) -> dict:
     data: dict[str, Any] = {TO_NAME: image_url, "detal_key": row.key}
     if raw_score is not None:
         data["uncertainty"] = round(float(raw_score), 6)
@@ -83,7 +107,8 @@ def _task(project: Path, row: ImageRow, names: Sequence[str], image_url: str,
         prediction: dict[str, Any] = {"model_version": f"cycle-{k}"}
         if uncertainty is not None:
             prediction["score"] = round(1.0 - uncertainty, 6)
-        prediction["result"] = prediction_regions(text, names, row.width, row.height, str(path))
+        regions = prediction_regions(text, names, row.width, row.height, str(path))
+        prediction["result"] = attach_scores(regions, exported.get(row.key, ()))
         task["predictions"] = [prediction]
     return task
 
@@ -179,7 +204,10 @@ def push_batch(
         prefix = urllib.parse.urlsplit(url).path
         n_pushed = n_pred = 0
         # Build every task first: a bad pre-label file stops the push before any upload.
-        planned = {r.id: _task(project, r, names, "", unit.get(r.id), raw.get(r.id)) for r in todo}
+        cycles = {r.selected_cycle for r in todo if r.selected_cycle > 0}
+        exported = {c: _export_scores(project, c) for c in cycles}
+        planned = {r.id: _task(project, r, names, "", unit.get(r.id), raw.get(r.id),
+                               exported.get(r.selected_cycle, {})) for r in todo}
         for chunk in _chunks(todo, project):
             stored = client.upload(pid, [(f"{r.key}{PurePosixPath(r.relpath).suffix}", b)
                                          for r, b in chunk])
