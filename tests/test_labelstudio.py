@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lsserver import free_port
-from projectkit import NAMES, make_project, snapshot
+from projectkit import NAMES, label_cycle, make_project, snapshot
 
 from detal.cli import main
 from detal.errors import ConfigError
@@ -232,13 +232,19 @@ def test_config_classes(config, classes):
      "must look like http://host:8080"),
     (["push", "{p}/nope", "--label-studio", "http://127.0.0.1:{port}"], {"LABEL_STUDIO_API_KEY": "t"},
      "not a detal project"),
+    (["push", "{p}", "--label-studio", "http://127.0.0.1:{port}"], {"LABEL_STUDIO_API_KEY": "t",
+                                                                   "all-in": "1"},
+     "no batch is out, nothing to push"),
 ])
 def test_cli_errors_without_a_server(tmp_path, monkeypatch, capsys, argv, env, fragment):
     monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
     monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
     for k, v in env.items():
-        monkeypatch.setenv(k, v)
+        if k.startswith("LABEL_STUDIO"):
+            monkeypatch.setenv(k, v)
     project = make_project(tmp_path, n=20)
+    if "all-in" in env:
+        label_cycle(project, 0, tmp_path)
     before = snapshot(project)
     port = free_port()
     args = [a.format(p=project, port=port) for a in argv]

@@ -372,6 +372,26 @@ def test_relink_after_the_project_was_deleted(env, tmp_path, capsys):
     assert len(_tasks(env, new)) == 10
 
 
+def test_pull_overwrite_brings_later_corrections(env, tmp_path, capsys):
+    project = _batch_project(tmp_path, n=100)
+    pid = _push(project, env)
+    tasks = _tasks(env, pid)
+    rows = dict(_db(project, "SELECT key, relpath FROM images"))
+    first = [_annotate(env, t["id"], [_box("cat", 10, 10, 20, 20, 20, 20, "a")]) for t in tasks[:3]]
+    assert main(["pull", str(project)]) == 0
+    assert "imported 3 labels" in capsys.readouterr().out
+    key = tasks[0]["data"]["detal_key"]
+    fixed = [_box("bird", 50, 50, 30, 30, 20, 20, "b")]
+    env.api("PATCH", f"/api/annotations/{first[0]['id']}", {"result": fixed})
+    before = snapshot(project)
+    assert main(["pull", str(project)]) == 0  # labeled images are not pulled again by default
+    assert "imported 0 labels" in capsys.readouterr().out and snapshot(project) == before
+    assert main(["pull", str(project), "--overwrite"]) == 0
+    assert "imported 0 labels (2 unchanged, 1 overwritten)" in capsys.readouterr().out
+    assert _same(_labels_of(project, rows[key]), _yolo(fixed))
+    assert len(list((project / "labels/.replaced").rglob("*.txt"))) == 1
+
+
 def test_server_stops_in_the_middle_of_a_pull(env, tmp_path, monkeypatch, capsys):
     """Last in the module: it stops the shared server, then starts it again."""
     server = env
