@@ -104,5 +104,5 @@ def fetch_project(client: Client, ls_project: int, project: Path) -> dict:
 
 
 def title(project: Path) -> str:
-    name = f"detal {project.resolve().name}"
-    return name[:50] if len(name) >= 3 else f"{name} project"
+    """The title of a new Label Studio project (it takes 3 to 50 characters)."""
+    return f"detal {project.resolve().name}"[:50]
