@@ -137,6 +137,12 @@ def main() -> None:
             assert pulled.n_labeled == args.n and pulled.remaining == 0, pulled
             print(f"pull, annotated:   {t_pull:6.2f} s  ({pulled.n_labeled} labels imported, "
                   f"{args.n / t_pull:.0f} tasks/s)")
+            ids = [t["id"] for t in Client(server.url, server.token).tasks(report.ls_project,
+                                                                          include="id")]
+            t0 = time.perf_counter()
+            fetched = list(Client(server.url, server.token).tasks(report.ls_project, ids=ids))
+            print(f"  of which fetching the {len(fetched)} annotated tasks: "
+                  f"{time.perf_counter() - t0:.2f} s (the rest: conversion and detal import)")
         finally:
             server.stop()
 
