@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: venv browser test test-fast demo lint clean
+.PHONY: venv browser label-studio test test-fast demo lint clean
 
 venv: $(VENV)/.installed
 
@@ -28,7 +28,19 @@ browser:
 			$$pkg >/dev/null 2>&1 && exit 0; done; \
 	echo "make: could not install chromium: the review page's browser test will be skipped"
 
+
+# Label Studio runs from its own virtualenv: it pins numpy and opencv against ours.
+# tests/test_labelstudio_live.py starts it on 127.0.0.1; without it those tests skip, loudly.
+VENV_LS ?= .venv-ls
+label-studio: $(VENV_LS)/.installed
+
+$(VENV_LS)/.installed:
+	python3 -m venv $(VENV_LS)
+	$(VENV_LS)/bin/python -m pip install $(PIP_FLAGS) 'label-studio==1.23.2'
+	touch $@
+
 test: venv browser
+	@$(MAKE) --no-print-directory label-studio || echo "warning: could not build $(VENV_LS); the Label Studio tests will skip" >&2
 	$(PY) -m pytest -q
 
 test-fast: venv browser
@@ -51,4 +63,4 @@ lint: venv
 	$(PY) -m ruff check detal tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs/* .pytest_cache
+	rm -rf $(VENV) $(VENV_LS) runs/* .pytest_cache

@@ -26,6 +26,7 @@ COMMANDS = (
     "score",
     "prelabel",
     "review",
+    "push",  # push and pull (Label Studio)
 )
 
 

@@ -13,7 +13,8 @@ traceback.
     ├── StateError        the project store is not in a state that allows the action
     │   ├── BatchOutError a cycle was asked for while a batch is still out (exit 3)
     │   └── BusyError     another detal command holds the project's lock (exit 4)
-    └── ModelError        training, prediction or evaluation failed, or weights are bad
+    ├── ModelError        training, prediction or evaluation failed, or weights are bad
+    └── RemoteError       a server detal talks to (Label Studio) is unreachable or refused
 
 ``ConfigError`` and ``DataError`` are also ``ValueError``s, so library callers
 that pass a bad argument can catch the builtin they expect.
@@ -67,3 +68,7 @@ class BusyError(StateError):
 
 class ModelError(DetalError):
     """The detector could not be built, trained, run or evaluated."""
+
+
+class RemoteError(DetalError):
+    """A server detal talks to (Label Studio) could not be reached, or refused a request."""

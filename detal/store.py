@@ -15,6 +15,8 @@ Tables::
              started_at, finished_at)
     scores  (image_id, cycle, score, n_boxes, top_class, in_subset, embedding)
     imports (id, source, at, n_labeled, n_unchanged, n_overwritten)
+    label_studio_tasks (image_id, project, task_id, cycle)
+                                               the Label Studio task of each pushed image
 
 ``images.relpath`` is relative to the project folder, ``images.key`` is the
 name the image has in bundles and label files (unique, no folders). Image ids
@@ -110,6 +112,18 @@ CREATE TABLE imports (
 );
 """
 
+# Added after schema 1 shipped: created when a store is opened, so older databases
+# gain it without a migration (the schema version stays 1).
+_LABEL_STUDIO_SCHEMA = """
+CREATE TABLE IF NOT EXISTS label_studio_tasks (
+    image_id INTEGER PRIMARY KEY REFERENCES images (id),
+    project  INTEGER NOT NULL,
+    task_id  INTEGER NOT NULL,
+    cycle    INTEGER NOT NULL,
+    UNIQUE (project, task_id)
+);
+"""
+
 _CHUNK = 5000
 
 
@@ -193,7 +207,7 @@ class Store:
         if path.exists():
             raise StateError(f"{path}: a project database already exists")
         conn = cls._connect(path)
-        conn.executescript(f"BEGIN; {_SCHEMA} COMMIT;")
+        conn.executescript(f"BEGIN; {_SCHEMA} {_LABEL_STUDIO_SCHEMA} COMMIT;")
         store = cls(conn, path)
         with store.transaction():
             store.set_meta("schema_version", SCHEMA_VERSION)
@@ -225,6 +239,10 @@ class Store:
                 columns = {r[1] for r in self._conn.execute("PRAGMA table_info(scores)")}
                 if "embedding" not in columns:  # another process may have added it meanwhile
                     self._conn.execute("ALTER TABLE scores ADD COLUMN embedding BLOB")
+        if self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'label_studio_tasks'"
+        ).fetchone() is None:
+            self._conn.executescript(f"BEGIN IMMEDIATE; {_LABEL_STUDIO_SCHEMA} COMMIT;")
 
     def close(self) -> None:
         self._conn.close()

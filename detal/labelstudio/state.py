@@ -1,0 +1,108 @@
+"""The project side of push and pull: the store, its lock, the link to a Label Studio project.
+
+The link (server URL and Label Studio project id) is kept in the store's
+``meta`` under ``label_studio``; the task id of every pushed image in its
+``label_studio_tasks`` table, so both share the store's transactions.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from detal.errors import ConfigError, StateError
+from detal.labelstudio.client import URL_ENV, Client, NotFound, normalise_url
+from detal.labelstudio.convert import config_classes
+from detal.store import DB_NAME, ImageRow, Store
+
+META_KEY = "label_studio"
+LOCK_FILE = ".detal.lock"  # the lock file of detal.project's cycle and import
+
+
+@contextmanager
+def open_store(project: Path) -> Iterator[Store]:
+    if not (project / DB_NAME).is_file():
+        raise StateError(f"{project}: not a detal project (no {DB_NAME}; run detal init first)")
+    store = Store.open(project / DB_NAME)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def locked(project: Path) -> Iterator[None]:
+    with open(project / LOCK_FILE, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StateError(f"{project}: another detal command is running on this project") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def check_cycles(project: Path, store: Store) -> None:
+    last = store.last_cycle()
+    if last is not None and last.state != "done":
+        raise StateError(f"{project}: cycle {last.id} was interrupted; rerun detal cycle to finish it first")
+
+
+def recorded_tasks(store: Store, ls_project: int) -> dict[int, int]:
+    """``image id -> task id`` recorded for ``ls_project``."""
+    cur = store.execute("SELECT image_id, task_id FROM label_studio_tasks WHERE project = ?",
+                        (int(ls_project),))
+    return {int(i): int(t) for i, t in cur}
+
+
+def record_tasks(store: Store, ls_project: int, rows: Sequence[tuple[ImageRow, int]]) -> None:
+    with store.transaction():
+        for row, task_id in rows:
+            store.execute(
+                "INSERT OR REPLACE INTO label_studio_tasks (image_id, project, task_id, cycle) "
+                "VALUES (?, ?, ?, ?)", (row.id, int(ls_project), int(task_id), row.selected_cycle))
+
+
+def linked(store: Store) -> dict | None:
+    link = store.get_meta(META_KEY)
+    return link if isinstance(link, dict) and "url" in link and "project" in link else None
+
+
+def resolve_url(url: str | None, link: dict | None, env: Mapping[str, str]) -> str:
+    if url:
+        return normalise_url(url)
+    if link:
+        return normalise_url(link["url"])
+    if env.get(URL_ENV, "").strip():
+        return normalise_url(env[URL_ENV])
+    raise ConfigError(f"no Label Studio URL: pass --label-studio URL or set {URL_ENV}")
+
+
+def check_config(client: Client, info: Mapping, names: Sequence[str]) -> None:
+    found = config_classes(str(info.get("label_config") or ""))
+    if found != list(names):
+        shown = "no single RectangleLabels control" if found is None else ", ".join(found) or "none"
+        raise StateError(
+            f"Label Studio project {info.get('id')} at {client.url} labels with ({shown}), "
+            f"not the project's classes in order ({', '.join(names)}); fix its labeling config "
+            "or push with --relink to create a new Label Studio project"
+        )
+
+
+def fetch_project(client: Client, ls_project: int, project: Path) -> dict:
+    try:
+        return client.project(ls_project)
+    except NotFound:
+        raise StateError(
+            f"Label Studio project {ls_project} at {client.url} no longer exists (deleted on the "
+            f"server?); detal push {project} --relink creates a new one and pushes the batch that "
+            "is out again"
+        ) from None
+
+
+def title(project: Path) -> str:
+    """The title of a new Label Studio project (it takes 3 to 50 characters)."""
+    return f"detal {project.resolve().name}"[:50]
