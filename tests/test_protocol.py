@@ -174,3 +174,15 @@ def test_difficulty_weighting_changes_the_scores(data_yaml, tmp_path):
     finally:
         sa.close()
         sb.close()
+
+
+def test_review_works_on_a_simulated_project(data_yaml, tmp_path):
+    from detal.review import write_review
+
+    out = _sim(data_yaml, tmp_path / "run", ["mixed"])
+    project = out / "mixed" / "seed-0"
+    result = write_review(project)
+    batch = sqlite3.connect(project / "detal.db").execute(
+        "SELECT count(*) FROM images WHERE selected_cycle = ?", (result.cycle,)).fetchone()[0]
+    assert result.path.is_file() and result.n_images == batch > 0
+    assert result.path.read_text().count('class="card') >= batch
