@@ -106,9 +106,10 @@ class FakeAdapter:
             if image.name in self.unreadable:
                 failed.append((image, "unreadable image"))
                 continue
+            width, height = self.image_size(image)
             det = self.canned.get(image.name)
             if det is None:
-                det = self._draw(image.name)
+                det = self._draw(image.name, (width, height))
             if not with_dfl and det.dfl is not None:
                 det = Detections(det.xyxy, det.class_id, det.confidence, det.class_probs)
             elif with_dfl and det.dfl is None:
@@ -116,7 +117,7 @@ class FakeAdapter:
                     det.xyxy, det.class_id, det.confidence, det.class_probs, self._dfl(image.name, len(det))
                 )
             embedding = self.embedding(image.name) if with_embeddings else None
-            preds.append(Prediction(image, self.size[0], self.size[1], det.above(conf), embedding=embedding))
+            preds.append(Prediction(image, width, height, det.above(conf), embedding=embedding))
         self.calls.append(("predict", {"n": len(preds), "conf": conf}))
         return PredictResult(preds, failed)
 
@@ -162,14 +163,25 @@ class FakeAdapter:
         v = centres[self.cluster_of(name)] + noise
         return (v / np.linalg.norm(v)).astype(np.float16)
 
-    def _draw(self, name: str) -> Detections:
+    def image_size(self, image: Path) -> tuple[int, int]:
+        """The image's real ``(width, height)`` from its header; ``size`` for a file that is not an image."""
+        from PIL import Image
+
+        try:
+            with Image.open(image) as im:
+                return im.size
+        except Exception:  # noqa: BLE001 - not an image, or not there: the canned size
+            return self.size
+
+    def _draw(self, name: str, size: tuple[int, int] | None = None) -> Detections:
         digest = hashlib.sha256(f"{self.seed}:{name}".encode()).digest()
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
         n = int(rng.integers(0, self.max_boxes + 1))
-        w, h = self.size
+        w, h = size or self.size
         x1 = rng.uniform(0, w * 0.6, n)
         y1 = rng.uniform(0, h * 0.6, n)
         xyxy = np.stack([x1, y1, x1 + rng.uniform(4, w * 0.4, n), y1 + rng.uniform(4, h * 0.4, n)], axis=1)
+        xyxy = np.minimum(xyxy, [w, h, w, h])  # a tiny image: boxes stay inside it
         logits = rng.normal(0, rng.uniform(0.5, 4.0), (n, self.n_classes))
         probs = 1.0 / (1.0 + np.exp(-logits))
         dfl = self._dfl(name, n) if self.reg_max >= 2 else None

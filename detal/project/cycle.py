@@ -64,6 +64,7 @@ from detal.project.folder import (
     pairs,
     project_config,
 )
+from detal.project.verify import usable_rows
 from detal.scoring import score_predictions
 from detal.selection import cap_plan, labeling_cap, select_batch, strategy_plan
 from detal.store import Store
@@ -112,6 +113,8 @@ class CycleRun:
         self.names: list[str] = store.get_meta("classes")
         self.cache: dict[int, Prediction] = {}  # predictions of this cycle's weights, by image id
         self.scored: dict[int, tuple[float, int, int | None]] = {}
+        self.checked: set[int] = set()  # image files verified in this run (detal.project.verify)
+        self.dropped: list[tuple[str, str]] = []  # (relpath, missing|changed) taken out of the pool
 
     def run(self, force: bool, formats: list[str], bundle: bool) -> CycleReport:
         state, resumed_from = self.begin(force)
@@ -168,6 +171,10 @@ class CycleRun:
         self.hooks.emit("on_cycle_start", cycle=self.k)
         return "started", None
 
+    def usable(self, rows: Sequence) -> list:
+        """``rows`` whose files are unchanged; the others leave the pool (:mod:`detal.project.verify`)."""
+        return usable_rows(self.project, self.store, rows, self.checked, self.dropped)
+
     def room(self, pool: Pool) -> int:
         """Images that may still be sent out under ``max_labeled_fraction`` (the one budget rule)."""
         cap = labeling_cap(self.cfg.max_labeled_fraction, pool.size)
@@ -179,7 +186,7 @@ class CycleRun:
         train_dir = self.cycle_dir / "train"
         if train_dir.exists():
             shutil.rmtree(train_dir)
-        labeled = store.images(status=Status.LABELED.value)
+        labeled = self.usable(store.images(status=Status.LABELED.value))
         trained_before = [c for c in store.cycles() if c.id < k and c.state == "done" and c.weights]
         init_weights = self.project / trained_before[-1].weights if cfg.warm_start and trained_before else None
         epochs = cycle_epochs(cfg, 0 if not trained_before else k, len(labeled))
@@ -189,7 +196,7 @@ class CycleRun:
         )
         self.timings["train_s"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
-        val_items = pairs(self.project, store.images(status=Status.VAL.value))
+        val_items = pairs(self.project, self.usable(store.images(status=Status.VAL.value)))
         metrics = None
         if val_items:
             metrics = self.adapter.evaluate(result.weights, val_items, self.names, self.cycle_dir / "val")
@@ -257,7 +264,7 @@ class CycleRun:
             nonlocal score_s
             s0 = time.perf_counter()
             id_list = ids.tolist()
-            self.predict(store.images(id_list))
+            self.predict(self.usable(store.images(id_list)))
             self.scored.update(self.score_rows(id_list))
             score_s += time.perf_counter() - s0
             return np.array([self.scored[i][0] if i in self.scored else np.nan for i in id_list])
@@ -276,7 +283,7 @@ class CycleRun:
     def write_batch(self, formats: list[str], bundle: bool, resumed_from: str | None) -> CycleReport:
         store, cfg, k = self.store, self.cfg, self.k
         t0 = time.perf_counter()
-        batch = store.images(selected_cycle=k)
+        batch = self.usable(store.images(selected_cycle=k))
         missing = [r for r in batch if r.id not in self.cache]
         if missing:
             self.predict(missing)
@@ -318,6 +325,7 @@ class CycleRun:
             bundle=zip_path,
             exports=exported,
             timings=self.timings,
+            dropped=self.dropped,
         )
 
 

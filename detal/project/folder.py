@@ -107,6 +107,8 @@ class CycleReport:
     bundle: Path | None
     exports: list[str] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    """Images taken out of the pool in this run: ``(relpath, "missing" | "changed")``."""
 
 
 @dataclass
@@ -158,9 +160,11 @@ def folder_lock(folder: Path, what: str = "another detal command is running on t
 def command_running(folder: Path) -> bool:
     """Whether a process holds the folder's lock right now."""
     lock = Path(folder) / LOCK_FILE
-    if not lock.exists():
+    try:
+        fh = open(lock, "rb")  # read-only: flock needs no write access, and nothing is created
+    except OSError:
         return False
-    with open(lock, "a+") as fh:
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -169,11 +173,12 @@ def command_running(folder: Path) -> bool:
         return False
 
 
-def open_store(project: Path) -> Store:
+def open_store(project: Path, *, readonly: bool = False) -> Store:
+    """The project's store; ``readonly`` for commands that only show (``mode=ro``, never writes)."""
     project = Path(project)
     if not (project / DB_NAME).is_file():
         raise StateError(f"{project}: not a detal project (no {DB_NAME}; run detal init first)")
-    return Store.open(project / DB_NAME)
+    return Store.open(project / DB_NAME, readonly=readonly)
 
 
 def project_config(project: str | Path, overrides: Iterable[str] = ()) -> Config:
@@ -191,7 +196,8 @@ def batch_out(store: Store) -> dict[int, tuple[int, int]]:
     out = {}
     cur = store.execute(
         "SELECT selected_cycle, sum(status = 'selected'), count(*) FROM images "
-        "WHERE selected_cycle >= 0 GROUP BY selected_cycle HAVING sum(status = 'selected') > 0"
+        f"WHERE selected_cycle >= 0 AND {store.usable} GROUP BY selected_cycle "
+        "HAVING sum(status = 'selected') > 0"
     )
     for cycle, remaining, total in cur:
         out[int(cycle)] = (int(remaining), int(total))
