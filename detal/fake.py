@@ -180,7 +180,9 @@ class FakeAdapter:
         w, h = size or self.size
         x1 = rng.uniform(0, w * 0.6, n)
         y1 = rng.uniform(0, h * 0.6, n)
-        xyxy = np.stack([x1, y1, x1 + rng.uniform(4, w * 0.4, n), y1 + rng.uniform(4, h * 0.4, n)], axis=1)
+        bw = rng.uniform(min(4.0, w * 0.4), w * 0.4, n)  # 4 px at least, unless the image is tiny
+        bh = rng.uniform(min(4.0, h * 0.4), h * 0.4, n)
+        xyxy = np.stack([x1, y1, x1 + bw, y1 + bh], axis=1)
         xyxy = np.minimum(xyxy, [w, h, w, h])  # a tiny image: boxes stay inside it
         logits = rng.normal(0, rng.uniform(0.5, 4.0), (n, self.n_classes))
         probs = 1.0 / (1.0 + np.exp(-logits))

@@ -161,15 +161,15 @@ def command_running(folder: Path) -> bool:
     """Whether a process holds the folder's lock right now."""
     lock = Path(folder) / LOCK_FILE
     try:
-        fh = open(lock, "rb")  # read-only: flock needs no write access, and nothing is created
+        # read-only: flock needs no write access, and nothing is created
+        with open(lock, "rb") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return False
     except OSError:
-        return False
-    with fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
         return False
 
 
