@@ -135,8 +135,9 @@ class ImageScan:
                 folder = rel.rpartition("/")[0]
                 seen_stems.clear()
             if stem in seen_stems:
+                first, second = sorted((rel, seen_stems[stem]))
                 raise DataError(
-                    f"{root}: images {show_name(rel)} and {show_name(seen_stems[stem])} have the same "
+                    f"{root}: images {show_name(first)} and {show_name(second)} have the same "
                     "name apart from the suffix; YOLO labels are matched by name, rename one of them"
                 )
             seen_stems[stem] = rel
@@ -172,13 +173,14 @@ class ImageScan:
             self._keys[nfc] = (rel, key)
             return
         other, other_key = self._keys[nfc]
+        first, second = sorted((other, rel))
         if other_key != key:
             raise DataError(
-                f"{root}: images {show_name(other)} and {show_name(rel)} have names that differ only "
+                f"{root}: images {show_name(first)} and {show_name(second)} have names that differ only "
                 "in Unicode normalisation (many systems take them for one file); rename one of them"
             )
         raise DataError(
-            f"{root}: images {show_name(other)} and {show_name(rel)} get the same bundle name "
+            f"{root}: images {show_name(first)} and {show_name(second)} get the same bundle name "
             f"{show_name(key)} (a '__' in a file name stands for a subfolder); rename one of them"
         )
 
