@@ -228,10 +228,13 @@ class Store:
     def open(cls, path: str | Path, *, readonly: bool = False) -> Store:
         """Open an existing store, checking that it is a detal project database.
 
-        ``readonly`` opens it with ``mode=ro``: no write, no migration. In a
-        folder the user may not write, a WAL database without its ``-shm``
-        file cannot be opened that way, so it is then read as immutable
-        (no other process can be writing it: that would have made the file).
+        ``readonly`` opens it with ``mode=ro``: no write, no migration. With
+        no ``-wal`` file beside it, no process has the database open for
+        writing (a writer keeps that file while connected), so it is read as
+        ``immutable``: SQLite then creates no ``-wal`` or ``-shm`` file either,
+        and a folder the user may not write is no obstacle. The same fallback
+        serves a folder that cannot be written while a ``-wal`` exists without
+        its ``-shm`` (left by a killed writer; what it holds is then not shown).
         """
         path = Path(path)
         if not path.is_file():
@@ -242,7 +245,8 @@ class Store:
         try:
             if readonly:
                 try:
-                    conn = cls._connect_readonly(path)
+                    wal = Path(f"{path}-wal").exists()
+                    conn = cls._connect_readonly(path, immutable=not wal)
                     tables = cls._tables(conn)
                 except sqlite3.OperationalError:
                     if conn is not None:

@@ -171,9 +171,11 @@ class CycleRun:
         self.hooks.emit("on_cycle_start", cycle=self.k)
         return "started", None
 
-    def usable(self, rows: Sequence) -> list:
-        """``rows`` whose files are unchanged; the others leave the pool (:mod:`detal.project.verify`)."""
-        return usable_rows(self.project, self.store, rows, self.checked, self.dropped)
+    def usable(self, rows: Sequence, again: bool = False) -> list:
+        """``rows`` whose files are unchanged; the others leave the pool (:mod:`detal.project.verify`).
+
+        ``again``: check files verified earlier in this run too (they are about to be copied)."""
+        return usable_rows(self.project, self.store, rows, set() if again else self.checked, self.dropped)
 
     def room(self, pool: Pool) -> int:
         """Images that may still be sent out under ``max_labeled_fraction`` (the one budget rule)."""
@@ -283,7 +285,7 @@ class CycleRun:
     def write_batch(self, formats: list[str], bundle: bool, resumed_from: str | None) -> CycleReport:
         store, cfg, k = self.store, self.cfg, self.k
         t0 = time.perf_counter()
-        batch = self.usable(store.images(selected_cycle=k))
+        batch = self.usable(store.images(selected_cycle=k), again=True)
         missing = [r for r in batch if r.id not in self.cache]
         if missing:
             self.predict(missing)

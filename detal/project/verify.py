@@ -19,7 +19,7 @@ cycle goes on without it. Each image is hashed at most once per run.
 from __future__ import annotations
 
 import hashlib
-import logging
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -30,7 +30,6 @@ __all__ = ["MAX_WARNINGS", "file_problem", "usable_rows"]
 MAX_WARNINGS = 20
 """Warning lines printed per check; more dropped images are summed up in one more line."""
 
-_LOG = logging.getLogger("detal")
 _CHUNK = 1 << 20
 
 
@@ -47,9 +46,7 @@ def file_problem(path: Path, sha256: str) -> str | None:
 
 
 def _warn(message: str) -> None:
-    # The logging module's last-resort handler prints a warning as the bare message on
-    # stderr when nothing is configured; an application can route or silence it.
-    _LOG.warning(message)
+    print(message, file=sys.stderr)
 
 
 def usable_rows(
