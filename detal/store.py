@@ -518,21 +518,29 @@ class Store:
         params.append(cycle)
         self._conn.execute(f"UPDATE cycles SET {', '.join(sets)} WHERE id = ?", params)
 
+    def _cycle(self, row: tuple) -> CycleRow:
+        try:
+            return _cycle(row)
+        except (json.JSONDecodeError, TypeError):
+            raise StateError(
+                f"{self.path}: damaged project database (cycle {row[0]} holds invalid JSON)"
+            ) from None
+
     def delete_cycle(self, cycle: int) -> None:
         self._conn.execute("DELETE FROM scores WHERE cycle = ?", (cycle,))
         self._conn.execute("DELETE FROM cycles WHERE id = ?", (cycle,))
 
     def cycles(self) -> list[CycleRow]:
         cur = self._conn.execute(f"SELECT {_CYCLE_COLS} FROM cycles ORDER BY id")
-        return [_cycle(r) for r in cur]
+        return [self._cycle(r) for r in cur]
 
     def cycle(self, cycle: int) -> CycleRow | None:
         row = self._conn.execute(f"SELECT {_CYCLE_COLS} FROM cycles WHERE id = ?", (cycle,)).fetchone()
-        return _cycle(row) if row else None
+        return self._cycle(row) if row else None
 
     def last_cycle(self) -> CycleRow | None:
         row = self._conn.execute(f"SELECT {_CYCLE_COLS} FROM cycles ORDER BY id DESC LIMIT 1").fetchone()
-        return _cycle(row) if row else None
+        return self._cycle(row) if row else None
 
     # -- scores -------------------------------------------------------------------
     def add_scores(

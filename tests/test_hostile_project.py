@@ -128,11 +128,13 @@ def case_init_force_on_a_locked_project_with_images_inside(t):
     return _init(t, t / "p" / "imgs", "--force"), ["another detal command is running"]
 
 
-def case_import_while_init_or_cycle_holds_the_lock(t):
+def case_init_force_with_labels_while_a_command_holds_the_lock(t):
     project = make_project(t, n=20)
-    returned = write_returned(t / "ret", project, 0)
+    (t / "lab").mkdir()
+    (t / "lab" / "im001.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     _hold_lock(project)
-    return ["import", str(project), str(returned)], ["another detal command is running"]
+    return _init(t, t / "images", "--force", "--labels", str(t / "lab"), project=project), [
+        "another detal command is running"]
 
 
 # -- group 4: an image taken out of the pool ------------------------------------------------------
@@ -171,10 +173,11 @@ def case_init_project_two_levels_under_a_regular_file(t):
     return _init(t, t / "imgs", project=t / "afile" / "a" / "b"), ["afile is a file, not a folder"]
 
 
-def case_init_project_is_a_regular_file(t):
+def case_init_project_under_a_link_to_a_regular_file(t):
     make_images(t / "imgs", 4)
     (t / "afile").write_text("x")
-    return _init(t, t / "imgs", project=t / "afile"), ["afile", "exists and is not a folder"]
+    (t / "link").symlink_to(t / "afile")
+    return _init(t, t / "imgs", project=t / "link" / "proj"), ["link/proj", "link is a file, not a folder"]
 
 
 def case_init_project_in_a_folder_that_cannot_be_written(t):
@@ -245,10 +248,17 @@ def case_status_schema_version_not_json(t):
     return ["status", str(project)], ["detal.db", "unsupported schema version one"]
 
 
-def case_status_database_without_meta(t):
+def case_status_cycle_config_not_json(t):
     project = make_project(t, n=20)
-    _sql(project, "DROP TABLE meta")
-    return ["status", str(project)], ["detal.db", "not a detal project database (no meta table)"]
+    _sql(project, "UPDATE cycles SET config = '{broken' WHERE id = 0")
+    return ["status", str(project)], ["detal.db", "damaged project database (cycle 0 holds invalid JSON)"]
+
+
+def case_cycle_cycle_metrics_not_json(t):
+    project = make_project(t, n=20)
+    label_cycle(project, 0, t)
+    _sql(project, "UPDATE cycles SET timings = 'nan nan' WHERE id = 0")
+    return ["cycle", str(project)], ["damaged project database (cycle 0 holds invalid JSON)"]
 
 
 # -- group 10: read-only commands never write ---------------------------------------------------
@@ -257,12 +267,6 @@ def case_status_database_without_meta(t):
 def case_status_on_a_zero_byte_database(t):
     project = make_project(t, n=20)
     (project / "detal.db").write_bytes(b"")
-    return ["status", str(project)], ["detal.db", "not a detal project database (empty file)"]
-
-
-def case_status_on_a_text_file_as_database(t):
-    project = make_project(t, n=20)
-    (project / "detal.db").write_text("not a database at all, but long enough to have a header" * 20)
     return ["status", str(project)], ["detal.db", "not a detal project database"]
 
 
@@ -270,13 +274,13 @@ def case_import_on_a_zero_byte_database(t):
     project = make_project(t, n=20)
     returned = write_returned(t / "ret", project, 0)
     (project / "detal.db").write_bytes(b"")
-    return ["import", str(project), str(returned)], ["detal.db", "(empty file)"]
+    return ["import", str(project), str(returned)], ["detal.db", "not a detal project database"]
 
 
 def case_cycle_on_a_zero_byte_database(t):
     project = make_project(t, n=20)
     (project / "detal.db").write_bytes(b"")
-    return ["cycle", str(project)], ["detal.db", "(empty file)"]
+    return ["cycle", str(project)], ["detal.db", "not a detal project database"]
 
 
 # -- group 11: the pre-labels returned unchanged --------------------------------------------------
@@ -889,7 +893,22 @@ def test_status_on_a_read_only_file_system(tmp_path, capsys):
         assert main(["status", str(mount)]) == 0, capsys.readouterr().err
         assert "20 pool images" in capsys.readouterr().out
     finally:
-        subprocess.run(["umount", str(mount)], check=False)
+        # lazy: a connection a failing status left open must not keep the mount
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_status_does_not_migrate_an_old_database(tmp_path, capsys):
+    """A database made before ``scores.embedding`` and ``images.problem``: status reads it as it is."""
+    project = make_project(tmp_path, n=20)
+    _sql(project, "ALTER TABLE scores DROP COLUMN embedding", "ALTER TABLE images DROP COLUMN problem")
+    before = hashlib.sha256((project / "detal.db").read_bytes()).hexdigest()
+    assert main(["status", str(project), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["images"]["pool"] == 20 and st["images"]["missing"] == 0
+    assert hashlib.sha256((project / "detal.db").read_bytes()).hexdigest() == before
+    with Store.open(project / "detal.db") as store:  # a command that writes brings it up to date
+        assert store.problem_counts() == {"missing": 0, "changed": 0}
+        assert "problem" in {r[1] for r in store.execute("PRAGMA table_info(images)")}
 
 
 # -- group 11: pre-labels accepted on purpose, or corrected -------------------------------------------
