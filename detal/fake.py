@@ -1,6 +1,8 @@
 """A fake :class:`~detal.adapter.ModelAdapter` for tests and dry runs.
 
-It never touches a network or a GPU. ``predict`` returns canned detections:
+It never touches a network or a GPU. ``predict`` reports each image's real
+size (read from its header; ``size`` for a file that is not an image), so
+exports that carry sizes (COCO) agree with the project. It returns canned detections:
 either the ones given for a path in ``canned``, or a deterministic draw that
 depends only on the image's file name and ``seed`` (so the same image always
 gets the same boxes and class probabilities). Asked for them, it also gives
