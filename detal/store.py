@@ -43,6 +43,7 @@ either the old or the new state, never a mix.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -262,6 +263,11 @@ class Store:
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
+            if not readonly and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+                raise StateError(
+                    f"{path}: cannot write the project database ({exc}); this command changes the "
+                    "project, so it needs a folder it may write (detal status only reads)"
+                ) from None
             raise StateError(f"{path}: not a detal project database ({exc})") from None
         try:
             version = json.loads(row[0]) if row is not None else None

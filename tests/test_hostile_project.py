@@ -55,6 +55,7 @@ from detal.store import Store
 NFC = unicodedata.normalize("NFC", "café")
 NFD = unicodedata.normalize("NFD", "café")
 _HELD: list = []  # lock files held by a case until the runner has run
+_MOUNTS: list[Path] = []  # read-only bind mounts made by a case, undone after it
 
 
 @pytest.fixture(autouse=True)
@@ -63,6 +64,8 @@ def fake_adapter(monkeypatch):
     yield
     while _HELD:
         _HELD.pop().close()
+    while _MOUNTS:  # lazy: an open file must not keep a mount alive
+        subprocess.run(["umount", "-l", str(_MOUNTS.pop())], check=False)
 
 
 # -- builders ---------------------------------------------------------------------------------
@@ -80,6 +83,18 @@ def _hold_lock(project: Path) -> None:
     fh = open(project / LOCK_FILE, "a+")  # noqa: SIM115 - closed by the fixture
     fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     _HELD.append(fh)
+
+
+def _read_only_view(src: Path, at: Path) -> Path:
+    """``src`` seen through a read-only bind mount at ``at`` (skips where mounting is not allowed)."""
+    at.mkdir()
+    made = subprocess.run(["mount", "--bind", str(src), str(at)], capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {made.stderr.decode().strip()}")
+    _MOUNTS.append(at)
+    if subprocess.run(["mount", "-o", "remount,ro,bind", str(at)], capture_output=True, check=False).returncode:
+        pytest.skip("cannot make a bind mount read-only here")
+    return at
 
 
 def _after_cycle_1(t: Path) -> Path:
@@ -184,6 +199,26 @@ def case_init_project_in_a_folder_that_cannot_be_written(t):
     make_images(t / "imgs", 4)
     return _init(t, t / "imgs", project=Path("/sys/detal-hostile-test-project")), [
         "/sys/detal-hostile-test-project", "cannot write in /sys"]
+
+
+def case_init_force_on_a_read_only_project(t):
+    project = make_project(t, n=20)
+    view = _read_only_view(project, t / "ro")
+    return _init(t, t / "images", "--force", project=view), ["ro", "cannot write in", "Read-only file system"]
+
+
+def case_import_into_a_read_only_project(t):
+    project = make_project(t, n=20)
+    returned = write_returned(t / "ret", project, 0)
+    view = _read_only_view(project, t / "ro")
+    return ["import", str(view), str(returned)], ["ro", "needs a folder it may write", "detal status only reads"]
+
+
+def case_cycle_on_a_read_only_project(t):
+    project = make_project(t, n=20)
+    label_cycle(project, 0, t)
+    view = _read_only_view(project, t / "ro")
+    return ["cycle", str(view)], ["ro", "needs a folder it may write"]
 
 
 def case_init_project_folder_is_the_image_folder(t):

@@ -146,7 +146,14 @@ def folder_lock(folder: Path, what: str = "another detal command is running on t
     simulation on its output folder. The kernel releases it when the process
     dies, even by ``kill -9``, so there is never a stale lock to clean up.
     """
-    with open(Path(folder) / LOCK_FILE, "a+") as fh:
+    try:
+        fh = open(Path(folder) / LOCK_FILE, "a+")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise StateError(
+            f"{folder}: cannot open the lock file {LOCK_FILE} ({exc.strerror}); this command "
+            "changes the project, so it needs a folder it may write (detal status only reads)"
+        ) from None
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
