@@ -475,6 +475,26 @@ def case_import_nfd_label_for_an_nfc_image(t):
         "differs from 'café' only in Unicode normalisation"]
 
 
+# -- data.yaml read like every other YAML: no aliases -------------------------------------------
+
+
+def _simulate(t: Path, data_yaml: str) -> list[str]:
+    (t / "data.yaml").write_text(data_yaml)
+    (t / "sim.yaml").write_text("epochs_per_cycle: 1\n")
+    return ["simulate", str(t / "sim.yaml"), "--data", str(t / "data.yaml"), "--runs", str(t / "runs")]
+
+
+def case_simulate_data_yaml_alias_bomb(t):
+    lines = ['names: [a]', 'x: &a ["l","l","l","l","l","l","l","l","l"]']
+    lines += [f"{c}: &{c} [" + ",".join([f"*{p}"] * 9) + "]" for p, c in zip("abcdefgh", "bcdefghi")]
+    return _simulate(t, "\n".join(lines) + "\n"), ["data.yaml", "line 3", "YAML aliases (*a) are not allowed"]
+
+
+def case_simulate_data_yaml_names_through_an_alias(t):
+    return _simulate(t, "base: &n [cat, dog]\nnames: *n\ntrain: images\nval: images\n"), [
+        "data.yaml", "(*n) are not allowed"]
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 
@@ -511,7 +531,7 @@ def test_hostile_project_input(case, tmp_path, capsys):
 
 def test_there_are_enough_hostile_project_cases():
     assert len(CASES) >= 40
-    assert {c.__name__.split("_")[1] for c in CASES} == {"init", "import", "status", "cycle"}
+    assert {c.__name__.split("_")[1] for c in CASES} == {"init", "import", "status", "cycle", "simulate"}
 
 
 # == what is not an error: the fixes at work ===================================================
