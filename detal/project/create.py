@@ -167,7 +167,7 @@ def init_project(
     lock: AbstractContextManager = nullcontext()
     if (project / LOCK_FILE).is_file():
         lock = folder_lock(project, "another detal command is running on this project; "
-                                    "init --force waits until it has finished")
+                                    "run init --force again once it has finished")
     with lock:
         clean_stale_init(parent, project.name)
         tmp = Path(tempfile.mkdtemp(prefix=f".{project.name}.init-{os.getpid()}-", dir=parent))
