@@ -824,6 +824,15 @@ def test_a_backup_name_already_taken_is_not_overwritten(tmp_path, monkeypatch):
     assert (taken.parent / f"{key}.20231114-221320.500000-1.txt").read_text().startswith("0 ")
 
 
+def test_the_same_boxes_written_differently_are_unchanged(tmp_path):
+    project = make_project(tmp_path, n=20)
+    import_labels(project, write_returned(tmp_path / "v0", project, 0, "0 0.5 0.5 0.2 0.2\n1 0.25 0.25 0.1 0.1"))
+    again = write_returned(tmp_path / "v1", project, 0, "1  0.250000 0.2500 0.1 0.10\n\n0 0.5 0.5 0.2 0.2")
+    report = import_labels(project, again, overwrite=True)
+    assert (report.n_unchanged, report.n_overwritten) == (2, 0)
+    assert not (project / "labels/.replaced").exists()
+
+
 # -- group 10: status reads only ---------------------------------------------------------------------
 
 

@@ -56,9 +56,6 @@ from detal.store import ImageRow, Store
 __all__ = ["import_labels"]
 
 
-def _norm_label(text: str) -> str:
-    lines = [" ".join(line.split()) for line in text.splitlines()]
-    return "\n".join(line for line in lines if line)
 
 
 def _boxes(text: str) -> list[tuple]:
@@ -66,11 +63,18 @@ def _boxes(text: str) -> list[tuple]:
     out = []
     for line in text.splitlines():
         fields = line.split()
+        if not fields:
+            continue
         try:
             out.append((int(float(fields[0])), *(round(float(v), 6) for v in fields[1:5])))
         except (ValueError, IndexError):
             return [("unparsed", text)]
     return sorted(out)
+
+
+def _same_label(a: str, b: str) -> bool:
+    """Whether two label texts hold the same boxes (spacing, decimals and line order aside)."""
+    return _boxes(a) == _boxes(b)
 
 
 def _prelabel_text(project: Path, row: ImageRow) -> str | None:
@@ -86,7 +90,7 @@ def _check_not_prelabels(project: Path, path: Path, new: list[tuple[ImageRow, st
     same = []
     for row, text in new:
         pre = _prelabel_text(project, row)
-        if pre is None or _boxes(pre) != _boxes(text):
+        if pre is None or not _same_label(pre, text):
             return
         same.append(row)
     if same:
@@ -195,7 +199,7 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
         target = project / label_relpath(row.relpath)
         if row.status == Status.LABELED.value:
             old = target.read_text(encoding="utf-8") if target.is_file() else None
-            if old is not None and _norm_label(old) == _norm_label(text):
+            if old is not None and _same_label(old, text):
                 unchanged += 1
             elif overwrite:
                 changed.append((row, text))
@@ -230,7 +234,7 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
         staged.write_text(text, encoding="utf-8")
         target = project / label_relpath(row.relpath)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_file() and _norm_label(target.read_text(encoding="utf-8")) != _norm_label(text):
+        if target.is_file() and not _same_label(target.read_text(encoding="utf-8"), text):
             shutil.copy2(target, _backup(labels_root, row, stamp))
         os.replace(staged, target)
         hooks.emit("on_label_written", index=n, path=target)
