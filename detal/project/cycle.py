@@ -64,7 +64,6 @@ from detal.project.folder import (
     pairs,
     project_config,
 )
-from detal.project.verify import usable_rows
 from detal.scoring import score_predictions
 from detal.selection import cap_plan, labeling_cap, select_batch, strategy_plan
 from detal.store import Store
@@ -113,13 +112,15 @@ class CycleRun:
         self.names: list[str] = store.get_meta("classes")
         self.cache: dict[int, Prediction] = {}  # predictions of this cycle's weights, by image id
         self.scored: dict[int, tuple[float, int, int | None]] = {}
-        self.checked: set[int] = set()  # image files verified in this run (detal.project.verify)
-        self.dropped: list[tuple[str, str]] = []  # (relpath, missing|changed) taken out of the pool
 
     def run(self, force: bool, formats: list[str], bundle: bool) -> CycleReport:
+        self.checked, self.dropped = set(), []  # image files verified; those taken out (usable)
         state, resumed_from = self.begin(force)
         self.cycle_dir = self.project / CYCLES_DIR / str(self.k)
         self.cycle_dir.mkdir(parents=True, exist_ok=True)
+        if state == "started":  # what training reads: images spoiled since init leave the pool first
+            self.usable([*self.store.images(status=Status.LABELED.value),
+                         *self.store.images(status=Status.VAL.value)])
         for stale in [*self.cycle_dir.glob(".*.tmp-*"), *self.cycle_dir.glob(".*.export-tmp")]:
             # left by a killed run
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
@@ -175,6 +176,8 @@ class CycleRun:
         """``rows`` whose files are unchanged; the others leave the pool (:mod:`detal.project.verify`).
 
         ``again``: check files verified earlier in this run too (they are about to be copied)."""
+        from detal.project.verify import usable_rows
+
         return usable_rows(self.project, self.store, rows, set() if again else self.checked, self.dropped)
 
     def room(self, pool: Pool) -> int:
@@ -188,7 +191,7 @@ class CycleRun:
         train_dir = self.cycle_dir / "train"
         if train_dir.exists():
             shutil.rmtree(train_dir)
-        labeled = self.usable(store.images(status=Status.LABELED.value))
+        labeled = store.images(status=Status.LABELED.value)
         trained_before = [c for c in store.cycles() if c.id < k and c.state == "done" and c.weights]
         init_weights = self.project / trained_before[-1].weights if cfg.warm_start and trained_before else None
         epochs = cycle_epochs(cfg, 0 if not trained_before else k, len(labeled))
@@ -198,7 +201,7 @@ class CycleRun:
         )
         self.timings["train_s"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
-        val_items = pairs(self.project, self.usable(store.images(status=Status.VAL.value)))
+        val_items = pairs(self.project, store.images(status=Status.VAL.value))
         metrics = None
         if val_items:
             metrics = self.adapter.evaluate(result.weights, val_items, self.names, self.cycle_dir / "val")
