@@ -301,14 +301,18 @@ class Store:
 
     def _add_missing_columns(self) -> None:
         """Bring a database made by an older detal up to date (nullable columns only)."""
-        wanted = {("scores", "embedding"): "BLOB",
-                  ("images", "problem"): "TEXT CHECK (problem IN ('missing', 'changed'))"}
-        if all(col in self._columns(table) for table, col in wanted):
-            return
-        with self.transaction():
-            for (table, col), decl in wanted.items():
-                if col not in self._columns(table):  # another process may have added it meanwhile
-                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
+        if "problem" not in self._columns("images"):
+            with self.transaction():
+                if "problem" not in self._columns("images"):  # another process may have added it
+                    self._conn.execute(
+                        "ALTER TABLE images ADD COLUMN problem TEXT CHECK (problem IN ('missing', 'changed'))"
+                    )
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(scores)")}
+        if "embedding" not in columns:
+            with self.transaction():
+                columns = {r[1] for r in self._conn.execute("PRAGMA table_info(scores)")}
+                if "embedding" not in columns:  # another process may have added it meanwhile
+                    self._conn.execute("ALTER TABLE scores ADD COLUMN embedding BLOB")
 
     def _adapt_to_columns(self) -> None:
         """Read an old database as it is (read-only: no column is added)."""
