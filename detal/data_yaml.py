@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from detal.adapter import LabeledImage
 from detal.errors import DataError
 from detal.files import IMAGE_SUFFIXES
 from detal.labels import parse_label_text
+from detal.safeyaml import load_yaml
 
 __all__ = ["Dataset", "label_path", "load_dataset"]
 
@@ -121,9 +120,12 @@ def load_dataset(data_yaml: str | Path) -> Dataset:
     if not yaml_path.is_file():
         raise DataError(f"{yaml_path}: data.yaml not found (build the digits with `detal data digits`)")
     try:
-        data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise DataError(f"{yaml_path}: not valid YAML ({exc.__class__.__name__})") from None
+        text = yaml_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{yaml_path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise DataError(f"{yaml_path}: cannot read ({exc.strerror})") from None
+    data = load_yaml(text, str(yaml_path), DataError)
     if not isinstance(data, dict):
         raise DataError(f"{yaml_path}: top level must be a mapping")
     for key in ("train", "val", "names"):

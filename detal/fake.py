@@ -1,6 +1,8 @@
 """A fake :class:`~detal.adapter.ModelAdapter` for tests and dry runs.
 
-It never touches a network or a GPU. ``predict`` returns canned detections:
+It never touches a network or a GPU. ``predict`` reports each image's real
+size (read from its header; ``size`` for a file that is not an image), so
+exports that carry sizes (COCO) agree with the project. It returns canned detections:
 either the ones given for a path in ``canned``, or a deterministic draw that
 depends only on the image's file name and ``seed`` (so the same image always
 gets the same boxes and class probabilities). Asked for them, it also gives
@@ -140,9 +142,10 @@ class FakeAdapter:
             if image.name in self.unreadable:
                 failed.append((image, "unreadable image"))
                 continue
+            width, height = self.image_size(image)
             det = self.canned.get(image.name)
             if det is None:
-                det = self._draw(image.name)
+                det = _scaled(self._draw(image.name), self.size, (width, height))
             if not with_dfl and det.dfl is not None:
                 det = Detections(det.xyxy, det.class_id, det.confidence, det.class_probs)
             elif with_dfl and det.dfl is None:
@@ -150,7 +153,7 @@ class FakeAdapter:
                     det.xyxy, det.class_id, det.confidence, det.class_probs, self._dfl(image.name, len(det))
                 )
             embedding = self.embedding(image.name) if with_embeddings else None
-            preds.append(Prediction(image, self.size[0], self.size[1], det.above(conf), embedding=embedding))
+            preds.append(Prediction(image, width, height, det.above(conf), embedding=embedding))
         self.calls.append(("predict", {"n": len(preds), "conf": conf}))
         return PredictResult(preds, failed)
 
@@ -198,7 +201,18 @@ class FakeAdapter:
         v = centres[self.cluster_of(name)] + noise
         return (v / np.linalg.norm(v)).astype(np.float16)
 
+    def image_size(self, image: Path) -> tuple[int, int]:
+        """The image's real ``(width, height)`` from its header; ``size`` for a file that is not an image."""
+        from PIL import Image
+
+        try:
+            with Image.open(image) as im:
+                return im.size
+        except Exception:  # noqa: BLE001 - not an image, or not there: the canned size
+            return self.size
+
     def _draw(self, name: str) -> Detections:
+        """Deterministic detections for an image of ``size`` (``predict`` scales them to the real size)."""
         digest = hashlib.sha256(f"{self.seed}:{name}".encode()).digest()
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
         n = int(rng.integers(0, self.max_boxes + 1))
@@ -210,6 +224,16 @@ class FakeAdapter:
         probs = 1.0 / (1.0 + np.exp(-logits))
         dfl = self._dfl(name, n) if self.reg_max >= 2 else None
         return Detections(xyxy, probs.argmax(axis=1), probs.max(axis=1), probs, dfl)
+
+
+def _scaled(det: Detections, drawn: tuple[int, int], real: tuple[int, int]) -> Detections:
+    """``det`` drawn for an image of size ``drawn``, moved onto one of size ``real`` (clipped to it)."""
+    if drawn == real or not len(det):
+        return det
+    w, h = real
+    factor = np.array([w / drawn[0], h / drawn[1]] * 2)
+    xyxy = np.clip(det.xyxy * factor, 0, [w, h, w, h])
+    return Detections(xyxy, det.class_id, det.confidence, det.class_probs, det.dfl)
 
 
 def _label_classes(items: Sequence[LabeledImage]) -> set[int]:

@@ -200,7 +200,8 @@ def _reveal(project: Path, staged: Staged, hooks: Hooks) -> None:
             label = staged.truth[key]
             text = label.read_text(encoding="utf-8") if label is not None else ""
             (Path(tmp) / f"{key}.txt").write_text(text, encoding="utf-8")
-        import_labels(project, tmp, hooks=hooks)
+        # the ground truth, even where it equals the model's pre-labels
+        import_labels(project, tmp, hooks=hooks, accept_prelabels=True)
 
 
 class _Progress(NamedTuple):

@@ -10,7 +10,7 @@ Tables::
 
     meta    (key, value)                       schema version, class names, paths
     images  (id, relpath, key, sha256, width, height,
-             status, selected_cycle, labeled_cycle)
+             status, selected_cycle, labeled_cycle, problem)
     cycles  (id, state, config, weights, metrics, timings, n_train, n_selected,
              started_at, finished_at)
     scores  (image_id, cycle, score, n_boxes, top_class, in_subset, embedding)
@@ -24,7 +24,17 @@ are assigned once, at init, and never change. ``scores.embedding`` is the
 image's embedding from the scoring pass as little-endian float16 bytes (NULL
 when none was computed); databases made before it existed get the column, NULL
 everywhere, when first opened (a nullable column added in place, so the schema
-version stays 1).
+version stays 1). ``images.problem`` is ``NULL`` for an image that can be used,
+or :data:`IMAGE_PROBLEMS` ``missing`` (its file is gone) or ``changed`` (its
+content hash differs from the one recorded at init): such an image is out of
+the pool for good but stays recorded, with the status it had. It is added to
+old databases the same way.
+
+:meth:`Store.open` with ``readonly=True`` opens the database with SQLite's
+``mode=ro`` (for ``detal status``): nothing is written, not even the
+migration above, and a project the user may only read can still be shown.
+A database that lacks a table, or whose meta values are not JSON, is
+reported as damaged (:class:`StateError`).
 
 :class:`Store` loads the status columns into a :class:`detal.pool.Pool` and
 saves them back; every change of state happens inside :meth:`Store.transaction`
@@ -35,6 +45,7 @@ either the old or the new state, never a mix.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -42,16 +53,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
 from detal.errors import StateError
 from detal.pool import Pool, Status
 
-__all__ = ["CYCLE_STATES", "DB_NAME", "SCHEMA_VERSION", "CycleRow", "ImageRow", "Store"]
+__all__ = ["CYCLE_STATES", "DB_NAME", "IMAGE_PROBLEMS", "SCHEMA_VERSION", "CycleRow", "ImageRow", "Store"]
 
 DB_NAME = "detal.db"
 SCHEMA_VERSION = 1
+
+IMAGE_PROBLEMS = ("missing", "changed")
+"""Why an image was taken out of the pool after init: its file is gone, or its content changed."""
 
 CYCLE_STATES = ("started", "trained", "selected", "done")
 """A cycle moves through these states in order; ``done`` is final.
@@ -76,7 +91,8 @@ CREATE TABLE images (
     height         INTEGER NOT NULL CHECK (height > 0),
     status         TEXT NOT NULL CHECK (status IN ('unlabeled', 'selected', 'labeled', 'val')),
     selected_cycle INTEGER NOT NULL DEFAULT -1,
-    labeled_cycle  INTEGER NOT NULL DEFAULT -1
+    labeled_cycle  INTEGER NOT NULL DEFAULT -1,
+    problem        TEXT CHECK (problem IN ('missing', 'changed'))
 );
 CREATE INDEX images_status ON images (status);
 CREATE INDEX images_sha256 ON images (sha256);
@@ -145,6 +161,7 @@ class ImageRow:
     status: str
     selected_cycle: int
     labeled_cycle: int
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,7 @@ class CycleRow:
 
 
 _IMAGE_COLS = "id, relpath, key, sha256, width, height, status, selected_cycle, labeled_cycle"
+_TABLES = ("meta", "images", "cycles", "scores", "imports")
 _CYCLE_COLS = (
     "id, state, config, weights, metrics, timings, n_train, n_selected, started_at, finished_at"
 )
@@ -185,9 +203,12 @@ def _cycle(row: tuple) -> CycleRow:
 class Store:
     """An open project database. Use :meth:`create` or :meth:`open`, then :meth:`close`."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool = False) -> None:
         self._conn = conn
         self.path = path
+        self.readonly = readonly
+        self._cols = _IMAGE_COLS + ", problem"
+        self._usable = "problem IS NULL"
 
     # -- opening ------------------------------------------------------------------
     @staticmethod
@@ -213,26 +234,93 @@ class Store:
             store.set_meta("schema_version", SCHEMA_VERSION)
         return store
 
+    @staticmethod
+    def _connect_readonly(path: Path, immutable: bool = False) -> sqlite3.Connection:
+        uri = f"file:{quote(str(path.absolute()))}?mode=ro" + ("&immutable=1" if immutable else "")
+        return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+
     @classmethod
-    def open(cls, path: str | Path) -> Store:
-        """Open an existing store, checking that it is a detal project database."""
+    def open(cls, path: str | Path, *, readonly: bool = False) -> Store:
+        """Open an existing store, checking that it is a detal project database.
+
+        ``readonly`` opens it with ``mode=ro``: no write, no migration. With
+        no ``-wal`` file beside it, no process has the database open for
+        writing (a writer keeps that file while connected), so it is read as
+        ``immutable``: SQLite then creates no ``-wal`` or ``-shm`` file either,
+        and a folder the user may not write is no obstacle. The same fallback
+        serves a folder that cannot be written while a ``-wal`` exists without
+        its ``-shm`` (left by a killed writer; what it holds is then not shown).
+        """
         path = Path(path)
         if not path.is_file():
             raise StateError(f"{path}: no project database (run detal init first)")
+        if path.stat().st_size == 0:
+            raise StateError(f"{path}: not a detal project database (empty file)")
+        conn = None
         try:
-            conn = cls._connect(path)
+            if readonly:
+                try:
+                    wal = Path(f"{path}-wal").exists()
+                    conn = cls._connect_readonly(path, immutable=not wal)
+                    tables = cls._tables(conn)
+                except sqlite3.OperationalError:
+                    if conn is not None:
+                        conn.close()
+                    conn = cls._connect_readonly(path, immutable=True)
+                    tables = cls._tables(conn)
+            else:
+                conn = cls._connect(path)
+                tables = cls._tables(conn)
+            if "meta" not in tables:
+                raise sqlite3.DatabaseError("no meta table")
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
+            if not readonly and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+                raise StateError(
+                    f"{path}: cannot write the project database ({exc}); this command changes the "
+                    "project, so it needs a folder it may write (detal status only reads)"
+                ) from None
             raise StateError(f"{path}: not a detal project database ({exc})") from None
-        if row is None or json.loads(row[0]) != SCHEMA_VERSION:
+        try:
+            version = json.loads(row[0]) if row is not None else None
+        except (json.JSONDecodeError, TypeError):
+            version = row[0]
+        if version != SCHEMA_VERSION:
             conn.close()
             raise StateError(f"{path}: unsupported schema version {row and row[0]}")
-        store = cls(conn, path)
-        store._add_missing_columns()
+        missing = [t for t in _TABLES if t not in tables]
+        if missing:
+            conn.close()
+            raise StateError(f"{path}: damaged project database (table {', '.join(missing)} missing)")
+        store = cls(conn, path, readonly)
+        if readonly:
+            store._adapt_to_columns()
+        else:
+            store._add_missing_columns()
         return store
+
+    @property
+    def usable(self) -> str:
+        """The SQL condition on ``images`` rows that can be used (for queries outside the store)."""
+        return self._usable
+
+    @staticmethod
+    def _tables(conn: sqlite3.Connection) -> set[str]:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def _columns(self, table: str) -> set[str]:
+        return {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
 
     def _add_missing_columns(self) -> None:
         """Bring a database made by an older detal up to date (nullable columns only)."""
+        if "problem" not in self._columns("images"):
+            with self.transaction():
+                if "problem" not in self._columns("images"):  # another process may have added it
+                    self._conn.execute(
+                        "ALTER TABLE images ADD COLUMN problem TEXT CHECK (problem IN ('missing', 'changed'))"
+                    )
         columns = {r[1] for r in self._conn.execute("PRAGMA table_info(scores)")}
         if "embedding" not in columns:
             with self.transaction():
@@ -243,6 +331,12 @@ class Store:
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'label_studio_tasks'"
         ).fetchone() is None:
             self._conn.executescript(f"BEGIN IMMEDIATE; {_LABEL_STUDIO_SCHEMA} COMMIT;")
+
+    def _adapt_to_columns(self) -> None:
+        """Read an old database as it is (read-only: no column is added)."""
+        if "problem" not in self._columns("images"):
+            self._cols = _IMAGE_COLS + ", NULL"
+            self._usable = "1"
 
     def close(self) -> None:
         self._conn.close()
@@ -281,7 +375,14 @@ class Store:
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        if not row:
+            return default
+        try:
+            return json.loads(row[0])
+        except (json.JSONDecodeError, TypeError):
+            raise StateError(
+                f"{self.path}: damaged project database (meta {key!r} is not valid JSON)"
+            ) from None
 
     # -- images -------------------------------------------------------------------
     def add_images(self, rows: Iterable[tuple]) -> int:
@@ -308,24 +409,30 @@ class Store:
         return n
 
     def image_count(self, status: str | None = None) -> int:
+        """Images that can be used (no :data:`IMAGE_PROBLEMS`), all or those with ``status``."""
         if status is None:
-            return self._conn.execute("SELECT count(*) FROM images").fetchone()[0]
+            return self._conn.execute(f"SELECT count(*) FROM images WHERE {self._usable}").fetchone()[0]
         return self._conn.execute(
-            "SELECT count(*) FROM images WHERE status = ?", (status,)
+            f"SELECT count(*) FROM images WHERE status = ? AND {self._usable}", (status,)
         ).fetchone()[0]
 
     def images(
         self, ids: Iterable[int] | None = None, status: str | None = None, selected_cycle: int | None = None
     ) -> list[ImageRow]:
-        """Image rows, by id order: all, those with ``ids``, ``status`` or ``selected_cycle``."""
+        """Image rows, by id order: all, those with ``ids``, ``status`` or ``selected_cycle``.
+
+        Rows with ``status`` or ``selected_cycle`` are those that can be used:
+        an image taken out of the pool (``problem``) is left out. Asked by
+        ``ids`` (or for all), every row is returned, its ``problem`` set.
+        """
         if ids is None:
             where, params = "", ()
             if status is not None:
-                where, params = "WHERE status = ?", (status,)
+                where, params = f"WHERE status = ? AND {self._usable}", (status,)
             elif selected_cycle is not None:
-                where, params = "WHERE selected_cycle = ?", (selected_cycle,)
+                where, params = f"WHERE selected_cycle = ? AND {self._usable}", (selected_cycle,)
             cur = self._conn.execute(
-                f"SELECT {_IMAGE_COLS} FROM images {where} ORDER BY id", params
+                f"SELECT {self._cols} FROM images {where} ORDER BY id", params
             )
             return [ImageRow(*r) for r in cur]
         out: list[ImageRow] = []
@@ -334,15 +441,37 @@ class Store:
             part = id_list[start : start + 900]
             marks = ",".join("?" * len(part))
             cur = self._conn.execute(
-                f"SELECT {_IMAGE_COLS} FROM images WHERE id IN ({marks})", part
+                f"SELECT {self._cols} FROM images WHERE id IN ({marks})", part
             )
             out.extend(ImageRow(*r) for r in cur)
         out.sort(key=lambda r: r.id)
         return out
 
     def images_by_key(self) -> dict[str, ImageRow]:
-        cur = self._conn.execute(f"SELECT {_IMAGE_COLS} FROM images")
+        cur = self._conn.execute(f"SELECT {self._cols} FROM images")
         return {r[2]: ImageRow(*r) for r in cur}
+
+    def mark_problem(self, ids: Iterable[int], problem: str) -> None:
+        """Take images out of the pool for good (``missing`` or ``changed``); call inside a transaction.
+
+        Their status and cycles stay as they were, for the record.
+        """
+        if problem not in IMAGE_PROBLEMS:
+            raise ValueError(f"unknown image problem {problem!r}")
+        self._conn.executemany(
+            "UPDATE images SET problem = ? WHERE id = ?", [(problem, int(i)) for i in ids]
+        )
+
+    def problem_counts(self) -> dict[str, int]:
+        """How many images are out of the pool, by :data:`IMAGE_PROBLEMS`."""
+        counts = dict.fromkeys(IMAGE_PROBLEMS, 0)
+        if self._usable == "1":
+            return counts
+        for problem, n in self._conn.execute(
+            "SELECT problem, count(*) FROM images WHERE problem IS NOT NULL GROUP BY problem"
+        ):
+            counts[problem] = n
+        return counts
 
     def duplicates(self) -> list[list[str]]:
         """Groups of relpaths whose files have the same content hash."""
@@ -359,7 +488,7 @@ class Store:
 
     # -- pool ---------------------------------------------------------------------
     def load_pool(self) -> Pool:
-        """The status columns of every image as a :class:`Pool`."""
+        """The status columns of every image that can be used as a :class:`Pool`."""
         n = self.image_count()
         ids = np.empty(n, dtype=np.int64)
         sel = np.empty(n, dtype=np.int64)
@@ -367,7 +496,7 @@ class Store:
         status: list[Status] = []
         members = {s.value: s for s in Status}
         cur = self._conn.execute(
-            "SELECT id, status, selected_cycle, labeled_cycle FROM images ORDER BY id"
+            f"SELECT id, status, selected_cycle, labeled_cycle FROM images WHERE {self._usable} ORDER BY id"
         )
         i = 0
         while rows := cur.fetchmany(_CHUNK):
@@ -417,21 +546,29 @@ class Store:
         params.append(cycle)
         self._conn.execute(f"UPDATE cycles SET {', '.join(sets)} WHERE id = ?", params)
 
+    def _cycle(self, row: tuple) -> CycleRow:
+        try:
+            return _cycle(row)
+        except (json.JSONDecodeError, TypeError):
+            raise StateError(
+                f"{self.path}: damaged project database (cycle {row[0]} holds invalid JSON)"
+            ) from None
+
     def delete_cycle(self, cycle: int) -> None:
         self._conn.execute("DELETE FROM scores WHERE cycle = ?", (cycle,))
         self._conn.execute("DELETE FROM cycles WHERE id = ?", (cycle,))
 
     def cycles(self) -> list[CycleRow]:
         cur = self._conn.execute(f"SELECT {_CYCLE_COLS} FROM cycles ORDER BY id")
-        return [_cycle(r) for r in cur]
+        return [self._cycle(r) for r in cur]
 
     def cycle(self, cycle: int) -> CycleRow | None:
         row = self._conn.execute(f"SELECT {_CYCLE_COLS} FROM cycles WHERE id = ?", (cycle,)).fetchone()
-        return _cycle(row) if row else None
+        return self._cycle(row) if row else None
 
     def last_cycle(self) -> CycleRow | None:
         row = self._conn.execute(f"SELECT {_CYCLE_COLS} FROM cycles ORDER BY id DESC LIMIT 1").fetchone()
-        return _cycle(row) if row else None
+        return self._cycle(row) if row else None
 
     # -- scores -------------------------------------------------------------------
     def add_scores(
@@ -513,6 +650,8 @@ class Store:
 
     def status_counts(self) -> dict[str, int]:
         counts = {s.value: 0 for s in Status}
-        for status, n in self._conn.execute("SELECT status, count(*) FROM images GROUP BY status"):
+        for status, n in self._conn.execute(
+            f"SELECT status, count(*) FROM images WHERE {self._usable} GROUP BY status"
+        ):
             counts[status] = n
         return counts

@@ -9,10 +9,10 @@ changed (files and database rows, :func:`projectkit.snapshot`).
 The groups are the issue's: 2 (returned labels get the wrong classes), 6
 (config values), 7 (YAML aliases), 8 (reader caps), 9 (tracebacks), 11 (a
 COCO file without annotations), 12 (BOM), 14 (prelabel's class check), 15
-(messages). Reader behaviour the CLI cannot reach yet (``import`` does not
-pass the project's image sizes, and reads YOLO itself) is tested on
-:func:`detal.export.read_returned_labels` below, and as strict-xfail CLI
-tests that start passing once ``import`` uses the reader.
+(messages). Reader behaviour is also tested on
+:func:`detal.export.read_returned_labels` below, and through ``import``,
+which reads with it. The project's own groups (1, 3, 4, 5, 9, 10, 11, 13,
+15, 16) are in ``test_hostile_project.py``.
 """
 
 from __future__ import annotations
@@ -721,10 +721,9 @@ def test_read_returned_collects_sources_and_problems(tmp_path):
     assert coco.sources == {"a.png": f"{tmp_path / 'instances.json'}: image a.png"} and not coco.problems
 
 
-# -- what `detal import` gains once it calls the reader (strict xfail until then) -----------------
+# -- what `detal import` gains from the reader --------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="import reads YOLO itself; passes once it calls read_returned")
 def test_import_yolo_zip_with_reordered_classes_txt(tmp_path, capsys):
     project = _project(tmp_path)
     keys = _keys(project)
@@ -734,7 +733,6 @@ def test_import_yolo_zip_with_reordered_classes_txt(tmp_path, capsys):
     assert label.read_text().split()[0] == "1"  # dog
 
 
-@pytest.mark.xfail(strict=True, reason="import does not pass sizes yet; passes once it does")
 def test_import_coco_with_wrong_image_size(tmp_path, capsys):
     def spoil(d):
         d["images"][0]["width"] *= 2

@@ -429,7 +429,7 @@ def test_other_formats_round_trip(tmp_path):
     assert sorted(im["file_name"] for im in coco["images"]) == sorted(batch_names(project, 1))
     assert not list((project / "cycles/1").glob(".*"))  # scratch links are gone
     # The vendor returns the pre-labels unchanged, as CVAT YOLO 1.1.
-    rep = import_labels(project, exports / "cvat-yolo.zip", fmt="cvat-yolo")
+    rep = import_labels(project, exports / "cvat-yolo.zip", fmt="cvat-yolo", accept_prelabels=True)
     assert rep.n_labeled == 4 and rep.remaining == 0
     pre = project / "cycles/1/prelabels"
     for name in batch_names(project, 1):

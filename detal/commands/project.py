@@ -83,6 +83,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="layout of PATH (default: yolo)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace labels imported before (the old files are kept in labels/.replaced)")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="accept a COCO file without any annotation (every image it lists has no objects)")
+    p.add_argument("--accept-prelabels", action="store_true",
+                   help="accept labels that are all detal's pre-labels unchanged (refused by default)")
     p.set_defaults(func=run_import)
 
     p = sub.add_parser(
@@ -262,7 +266,8 @@ class StagePrinter:
 def run_import(args: argparse.Namespace) -> int:
     from detal.project import import_labels
 
-    report = import_labels(args.project, args.path, fmt=args.fmt, overwrite=args.overwrite)
+    report = import_labels(args.project, args.path, fmt=args.fmt, overwrite=args.overwrite,
+                           allow_empty=args.allow_empty, accept_prelabels=args.accept_prelabels)
     print(f"imported {report.n_labeled} labels ({report.n_unchanged} unchanged, "
           f"{report.n_overwritten} overwritten); {report.remaining} images still out")
     return 0
@@ -298,4 +303,6 @@ def run_status(args: argparse.Namespace) -> int:
         print("no batch out")
     if st["duplicates"]:
         print(f"{len(st['duplicates'])} group(s) of duplicate images")
+    if img["missing"] or img["changed"]:
+        print(f"out of the pool: {img['missing']} image(s) missing, {img['changed']} changed since init")
     return 0

@@ -53,6 +53,7 @@ __all__ = [
     "MAX_LABEL_BYTES",
     "MAX_LISTED_PROBLEMS",
     "MAX_TOTAL_LABEL_BYTES",
+    "NOT_LABELS",
     "Box",
     "Entry",
     "ImageLabels",
@@ -66,6 +67,7 @@ __all__ = [
     "not_a_project_class",
     "parse_lines",
     "problems_error",
+    "skipped_path",
     "yolo_text",
 ]
 
@@ -80,6 +82,14 @@ MAX_TOTAL_LABEL_BYTES = 512 * 1024 * 1024
 
 MAX_LISTED_PROBLEMS = 200
 """The most problems one error message lists; the rest are counted ("... and N more")."""
+
+NOT_LABELS = frozenset({
+    "classes.txt", "obj.names", "train.txt", "val.txt", "valid.txt", "test.txt",
+    "readme.txt", "license.txt", "notes.txt",
+})
+"""File names (compared in lower case) that bundles and datasets carry beside their labels:
+never read as labels, by any reader (returned labels here, ``init --labels`` in
+:mod:`detal.project.label_files`)."""
 
 
 @dataclass(frozen=True)
@@ -258,6 +268,11 @@ def _skipped(relpath: str) -> bool:
     """macOS resource forks and hidden files: never labels, never read."""
     parts = PurePosixPath(relpath.replace("\\", "/")).parts
     return "__MACOSX" in parts or any(p.startswith(".") for p in parts)
+
+
+def skipped_path(relpath: str) -> bool:
+    """Whether a reader skips ``relpath`` unread (under ``__MACOSX/``, or hidden): the one rule."""
+    return _skipped(relpath)
 
 
 def _too_large(size: int) -> str:

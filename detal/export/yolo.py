@@ -32,6 +32,7 @@ import yaml
 
 from detal.errors import DataError
 from detal.export.common import (
+    NOT_LABELS,
     Entry,
     ImageLabels,
     ReturnedLabels,
@@ -46,7 +47,7 @@ __all__ = ["data_yaml", "read_yolo", "returned_names", "write_yolo"]
 
 _NAME_FILES = ("data.yaml", "data.yml", "classes.txt")
 
-_NOT_LABELS = {"classes.txt", "train.txt", "val.txt", "valid.txt", "test.txt", "notes.txt", "readme.txt"}
+_NOT_LABELS = NOT_LABELS
 
 
 def data_yaml(names: Sequence[str]) -> str:

@@ -25,8 +25,10 @@ One module per verb:
 - :mod:`detal.project.label_import` (``import_labels``), with
   :mod:`~detal.project.label_files` (the one reader of label files);
 - :mod:`detal.project.status` (``project_status``);
-- :mod:`detal.project.bundle` (pre-labels, the bundle zip, other formats) and
-  :mod:`detal.project.folder` (layout, the lock, hooks, reports).
+- :mod:`detal.project.bundle` (pre-labels, the bundle zip, other formats),
+  :mod:`detal.project.verify` (images deleted or changed since init leave the
+  pool when next used) and :mod:`detal.project.folder` (layout, the lock,
+  hooks, reports).
 
 Crash safety. Each cycle row in the store moves through
 ``started -> trained -> selected -> done`` (see :data:`detal.store.CYCLE_STATES`);

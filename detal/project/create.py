@@ -5,6 +5,22 @@ project is built in a temporary folder beside it and moved into place at the
 end (the database last: the folder only counts as a project once it is
 there). ``force=True`` moves the old project's state into
 ``PROJECT/backup-<time>/`` instead of deleting it.
+
+``init`` over an existing project holds the project's lock
+(:func:`detal.project.folder.folder_lock`) from start to end, so it refuses
+to run while a cycle or an import does, and no command can start while it
+replaces the project; the lock file itself stays in place. The old
+database is checkpointed first and moved together with its ``-wal`` and
+``-shm`` files, so the backup holds every committed change and the new
+database never sees the old one's write-ahead log.
+
+The temporary folder is named ``.PROJECT.init-<pid>-<random>``; one whose
+process is gone (a killed ``init``) is removed by the next ``init``.
+
+Refused with one line before anything is written: a project path under a
+regular file, a folder that cannot be written, and a project folder that is
+the image folder itself (it may lie beside the images or inside them: the
+scan never enters the project).
 """
 
 from __future__ import annotations
@@ -15,6 +31,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +51,7 @@ from detal.project.folder import (
     LOCK_FILE,
     PROJECT_ENTRIES,
     InitReport,
+    folder_lock,
     problems_error,
 )
 from detal.project.label_files import is_not_a_label, label_folder
@@ -41,14 +59,69 @@ from detal.project.scan import ImageScan, link_into
 from detal.selection import initial_size, random_subset
 from detal.store import DB_NAME, Store
 
-__all__ = ["init_project"]
+__all__ = ["clean_stale_init", "init_project"]
+
+
+_DB_FILES = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal")
+"""The database and the files SQLite keeps beside it: they move together, or not at all."""
 
 
 def _existing_ancestor(path: Path) -> Path:
     path = path.absolute()
-    while not path.exists():
+    while not os.path.lexists(path):
         path = path.parent
     return path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def clean_stale_init(parent: Path, name: str) -> list[Path]:
+    """Remove ``.NAME.init-<pid>-*`` folders in ``parent`` whose process is gone; return them."""
+    removed = []
+    for stale in parent.glob(f".{name}.init-*"):
+        pid = stale.name[len(f".{name}.init-"):].split("-", 1)[0]
+        if not pid.isdigit() or _pid_alive(int(pid)) or not stale.is_dir() or stale.is_symlink():
+            continue  # a live init's folder, or one whose maker cannot be told: left alone
+        shutil.rmtree(stale, ignore_errors=True)
+        removed.append(stale)
+    return removed
+
+
+def _check_writable(folder: Path, project: Path) -> None:
+    """Create and remove a file in ``folder``; :class:`DataError` naming ``project`` if that fails."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".detal-write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DataError(f"{project}: cannot write in {folder} ({exc.strerror})") from None
+
+
+def _check_place(project: Path, images: Path) -> Path:
+    """Refuse a project path that cannot hold a project; return the folder the build happens in."""
+    anc = _existing_ancestor(project)
+    if anc != project.absolute() and not anc.is_dir():
+        raise DataError(f"{project}: cannot create a project there, {anc} is a file, not a folder")
+    if project.exists() and not project.is_dir():
+        raise DataError(f"{project}: exists and is not a folder")
+    if images.is_dir() and project.exists() and os.path.samefile(project, images):
+        raise DataError(
+            f"{project}: is the image folder itself; give the project a folder of its own "
+            "(beside the images, or inside the image folder)"
+        )
+    parent = _existing_ancestor(project.parent)
+    _check_writable(parent, project)
+    if project.is_dir():
+        _check_writable(project, project)
+    return parent
 
 
 def init_project(
@@ -90,17 +163,24 @@ def init_project(
     if val_labels is not None and not Path(val_labels).is_dir():
         raise DataError(f"{val_labels}: validation label folder not found")
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{project.name}.init-", dir=_existing_ancestor(project.parent)))
-    umask = os.umask(0o022)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    try:
-        report = _build_project(project, tmp, cfg, images, names, labels, val_images, val_labels,
-                                write_bundle)
-        _move_into_place(project, tmp, force)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    parent = _check_place(project, images)
+    lock: AbstractContextManager = nullcontext()
+    if (project / LOCK_FILE).is_file():
+        lock = folder_lock(project, "another detal command is running on this project; "
+                                    "run init --force again once it has finished")
+    with lock:
+        clean_stale_init(parent, project.name)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{project.name}.init-{os.getpid()}-", dir=parent))
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        try:
+            report = _build_project(project, tmp, cfg, images, names, labels, val_images, val_labels,
+                                    write_bundle)
+            _move_into_place(project, tmp, force)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     report.bundle = project / report.bundle.relative_to(tmp) if report.bundle else None
     return report
 
@@ -123,7 +203,7 @@ def _build_project(
     problems: list = []
     store = Store.create(tmp / DB_NAME)
     try:
-        scan = ImageScan(tmp, names, problems)
+        scan = ImageScan(tmp, names, problems, exclude=[project])
         prefix = link_into(project, tmp, images, "images")
         pool_labels = label_folder(Path(labels), problems) if labels is not None else {}
         with store.transaction():
@@ -133,11 +213,10 @@ def _build_project(
                 n_pool = store.add_images(
                     scan.rows(images, prefix, Status.UNLABELED.value, pool_labels, "", False)
                 )
-            except sqlite3.IntegrityError as exc:
-                raise DataError(
-                    f"{images}: two images get the same bundle name ({exc}); "
-                    "a '__' in a file name clashes with a subfolder, rename one"
-                ) from None
+            except sqlite3.IntegrityError as exc:  # the scan names clashes; this is the backstop
+                raise DataError(f"{images}: two images get the same bundle name ({exc})") from None
+            if scan.bad:
+                raise problems_error(images, scan.bad, "project not created")
             if n_pool == 0:
                 raise DataError(
                     f"{images}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})"
@@ -151,6 +230,8 @@ def _build_project(
                 n_val = store.add_images(
                     scan.rows(Path(val_images), vprefix, Status.VAL.value, vlabels, "val:", True)
                 )
+                if scan.bad:
+                    raise problems_error(val_images, scan.bad, "project not created")
                 if n_val == 0:
                     raise DataError(f"{val_images}: no images found")
                 problems.extend(_unmatched(vlabels))
@@ -200,21 +281,53 @@ def _move_into_place(project: Path, tmp: Path, force: bool) -> None:
         os.rename(tmp, project)
         return
     # State detal made; an image folder that really lives in the project stays put.
+    # The lock file stays too: init holds it while it replaces the project.
     present = [
-        e for e in (*PROJECT_ENTRIES, LOCK_FILE)
+        e for e in (*PROJECT_ENTRIES, *_DB_FILES)
         if os.path.lexists(project / e)
         and (e not in ("images", "val_images") or os.path.islink(project / e))
     ]
+    if os.path.lexists(project / LOCK_FILE):
+        (tmp / LOCK_FILE).unlink()
     built = {e.name for e in tmp.iterdir()}
     clash = [e for e in present if e in built]
     if clash and not force:
         raise StateError(f"{project}: already holds {', '.join(clash)} (pass --force to start over)")
     if present:
-        backup = project / time.strftime("backup-%Y%m%d-%H%M%S", time.gmtime())
-        backup.mkdir()
-        for e in present:
-            os.rename(project / e, backup / e)
+        if DB_NAME in present:
+            _checkpoint(project / DB_NAME)
+        backup = _new_backup_folder(project)
+        # The database moves last, after its -wal and -shm, so the backup never
+        # holds a database without the log of its committed changes.
+        for e in sorted(present, key=lambda e: e == DB_NAME):
+            if os.path.lexists(project / e):  # a checkpoint may have removed the -wal
+                os.rename(project / e, backup / e)
     # The database goes last: the project only counts as one once it is there.
     for entry in sorted(built, key=lambda e: e == DB_NAME):
         os.rename(tmp / entry, project / entry)
     tmp.rmdir()
+
+
+def _checkpoint(db: Path) -> None:
+    """Write the old database's WAL into it (best effort: a damaged file just moves as it is)."""
+    try:
+        conn = sqlite3.connect(str(db), timeout=5.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass
+
+
+def _new_backup_folder(project: Path) -> Path:
+    """``PROJECT/backup-<UTC time>``, with ``-1``, ``-2`` ... when that name is taken."""
+    base = time.strftime("backup-%Y%m%d-%H%M%S", time.gmtime())
+    for n in range(10_000):
+        backup = project / (base if n == 0 else f"{base}-{n}")
+        try:
+            backup.mkdir()
+        except FileExistsError:
+            continue
+        return backup
+    raise StateError(f"{project}: too many backups named {base}*")

@@ -152,9 +152,13 @@ class CycleRun:
         self.log_echo = log_echo  # also show the adapter's log here
 
     def run(self, force: bool, formats: list[str], bundle: bool) -> CycleReport:
+        self.checked, self.dropped = set(), []  # image files verified; those taken out (usable)
         state, resumed_from = self.begin(force)
         self.cycle_dir = self.project / CYCLES_DIR / str(self.k)
         self.cycle_dir.mkdir(parents=True, exist_ok=True)
+        if state == "started":  # what training reads: images spoiled since init leave the pool first
+            self.usable([*self.store.images(status=Status.LABELED.value),
+                         *self.store.images(status=Status.VAL.value)])
         for stale in [*self.cycle_dir.glob(".*.tmp-*"), *self.cycle_dir.glob(".*.export-tmp")]:
             # left by a killed run
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
@@ -219,6 +223,14 @@ class CycleRun:
             store.start_cycle(self.k, cfg.to_dict())
         self.hooks.emit("on_cycle_start", cycle=self.k)
         return "started", None
+
+    def usable(self, rows: Sequence, again: bool = False) -> list:
+        """``rows`` whose files are unchanged; the others leave the pool (:mod:`detal.project.verify`).
+
+        ``again``: check files verified earlier in this run too (they are about to be copied)."""
+        from detal.project.verify import usable_rows
+
+        return usable_rows(self.project, self.store, rows, set() if again else self.checked, self.dropped)
 
     def room(self, pool: Pool) -> int:
         """Images that may still be sent out under ``max_labeled_fraction`` (the one budget rule)."""
@@ -379,7 +391,7 @@ class CycleRun:
             nonlocal score_s
             s0 = time.perf_counter()
             id_list = ids.tolist()
-            self.predict(store.images(id_list))
+            self.predict(self.usable(store.images(id_list)))
             self.scored.update(self.score_rows(id_list))
             score_s += time.perf_counter() - s0
             return np.array([self.scored[i][0] if i in self.scored else np.nan for i in id_list])
@@ -407,7 +419,7 @@ class CycleRun:
     def write_batch(self, formats: list[str], bundle: bool, resumed_from: str | None) -> CycleReport:
         store, cfg, k = self.store, self.cfg, self.k
         t0 = time.perf_counter()
-        batch = store.images(selected_cycle=k)
+        batch = self.usable(store.images(selected_cycle=k), again=True)
         missing = [r for r in batch if r.id not in self.cache]
         if missing:
             self.predict(missing)
@@ -453,6 +465,7 @@ class CycleRun:
             bundle=zip_path,
             exports=exported,
             timings=self.timings,
+            dropped=self.dropped,
         )
 
 

@@ -109,6 +109,8 @@ class CycleReport:
     bundle: Path | None
     exports: list[str] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    """Images taken out of the pool in this run: ``(relpath, "missing" | "changed")``."""
 
 
 @dataclass
@@ -146,7 +148,14 @@ def folder_lock(folder: Path, what: str = "another detal command is running on t
     simulation on its output folder. The kernel releases it when the process
     dies, even by ``kill -9``, so there is never a stale lock to clean up.
     """
-    with open(Path(folder) / LOCK_FILE, "a+") as fh:
+    try:
+        fh = open(Path(folder) / LOCK_FILE, "a+")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise StateError(
+            f"{folder}: cannot open the lock file {LOCK_FILE} ({exc.strerror}); this command "
+            "changes the project, so it needs a folder it may write (detal status only reads)"
+        ) from None
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -160,22 +169,25 @@ def folder_lock(folder: Path, what: str = "another detal command is running on t
 def command_running(folder: Path) -> bool:
     """Whether a process holds the folder's lock right now."""
     lock = Path(folder) / LOCK_FILE
-    if not lock.exists():
-        return False
-    with open(lock, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
+    try:
+        # read-only: flock needs no write access, and nothing is created
+        with open(lock, "rb") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return False
+    except OSError:
         return False
 
 
-def open_store(project: Path) -> Store:
+def open_store(project: Path, *, readonly: bool = False) -> Store:
+    """The project's store; ``readonly`` for commands that only show (``mode=ro``, never writes)."""
     project = Path(project)
     if not (project / DB_NAME).is_file():
         raise StateError(f"{project}: not a detal project (no {DB_NAME}; run detal init first)")
-    return Store.open(project / DB_NAME)
+    return Store.open(project / DB_NAME, readonly=readonly)
 
 
 def project_config(project: str | Path, overrides: Iterable[str] = ()) -> Config:
@@ -193,7 +205,8 @@ def batch_out(store: Store) -> dict[int, tuple[int, int]]:
     out = {}
     cur = store.execute(
         "SELECT selected_cycle, sum(status = 'selected'), count(*) FROM images "
-        "WHERE selected_cycle >= 0 GROUP BY selected_cycle HAVING sum(status = 'selected') > 0"
+        f"WHERE selected_cycle >= 0 AND {store.usable} GROUP BY selected_cycle "
+        "HAVING sum(status = 'selected') > 0"
     )
     for cycle, remaining, total in cur:
         out[int(cycle)] = (int(remaining), int(total))

@@ -1,10 +1,19 @@
 """``detal import``: corrected labels for the batch that is out come into the project.
 
-All or nothing: every file is read (:mod:`detal.project.label_files`) and
-validated first, and every problem is reported in one :class:`DataError`.
-Labels people made are never destroyed: a label that differs from the one
-the project holds is refused unless ``overwrite``, and then the old file is
-kept under ``labels/.replaced/``.
+All or nothing: every file is read by :func:`detal.export.read_returned` (the
+one reader of returned labels, which maps class ids by name whenever the
+source carries names, and checks a COCO file's image sizes against the ones
+the project recorded) and validated first, and every problem is reported in
+one :class:`DataError`. Labels people made are never destroyed: a label that
+differs from the one the project holds is refused unless ``overwrite``, and
+then the old file is kept under ``labels/.replaced/`` with a name no other
+backup has (time to the microsecond, then a counter; the file is created
+exclusively, so no backup ever replaces another).
+
+Unchanged pre-labels are not corrected labels: an import whose every new
+label equals the pre-label detal sent out for it (``cycles/<k>/prelabels``)
+is refused unless ``accept_prelabels``. A COCO file without any annotation
+is refused unless ``allow_empty`` (it would mark every image "no objects").
 
 Partial imports are allowed: an import may carry labels for part of the
 batch that is out. Those images become labeled; the rest stay selected, and
@@ -22,12 +31,15 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import unicodedata
 from pathlib import Path, PurePosixPath
 
 from detal.errors import DataError, StateError
-from detal.labels import LabelProblem, parse_label_text
+from detal.export import read_returned
+from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
 from detal.project.folder import (
+    CYCLES_DIR,
     LABELS_DIR,
     NO_HOOKS,
     Hooks,
@@ -38,15 +50,62 @@ from detal.project.folder import (
     open_store,
     problems_error,
 )
-from detal.project.label_files import is_not_a_label, returned_labels
-from detal.store import Store
+from detal.project.label_files import is_not_a_label
+from detal.store import ImageRow, Store
 
 __all__ = ["import_labels"]
 
 
-def _norm_label(text: str) -> str:
-    lines = [" ".join(line.split()) for line in text.splitlines()]
-    return "\n".join(line for line in lines if line)
+
+
+def _boxes(text: str) -> list[tuple]:
+    """The boxes of YOLO text as numbers (6 decimals, as written), in a stable order."""
+    out = []
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            out.append((int(float(fields[0])), *(round(float(v), 6) for v in fields[1:5])))
+        except (ValueError, IndexError):
+            return [("unparsed", text)]
+    return sorted(out)
+
+
+def _same_label(a: str, b: str) -> bool:
+    """Whether two label texts hold the same boxes (spacing, decimals and line order aside)."""
+    return _boxes(a) == _boxes(b)
+
+
+def _prelabel_text(project: Path, row: ImageRow) -> str | None:
+    path = project / CYCLES_DIR / str(row.selected_cycle) / "prelabels" / f"{row.key}.txt"
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _check_not_prelabels(project: Path, path: Path, new: list[tuple[ImageRow, str]]) -> None:
+    """Refuse an import whose every new label is detal's own pre-label, unchanged."""
+    same = []
+    for row, text in new:
+        pre = _prelabel_text(project, row)
+        if pre is None or not _same_label(pre, text):
+            return
+        same.append(row)
+    if same:
+        cycles = sorted({r.selected_cycle for r in same})
+        raise DataError(
+            f"{path}: all {len(same)} label(s) are the pre-labels of cycle "
+            f"{', '.join(map(str, cycles))} unchanged (e.g. {same[0].key}), not corrected labels; "
+            "correct them first, or pass --accept-prelabels to import them as they are"
+        )
+
+
+def _unknown_key(key: str, by_nfc: dict[str, str]) -> str:
+    alike = by_nfc.get(unicodedata.normalize("NFC", key))
+    hint = f"; it differs from {show_name(alike)} only in Unicode normalisation" if alike else ""
+    return f"label for an image the project does not have ({show_name(key)}{hint})"
 
 
 def import_labels(
@@ -55,25 +114,48 @@ def import_labels(
     *,
     fmt: str = "yolo",
     overwrite: bool = False,
+    allow_empty: bool = False,
+    accept_prelabels: bool = False,
     hooks: Hooks | None = None,
 ) -> ImportReport:
     """Import corrected labels for the batch that is out, all or nothing.
 
-    ``path`` is a folder or a zip of ``<key>.txt`` YOLO files (``fmt="yolo"``)
-    or a ``cvat-yolo`` / ``coco`` export. Labels of images that are already
+    ``path`` is a folder or a zip of ``<key>.txt`` YOLO files (``fmt="yolo"``;
+    a ``classes.txt`` or ``data.yaml`` in it maps the ids by name) or a
+    ``cvat-yolo`` / ``coco`` export. Labels of images that are already
     labeled are left alone when identical and rejected when different,
-    unless ``overwrite``.
+    unless ``overwrite``. ``allow_empty`` accepts a COCO file with no
+    annotations; ``accept_prelabels`` accepts labels that are all the
+    pre-labels unchanged.
     """
     project, path = Path(project), Path(path)
     store = open_store(project)
     try:
         with folder_lock(project):
-            return _import(project, store, path, fmt, overwrite, hooks or NO_HOOKS)
+            return _import(project, store, path, fmt, overwrite, hooks or NO_HOOKS,
+                           allow_empty, accept_prelabels)
     finally:
         store.close()
 
 
-def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, hooks: Hooks) -> ImportReport:
+def _backup(labels_root: Path, row: ImageRow, stamp: str) -> Path:
+    """A new file under ``labels/.replaced/`` for the old label of ``row``; never an existing one."""
+    rel = label_relpath(row.relpath).relative_to(LABELS_DIR)
+    folder = labels_root / ".replaced" / rel.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(1_000_000):
+        candidate = folder / f"{rel.stem}.{stamp}-{n}.txt"
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise StateError(f"{folder}: cannot find a free name for the backup of {rel}")
+
+
+def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, hooks: Hooks,
+            allow_empty: bool = False, accept_prelabels: bool = False) -> ImportReport:
     last = store.last_cycle()
     if last is not None and last.state != "done":
         raise StateError(f"{project}: cycle {last.id} was interrupted; rerun detal cycle to finish it first")
@@ -82,9 +164,13 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
     for stale in labels_root.glob(".staging-*"):
         shutil.rmtree(stale, ignore_errors=True)
 
-    problems: list = []
-    entries = returned_labels(path, fmt, names, problems)
     by_key = store.images_by_key()
+    sizes = {r.key: (r.width, r.height) for r in by_key.values()}
+    returned = read_returned(path, fmt, names, sizes=sizes, allow_no_annotations=allow_empty,
+                             allow_confidence=fmt != "yolo")
+    problems: list = list(returned.problems)
+    entries = [(returned.sources[k], k, text) for k, text in sorted(returned.labels.items())]
+    by_nfc: dict[str, str] = {}
     seen: dict[str, str] = {}
     new, changed, unchanged, not_out = [], [], 0, 0
     for where, key, text in entries:
@@ -94,7 +180,13 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
         if row is None or row.status == Status.VAL.value:
             if is_not_a_label(f"{key}.txt"):
                 continue
-            problems.append(LabelProblem(where, 0, f"label for an image the project does not have ({key})"))
+            if not by_nfc:
+                by_nfc = {unicodedata.normalize("NFC", k): k for k in by_key}
+            problems.append(LabelProblem(where, 0, _unknown_key(key, by_nfc)))
+            continue
+        if row.problem is not None:
+            problems.append(LabelProblem(
+                where, 0, f"image {key} was taken out of the pool ({row.problem} since init)"))
             continue
         if key in seen:
             problems.append(LabelProblem(where, 0, f"second label for image {key} (first: {seen[key]})"))
@@ -107,7 +199,7 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
         target = project / label_relpath(row.relpath)
         if row.status == Status.LABELED.value:
             old = target.read_text(encoding="utf-8") if target.is_file() else None
-            if old is not None and _norm_label(old) == _norm_label(text):
+            if old is not None and _same_label(old, text):
                 unchanged += 1
             elif overwrite:
                 changed.append((row, text))
@@ -129,21 +221,21 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
         raise problems_error(path, problems, "nothing imported")
     if not seen:
         raise DataError(f"{path}: no label files (.txt) found")
+    if not accept_prelabels:
+        _check_not_prelabels(project, path, new)
     hooks.emit("on_import_validated", n_new=len(new), n_changed=len(changed))
 
     staging = labels_root / f".staging-{os.getpid()}"
     staging.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}"
     for n, (row, text) in enumerate(new + changed):
         staged = staging / f"{n}.txt"
         staged.write_text(text, encoding="utf-8")
         target = project / label_relpath(row.relpath)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_file() and _norm_label(target.read_text(encoding="utf-8")) != _norm_label(text):
-            backup = labels_root / ".replaced" / label_relpath(row.relpath).relative_to(LABELS_DIR)
-            backup = backup.with_name(f"{backup.stem}.{stamp}.txt")
-            backup.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(target, backup)
+        if target.is_file() and not _same_label(target.read_text(encoding="utf-8"), text):
+            shutil.copy2(target, _backup(labels_root, row, stamp))
         os.replace(staged, target)
         hooks.emit("on_label_written", index=n, path=target)
     hooks.emit("on_labels_written", n=len(new) + len(changed))

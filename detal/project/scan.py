@@ -5,7 +5,18 @@ would double the disk use and the time of ``init``; hard links fail across
 file systems. A symbolic link ``PROJECT/images -> DIR`` keeps every stored
 path relative to the project (``images/sub/a.jpg``), so moving the image
 folder only means re-pointing one link, and the content hash of every image
-is kept to detect files that changed under the project.
+is kept to detect files that changed under the project
+(:mod:`detal.project.verify`).
+
+The walk follows a linked folder once, never twice: the real path of every
+folder entered is remembered, so a link ``self -> .`` or a loop adds
+nothing, and the project folder itself (which may live inside its image
+folder, with an ``images`` link back to it) is never scanned. A file name
+with a control character (a newline, a tab ...) is refused: Ultralytics
+drops such an image from training without a word. Every corrupt image is
+named (:attr:`ImageScan.bad`), and two images whose bundle names clash
+(``sub/a.png`` against ``sub__a.png``, or names that differ only in
+Unicode normalisation) are refused naming both.
 """
 
 from __future__ import annotations
@@ -13,20 +24,38 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from detal.errors import DataError
 from detal.files import IMAGE_SUFFIXES
-from detal.labels import LabelProblem, parse_label_text
+from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
 from detal.project.folder import label_relpath
 
 __all__ = ["ImageScan", "image_info", "link_into", "walk_images"]
 
 
-def walk_images(root: Path) -> Iterator[str]:
-    """Image files under ``root`` as POSIX relpaths, in a stable (sorted) order."""
+_CONTROL_NAMES = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab"}
+
+
+def control_character(name: str) -> str | None:
+    """How to call the first control character in ``name`` (``"a newline"``), or ``None``."""
+    for ch in name:
+        if unicodedata.category(ch) == "Cc":
+            return _CONTROL_NAMES.get(ch, f"the control character U+{ord(ch):04X}")
+    return None
+
+
+def walk_images(root: Path, exclude: Iterable[Path] = ()) -> Iterator[str]:
+    """Image files under ``root`` as POSIX relpaths, in a stable (sorted) order.
+
+    A folder is entered once: one reached again through a link (by its real
+    path) is skipped, and so are the folders in ``exclude`` (the project).
+    """
+    skip = {os.path.realpath(p) for p in exclude}
+    seen = {os.path.realpath(root)}
     stack = [""]
     while stack:
         rel = stack.pop()
@@ -41,8 +70,18 @@ def walk_images(root: Path) -> Iterator[str]:
             child = f"{rel}/{name}" if rel else name
             full = root / child
             if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES and full.is_file():
+                what = control_character(child)
+                if what is not None:
+                    raise DataError(
+                        f"{root}: image {show_name(child)} has {what} in its name; "
+                        "Ultralytics would drop it without a word, rename it"
+                    )
                 yield child
             elif full.is_dir():
+                real = os.path.realpath(full)
+                if real in seen or real in skip:
+                    continue
+                seen.add(real)
                 subdirs.append(child)
         stack.extend(reversed(subdirs))
 
@@ -72,11 +111,14 @@ def image_info(path: Path) -> tuple[str, int, int]:
 class ImageScan:
     """Streams image folders into store rows, copying and validating their labels into ``tmp``."""
 
-    def __init__(self, tmp: Path, names: list[str], problems: list) -> None:
+    def __init__(self, tmp: Path, names: list[str], problems: list, exclude: Iterable[Path] = ()) -> None:
         self.tmp = tmp
         self.names = names
         self.problems = problems
+        self.exclude = list(exclude)
+        self.bad: list[str] = []  # one message per corrupt or unreadable image
         self.next_id = 0
+        self._keys: dict[str, tuple[str, str]] = {}  # NFC key -> (relpath, key), every folder
 
     def rows(
         self, root: Path, prefix: str, status: str, labels: dict[str, tuple[Path, str]], key_prefix: str,
@@ -87,18 +129,25 @@ class ImageScan:
         # folder's files together: remembering one folder at a time keeps memory flat.
         seen_stems: dict[str, str] = {}
         folder = None
-        for rel in walk_images(root):
+        for rel in walk_images(root, self.exclude):
             stem = rel.rsplit(".", 1)[0]
             if rel.rpartition("/")[0] != folder:
                 folder = rel.rpartition("/")[0]
                 seen_stems.clear()
             if stem in seen_stems:
+                first, second = sorted((rel, seen_stems[stem]))
                 raise DataError(
-                    f"{root / rel}: same name as {root / seen_stems[stem]} apart from the suffix; "
-                    "YOLO labels are matched by name, rename one of them"
+                    f"{root}: images {show_name(first)} and {show_name(second)} have the same "
+                    "name apart from the suffix; YOLO labels are matched by name, rename one of them"
                 )
             seen_stems[stem] = rel
-            digest, width, height = image_info(root / rel)
+            key = key_prefix + stem.replace("/", "__")
+            self._check_key(root, rel, key)
+            try:
+                digest, width, height = image_info(root / rel)
+            except DataError as exc:
+                self.bad.append(str(exc))
+                continue
             relpath = f"{prefix}/{rel}"
             label = labels.pop(stem, None)
             row_status = status
@@ -114,9 +163,26 @@ class ImageScan:
                     row_status = Status.LABELED.value
             elif require_labels:
                 self.problems.append(LabelProblem(str(root / rel), 0, "validation image has no label file"))
-            key = key_prefix + stem.replace("/", "__")
             yield (self.next_id, relpath, key, digest, width, height, row_status)
             self.next_id += 1
+
+
+    def _check_key(self, root: Path, rel: str, key: str) -> None:
+        nfc = unicodedata.normalize("NFC", key)
+        if nfc not in self._keys:
+            self._keys[nfc] = (rel, key)
+            return
+        other, other_key = self._keys[nfc]
+        first, second = sorted((other, rel))
+        if other_key != key:
+            raise DataError(
+                f"{root}: images {show_name(first)} and {show_name(second)} have names that differ only "
+                "in Unicode normalisation (many systems take them for one file); rename one of them"
+            )
+        raise DataError(
+            f"{root}: images {show_name(first)} and {show_name(second)} get the same bundle name "
+            f"{show_name(key)} (a '__' in a file name stands for a subfolder); rename one of them"
+        )
 
 
 def link_into(project: Path, tmp: Path, src: Path, name: str) -> str:

@@ -1,4 +1,9 @@
-"""``detal status``: everything about a project's state, as plain data."""
+"""``detal status``: everything about a project's state, as plain data.
+
+It only reads: the store is opened with SQLite's ``mode=ro`` (see
+:meth:`detal.store.Store.open`), nothing is created or migrated, and a
+project the user may only read can be shown.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +19,10 @@ __all__ = ["project_status"]
 def project_status(project: str | Path) -> dict[str, Any]:
     """Everything ``detal status`` shows, as plain data (JSON-ready)."""
     project = Path(project)
-    store = open_store(project)
+    store = open_store(project, readonly=True)
     try:
         counts = store.status_counts()
+        problems = store.problem_counts()
         pool_size = sum(v for s, v in counts.items() if s != Status.VAL.value)
         cfg = project_config(project)
         cycles = []
@@ -40,7 +46,7 @@ def project_status(project: str | Path) -> dict[str, Any]:
         return {
             "project": str(project),
             "classes": store.get_meta("classes"),
-            "images": {"pool": pool_size, **counts},
+            "images": {"pool": pool_size, **counts, **problems},
             "labeled_fraction": counts[Status.LABELED.value] / pool_size if pool_size else 0.0,
             "max_labeled_fraction": cfg.max_labeled_fraction,
             "cycles": cycles,
