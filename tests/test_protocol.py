@@ -186,3 +186,20 @@ def test_review_works_on_a_simulated_project(data_yaml, tmp_path):
         "SELECT count(*) FROM images WHERE selected_cycle = ?", (result.cycle,)).fetchone()[0]
     assert result.path.is_file() and result.n_images == batch > 0
     assert result.path.read_text().count('class="card') >= batch
+
+
+def test_status_shows_per_class_ap(data_yaml, tmp_path, capsys):
+    import json
+
+    from detal.cli import main
+
+    out = _sim(data_yaml, tmp_path / "run", ["random"])
+    assert main(["status", str(out / "random" / "seed-0"), "--json"]) == 0
+    cycles = json.loads(capsys.readouterr().out)["cycles"]
+    trained = [c for c in cycles if c["map50_95"] is not None]
+    assert trained
+    for c in trained:
+        per_class = c["per_class_map50_95"]
+        assert list(per_class) == ["a", "b", "c"]
+        present = [v for v in per_class.values() if v is not None]
+        assert present and abs(np.mean(present) - c["map50_95"]) < 0.2

@@ -35,6 +35,11 @@ def project_status(project: str | Path) -> dict[str, Any]:
                 "n_selected": c.n_selected,
                 "map50": metrics.get("map50"),
                 "map50_95": metrics.get("map50_95"),
+                # per-class mAP50-95 by class name; null for a class with no validation instance
+                "per_class_map50_95": (
+                    dict(zip(store.get_meta("classes"), metrics["per_class"]))
+                    if metrics.get("per_class") is not None else None
+                ),
                 "weights": c.weights,
                 "timings": c.timings,
             })
