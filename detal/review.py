@@ -63,13 +63,12 @@ import cv2
 import numpy as np
 
 from detal.errors import DataError, StateError
-from detal.labels import parse_label_text
+from detal.labels import YoloBox, parse_label_text
 from detal.store import DB_NAME, CycleRow, Store
 
 __all__ = [
     "PALETTE",
     "CyclePoint",
-    "ReviewBox",
     "ReviewImage",
     "ReviewPage",
     "ReviewResult",
@@ -100,18 +99,6 @@ _COORD_TOL = 1e-4  # normalised coordinates written with 6 decimals, then throug
 
 # -- the page's data --------------------------------------------------------------------
 @dataclass(frozen=True)
-class ReviewBox:
-    """One pre-label box, normalised YOLO coordinates; ``confidence`` None when unknown."""
-
-    class_id: int
-    cx: float
-    cy: float
-    w: float
-    h: float
-    confidence: float | None = None
-
-
-@dataclass(frozen=True)
 class ReviewImage:
     """One card. ``boxes`` is None when the image has no pre-label file at all."""
 
@@ -122,7 +109,7 @@ class ReviewImage:
     height: int
     score: float | None
     top_class: int | None
-    boxes: tuple[ReviewBox, ...] | None
+    boxes: tuple[YoloBox, ...] | None
     thumb: str | None = None
     problems: tuple[str, ...] = ()
 
@@ -200,7 +187,7 @@ def order_by_score(images: Iterable[ReviewImage]) -> list[ReviewImage]:
     return sorted(images, key=lambda i: (i.score is None, -(i.score or 0.0), i.image_id))
 
 
-def coco_confidences(doc: Mapping, names: Sequence[str]) -> dict[str, list[ReviewBox]]:
+def coco_confidences(doc: Mapping, names: Sequence[str]) -> dict[str, list[YoloBox]]:
     """``image file name -> boxes with scores`` from a COCO instances document.
 
     Categories are mapped to classes by name; annotations of unknown
@@ -213,7 +200,7 @@ def coco_confidences(doc: Mapping, names: Sequence[str]) -> dict[str, list[Revie
         w, h = im.get("width"), im.get("height")
         if isinstance(w, (int, float)) and isinstance(h, (int, float)) and w > 0 and h > 0:
             images[im.get("id")] = (str(im.get("file_name", "")), float(w), float(h))
-    out: dict[str, list[ReviewBox]] = {}
+    out: dict[str, list[YoloBox]] = {}
     for ann in doc.get("annotations", []):
         im = images.get(ann.get("image_id"))
         cls = cat.get(ann.get("category_id"))
@@ -223,12 +210,12 @@ def coco_confidences(doc: Mapping, names: Sequence[str]) -> dict[str, list[Revie
         name, w, h = im
         x, y, bw, bh = (float(v) for v in bbox)
         conf = float(score) if isinstance(score, (int, float)) else None
-        box = ReviewBox(cls, (x + bw / 2) / w, (y + bh / 2) / h, bw / w, bh / h, conf)
+        box = YoloBox(cls, (x + bw / 2) / w, (y + bh / 2) / h, bw / w, bh / h, conf)
         out.setdefault(PurePosixPath(name).name, []).append(box)
     return out
 
 
-def attach_confidences(boxes: Sequence[ReviewBox], scored: Sequence[ReviewBox]) -> tuple[ReviewBox, ...]:
+def attach_confidences(boxes: Sequence[YoloBox], scored: Sequence[YoloBox]) -> tuple[YoloBox, ...]:
     """Give each box without a confidence the one of a ``scored`` box of its class and place."""
     free = list(scored)
     out = []
@@ -294,7 +281,7 @@ def _pct(v: float) -> str:
     return f"{100.0 * v:.3f}".rstrip("0").rstrip(".") + "%"
 
 
-def _box_html(b: ReviewBox, names: Sequence[str]) -> str:
+def _box_html(b: YoloBox, names: Sequence[str]) -> str:
     x = min(max(b.cx - b.w / 2, 0.0), 1.0)
     y = min(max(b.cy - b.h / 2, 0.0), 1.0)
     w = min(b.w, 1.0 - x)
@@ -597,7 +584,7 @@ def _read_prelabels(cycle_dir: Path, cycle: int, keys: Iterable[str]) -> dict[st
     return {}
 
 
-def _read_coco(cycle_dir: Path, names: Sequence[str]) -> dict[str, list[ReviewBox]]:
+def _read_coco(cycle_dir: Path, names: Sequence[str]) -> dict[str, list[YoloBox]]:
     path = cycle_dir / COCO_EXPORT
     if not path.is_file():
         return {}
@@ -635,12 +622,12 @@ def collect_review(project: str | Path, cycle: int | str | None = None) -> Revie
         name = r.key + PurePosixPath(r.relpath).suffix
         score, _, top = scores.get(r.id, (None, None, None))
         text = texts.get(r.key)
-        boxes: tuple[ReviewBox, ...] | None = None
+        boxes: tuple[YoloBox, ...] | None = None
         problems: tuple[str, ...] = ()
         if text is not None:
             parsed, bad = parse_label_text(text, len(names), f"prelabels/{r.key}.txt",
                                            allow_confidence=True)
-            boxes = tuple(ReviewBox(b.class_id, b.cx, b.cy, b.w, b.h, b.confidence) for b in parsed)
+            boxes = tuple(parsed)
             from_lines = from_lines or any(b.confidence is not None for b in boxes)
             if name in coco:
                 boxes = attach_confidences(boxes, coco[name])

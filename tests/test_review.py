@@ -27,10 +27,10 @@ from detal.cli import main
 from detal.config import load_config
 from detal.errors import DataError, StateError
 from detal.fake import FakeAdapter
+from detal.labels import YoloBox
 from detal.project import init_project, run_cycle
 from detal.review import (
     CyclePoint,
-    ReviewBox,
     ReviewImage,
     ReviewPage,
     attach_confidences,
@@ -92,7 +92,7 @@ def test_order_by_score(scores, expected):
     ],
 )
 def test_box_coordinates(box, left, top, width, height, inside):
-    html = render_page(_page([_image(0, 0.5, [ReviewBox(1, *box, 0.5)])]))
+    html = render_page(_page([_image(0, 0.5, [YoloBox(1, *box, 0.5)])]))
     (card,) = parse_cards(html).cards
     (b,) = card["boxes"]
     assert _style(b) == pytest.approx({"left": left, "top": top, "width": width, "height": height})
@@ -102,7 +102,7 @@ def test_box_coordinates(box, left, top, width, height, inside):
 
 @given(st.floats(0, 1), st.floats(0, 1), st.floats(1e-6, 1), st.floats(1e-6, 1))
 def test_boxes_stay_inside_the_image(cx, cy, w, h):
-    html = render_page(_page([_image(0, 0.5, [ReviewBox(0, cx, cy, w, h, None)])]))
+    html = render_page(_page([_image(0, 0.5, [YoloBox(0, cx, cy, w, h, None)])]))
     (b,) = parse_cards(html).cards[0]["boxes"]
     s = _style(b)
     assert s["left"] >= 0 and s["top"] >= 0 and s["width"] >= 0 and s["height"] >= 0
@@ -112,7 +112,7 @@ def test_boxes_stay_inside_the_image(cx, cy, w, h):
 def test_escaping_of_odd_names():
     names = ("<b>cat</b>", 'dog "&" co', "bird")
     images = [
-        _image(i, 0.9 - i / 10, [ReviewBox(i % 3, 0.5, 0.5, 0.2, 0.2, 0.7)], name=n)
+        _image(i, 0.9 - i / 10, [YoloBox(i % 3, 0.5, 0.5, 0.2, 0.2, 0.7)], name=n)
         for i, n in enumerate(ODD)
     ]
     html = render_page(_page(images, names=names, project='/data/a&b "<proj>"'))
@@ -127,7 +127,7 @@ def test_escaping_of_odd_names():
 
 
 def test_card_shows_score_boxes_and_confidences():
-    boxes = [ReviewBox(0, 0.3, 0.3, 0.2, 0.2, 0.91), ReviewBox(2, 0.6, 0.6, 0.2, 0.2, 0.33)]
+    boxes = [YoloBox(0, 0.3, 0.3, 0.2, 0.2, 0.91), YoloBox(2, 0.6, 0.6, 0.2, 0.2, 0.33)]
     html = render_page(_page([_image(7, 0.123456, boxes)]))
     (card,) = parse_cards(html).cards
     assert card["data-boxes"] == "2" and card["data-score"] == "0.123456"
@@ -139,7 +139,7 @@ def test_card_shows_score_boxes_and_confidences():
 
 
 def test_page_without_confidences_disables_the_slider_and_says_so():
-    page = _page([_image(0, 0.5, [ReviewBox(0, 0.5, 0.5, 0.2, 0.2)])], confidence_source="none")
+    page = _page([_image(0, 0.5, [YoloBox(0, 0.5, 0.5, 0.2, 0.2)])], confidence_source="none")
     html = render_page(page)
     parsed = parse_cards(html)
     assert "disabled" in parsed.inputs["min-conf"]
@@ -156,7 +156,7 @@ def test_empty_batch():
 
 
 def test_page_needs_no_network():
-    html = render_page(_page([_image(0, 0.5, [ReviewBox(0, 0.5, 0.5, 0.2, 0.2, 0.5)])]))
+    html = render_page(_page([_image(0, 0.5, [YoloBox(0, 0.5, 0.5, 0.2, 0.2, 0.5)])]))
     assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/|@import|url\(|<link", html)
     assert not re.search(r"<script[^>]+src=", html)
 
@@ -212,8 +212,8 @@ def test_coco_confidences_match_boxes_by_class_and_place():
     }
     scored = coco_confidences(doc, ["cat", "dog"])
     assert list(scored) == ["a.png"]
-    boxes = [ReviewBox(1, 0.3, 0.3, 0.2, 0.2), ReviewBox(0, 0.3, 0.3, 0.2, 0.2),
-             ReviewBox(0, 0.7, 0.7, 0.1, 0.1), ReviewBox(0, 0.5, 0.5, 0.1, 0.1, 0.99)]
+    boxes = [YoloBox(1, 0.3, 0.3, 0.2, 0.2), YoloBox(0, 0.3, 0.3, 0.2, 0.2),
+             YoloBox(0, 0.7, 0.7, 0.1, 0.1), YoloBox(0, 0.5, 0.5, 0.1, 0.1, 0.99)]
     out = attach_confidences(boxes, scored["a.png"])
     assert [b.confidence for b in out] == [0.3, 0.8, None, 0.99]
 

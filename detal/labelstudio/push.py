@@ -21,13 +21,13 @@ from detal.labelstudio.state import (
     check_cycles,
     fetch_project,
     linked,
-    locked,
     open_store,
     record_tasks,
     recorded_tasks,
     resolve_url,
     title,
 )
+from detal.project.folder import folder_lock
 from detal.store import ImageRow, Store
 
 __all__ = ["PushReport", "push_batch"]
@@ -152,7 +152,7 @@ def push_batch(
     """
     project = Path(project)
     env = os.environ if env is None else env
-    with open_store(project) as store, locked(project):
+    with open_store(project) as store, folder_lock(project):
         check_cycles(project, store)
         names: list[str] = store.get_meta("classes")
         link = None if relink else linked(store)

@@ -7,7 +7,6 @@ The link (server URL and Label Studio project id) is kept in the store's
 
 from __future__ import annotations
 
-import fcntl
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,6 @@ from detal.labelstudio.convert import config_classes
 from detal.store import DB_NAME, ImageRow, Store
 
 META_KEY = "label_studio"
-LOCK_FILE = ".detal.lock"  # the lock file of detal.project's cycle and import
 
 
 @contextmanager
@@ -30,19 +28,6 @@ def open_store(project: Path) -> Iterator[Store]:
         yield store
     finally:
         store.close()
-
-
-@contextmanager
-def locked(project: Path) -> Iterator[None]:
-    with open(project / LOCK_FILE, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StateError(f"{project}: another detal command is running on this project") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def check_cycles(project: Path, store: Store) -> None:
