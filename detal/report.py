@@ -218,6 +218,13 @@ def labels_matter(
     can rank strategies (``matters``) when the gain at every seed is larger
     than ``2 * noise``. With one seed, ``noise`` is unknown (NaN) and only the
     sign is checked.
+
+    ``step`` is what the latest batch added: the mean over seeds of
+    ``baseline`` at this cycle minus the previous one (NaN at cycle 0), and
+    ``step_matters`` says whether it exceeds ``2 * noise`` at every seed. A
+    control that trains as much can show that labels matter at a cycle while
+    the curve is already flat there; then the cycle separates strategies
+    only by where they got to earlier, not by its own batch.
     """
     gaps = paired_gaps(rows, baseline, control, metric)
     base = _by_seed(rows, baseline, metric)
@@ -228,7 +235,13 @@ def labels_matter(
         noise = float(v.std(ddof=1)) if v.size > 1 else float("nan")
         gain = float(g.mean())
         ok = bool(np.all(g > 0)) and (math.isnan(noise) or float(g.min()) > 2.0 * noise)
-        out[c] = {"gain": gain, "min_gain": float(g.min()), "noise": noise, "seeds": int(g.size), "matters": ok}
+        prev = [s for s in by_seed if c - 1 in base[s]]
+        steps = np.asarray([base[s][c][metric] - base[s][c - 1][metric] for s in prev], dtype=np.float64)
+        step = float(steps.mean()) if steps.size else float("nan")
+        step_ok = bool(steps.size) and bool(np.all(steps > 0)) and (
+            math.isnan(noise) or float(steps.min()) > 2.0 * noise)
+        out[c] = {"gain": gain, "min_gain": float(g.min()), "noise": noise, "seeds": int(g.size), "matters": ok,
+                  "step": step, "step_matters": step_ok}
     return out
 
 
@@ -283,13 +296,21 @@ def summary_markdown(
             f"than twice the seed-to-seed std of {baseline} at that cycle."
         )
         lines.append("")
-        lines.append(f"| cycle | {baseline} − {control} (mean) | smallest seed gain | std of {baseline} | verdict |")
-        lines.append("|---|---|---|---|---|")
+        lines.append(
+            f"| cycle | {baseline} − {control} (mean) | smallest seed gain | std of {baseline} "
+            f"| last batch's gain ({baseline}, c − (c−1)) | verdict |"
+        )
+        lines.append("|---|---|---|---|---|---|")
         for c, m in matter.items():
             verdict = "labels matter" if m["matters"] else "**cannot rank strategies** (no label effect above noise)"
+            if m["matters"] and not m["step_matters"]:
+                verdict += "; the last batch added less than twice the seed noise (the curve is flattening)"
             if c == 0:
                 verdict = "initial set (same for every strategy)"
-            lines.append(f"| {c} | {m['gain']:+.3f} | {m['min_gain']:+.3f} | {_fmt(m['noise'])} | {verdict} |")
+            step = "—" if math.isnan(m["step"]) else f"{m['step']:+.3f}"
+            lines.append(
+                f"| {c} | {m['gain']:+.3f} | {m['min_gain']:+.3f} | {_fmt(m['noise'])} | {step} | {verdict} |"
+            )
         lines.append("")
     if baseline in strategies:
         base = curve(rows, baseline)

@@ -167,6 +167,9 @@ def test_labels_matter_needs_every_seed_and_the_noise(protocol):
     assert m[2]["matters"] is True
     assert m[2]["gain"] == pytest.approx((0.30 + 0.32) / 2)
     assert m[2]["noise"] == pytest.approx(np.std([0.40, 0.44], ddof=1))
+    # the last batch's own gain: random at cycle 2 minus cycle 1, per seed 0.10 and 0.10
+    assert m[2]["step"] == pytest.approx(0.10) and m[2]["step_matters"] is True
+    assert np.isnan(m[0]["step"]) and m[0]["step_matters"] is False
 
 
 def test_label_savings_in_boxes(protocol):
@@ -185,7 +188,7 @@ def test_summary_reports_the_protocol(protocol):
     assert "![mAP50-95 against images and boxes labeled](curves.png)" in text
     assert "## Do labels matter?" in text
     assert "| 1 | +0.100 | +0.010 |" in text and "**cannot rank strategies**" in text
-    assert "| 2 | +0.310 | +0.300 |" in text and "labels matter" in text
+    assert "| 2 | +0.310 | +0.300 | 0.028 | +0.100 | labels matter |" in text
     assert "1 †" in text  # the per-cycle table flags the cycle that cannot rank
     assert "| hybrid | 0.220 | 48% | 300 | 29% |" in text
     assert "hybrid seed 0" in text and "| AUC |" in text
@@ -199,3 +202,17 @@ def test_plot_has_a_boxes_panel(protocol, tmp_path):
 
     img = mpimg.imread(tmp_path / "c.png")
     assert img.shape[1] > 1.8 * img.shape[0]  # two panels side by side
+
+
+def test_a_flat_last_batch_is_reported(tmp_path):
+    rows = []
+    for seed, (r1, r2) in enumerate([(0.60, 0.605), (0.62, 0.622)]):
+        for c, (rv, hv) in enumerate([(0.3, 0.3), (r1, 0.3), (r2, 0.3)]):
+            rows.append({"strategy": "random", "seed": seed, "cycle": c, "labeled_fraction": 0.02 + 0.1 * c,
+                         "map50": rv, "map50_95": rv})
+            rows.append({"strategy": "hold", "seed": seed, "cycle": c, "labeled_fraction": 0.02,
+                         "map50": hv, "map50_95": hv})
+    m = labels_matter(rows)
+    assert m[2]["matters"] is True and m[2]["step_matters"] is False
+    assert m[1]["step_matters"] is True
+    assert "the last batch added less than twice the seed noise" in summary_markdown(rows)
