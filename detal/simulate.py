@@ -253,6 +253,7 @@ def project_rows(project: Path, strategy: str, seed: int, boxes: dict[str, int] 
                 "epochs": cycle_epochs(cfg, 0 if i == 0 else c.id, c.n_train),
                 "n_boxes": sum(boxes.get(r.key, 0) for r in labeled if r.labeled_cycle < c.id),
                 "picked": c.n_selected,
+                "reused": bool(timings.get("train_cached")),
             })
     return rows
 
@@ -262,7 +263,9 @@ def _say(log: Callable[[str], None] | None, strategy: str, seed: int, row: dict)
         log(
             f"[{strategy} seed {seed}] cycle {row['cycle']}: {row['n_labeled']} labeled "
             f"({row['labeled_fraction']:.1%}), {row['epochs']} epochs, mAP50 {row['map50']:.3f} "
-            f"mAP50-95 {row['map50_95']:.3f}, train {row['train_s']:.0f}s score {row['score_s']:.0f}s"
+            f"mAP50-95 {row['map50_95']:.3f}, train {row['train_s']:.0f}s"
+            + (" (an identical earlier training, reused)" if row.get("reused") else "")
+            + f" score {row['score_s']:.0f}s"
             + (f", picked {row['picked']}" if row["picked"] else "")
         )
 
