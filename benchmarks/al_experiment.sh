@@ -17,9 +17,9 @@ CFG=configs/digits-al.yaml
 RUNS=runs/simulate
 CACHE=$RUNS/al-train-cache
 SEEDS=${*:-0 1 2}
-sim() { PYTHONUNBUFFERED=1 "$DETAL" simulate "$CFG" --train-cache "$CACHE" "$@" | grep -aE '^(simulate:|\[)' || true; }
+sim() { PYTHONUNBUFFERED=1 "$DETAL" simulate "$CFG" --train-cache "$CACHE" "$@" | grep --line-buffered -aE '^(simulate:|\[)' || true; }
 
-test -f data/digits-300/data.yaml || "$DETAL" data digits --out data/digits-300 --pool 300 --val 400 --imgsz 128 --seed 0
+test -f data/digits-150/data.yaml || "$DETAL" data digits --out data/digits-150 --pool 150 --val 400 --imgsz 128 --seed 0
 test -f runs/pretrain/glyphs/glyphs.pt || "$PY" benchmarks/pretrain_glyphs.py --out runs/pretrain/glyphs
 
 declare -A MEASURE=(
