@@ -8,7 +8,7 @@ moves the cycle row along ``started -> trained -> selected -> done``
    ``force``), before anything is labeled, and at the budget once the model
    has trained on every label; otherwise start cycle ``k`` with the config
    snapshot. A cycle that is not ``done`` is resumed from its state instead.
-2. **train** (:meth:`CycleRun.train`): train on every labeled image, with no
+2. **train** (:meth:`CycleRun.train`, :mod:`detal.project.training`): train on every labeled image, with no
    per-epoch validation (``val_items=[]``), warm-started from the last
    trained cycle when ``warm_start``; ``first_cycle_epochs`` for the first
    training, raised to ``min_steps_per_cycle`` steps (:func:`detal.config.cycle_epochs`).
@@ -22,7 +22,7 @@ moves the cycle row along ``started -> trained -> selected -> done``
    (:func:`detal.selection.strategy_plan`, :func:`~detal.selection.cap_plan`);
    :func:`detal.selection.select_batch` draws the subset and calls the
    scorer, which predicts only those images and scores them
-   (:meth:`CycleRun.score_rows`; with ``class_weighting: difficulty`` the
+   (:meth:`detal.project.predictions.CyclePredictions.score`; with ``class_weighting: difficulty`` the
    per-class AP of this cycle's evaluation weights each box). Every
    prediction carries the image's embedding from the same forward pass; it is
    stored with the score, and ``hybrid`` reads the candidates' embeddings from
@@ -69,10 +69,9 @@ from typing import TextIO
 
 import numpy as np
 
-from detal.adapter import Metrics, ModelAdapter
+from detal.adapter import ModelAdapter
 from detal.config import Config, cycle_epochs
-from detal.detections import Prediction
-from detal.errors import BatchOutError, ModelError, StateError
+from detal.errors import BatchOutError, StateError
 from detal.labels import prediction_lines
 from detal.pool import Pool, Status
 from detal.project.bundle import check_formats, export_other, write_bundle, write_prelabels
@@ -83,13 +82,12 @@ from detal.project.folder import (
     Hooks,
     batch_out,
     folder_lock,
-    label_relpath,
     open_store,
-    pairs,
     project_config,
 )
-from detal.project.train_cache import TrainCache, training_key
-from detal.scoring import score_predictions
+from detal.project.predictions import CyclePredictions
+from detal.project.train_cache import TrainCache
+from detal.project.training import train_and_evaluate
 from detal.selection import cap_plan, labeling_cap, select_batch, strategy_plan
 from detal.store import Store
 
@@ -146,7 +144,6 @@ class CycleRun:
         self.cfg = cfg
         self.hooks = hooks
         self.names: list[str] = store.get_meta("classes")
-        self.cache: dict[int, Prediction] = {}  # predictions of this cycle's weights, by image id
         self.scored: dict[int, tuple[float, int, int | None]] = {}
         self.train_cache: TrainCache | None = None
         self.log_echo = log_echo  # also show the adapter's log here
@@ -167,6 +164,8 @@ class CycleRun:
             if state == "started":
                 self.train()
             self.weights = self.project / self.store.cycle(self.k).weights
+            self.preds = CyclePredictions(self.project, self.store, self.adapter, self.cfg, self.weights,
+                                          self.class_ap())
             if state in ("started", "trained"):
                 self.select()
             return self.write_batch(formats, bundle, resumed_from)
@@ -248,40 +247,12 @@ class CycleRun:
         trained_before = [c for c in store.cycles() if c.id < k and c.state == "done" and c.weights]
         init_weights = self.project / trained_before[-1].weights if cfg.warm_start and trained_before else None
         epochs = cycle_epochs(cfg, 0 if not trained_before else k, len(labeled))
-        key = hit = None
-        if self.train_cache is not None:
-            key = training_key(cfg, self._labeled_items(labeled), self._labeled_items(val_rows), epochs,
-                               init_weights)
-            hit = self.train_cache.get(key)
-        if hit is not None:
-            weights, result = self._from_cache(train_dir, *hit)
-            metrics = Metrics(**result["metrics"]) if result.get("metrics") else None
-            self.hooks.emit("on_stage_end", cycle=k, stage="train", seconds=self.timings["train_s"],
-                            images=len(labeled), epochs=epochs, cached=True)
-            self.hooks.emit("on_stage_end", cycle=k, stage="evaluate", seconds=self.timings["eval_s"],
-                            metrics=metrics)
-        else:
-            t0 = time.perf_counter()
-            trained = self.adapter.train(
-                pairs(self.project, labeled), [], self.names, train_dir, epochs=epochs, init_weights=init_weights
-            )
-            weights = trained.weights
-            self.timings["train_s"] = round(time.perf_counter() - t0, 3)
-            self.hooks.emit("on_stage_end", cycle=k, stage="train", seconds=self.timings["train_s"],
-                            images=len(labeled), epochs=epochs)
-            t0 = time.perf_counter()
-            val_items = pairs(self.project, val_rows)
-            metrics = None
-            if val_items:
-                metrics = self.adapter.evaluate(weights, val_items, self.names, self.cycle_dir / "val")
-            self.timings["eval_s"] = round(time.perf_counter() - t0, 3)
-            self.hooks.emit("on_stage_end", cycle=k, stage="evaluate", seconds=self.timings["eval_s"],
-                            metrics=metrics)
-            if key is not None:
-                self.train_cache.put(key, Path(weights), {
-                    "metrics": asdict(metrics) if metrics is not None else None,
-                    "train_s": self.timings["train_s"], "eval_s": self.timings["eval_s"],
-                })
+        weights, metrics, timings = train_and_evaluate(
+            self.adapter, self.project, self.names, cfg, labeled, val_rows, self.cycle_dir, epochs,
+            init_weights, self.train_cache,
+            lambda stage, seconds, **f: self.hooks.emit("on_stage_end", cycle=k, stage=stage, seconds=seconds, **f),
+        )
+        self.timings.update(timings)
         with store.transaction():
             store.update_cycle(
                 k,
@@ -293,87 +264,13 @@ class CycleRun:
             )
         self.hooks.emit("on_train_end", cycle=k, metrics=metrics)
 
-    def _labeled_items(self, rows: Sequence) -> list[tuple[str, str]]:
-        """``(image content hash, label text)`` of ``rows``, in order (the cache key's inputs)."""
-        out = []
-        for r in rows:
-            label = self.project / label_relpath(r.relpath)
-            out.append((r.sha256, label.read_text(encoding="utf-8") if label.is_file() else ""))
-        return out
-
-    def _from_cache(self, train_dir: Path, weights: Path, result: dict) -> tuple[Path, dict]:
-        """Copy a cached training's weights into this cycle; keep its original timings."""
-        (train_dir / "weights").mkdir(parents=True)
-        target = train_dir / "weights" / "last.pt"
-        shutil.copyfile(weights, target)
-        self.timings["train_s"] = result.get("train_s", 0.0)
-        self.timings["eval_s"] = result.get("eval_s", 0.0)
-        self.timings["train_cached"] = True
-        return target, result
-
     # -- 4. score and select --------------------------------------------------------------
-    def predict(self, image_rows: Sequence) -> dict[int, Prediction]:
-        """Predictions of this cycle's weights for ``image_rows``, by image id (cached)."""
-        project = self.project
-        by_path = {str(project / r.relpath): r.id for r in image_rows}
-        resolved: dict[str, int] = {}
-        result = self.adapter.predict(
-            self.weights,
-            [project / r.relpath for r in image_rows],
-            conf=min(self.cfg.score_conf, self.cfg.prelabel_conf),
-            iou=self.cfg.iou,
-            batch=self.cfg.predict_batch,
-            progress=False,
-            with_embeddings=True,
-        )
-        out = {}
-        for p in result.predictions:
-            image_id = by_path.get(str(p.path))
-            if image_id is None:  # an adapter that reports resolved paths
-                if not resolved:
-                    resolved.update({str(Path(k).resolve()): v for k, v in by_path.items()})
-                image_id = resolved.get(str(Path(p.path).resolve()))
-            if image_id is None:
-                raise ModelError(f"{p.path}: the adapter returned a prediction for an image it was not given")
-            out[image_id] = p
-        self.cache.update(out)
-        return out
-
-    def score_rows(self, ids: Sequence[int]) -> dict[int, tuple[float, int, int | None]]:
-        """``id -> (score, n_boxes, top_class)`` for the predicted images among ``ids``.
-
-        The one place the engine scores: :func:`detal.scoring.score_predictions`
-        with the config's measure, aggregation and thresholds.
-        """
-        ordered = [i for i in ids if i in self.cache]
-        scores = score_predictions([self.cache[i] for i in ordered], self.cfg, class_ap=self.class_ap())
-        return {i: (s.score, s.n_boxes, s.top_class) for i, s in zip(ordered, scores)}
-
     def class_ap(self) -> list | None:
         """Per-class mAP50-95 of this cycle's evaluation (``None``: not evaluated, or not asked for)."""
         if self.cfg.class_weighting == "none":
             return None
         metrics = self.store.cycle(self.k).metrics or {}
         return metrics.get("per_class")
-
-    def embeddings_of(self, ids: Sequence[int]) -> list:
-        """The embedding of each id's prediction this cycle (``None`` where there is none)."""
-        return [getattr(self.cache.get(i), "embedding", None) for i in ids]
-
-    def embedder(self, ids: np.ndarray) -> np.ndarray:
-        """Embeddings of ``ids`` under this cycle's weights, predicting the ones not seen yet."""
-        id_list = ids.tolist()
-        todo = [i for i in id_list if i not in self.cache]
-        if todo:
-            self.predict(self.store.images(todo))
-        vectors = self.embeddings_of(id_list)
-        missing = [i for i, v in zip(id_list, vectors) if v is None]
-        if missing:
-            raise ModelError(
-                f"{self.project}: no embedding for {len(missing)} image(s) (e.g. id {missing[0]}); "
-                "the model adapter gives none, or the image could not be read"
-            )
-        return np.stack(vectors).astype(np.float32)
 
     def select(self) -> None:
         store, cfg, k = self.store, self.cfg, self.k
@@ -391,20 +288,20 @@ class CycleRun:
             nonlocal score_s
             s0 = time.perf_counter()
             id_list = ids.tolist()
-            self.predict(self.usable(store.images(id_list)))
-            self.scored.update(self.score_rows(id_list))
+            self.preds.predict(self.usable(store.images(id_list)))
+            self.scored.update(self.preds.score(id_list))
             score_s += time.perf_counter() - s0
             return np.array([self.scored[i][0] if i in self.scored else np.nan for i in id_list])
 
         selection = select_batch(
             pool.unlabeled_ids(), plan, np.random.default_rng([cfg.seed, k]), scorer,
-            embedder=self.embedder, labeled_ids=pool.labeled_ids(),
+            embedder=self.preds.embedder, labeled_ids=pool.labeled_ids(),
         )
         self.timings["score_s"] = round(score_s, 3)
         self.timings["select_s"] = round(time.perf_counter() - t0 - score_s, 3)
         with store.transaction():
             store.add_scores(k, [(i, *v) for i, v in self.scored.items()],
-                             embeddings=self.embeddings_of(list(self.scored)))
+                             embeddings=self.preds.embeddings_of(list(self.scored)))
             pool.select(selection.ids, k)
             store.save_pool(pool, selection.ids)
             store.update_cycle(k, state="selected", n_selected=int(selection.ids.size), timings=self.timings)
@@ -420,13 +317,14 @@ class CycleRun:
         store, cfg, k = self.store, self.cfg, self.k
         t0 = time.perf_counter()
         batch = self.usable(store.images(selected_cycle=k), again=True)
-        missing = [r for r in batch if r.id not in self.cache]
+        cache = self.preds.cache
+        missing = [r for r in batch if r.id not in cache]
         if missing:
-            self.predict(missing)
-        preds = {r.id: self.cache[r.id] for r in batch if r.id in self.cache}
+            self.preds.predict(missing)
+        preds = {r.id: cache[r.id] for r in batch if r.id in cache}
         stored = store.scores(k)
         # Only the random picks lack a score from selection; score just those.
-        computed = self.score_rows([i for i in preds if i not in stored])
+        computed = self.preds.score([i for i in preds if i not in stored])
         prelabels = {i: "".join(line + "\n" for line in prediction_lines(p, cfg.prelabel_conf))
                      for i, p in preds.items()}
         manifest: dict[int, tuple[float, int, int | None]] = {}
@@ -448,7 +346,7 @@ class CycleRun:
         self.timings["export_s"] = round(time.perf_counter() - t0, 3)
         with store.transaction():
             store.add_scores(k, [(i, *v) for i, v in computed.items()], in_subset=False,
-                             embeddings=self.embeddings_of(list(computed)))
+                             embeddings=self.preds.embeddings_of(list(computed)))
             store.update_cycle(k, state="done", timings=self.timings, finished_at=time.time())
         self.hooks.emit("on_export_end", cycle=k, bundle=zip_path)
         self.hooks.emit("on_stage_end", cycle=k, stage="export", seconds=self.timings["export_s"],

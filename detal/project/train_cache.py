@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from detal.config import Config
+from detal.project.folder import label_relpath
 
-__all__ = ["TrainCache", "training_key"]
+__all__ = ["TrainCache", "restore", "training_inputs", "training_key"]
 
 # Config keys that decide what training produces (and how it is evaluated).
 _TRAINING_KEYS = ("model", "imgsz", "device", "batch", "workers", "seed", "train_args")
@@ -102,3 +103,20 @@ class TrainCache:
             shutil.rmtree(tmp, ignore_errors=True)
             if not (self.root / key).exists():
                 raise
+
+
+def training_inputs(project: Path, rows: Iterable) -> list[tuple[str, str]]:
+    """``(image content hash, label text)`` of image ``rows``, in order: a training's data for its key."""
+    out = []
+    for r in rows:
+        label = project / label_relpath(r.relpath)
+        out.append((r.sha256, label.read_text(encoding="utf-8") if label.is_file() else ""))
+    return out
+
+
+def restore(train_dir: Path, weights: Path, result: dict) -> tuple[Path, dict]:
+    """Copy a cached training's weights into ``train_dir/weights/last.pt``; return them and its result."""
+    (train_dir / "weights").mkdir(parents=True)
+    target = train_dir / "weights" / "last.pt"
+    shutil.copyfile(weights, target)
+    return target, result
