@@ -169,7 +169,7 @@ def label_savings(
     return out
 
 
-def _by_seed(rows: Sequence[dict], strategy: str, metric: str) -> dict[int, dict[int, dict]]:
+def _by_seed(rows: Sequence[dict], strategy: str) -> dict[int, dict[int, dict]]:
     out: dict[int, dict[int, dict]] = {}
     for r in rows:
         if r["strategy"] == strategy:
@@ -184,7 +184,7 @@ def auc(rows: Sequence[dict], strategy: str, metric: str = "map50_95") -> dict[i
     the cycles the seed has). A seed with a single cycle gets that cycle's value.
     """
     out = {}
-    for seed, by_cycle in sorted(_by_seed(rows, strategy, metric).items()):
+    for seed, by_cycle in sorted(_by_seed(rows, strategy).items()):
         cycles = sorted(by_cycle)
         f = np.asarray([by_cycle[c]["labeled_fraction"] for c in cycles], dtype=np.float64)
         v = np.asarray([by_cycle[c][metric] for c in cycles], dtype=np.float64)
@@ -200,7 +200,7 @@ def paired_gaps(
     rows: Sequence[dict], strategy: str, baseline: str = "random", metric: str = "map50_95"
 ) -> dict[int, dict[int, float]]:
     """``cycle -> {seed: strategy - baseline}`` at every (cycle, seed) both strategies have."""
-    mine, base = _by_seed(rows, strategy, metric), _by_seed(rows, baseline, metric)
+    mine, base = _by_seed(rows, strategy), _by_seed(rows, baseline)
     out: dict[int, dict[int, float]] = {}
     for seed in sorted(set(mine) & set(base)):
         for c in sorted(set(mine[seed]) & set(base[seed])):
@@ -227,7 +227,7 @@ def labels_matter(
     only by where they got to earlier, not by its own batch.
     """
     gaps = paired_gaps(rows, baseline, control, metric)
-    base = _by_seed(rows, baseline, metric)
+    base = _by_seed(rows, baseline)
     out = {}
     for c, by_seed in sorted(gaps.items()):
         g = np.asarray(list(by_seed.values()), dtype=np.float64)

@@ -64,6 +64,7 @@ import numpy as np
 
 from detal.errors import DataError, StateError
 from detal.labels import YoloBox, parse_label_text
+from detal.project.folder import label_relpath
 from detal.store import DB_NAME, CycleRow, Store
 
 __all__ = [
@@ -539,17 +540,12 @@ def render_page(page: ReviewPage) -> str:
 
 
 # -- reading the project ----------------------------------------------------------------
-def _label_path(project: Path, relpath: str) -> Path:
-    """``labels/<image relpath without suffix>.txt``: where the project keeps an image's label."""
-    return project / "labels" / PurePosixPath(relpath).with_suffix(".txt")
-
-
 def _class_counts(project: Path, store: Store, n_classes: int) -> tuple[list[int], int]:
     """Boxes per class over the labeled images' label files, and how many lines were unreadable."""
     counts = [0] * n_classes
     bad = 0
     for row in store.images(status="labeled"):
-        path = _label_path(project, row.relpath)
+        path = project / label_relpath(row.relpath)
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):

@@ -16,10 +16,10 @@ from detal.labelstudio.state import (
     check_cycles,
     fetch_project,
     linked,
-    open_store,
     recorded_tasks,
     resolve_url,
 )
+from detal.project.folder import open_store
 
 __all__ = ["PullReport", "pull_labels"]
 

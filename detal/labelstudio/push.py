@@ -21,13 +21,12 @@ from detal.labelstudio.state import (
     check_cycles,
     fetch_project,
     linked,
-    open_store,
     record_tasks,
     recorded_tasks,
     resolve_url,
     title,
 )
-from detal.project.folder import folder_lock
+from detal.project.folder import folder_lock, open_store
 from detal.store import ImageRow, Store
 
 __all__ = ["PushReport", "push_batch"]

@@ -7,27 +7,15 @@ The link (server URL and Label Studio project id) is kept in the store's
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from detal.errors import ConfigError, StateError
 from detal.labelstudio.client import URL_ENV, Client, NotFound, normalise_url
 from detal.labelstudio.convert import config_classes
-from detal.store import DB_NAME, ImageRow, Store
+from detal.store import ImageRow, Store
 
 META_KEY = "label_studio"
-
-
-@contextmanager
-def open_store(project: Path) -> Iterator[Store]:
-    if not (project / DB_NAME).is_file():
-        raise StateError(f"{project}: not a detal project (no {DB_NAME}; run detal init first)")
-    store = Store.open(project / DB_NAME)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def check_cycles(project: Path, store: Store) -> None:

@@ -26,6 +26,7 @@ def project_status(project: str | Path) -> dict[str, Any]:
         pool_size = sum(v for s, v in counts.items() if s != Status.VAL.value)
         cfg = project_config(project)
         cycles = []
+        classes = store.get_meta("classes")
         for c in store.cycles():
             metrics = c.metrics or {}
             cycles.append({
@@ -37,7 +38,7 @@ def project_status(project: str | Path) -> dict[str, Any]:
                 "map50_95": metrics.get("map50_95"),
                 # per-class mAP50-95 by class name; null for a class with no validation instance
                 "per_class_map50_95": (
-                    dict(zip(store.get_meta("classes"), metrics["per_class"]))
+                    dict(zip(classes, metrics["per_class"]))
                     if metrics.get("per_class") is not None else None
                 ),
                 "weights": c.weights,
@@ -50,7 +51,7 @@ def project_status(project: str | Path) -> dict[str, Any]:
         ]
         return {
             "project": str(project),
-            "classes": store.get_meta("classes"),
+            "classes": classes,
             "images": {"pool": pool_size, **counts, **problems},
             "labeled_fraction": counts[Status.LABELED.value] / pool_size if pool_size else 0.0,
             "max_labeled_fraction": cfg.max_labeled_fraction,
