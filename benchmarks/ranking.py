@@ -1,0 +1,160 @@
+"""Does a measure rank the images the model gets wrong? A diagnostic that trains nothing.
+
+    python benchmarks/ranking.py runs/simulate/al/random/seed-0 --data data/digits-150 \
+        --cycles 1,2,3 [--draws 2000]
+
+For each cycle of one ``detal simulate`` project, the weights that cycle trained
+predict every pool image not yet labeled at that cycle. Each image's errors
+against its ground truth are counted at IoU 0.5 (a prediction with confidence
+>= 0.25 and the right class matches one unmatched ground-truth box; errors =
+missed boxes + false boxes). Every measure then scores the same predictions
+with the project's other scoring settings (score_conf, aggregate, empty score).
+
+The selection is simulated as the schedule does it: ``--draws`` random subsets
+of subset_fraction * T unlabeled images, the k = round(uncertain_share *
+batch_fraction * T) highest scores of each taken (ties to the smaller id), and
+the mean errors and ground-truth boxes of the taken images reported, next to
+the same means over the pool (what a random pick gets in expectation). A
+measure that helps picks images with more errors than random; one that only
+finds crowded images shows more boxes too (errors per box says which).
+Spearman's rho of score against errors over all unlabeled images is printed
+as well, and an "oracle" row that ranks by the errors themselves (the best any
+measure could do).
+
+"saving if" is a model, not a measurement: if an image's worth to training
+were proportional to its errors, a batch of B images of which k are picked
+this way is worth B - k + k * x (x = errors/pick over the pool mean) random
+images, so the labels saved against random are 1 - B / (B - k + k * x). It
+shows how far the ranking alone can carry the DataHunt shape (half of every
+batch random): a 30 % saving needs x >= 1.8 at k = B / 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+
+from detal.config import load_config
+from detal.scoring import score_predictions
+from detal.store import DB_NAME, Store
+from detal.ultra import UltralyticsAdapter
+
+MEASURES = {
+    "entropy": "entropy",
+    "binary_entropy": "binary_entropy",
+    "multilabel_entropy": "multilabel_entropy",
+    "localization": "localization",
+    "be+loc": {"binary_entropy": 1.0, "localization": 1.0},
+}
+MATCH_CONF = 0.25
+MATCH_IOU = 0.5
+
+
+def _ground_truth(path: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    rows = [line.split() for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros((0, 4))
+    a = np.asarray(rows, dtype=np.float64)
+    cx, cy, w, h = a[:, 1] * width, a[:, 2] * height, a[:, 3] * width, a[:, 4] * height
+    return a[:, 0].astype(np.int64), np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+
+
+def count_errors(det, gt_cls: np.ndarray, gt_box: np.ndarray) -> int:
+    """Missed ground-truth boxes + false predictions, greedy by confidence at IoU 0.5."""
+    keep = det.confidence >= MATCH_CONF
+    boxes, classes, conf = det.xyxy[keep], det.class_id[keep], det.confidence[keep]
+    order = np.argsort(-conf, kind="stable")
+    free = np.ones(len(gt_cls), bool)
+    ious = _iou(boxes, gt_box) if len(boxes) and len(gt_box) else np.zeros((len(boxes), len(gt_box)))
+    tp = 0
+    for i in order:
+        cand = np.where(free & (gt_cls == classes[i]) & (ious[i] >= MATCH_IOU))[0]
+        if cand.size:
+            free[cand[np.argmax(ious[i, cand])]] = False
+            tp += 1
+    return int((len(boxes) - tp) + (len(gt_cls) - tp))
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    rx = np.argsort(np.argsort(x, kind="stable"), kind="stable").astype(float)
+    ry = np.argsort(np.argsort(y, kind="stable"), kind="stable").astype(float)
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("project", type=Path)
+    ap.add_argument("--data", type=Path, required=True, help="the dataset folder (labels/pool holds the ground truth)")
+    ap.add_argument("--cycles", default="1,2,3")
+    ap.add_argument("--draws", type=int, default=2000)
+    args = ap.parse_args()
+    cfg = load_config(args.project / "config.yaml")
+    adapter = UltralyticsAdapter(cfg)
+    with Store.open(args.project / DB_NAME) as store:
+        rows = [r for r in store.images() if r.status != "val"]
+    pool_size = len(rows)
+    n_subset = round(cfg.subset_fraction * pool_size)
+    batch = round(cfg.batch_fraction * pool_size)
+    k = round(cfg.uncertain_share * batch)
+    print(f"{args.project}: pool {pool_size}, subset {n_subset}, uncertain picks k = {k}, {args.draws} draws")
+    for cycle in [int(c) for c in args.cycles.split(",")]:
+        weights = sorted((args.project / "cycles" / str(cycle + 1)).rglob("last.pt"))
+        if not weights:
+            raise SystemExit(f"{args.project}: no weights for cycle {cycle}")
+        todo = [r for r in rows if r.status != "labeled" or r.labeled_cycle > cycle]
+        labeled = pool_size - len(todo)
+        paths = [args.project / r.relpath for r in todo]
+        result = adapter.predict(weights[0], paths, conf=cfg.score_conf, iou=cfg.iou, progress=False, with_dfl=True)
+        preds = {str(p.path): p for p in result.predictions}
+        ids, errors, boxes, scores = [], [], [], {m: [] for m in MEASURES}
+        if len(preds) != len(paths):
+            raise SystemExit(f"{args.project}: {len(paths) - len(preds)} image(s) could not be predicted")
+        per_measure = {m: score_predictions([preds[str(p)] for p in paths], cfg.replace(measure=spec))
+                       for m, spec in MEASURES.items()}
+        for j, (r, p) in enumerate(zip(todo, paths)):
+            det = preds[str(p)].detections
+            w, h = preds[str(p)].width, preds[str(p)].height
+            gt_cls, gt_box = _ground_truth(args.data / "labels" / "pool" / (Path(r.relpath).stem + ".txt"), w, h)
+            ids.append(r.id)
+            errors.append(count_errors(det, gt_cls, gt_box))
+            boxes.append(len(gt_cls))
+            for m in MEASURES:
+                scores[m].append(per_measure[m][j].score)
+        ids, errors, boxes = np.asarray(ids), np.asarray(errors, float), np.asarray(boxes, float)
+        rng = np.random.default_rng(cycle)
+        draws = [rng.choice(len(ids), size=min(n_subset, len(ids)), replace=False) for _ in range(args.draws)]
+        print(f"\ncycle {cycle} (model of {labeled} labeled images; {len(ids)} unlabeled): "
+              f"pool mean {errors.mean():.2f} errors, {boxes.mean():.2f} boxes, "
+              f"{errors.sum() / boxes.sum():.3f} errors per box")
+        print(f"  {'measure':<20} {'errors/pick':>11} {'boxes/pick':>10} {'err/box':>8} {'x random':>8} {'rho':>6} "
+              f"{'saving if':>9}")
+        scores["oracle: errors"] = errors  # the ceiling: ranks by the errors themselves
+        for m, values in scores.items():
+            s = np.asarray(values, dtype=float)
+            picked = []
+            for d in draws:
+                order = np.lexsort((ids[d], -s[d]))  # highest score first, ties to the smaller id
+                picked.append(d[order[:k]])
+            picked = np.concatenate(picked)
+            e, b = errors[picked].mean(), boxes[picked].mean()
+            ratio = e / errors.mean()
+            saving = 1 - batch / (batch - k + k * ratio)
+            print(f"  {m:<20} {e:>11.2f} {b:>10.2f} {e / b:>8.3f} {ratio:>8.2f} "
+                  f"{_spearman(s, errors):>6.2f} {saving:>9.0%}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()
