@@ -1,7 +1,7 @@
 """Does a measure rank the images the model gets wrong? A diagnostic that trains nothing.
 
     python benchmarks/ranking.py runs/simulate/al/random/seed-0 --data data/digits-150 \
-        --cycles 1,2,3 [--draws 2000]
+        --cycles 1,2,3 [--draws 2000] [--set score_conf=0.25 ...]
 
 For each cycle of one ``detal simulate`` project, the weights that cycle trained
 predict every pool image not yet labeled at that cycle. Each image's errors
@@ -99,8 +99,10 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True, help="the dataset folder (labels/pool holds the ground truth)")
     ap.add_argument("--cycles", default="1,2,3")
     ap.add_argument("--draws", type=int, default=2000)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a scoring setting of the project's config (e.g. score_conf=0.25)")
     args = ap.parse_args()
-    cfg = load_config(args.project / "config.yaml")
+    cfg = load_config(args.project / "config.yaml", args.set)
     adapter = UltralyticsAdapter(cfg)
     with Store.open(args.project / DB_NAME) as store:
         rows = [r for r in store.images() if r.status != "val"]

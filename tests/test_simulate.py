@@ -341,6 +341,19 @@ def test_cli_simulate_in_process(data_yaml, tmp_path, capsys, fake_ultra):
     assert {(r["strategy"], r["seed"]) for r in rows} == {(s, k) for s in ("mixed", "random") for k in "01"}
 
 
+@pytest.mark.parametrize(("strategy", "expected"), [("topk", ["random", "topk"]), ("random", ["random"])])
+def test_cli_simulate_defaults_to_the_configs_strategy_and_random(data_yaml, tmp_path, fake_ultra, strategy,
+                                                                    expected):
+    from detal.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"model: yolov8n.yaml\nimgsz: 64\nepochs_per_cycle: 1\nstrategy: {strategy}\n")
+    argv = ["simulate", str(cfg), "--data", str(data_yaml), "--runs", str(tmp_path / "runs"), "--name", "t"]
+    assert main(argv) == 0
+    rows = list(csv.DictReader((tmp_path / "runs" / "t" / "results.csv").open()))
+    assert sorted({r["strategy"] for r in rows}) == expected
+
+
 @pytest.mark.parametrize(
     ("extra", "match"),
     [

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("config", metavar="CONFIG", help="YAML config (e.g. configs/digits.yaml)")
-    p.add_argument("--strategies", default="mixed,random", help="comma list (default: mixed,random)")
+    p.add_argument("--strategies", help="comma list (default: the config's strategy, then random)")
     p.add_argument("--seeds", default="0", help="comma list of seeds (default: 0)")
     p.add_argument("--name", help="run name (default: the config's file name)")
     p.add_argument("--data", metavar="DATA_YAML", help="dataset (default: the config's `data`)")
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
-    strategies = _csv(args.strategies)
+    strategies = _csv(args.strategies) if args.strategies is not None else list(dict.fromkeys([cfg.strategy, "random"]))
     try:
         seeds = [int(s) for s in _csv(args.seeds)]
     except ValueError:
