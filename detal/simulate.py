@@ -307,6 +307,60 @@ def _run_project(
 
 
 # -- every (strategy, seed) ---------------------------------------------------------------
+def _results(out: Path, runs: Sequence[tuple[int, str]], staged: Staged) -> None:
+    """``out/results.csv`` from the stores of every project of the run that exists so far."""
+    rows = []
+    for seed, s in runs:
+        project = out / s / f"seed-{seed}"
+        if (project / DB_NAME).is_file():
+            rows += project_rows(project, s, seed, staged.boxes)
+    write_results(rows, out / "results.csv")
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One (strategy, seed) project of a simulation, picklable for a worker process."""
+
+    cfg: Config
+    adapter: Any  # a ModelAdapter, or a factory called with cfg
+    out: Path
+    runs: tuple
+    staged: Staged
+    identity: dict
+    length: int
+    write_bundles: bool
+    train_cache: Path | None
+
+    def run(self, hooks: Hooks, log: Callable[[str], None] | None) -> None:
+        cfg, adapter = self.cfg, self.adapter
+        is_instance = isinstance(adapter, ModelAdapter) and not isinstance(adapter, type)
+        _run_project(cfg, adapter if is_instance else adapter(cfg), cfg.strategy,
+                     self.out / cfg.strategy / f"seed-{cfg.seed}", self.staged, self.identity, self.length,
+                     hooks, self.write_bundles, log, lambda: _results(self.out, self.runs, self.staged),
+                     self.train_cache)
+
+
+def _run_job(job: _Job, log: bool) -> None:
+    """A worker process's task: one project, logging to this process's stdout."""
+    job.run(Hooks(), (lambda line: print(line, flush=True)) if log else None)
+
+
+def _run_in_parallel(jobs: Sequence[_Job], workers: int, log: Callable[[str], None] | None) -> None:
+    """Run ``jobs`` in ``workers`` spawned processes; the first failure stops what has not started."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_job, job, log is not None) for job in jobs]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
 def write_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
     buf = io.StringIO(newline="")
     writer = csv.DictWriter(buf, fieldnames=list(RESULT_COLUMNS))
@@ -339,6 +393,7 @@ def simulate(
     report: bool = True,
     write_bundles: bool = False,
     train_cache: str | Path | None = None,
+    jobs: int = 1,
 ) -> Path:
     """Run every (strategy, seed) project to the end of its schedule; write results.csv and the report.
 
@@ -351,7 +406,25 @@ def simulate(
     inputs as an earlier one (every strategy's first cycle at a seed; the
     ``hold`` control retrained from the same initial weights) is reused.
     Resumable: run it again after an interruption.
+
+    ``jobs`` > 1 runs that many projects at once, each in a process of its
+    own (spawned), in the same seed-major order; ``adapter`` must then be a
+    picklable factory (a class or a module-level function) and ``callbacks``
+    none. Each training is what it would be alone, so the figures do not
+    change. On the CPU, Ultralytics trains with ``cpu_count - 1`` threads
+    (one on two cores), which is what leaves a core for a second job.
     """
+    if jobs < 1:
+        raise ConfigError(f"simulate: jobs must be >= 1, got {jobs}")
+    if jobs > 1 and callbacks:
+        raise ConfigError("simulate: callbacks need jobs=1 (they run in this process)")
+    if jobs > 1:
+        import pickle
+
+        try:
+            pickle.dumps(adapter)
+        except (pickle.PicklingError, AttributeError, TypeError) as e:
+            raise ConfigError(f"simulate: jobs > 1 needs a picklable adapter factory ({e})") from None
     if not strategies:
         raise ConfigError("simulate: give at least one strategy")
     for s in strategies:
@@ -379,28 +452,21 @@ def simulate(
                 f"{len(dataset.names)} classes; strategies {','.join(strategies)}; "
                 f"seeds {','.join(map(str, seeds))}; {length} cycles"
             )
-        runs = [(int(seed), s) for seed in seeds for s in strategies]
+        runs = tuple((int(seed), s) for seed in seeds for s in strategies)
         # seed-major order: every strategy of a seed finishes before the next seed starts,
         # so a partial benchmark is still a paired comparison
 
-        def results() -> None:
-            rows = []
-            for seed, s in runs:
-                project = out / s / f"seed-{seed}"
-                if (project / DB_NAME).is_file():
-                    rows += project_rows(project, s, seed, staged.boxes)
-            write_results(rows, out / "results.csv")
-
-        for seed, strategy in runs:
-            scfg = cfg.replace(seed=seed, strategy=strategy)
-            is_instance = isinstance(adapter, ModelAdapter) and not isinstance(adapter, type)
-            ad = adapter if is_instance else adapter(scfg)
-            identity = {"version": RUN_VERSION, "dataset": dataset.fingerprint(), "strategy": strategy,
-                        "seed": seed}
-            _run_project(scfg, ad, strategy, out / strategy / f"seed-{seed}", staged, identity, length,
-                         _hooks(callbacks, strategy, seed), write_bundles, log, results,
-                         Path(train_cache) if train_cache is not None else None)
-        results()
+        cache = Path(train_cache) if train_cache is not None else None
+        jobs_ = [_Job(cfg.replace(seed=seed, strategy=strategy), adapter, out, runs, staged,
+                      {"version": RUN_VERSION, "dataset": dataset.fingerprint(), "strategy": strategy, "seed": seed},
+                      length, write_bundles, cache)
+                 for seed, strategy in runs]
+        if jobs == 1 or len(jobs_) == 1:
+            for job in jobs_:
+                job.run(_hooks(callbacks, job.cfg.strategy, job.cfg.seed), log)
+        else:
+            _run_in_parallel(jobs_, jobs, log)
+        _results(out, runs, staged)
     if report:
         from detal.report import write_report
 

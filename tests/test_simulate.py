@@ -318,6 +318,33 @@ def test_unknown_strategy_and_no_data(data_yaml, tmp_path):
         simulate(_cfg(), _factory, strategies=["random"], out_dir=tmp_path / "x", log=None)
 
 
+# -- jobs: projects in parallel processes ---------------------------------------------------------
+def test_parallel_jobs_give_the_sequential_results(data_yaml, tmp_path):
+    one = _run(data_yaml, tmp_path / "one", strategies=("mixed", "random", "hybrid"), seeds=(0, 1))
+    two = simulate(_cfg(), _factory, strategies=["mixed", "random", "hybrid"], seeds=[0, 1],
+                   out_dir=tmp_path / "two", data=data_yaml, log=None, report=False, jobs=2)
+    assert _no_time(_rows(two)) == _no_time(_rows(one))
+    for project in (tmp_path / "one").glob("*/seed-*"):
+        twin = tmp_path / "two" / project.relative_to(tmp_path / "one")
+        assert _batches(twin) == _batches(project)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"jobs": 0}, "jobs must be >= 1"),
+        ({"jobs": 2, "callbacks": {"on_cycle_start": [print]}}, "callbacks need jobs=1"),
+        ({"jobs": 2, "adapter": lambda cfg: FakeAdapter(N_CLASSES)}, "picklable adapter factory"),
+    ],
+)
+def test_bad_jobs_are_refused_before_any_project(data_yaml, tmp_path, kw, match):
+    adapter = kw.pop("adapter", _factory)
+    with pytest.raises(ConfigError, match=match):
+        simulate(_cfg(), adapter, strategies=["mixed", "random"], seeds=[0], out_dir=tmp_path / "o",
+                 data=data_yaml, log=None, report=False, **kw)
+    assert not (tmp_path / "o").exists()
+
+
 # -- CLI --------------------------------------------------------------------------------------
 @pytest.fixture
 def fake_ultra(monkeypatch):
@@ -359,6 +386,7 @@ def test_cli_simulate_defaults_to_the_configs_strategy_and_random(data_yaml, tmp
     [
         (["--seeds", "a,b"], "--seeds"),
         (["--strategies", "best"], "unknown strategy"),
+        (["--jobs", "0"], "jobs must be >= 1"),
         (["--set", "batch_fraction=2"], "batch_fraction"),
     ],
 )
