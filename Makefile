@@ -47,13 +47,13 @@ test-fast: venv browser
 	$(PY) -m pytest -q -m "not slow"
 
 # demo: the default strategy (configs/default.yaml) against random on a small digits-det, one seed,
-# CPU-sized (6-11 min on 2 cores). Prints one line per cycle, then summary.md.
+# CPU-sized, both arms at once (--jobs 2). Prints one line per cycle, then summary.md.
 # Rerunning resumes; delete runs/simulate/demo to start over.
 DEMO_DATA := data/digits-demo
 demo: venv
 	@test -f $(DEMO_DATA)/data.yaml || $(VENV)/bin/detal data digits --out $(DEMO_DATA) --pool 500 --val 200 --imgsz 96 --seed 0
 	@rm -f runs/simulate/demo/summary.md
-	@PYTHONUNBUFFERED=1 $(VENV)/bin/detal simulate configs/demo.yaml --seeds 0 \
+	@PYTHONUNBUFFERED=1 $(VENV)/bin/detal simulate configs/demo.yaml --seeds 0 --jobs 2 \
 		--name demo --data $(DEMO_DATA)/data.yaml 2>&1 | tee runs/simulate-demo.log \
 		| grep -a --line-buffered -oE '(simulate: .*|\[[a-z_]+ seed [0-9]+\] cycle .*|detal: error.*)'
 	@test -f runs/simulate/demo/summary.md || { tail -n 20 runs/simulate-demo.log; exit 1; }
