@@ -1,7 +1,7 @@
 """Does a measure rank the images the model gets wrong? A diagnostic that trains nothing.
 
-    python benchmarks/ranking.py runs/simulate/al/random/seed-0 --data data/digits-150 \
-        --cycles 1,2,3 [--draws 2000] [--set score_conf=0.25 ...]
+    python benchmarks/ranking.py runs/simulate/al/random/seed-{0,1,2} --data data/digits-150 \
+        --cycles 1,2,3 [--draws 2000] [--set score_conf=0.25 ...] [--quiet]
 
 For each cycle of one ``detal simulate`` project, the weights that cycle trained
 predict every pool image not yet labeled at that cycle. Each image's errors
@@ -27,6 +27,10 @@ this way is worth B - k + k * x (x = errors/pick over the pool mean) random
 images, so the labels saved against random are 1 - B / (B - k + k * x). It
 shows how far the ranking alone can carry the DataHunt shape (half of every
 batch random): a 30 % saving needs x >= 1.8 at k = B / 2.
+
+With several projects, a last table gives each measure's mean, smallest and
+largest "x random" over every (project, cycle) model, and the mean ratio of
+ground-truth boxes per pick to the pool's mean (the labeling cost).
 """
 
 from __future__ import annotations
@@ -93,68 +97,90 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("project", type=Path)
-    ap.add_argument("--data", type=Path, required=True, help="the dataset folder (labels/pool holds the ground truth)")
-    ap.add_argument("--cycles", default="1,2,3")
-    ap.add_argument("--draws", type=int, default=2000)
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a scoring setting of the project's config (e.g. score_conf=0.25)")
-    args = ap.parse_args()
-    cfg = load_config(args.project / "config.yaml", args.set)
+def rank_project(project: Path, data: Path, cycles: list[int], draws: int, overrides: list[str],
+                 quiet: bool = False) -> list[tuple[str, float, float]]:
+    """Print one project's table per cycle; return ``(measure, errors ratio, boxes ratio)`` per cycle."""
+    cfg = load_config(project / "config.yaml", overrides)
     adapter = UltralyticsAdapter(cfg)
-    with Store.open(args.project / DB_NAME) as store:
+    with Store.open(project / DB_NAME) as store:
         rows = [r for r in store.images() if r.status != "val"]
     pool_size = len(rows)
     n_subset = round(cfg.subset_fraction * pool_size)
     batch = round(cfg.batch_fraction * pool_size)
     k = round(cfg.uncertain_share * batch)
-    print(f"{args.project}: pool {pool_size}, subset {n_subset}, uncertain picks k = {k}, {args.draws} draws")
-    for cycle in [int(c) for c in args.cycles.split(",")]:
-        weights = sorted((args.project / "cycles" / str(cycle + 1)).rglob("last.pt"))
+    say = (lambda *a: None) if quiet else print
+    say(f"{project}: pool {pool_size}, subset {n_subset}, uncertain picks k = {k}, {draws} draws")
+    out = []
+    for cycle in cycles:
+        weights = sorted((project / "cycles" / str(cycle + 1)).rglob("last.pt"))
         if not weights:
-            raise SystemExit(f"{args.project}: no weights for cycle {cycle}")
+            raise SystemExit(f"{project}: no weights for cycle {cycle}")
         todo = [r for r in rows if r.status != "labeled" or r.labeled_cycle > cycle]
         labeled = pool_size - len(todo)
-        paths = [args.project / r.relpath for r in todo]
+        paths = [project / r.relpath for r in todo]
         result = adapter.predict(weights[0], paths, conf=cfg.score_conf, iou=cfg.iou, progress=False, with_dfl=True)
         preds = {str(p.path): p for p in result.predictions}
-        ids, errors, boxes, scores = [], [], [], {m: [] for m in MEASURES}
         if len(preds) != len(paths):
-            raise SystemExit(f"{args.project}: {len(paths) - len(preds)} image(s) could not be predicted")
+            raise SystemExit(f"{project}: {len(paths) - len(preds)} image(s) could not be predicted")
+        ids, errors, boxes, scores = [], [], [], {m: [] for m in MEASURES}
         per_measure = {m: score_predictions([preds[str(p)] for p in paths], cfg.replace(measure=spec))
                        for m, spec in MEASURES.items()}
         for j, (r, p) in enumerate(zip(todo, paths)):
-            det = preds[str(p)].detections
-            w, h = preds[str(p)].width, preds[str(p)].height
-            gt_cls, gt_box = _ground_truth(args.data / "labels" / "pool" / (Path(r.relpath).stem + ".txt"), w, h)
+            pred = preds[str(p)]
+            gt_cls, gt_box = _ground_truth(data / "labels" / "pool" / (Path(r.relpath).stem + ".txt"),
+                                           pred.width, pred.height)
             ids.append(r.id)
-            errors.append(count_errors(det, gt_cls, gt_box))
+            errors.append(count_errors(pred.detections, gt_cls, gt_box))
             boxes.append(len(gt_cls))
             for m in MEASURES:
                 scores[m].append(per_measure[m][j].score)
         ids, errors, boxes = np.asarray(ids), np.asarray(errors, float), np.asarray(boxes, float)
         rng = np.random.default_rng(cycle)
-        draws = [rng.choice(len(ids), size=min(n_subset, len(ids)), replace=False) for _ in range(args.draws)]
-        print(f"\ncycle {cycle} (model of {labeled} labeled images; {len(ids)} unlabeled): "
-              f"pool mean {errors.mean():.2f} errors, {boxes.mean():.2f} boxes, "
-              f"{errors.sum() / boxes.sum():.3f} errors per box")
-        print(f"  {'measure':<20} {'errors/pick':>11} {'boxes/pick':>10} {'err/box':>8} {'x random':>8} {'rho':>6} "
-              f"{'saving if':>9}")
+        subsets = [rng.choice(len(ids), size=min(n_subset, len(ids)), replace=False) for _ in range(draws)]
+        say(f"\ncycle {cycle} (model of {labeled} labeled images; {len(ids)} unlabeled): "
+            f"pool mean {errors.mean():.2f} errors, {boxes.mean():.2f} boxes, "
+            f"{errors.sum() / boxes.sum():.3f} errors per box")
+        say(f"  {'measure':<20} {'errors/pick':>11} {'boxes/pick':>10} {'err/box':>8} {'x random':>8} {'rho':>6} "
+            f"{'saving if':>9}")
         scores["oracle: errors"] = errors  # the ceiling: ranks by the errors themselves
         for m, values in scores.items():
             s = np.asarray(values, dtype=float)
-            picked = []
-            for d in draws:
-                order = np.lexsort((ids[d], -s[d]))  # highest score first, ties to the smaller id
-                picked.append(d[order[:k]])
-            picked = np.concatenate(picked)
+            picked = np.concatenate([d[np.lexsort((ids[d], -s[d]))[:k]] for d in subsets])  # ties: smaller id
             e, b = errors[picked].mean(), boxes[picked].mean()
             ratio = e / errors.mean()
-            saving = 1 - batch / (batch - k + k * ratio)
-            print(f"  {m:<20} {e:>11.2f} {b:>10.2f} {e / b:>8.3f} {ratio:>8.2f} "
-                  f"{_spearman(s, errors):>6.2f} {saving:>9.0%}")
+            out.append((m, ratio, b / boxes.mean()))
+            say(f"  {m:<20} {e:>11.2f} {b:>10.2f} {e / b:>8.3f} {ratio:>8.2f} "
+                f"{_spearman(s, errors):>6.2f} {_saving(ratio, batch, k):>9.0%}")
+    return out
+
+
+def _saving(ratio: float, batch: int, k: int) -> float:
+    return 1 - batch / (batch - k + k * ratio)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("projects", type=Path, nargs="+")
+    ap.add_argument("--data", type=Path, required=True, help="the dataset folder (labels/pool holds the ground truth)")
+    ap.add_argument("--cycles", default="1,2,3")
+    ap.add_argument("--draws", type=int, default=2000)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a scoring setting of the projects' config (e.g. score_conf=0.25)")
+    ap.add_argument("--quiet", action="store_true", help="print only the mean over every project and cycle")
+    args = ap.parse_args()
+    cycles = [int(c) for c in args.cycles.split(",")]
+    found: dict[str, list[tuple[float, float]]] = {}
+    for project in args.projects:
+        for m, ratio, box_ratio in rank_project(project, args.data, cycles, args.draws, args.set, args.quiet):
+            found.setdefault(m, []).append((ratio, box_ratio))
+    cfg = load_config(args.projects[0] / "config.yaml", args.set)
+    n = len(next(iter(found.values())))
+    print(f"\nmean over {n} models ({len(args.projects)} projects x cycles {args.cycles}), "
+          f"score_conf {cfg.score_conf}, aggregate {cfg.aggregate}:")
+    print(f"  {'measure':<20} {'x random':>8} {'min':>6} {'max':>6} {'boxes x':>8}")
+    for m, values in found.items():
+        r = np.asarray(values)
+        print(f"  {m:<20} {r[:, 0].mean():>8.2f} {r[:, 0].min():>6.2f} {r[:, 0].max():>6.2f} {r[:, 1].mean():>8.2f}")
 
 
 if __name__ == "__main__":
