@@ -82,6 +82,17 @@ def test_label_savings(results):
     assert sav["topk"]["fraction"] is None and sav["topk"]["savings"] is None
 
 
+def test_label_savings_at_an_earlier_cycle(results):
+    # random's mean at cycle 2 is 0.20, with 22 % labeled; mixed (0, .15, .35 ...) reaches 0.20 at
+    # 0.12 + (0.20 - 0.15) / (0.35 - 0.15) * 0.10 = 0.145
+    sav = label_savings(load_results(results), at=2)
+    assert sav["random"]["target"] == pytest.approx(0.20) and sav["random"]["savings"] == pytest.approx(0.0)
+    assert sav["mixed"]["fraction"] == pytest.approx(0.145)
+    assert sav["mixed"]["savings"] == pytest.approx(1 - 0.145 / 0.22)
+    # topk (0, .05, .10, .20) reaches 0.20 only at 32 %: more labels than random, a negative saving
+    assert sav["topk"]["savings"] == pytest.approx(1 - 0.32 / 0.22)
+
+
 def test_summary_and_files(results, tmp_path):
     text = summary_markdown(load_results(results))
     assert "| mixed | 2 | 0.420 |" in text
@@ -89,6 +100,9 @@ def test_summary_and_files(results, tmp_path):
     assert "0.350 (+0.150)" in text  # cycle 2 gap
     assert "| mixed | 0.270 | 36% |" in text
     assert "| topk | — | not reached |" in text
+    assert "## Label savings along the curve" in text
+    assert "| 2 | 0.200 | 0.220 | 34% | -45% |" in text  # mixed 1 - .145/.22, topk 1 - .32/.22
+    assert "| 4 | 0.400 | 0.420 | 36% | not reached |" in text  # the final row repeats the table above
     png, md = write_report(results, tmp_path / "out")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     assert md.read_text() == summary_markdown(load_results(results), title="Simulation `out`")
@@ -191,6 +205,7 @@ def test_summary_reports_the_protocol(protocol):
     assert "| 2 | +0.310 | +0.300 | 0.028 | +0.100 | labels matter |" in text
     assert "1 †" in text  # the per-cycle table flags the cycle that cannot rank
     assert "| hybrid | 0.220 | 48% | 300 | 29% |" in text
+    assert "| 2 | 0.420 | 0.420 | 48% / 29% |" in text  # images / boxes, hybrid's column
     assert "hybrid seed 0" in text and "| AUC |" in text
 
 
