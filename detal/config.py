@@ -61,11 +61,11 @@ class Config:
     subset_fraction: float = 0.20
     batch_fraction: float = 0.10
     uncertain_share: float = 0.5
-    strategy: str = "mixed"
+    strategy: str = "hybrid"
     candidate_factor: float = 3.0
     max_labeled_fraction: float = 0.42
     # scoring
-    measure: str | dict = "entropy"
+    measure: str | dict = "multilabel_entropy"
     normalize_entropy: bool = True
     aggregate: str = "max"
     score_conf: float = 0.25
