@@ -15,35 +15,17 @@
 # Then al_experiment.sh runs once more: every run resumes as finished, and it writes al-final.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DETAL=${DETAL:-.venv/bin/detal}
-PY=${PY:-.venv/bin/python}
-CFG=configs/digits-al.yaml
-RUNS=runs/simulate
-CACHE=$RUNS/al-train-cache
-sim() { PYTHONUNBUFFERED=1 "$DETAL" simulate "$CFG" --train-cache "$CACHE" "$@" | grep --line-buffered -aE '^(simulate:|\[)' || true; }
-declare -A MEASURE=(
-  [be]=binary_entropy
-  [mle]=multilabel_entropy
-  [loc]=localization
-  [be+loc]='{binary_entropy: 1.0, localization: 1.0}'
-)
-test -f data/digits-150/data.yaml || "$DETAL" data digits --out data/digits-150 --pool 150 --val 400 --imgsz 128 --seed 0
-test -f runs/pretrain/glyphs/glyphs.pt || "$PY" benchmarks/pretrain_glyphs.py --out runs/pretrain/glyphs
+source benchmarks/al_common.sh
 rm -f "$RUNS/al-best-measure.txt"
 
 lane1() {
-  for m in be mle loc be+loc; do
-    sim --strategies mixed --seeds 0 --name "al-mixed-$m" --set "measure=${MEASURE[$m]}"
-  done
-  "$PY" benchmarks/pick_measure.py "$RUNS" al-mixed-be=be al-mixed-mle=mle al-mixed-loc=loc \
-    al-mixed-be+loc=be+loc --seed 0 --out "$RUNS/al-best-measure.txt"
+  seed0_measures
   best=$(cat "$RUNS/al-best-measure.txt")
   for s in 0,1 0,1,2; do
     sim --strategies hybrid --seeds "$s" --name "al-hybrid-$best" --set "measure=${MEASURE[$best]}"
   done
 }
 lane2() {
-
   for s in 0,1 0,1,2; do sim --strategies random,hold,mixed --seeds "$s" --name al; done
   while [ ! -f "$RUNS/al-best-measure.txt" ]; do sleep 30; done
   best=$(cat "$RUNS/al-best-measure.txt")
