@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from detal.config import load_config
+from detal.labels import parse_label_text
 from detal.scoring import score_predictions
 from detal.store import DB_NAME, Store
 from detal.ultra import UltralyticsAdapter
@@ -57,13 +58,18 @@ MATCH_CONF = 0.25
 MATCH_IOU = 0.5
 
 
-def _ground_truth(path: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    rows = [line.split() for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-    if not rows:
+def _ground_truth(path: Path, n_classes: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class ids and pixel xyxy boxes of a YOLO label file (detal.labels' validated reader)."""
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    boxes, problems = parse_label_text(text, n_classes, str(path))
+    if problems:
+        raise SystemExit(f"{problems[0].path}:{problems[0].line}: {problems[0].message}")
+    if not boxes:
         return np.zeros(0, np.int64), np.zeros((0, 4))
-    a = np.asarray(rows, dtype=np.float64)
-    cx, cy, w, h = a[:, 1] * width, a[:, 2] * height, a[:, 3] * width, a[:, 4] * height
-    return a[:, 0].astype(np.int64), np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
+    cx, cy, w, h = (np.asarray([getattr(b, f) for b in boxes]) for f in ("cx", "cy", "w", "h"))
+    cx, cy, w, h = cx * width, cy * height, w * width, h * height
+    return (np.asarray([b.class_id for b in boxes], np.int64),
+            np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1))
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -104,6 +110,7 @@ def rank_project(project: Path, data: Path, cycles: list[int], draws: int, overr
     adapter = UltralyticsAdapter(cfg)
     with Store.open(project / DB_NAME) as store:
         rows = [r for r in store.images() if r.status != "val"]
+        n_classes = len(store.get_meta("classes"))
     pool_size = len(rows)
     n_subset = round(cfg.subset_fraction * pool_size)
     batch = round(cfg.batch_fraction * pool_size)
@@ -128,7 +135,7 @@ def rank_project(project: Path, data: Path, cycles: list[int], draws: int, overr
         for j, (r, p) in enumerate(zip(todo, paths)):
             pred = preds[str(p)]
             gt_cls, gt_box = _ground_truth(data / "labels" / "pool" / (Path(r.relpath).stem + ".txt"),
-                                           pred.width, pred.height)
+                                           n_classes, pred.width, pred.height)
             ids.append(r.id)
             errors.append(count_errors(pred.detections, gt_cls, gt_box))
             boxes.append(len(gt_cls))

@@ -457,8 +457,9 @@ def simulate(
         # so a partial benchmark is still a paired comparison
 
         cache = Path(train_cache) if train_cache is not None else None
+        fingerprint = dataset.fingerprint()
         jobs_ = [_Job(cfg.replace(seed=seed, strategy=strategy), adapter, out, runs, staged,
-                      {"version": RUN_VERSION, "dataset": dataset.fingerprint(), "strategy": strategy, "seed": seed},
+                      {"version": RUN_VERSION, "dataset": fingerprint, "strategy": strategy, "seed": seed},
                       length, write_bundles, cache)
                  for seed, strategy in runs]
         if jobs == 1 or len(jobs_) == 1:

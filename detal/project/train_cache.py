@@ -114,9 +114,9 @@ def training_inputs(project: Path, rows: Iterable) -> list[tuple[str, str]]:
     return out
 
 
-def restore(train_dir: Path, weights: Path, result: dict) -> tuple[Path, dict]:
-    """Copy a cached training's weights into ``train_dir/weights/last.pt``; return them and its result."""
+def restore(train_dir: Path, weights: Path) -> Path:
+    """Copy a cached training's weights into ``train_dir/weights/last.pt``; return that path."""
     (train_dir / "weights").mkdir(parents=True)
     target = train_dir / "weights" / "last.pt"
     shutil.copyfile(weights, target)
-    return target, result
+    return target

@@ -39,7 +39,8 @@ def train_and_evaluate(
                            epochs, init_weights)
         hit = cache.get(key)
     if hit is not None:
-        weights, result = restore(train_dir, *hit)
+        cached_weights, result = hit
+        weights = restore(train_dir, cached_weights)
         timings = {"train_s": result.get("train_s", 0.0), "eval_s": result.get("eval_s", 0.0),
                    "train_cached": True}
         metrics = Metrics(**result["metrics"]) if result.get("metrics") else None
