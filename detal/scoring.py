@@ -3,7 +3,7 @@
 Glue between :mod:`detal.uncertainty` (pure math over arrays) and the
 :class:`~detal.detections.Prediction` records an adapter returns. Which boxes
 count (``score_conf``) and the score of an image with no counted box
-(``empty``) are explicit arguments, as METHOD.md asks.
+(``empty``) are explicit arguments, as ``docs/method.md`` asks.
 
 A box's score is the measure spec's (weighted, normalised) mix of per-box
 measures, times its class-difficulty weight ``w[class_id]`` when weights are

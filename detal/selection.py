@@ -11,7 +11,7 @@ Primitives:
 - :func:`random_subset` draws ``k`` ids uniformly without replacement;
 - :func:`top_k` keeps the ``k`` highest-scoring ids, ties broken by smaller id
   (or by a given tiebreak order);
-- :func:`select_batch` composes them into every strategy of METHOD.md:
+- :func:`select_batch` composes them into every strategy of ``docs/method.md``:
 
   1. draw a random subset of the unlabeled ids (or take all of them),
   2. score only that subset,
@@ -25,7 +25,7 @@ The named strategies are just parameter sets of that composition
 top ``B`` of a random subset, and ``mixed`` (the DataHunt schedule) keeps the
 top ``uncertain_share * B`` of the subset and draws the rest at random.
 
-``hybrid`` (METHOD.md, "Diversity") has the shape of ``mixed`` and changes only
+``hybrid`` (``docs/method.md``, "Diversity") has the shape of ``mixed`` and changes only
 step 3: the uncertain share ``k`` is chosen by greedy k-center
 (:func:`k_center_greedy`, cosine distance on image embeddings) among the top
 ``candidate_factor * k`` of the subset, with distances running to the labeled
@@ -222,7 +222,7 @@ def strategy_plan(
     """Turn a named strategy and the pool size ``T`` into a :class:`Plan`.
 
     Fractions are of the whole pool (labeled and unlabeled, validation
-    excluded), as in METHOD.md: ``B = batch_fraction * T`` and the subset is
+    excluded), as in ``docs/method.md``: ``B = batch_fraction * T`` and the subset is
     ``subset_fraction * T``. ``candidate_factor`` (``m``, at least 1) only
     matters for ``hybrid``.
     """
@@ -286,7 +286,7 @@ def k_center_greedy(
 
     Distances are cosine distances, ``1 - cos``, between rows (each row is
     L2-normalised here, so callers may pass raw features). The first pick is
-    row 0, the most uncertain candidate (METHOD.md, "Diversity"); every later
+    row 0, the most uncertain candidate (``docs/method.md``, "Diversity"); every later
     pick is the candidate farthest from everything already chosen and from
     every row of ``reference`` (the labeled images). Ties go to the earlier
     row, so the result is deterministic. Cost: ``O(k * n * d)`` for the picks

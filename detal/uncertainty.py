@@ -11,8 +11,7 @@ row with no mass at all carries no class evidence and is treated as uniform):
 - ``margin``: ``1 - (p_top1 - p_top2)``, in ``[0, 1]``.
 
 YOLOv5u/v8/11 heads give C independent sigmoids, and renormalising them throws
-away how large they are (METHOD.md, "Why renormalised entropy misleads on
-sigmoid heads"). Three measures read the head as it is, each in ``[0, 1]``:
+away how large they are (``docs/method.md``, "One score per box"). Three measures read the head as it is, each in ``[0, 1]``:
 
 - ``binary_entropy``: ``H_b(s_top) / ln 2`` on the RAW top sigmoid score.
 - ``multilabel_entropy``: ``sum_c H_b(s_c) / (C ln 2)`` on the RAW scores.

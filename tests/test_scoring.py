@@ -41,7 +41,7 @@ def _pred(name: str = "a.png", with_dfl: bool = True, embedding=None) -> Predict
     return Prediction(Path(name), 32, 32, det, embedding=embedding)
 
 
-BE = [0.4690, 0.8813, 0.9710]  # binary entropy of the three boxes (METHOD.md rows 1-2, 3 permuted)
+BE = [0.4690, 0.8813, 0.9710]  # binary entropy of the three boxes (docs/method.md rows 1-2, 3 permuted)
 LOC = [0.0, 0.25, 1.0]
 # box confidences 0.9, 0.3, 0.6; top classes 0, 0, 1
 

@@ -28,7 +28,7 @@ from detal.uncertainty import (
 
 LN10 = math.log(10)
 
-# The worked check of METHOD.md (3 classes; entropy there is in log10).
+# The worked check of docs/method.md (3 classes; entropy in log10 is one of its columns).
 WORKED = [
     # probs,              entropy_log10, least_conf, top1 - top2
     ((0.2, 0.5, 0.3), 0.4472, 0.50, 0.20),
@@ -184,7 +184,7 @@ def test_one_hot_rows_are_certain(probs):
         np.testing.assert_allclose(box_scores(one_hot, "margin"), 0.0, atol=1e-12)
 
 
-# ---- sigmoid-head measures (METHOD.md, "Why renormalised entropy misleads") ----
+# ---- sigmoid-head measures (docs/method.md, "One score per box") ----
 
 # The worked table: raw sigmoid scores, renormalised entropy / ln 3, binary and
 # multi-label entropy. The second row is the pathology the new measures fix.
@@ -219,7 +219,7 @@ def _side(probs: list[float], bins: int = 16) -> np.ndarray:
     return np.tile(logits, (1, 4, 1))
 
 
-# METHOD.md's worked check for localization, one side with 16 bins (here all 4 sides alike).
+# docs/method.md's worked check for localization, one side with 16 bins (here all 4 sides alike).
 LOCALIZATION_WORKED = [
     ("all mass in one bin", [0, 0, 0, 1.0], 0.0),
     ("half in bin 3, half in bin 4", [0, 0, 0, 0.5, 0.5], 0.25),
