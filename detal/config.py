@@ -1,7 +1,8 @@
 """Typed configuration loaded from YAML.
 
 A config file holds any subset of the keys of :class:`Config`; the rest keep
-their defaults (documented, key by key, in ``configs/default.yaml``). Any key
+their defaults (documented, key by key, in ``detal/defaults.yaml``, shipped
+with the package and printed by ``detal config --defaults``). Any key
 can be overridden from the CLI with ``--set key=value``; the value is parsed as
 a YAML value (:func:`detal.safeyaml.load_yaml`, never ``eval``) and then checked against the
 key's type.
@@ -35,14 +36,25 @@ from detal.safeyaml import MAX_YAML_BYTES, load_yaml
 from detal.selection import STRATEGIES
 from detal.uncertainty import AGGREGATIONS, CLASS_WEIGHTINGS, measure_weights
 
-__all__ = ["DEFAULT_CONFIG_PATH", "Config", "load_config", "parse_override"]
+__all__ = [
+    "DEFAULTS_PATH", "DEFAULT_CONFIG_PATH", "Config", "defaults_text", "load_config", "parse_override",
+]
+
+DEFAULTS_PATH = Path(__file__).resolve().parent / "defaults.yaml"
+"""The documented defaults, package data: every key of :class:`Config` with its default and meaning.
+
+The source of truth for that text; the values themselves are :class:`Config`'s
+field defaults, and a test keeps the two equal.
+"""
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+"""``configs/default.yaml``: a byte-for-byte copy of :data:`DEFAULTS_PATH` for readers of a
+source checkout (absent from an installed wheel; a test keeps the two identical)."""
 
 
 @dataclass
 class Config:
-    """Every setting of detal. See ``configs/default.yaml`` for each key's meaning."""
+    """Every setting of detal. See ``detal/defaults.yaml`` for each key's meaning."""
 
     # model and training
     model: str = "yolov5s.yaml"
@@ -307,6 +319,14 @@ def _read_yaml_file(p: Path) -> Any:
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config file ({exc.strerror})") from None
     return load_yaml(text, str(p))
+
+
+def defaults_text() -> str:
+    """The commented defaults file shipped with the package (:data:`DEFAULTS_PATH`), as text."""
+    try:
+        return DEFAULTS_PATH.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{DEFAULTS_PATH}: cannot read the packaged defaults ({exc.strerror})") from None
 
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:

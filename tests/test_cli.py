@@ -42,6 +42,22 @@ def test_config_command_prints_resolved_yaml(capsys):
     assert printed["imgsz"] == 96 and printed["aggregate"] == "mean"
 
 
+def test_config_defaults_prints_the_packaged_file(capsys):
+    from detal.config import Config, defaults_text
+
+    assert main(["config", "--defaults"]) == 0
+    out = capsys.readouterr().out
+    assert out == defaults_text()
+    assert "# " in out  # the comments are kept, not a bare dump
+    assert yaml.safe_load(out) == Config().to_dict()
+
+
+def test_config_defaults_refuses_overrides(capsys):
+    assert main(["config", "--defaults", "--set", "imgsz=96"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--defaults" in err[0] and err[0].startswith("detal: error: ")
+
+
 @pytest.mark.parametrize(
     "argv, needle",
     [

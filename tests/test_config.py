@@ -7,7 +7,14 @@ import dataclasses
 import pytest
 import yaml
 
-from detal.config import DEFAULT_CONFIG_PATH, Config, load_config, parse_override
+from detal.config import (
+    DEFAULT_CONFIG_PATH,
+    DEFAULTS_PATH,
+    Config,
+    defaults_text,
+    load_config,
+    parse_override,
+)
 from detal.errors import ConfigError
 
 
@@ -16,6 +23,27 @@ def test_default_yaml_matches_dataclass_defaults():
     documented = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
     assert documented == Config().to_dict()
     assert set(documented) == {f.name for f in dataclasses.fields(Config)}
+
+
+def test_packaged_defaults_match_dataclass_defaults():
+    # detal/defaults.yaml ships in the package (the source of truth for the documented
+    # defaults): every key in it equals Config's default, and every Config field is in it.
+    packaged = yaml.safe_load(defaults_text())
+    assert set(packaged) == {f.name for f in dataclasses.fields(Config)}
+    assert packaged == Config().to_dict()
+
+
+def test_documented_copy_is_byte_equal_to_packaged_defaults():
+    # configs/default.yaml is the repository's copy of detal/defaults.yaml, byte for byte
+    # (fix a failure with: cp detal/defaults.yaml configs/default.yaml).
+    assert DEFAULT_CONFIG_PATH.read_bytes() == DEFAULTS_PATH.read_bytes()
+
+
+def test_packaged_defaults_are_package_data():
+    # Without this pyproject line a wheel would leave detal/defaults.yaml out.
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pyproject = tomllib.loads((DEFAULTS_PATH.parent.parent / "pyproject.toml").read_text())
+    assert "defaults.yaml" in pyproject["tool"]["setuptools"]["package-data"]["detal"]
 
 
 def test_method_defaults():
