@@ -56,7 +56,8 @@ from detal.errors import ConfigError, DataError, StateError
 from detal.files import atomic_write
 from detal.pool import Status
 from detal.project import Hooks, import_labels, init_project, run_cycle
-from detal.project.folder import EVENTS, folder_lock, label_relpath
+from detal.project.folder import EVENTS, folder_lock
+from detal.project.paths import label_relpath
 from detal.project.scan import walk_images
 from detal.selection import STRATEGIES, labeling_cap, schedule_length
 from detal.store import DB_NAME, Store
