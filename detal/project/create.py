@@ -54,6 +54,7 @@ from detal.project.paths import (
     LOCK_FILE,
     PROJECT_ENTRIES,
     VAL_IMAGES_LINK,
+    ProjectPaths,
 )
 from detal.project.scan import ImageScan, link_into
 from detal.selection import initial_size, random_subset
@@ -147,7 +148,7 @@ def init_project(
     project = Path(project)
     cfg = config or load_config()
     images = Path(images)
-    if (project / DB_NAME).exists() and not force:
+    if ProjectPaths(project).db.exists() and not force:
         raise StateError(f"{project}: a detal project already exists here (pass --force to start over)")
     if project.exists() and not project.is_dir():
         raise DataError(f"{project}: exists and is not a folder")
@@ -201,7 +202,7 @@ def _build_project(
     (tmp / CLASSES_FILE).write_text("\n".join(names) + "\n", encoding="utf-8")
     (tmp / CONFIG_FILE).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     problems: list = []
-    store = Store.create(tmp / DB_NAME)
+    store = Store.create(ProjectPaths(tmp).db)
     try:
         scan = ImageScan(tmp, names, problems, exclude=[project])
         prefix = link_into(project, tmp, images, IMAGES_LINK)
@@ -295,7 +296,7 @@ def _move_into_place(project: Path, tmp: Path, force: bool) -> None:
         raise StateError(f"{project}: already holds {', '.join(clash)} (pass --force to start over)")
     if present:
         if DB_NAME in present:
-            _checkpoint(project / DB_NAME)
+            _checkpoint(ProjectPaths(project).db)
         backup = _new_backup_folder(project)
         # The database moves last, after its -wal and -shm, so the backup never
         # holds a database without the log of its committed changes.

@@ -94,7 +94,6 @@ from detal.store import Store
 __all__ = ["LOG_FILE", "CycleRun", "run_cycle"]
 
 
-
 def run_cycle(
     project: str | Path,
     adapter: ModelAdapter,
@@ -179,7 +178,8 @@ class CycleRun:
         def on_epoch(epoch: int, epochs: int) -> None:
             self.hooks.emit("on_train_progress", cycle=k, epoch=epoch, epochs=epochs)
 
-        return log_to(ProjectPaths(self.project).train_log(self.k), echo=self.log_echo, on_epoch=on_epoch)
+        log = ProjectPaths(self.project).train_log(self.k)
+        return log_to(log, echo=self.log_echo, on_epoch=on_epoch)
 
     # -- 1. plan --------------------------------------------------------------------
     def begin(self, force: bool) -> tuple[str, str | None]:

@@ -137,7 +137,8 @@ def problems_error(source: object, problems: Sequence[LabelProblem | str], what:
 
 def pairs(project: Path, rows: Iterable) -> list[LabeledImage]:
     """``(image, label)`` paths of image rows, for the adapter."""
-    return [(project / r.relpath, project / label_relpath(r.relpath)) for r in rows]
+    paths = ProjectPaths(project)
+    return [(project / r.relpath, paths.label(r.relpath)) for r in rows]
 
 
 @contextmanager

@@ -39,7 +39,8 @@ TEMPLATES = ("page.html", "page.css", "page.js")
 def template_text(name: str) -> str:
     """The text of the template file ``name`` (one of :data:`TEMPLATES`), from the package."""
     if name not in TEMPLATES:
-        raise ValueError(f"unknown review template {name!r}; expected one of {', '.join(TEMPLATES)}")
+        raise ValueError(
+            f"unknown review template {name!r}; expected one of {', '.join(TEMPLATES)}")
     return files(__package__).joinpath("templates", name).read_text(encoding="utf-8")
 
 
