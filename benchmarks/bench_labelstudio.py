@@ -38,6 +38,7 @@ from detal.config import load_config
 from detal.fake import FakeAdapter
 from detal.labelstudio import Client, pull_labels, push_batch
 from detal.project import import_labels, init_project, run_cycle
+from detal.project.paths import ProjectPaths
 
 NAMES = ["cat", "dog", "bird"]
 
@@ -71,7 +72,7 @@ def make_project(root: Path, n_out: int, size: tuple[int, int]) -> Path:
 def _manifest(project: Path, cycle: int) -> list[str]:
     import zipfile
 
-    with zipfile.ZipFile(project / "cycles" / str(cycle) / f"batch-{cycle}.zip") as zf:
+    with zipfile.ZipFile(ProjectPaths(project).bundle(cycle)) as zf:
         return zf.read("manifest.csv").decode().splitlines()[1:]
 
 

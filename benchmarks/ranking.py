@@ -43,6 +43,7 @@ import numpy as np
 
 from detal.config import load_config
 from detal.labels import parse_label_text
+from detal.project.paths import ProjectPaths
 from detal.scoring import score_predictions
 from detal.store import DB_NAME, Store
 from detal.ultra import UltralyticsAdapter
@@ -119,7 +120,7 @@ def rank_project(project: Path, data: Path, cycles: list[int], draws: int, overr
     say(f"{project}: pool {pool_size}, subset {n_subset}, uncertain picks k = {k}, {draws} draws")
     out = []
     for cycle in cycles:
-        weights = sorted((project / "cycles" / str(cycle + 1)).rglob("last.pt"))
+        weights = sorted(ProjectPaths(project).cycle_dir(cycle + 1).rglob("last.pt"))
         if not weights:
             raise SystemExit(f"{project}: no weights for cycle {cycle}")
         todo = [r for r in rows if r.status != "labeled" or r.labeled_cycle > cycle]

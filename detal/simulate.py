@@ -56,10 +56,11 @@ from detal.errors import ConfigError, DataError, StateError
 from detal.files import atomic_write
 from detal.pool import Status
 from detal.project import Hooks, import_labels, init_project, run_cycle
-from detal.project.folder import EVENTS, folder_lock, label_relpath
+from detal.project.folder import EVENTS, folder_lock
+from detal.project.paths import ProjectPaths, label_relpath
 from detal.project.scan import walk_images
 from detal.selection import STRATEGIES, labeling_cap, schedule_length
-from detal.store import DB_NAME, Store
+from detal.store import Store
 
 __all__ = [
     "RESULT_COLUMNS",
@@ -193,7 +194,7 @@ def _check_run(project: Path, identity: dict, cfg: Config) -> None:
 
 def _reveal(project: Path, staged: Staged, hooks: Hooks) -> None:
     """The simulated annotator: the ground truth of every image that is out, through ``import``."""
-    with Store.open(project / DB_NAME) as store:
+    with Store.open(ProjectPaths(project).db) as store:
         keys = [r.key for r in store.images(status=Status.SELECTED.value)]
     with tempfile.TemporaryDirectory(prefix=".annotator-", dir=project.parent) as tmp:
         for key in keys:
@@ -213,7 +214,7 @@ class _Progress(NamedTuple):
 
 
 def _progress(project: Path) -> _Progress:
-    with Store.open(project / DB_NAME) as store:
+    with Store.open(ProjectPaths(project).db) as store:
         trained = [c for c in store.cycles() if c.state == "done" and c.weights]
         counts = store.status_counts()
         last = store.last_cycle()
@@ -228,7 +229,7 @@ def project_rows(project: Path, strategy: str, seed: int, boxes: dict[str, int] 
     or from the project's label files when not given.
     """
     rows: list[dict[str, Any]] = []
-    with Store.open(project / DB_NAME) as store:
+    with Store.open(ProjectPaths(project).db) as store:
         images = store.images()
         pool_size = sum(1 for r in images if r.status != Status.VAL.value)
         labeled = [r for r in images if r.status == Status.LABELED.value]
@@ -279,7 +280,7 @@ def _run_project(
     # a killed run's answer sheets and half-built project
     for stale in [*project.parent.glob(".annotator-*"), *project.parent.glob(f".{project.name}.init-*")]:
         shutil.rmtree(stale, ignore_errors=True)
-    if (project / DB_NAME).is_file():
+    if (ProjectPaths(project).db).is_file():
         _check_run(project, identity, cfg)
     else:
         project.mkdir(parents=True, exist_ok=True)
@@ -312,7 +313,7 @@ def _results(out: Path, runs: Sequence[tuple[int, str]], staged: Staged) -> None
     rows = []
     for seed, s in runs:
         project = out / s / f"seed-{seed}"
-        if (project / DB_NAME).is_file():
+        if (ProjectPaths(project).db).is_file():
             rows += project_rows(project, s, seed, staged.boxes)
     write_results(rows, out / "results.csv")
 

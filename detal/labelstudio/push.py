@@ -27,6 +27,7 @@ from detal.labelstudio.state import (
     title,
 )
 from detal.project.folder import folder_lock, open_store
+from detal.project.paths import ProjectPaths
 from detal.store import ImageRow, Store
 
 __all__ = ["PushReport", "push_batch"]
@@ -72,7 +73,7 @@ def _export_scores(project: Path, cycle: int) -> dict[str, list[dict]]:
     --format label-studio`` writes ``exports/label-studio/tasks.json``, whose
     regions do. A missing or unreadable export only costs the per-box scores.
     """
-    path = project / "cycles" / str(cycle) / "exports" / "label-studio" / "tasks.json"
+    path = ProjectPaths(project).labelstudio_tasks(cycle)
     try:
         tasks = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -96,7 +97,7 @@ def _task(project: Path, row: ImageRow, names: Sequence[str], image_url: str,
     task: dict[str, Any] = {"data": data}
     k = row.selected_cycle
     if k >= 1:
-        path = project / "cycles" / str(k) / "prelabels" / f"{row.key}.txt"
+        path = ProjectPaths(project).prelabel(k, row.key)
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:

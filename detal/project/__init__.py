@@ -16,6 +16,9 @@ functions with the ground truth as the annotator. A project folder looks like::
                         prelabels/ (YOLO txt) and batch-<k>.zip (the bundle
                         sent out for labeling)
 
+Every one of these paths is named once, in :mod:`detal.project.paths`
+(:class:`~detal.project.paths.ProjectPaths`).
+
 One module per verb:
 
 - :mod:`detal.project.create` (``init_project``), with
@@ -27,8 +30,8 @@ One module per verb:
 - :mod:`detal.project.status` (``project_status``);
 - :mod:`detal.project.bundle` (pre-labels, the bundle zip, other formats),
   :mod:`detal.project.verify` (images deleted or changed since init leave the
-  pool when next used) and :mod:`detal.project.folder` (layout, the lock,
-  hooks, reports).
+  pool when next used), :mod:`detal.project.folder` (the lock, the store,
+  hooks, reports) and :mod:`detal.project.paths` (the layout).
 
 Crash safety. Each cycle row in the store moves through
 ``started -> trained -> selected -> done`` (see :data:`detal.store.CYCLE_STATES`);

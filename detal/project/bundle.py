@@ -21,9 +21,9 @@ from pathlib import Path, PurePosixPath
 from detal.config import Config
 from detal.detections import Prediction
 from detal.export.yolo import data_yaml as yolo_data_yaml
-from detal.project.folder import CYCLES_DIR
+from detal.project.paths import PRELABELS_DIR, ProjectPaths
 
-__all__ = ["bundle_name", "export_other", "write_bundle", "write_prelabels"]
+__all__ = ["bundle_label", "bundle_name", "export_other", "write_bundle", "write_prelabels"]
 
 
 def bundle_name(row) -> str:
@@ -31,10 +31,15 @@ def bundle_name(row) -> str:
     return row.key + PurePosixPath(row.relpath).suffix
 
 
+def bundle_label(key: str) -> str:
+    """The member of the bundle zip that holds the pre-labels of image ``key``."""
+    return f"labels/{key}.txt"
+
+
 def write_prelabels(cycle_dir: Path, rows: Sequence, prelabels: dict[int, str]) -> Path:
     """Write ``cycle_dir/prelabels/<key>.txt`` for every row, replacing the folder at once."""
-    pre_dir = cycle_dir / "prelabels"
-    staging = cycle_dir / f".prelabels.tmp-{os.getpid()}"
+    pre_dir = cycle_dir / PRELABELS_DIR
+    staging = cycle_dir / f".{PRELABELS_DIR}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     for r in rows:
@@ -55,10 +60,10 @@ def write_bundle(
     resolve_root: Callable[[str], Path] | None = None,
 ) -> Path:
     """Write ``cycles/<k>/batch-<k>.zip`` atomically: images/, labels/, classes.txt, data.yaml, manifest.csv."""
-    out_dir = project / CYCLES_DIR / str(cycle)
+    target = ProjectPaths(project).bundle(cycle)
+    out_dir = target.parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"batch-{cycle}.zip"
-    tmp = out_dir / f".batch-{cycle}.zip.tmp-{os.getpid()}"
+    tmp = out_dir / f".{target.name}.tmp-{os.getpid()}"
     resolve = resolve_root or (lambda rel: project / rel)
     order = sorted(rows, key=lambda r: (-manifest.get(r.id, (-math.inf,))[0], r.id))
     buf = io.StringIO()
@@ -69,7 +74,7 @@ def write_bundle(
             name = bundle_name(row)
             zf.write(resolve(row.relpath), f"images/{name}")
             if prelabels is not None:
-                zf.writestr(f"labels/{row.key}.txt", prelabels.get(row.id, ""),
+                zf.writestr(bundle_label(row.key), prelabels.get(row.id, ""),
                             compress_type=zipfile.ZIP_DEFLATED)
             score, n_boxes, top = manifest.get(row.id, (None, None, None))
             writer.writerow([
@@ -116,7 +121,7 @@ def export_other(
             renamed.append(replace(preds[r.id], path=links / name))
             scores[name] = manifest[r.id][0]
         export_predictions(
-            renamed, names, cycle_dir / "exports", formats,
+            renamed, names, ProjectPaths(project).exports_dir(k), formats,
             scores=normalise_uncertainty(scores), cycle=k, conf=cfg.prelabel_conf,
         )
     finally:

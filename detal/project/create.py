@@ -43,18 +43,19 @@ from detal.files import IMAGE_SUFFIXES
 from detal.labels import LabelProblem, read_classes
 from detal.pool import Status
 from detal.project.bundle import write_bundle
-from detal.project.folder import (
+from detal.project.folder import InitReport, folder_lock, problems_error
+from detal.project.label_files import is_not_a_label, label_folder
+from detal.project.paths import (
     CLASSES_FILE,
     CONFIG_FILE,
     CYCLES_DIR,
+    IMAGES_LINK,
     LABELS_DIR,
     LOCK_FILE,
     PROJECT_ENTRIES,
-    InitReport,
-    folder_lock,
-    problems_error,
+    VAL_IMAGES_LINK,
+    ProjectPaths,
 )
-from detal.project.label_files import is_not_a_label, label_folder
 from detal.project.scan import ImageScan, link_into
 from detal.selection import initial_size, random_subset
 from detal.store import DB_NAME, Store
@@ -147,7 +148,7 @@ def init_project(
     project = Path(project)
     cfg = config or load_config()
     images = Path(images)
-    if (project / DB_NAME).exists() and not force:
+    if ProjectPaths(project).db.exists() and not force:
         raise StateError(f"{project}: a detal project already exists here (pass --force to start over)")
     if project.exists() and not project.is_dir():
         raise DataError(f"{project}: exists and is not a folder")
@@ -201,10 +202,10 @@ def _build_project(
     (tmp / CLASSES_FILE).write_text("\n".join(names) + "\n", encoding="utf-8")
     (tmp / CONFIG_FILE).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     problems: list = []
-    store = Store.create(tmp / DB_NAME)
+    store = Store.create(ProjectPaths(tmp).db)
     try:
         scan = ImageScan(tmp, names, problems, exclude=[project])
-        prefix = link_into(project, tmp, images, "images")
+        prefix = link_into(project, tmp, images, IMAGES_LINK)
         pool_labels = label_folder(Path(labels), problems) if labels is not None else {}
         with store.transaction():
             store.set_meta("classes", names)
@@ -224,7 +225,7 @@ def _build_project(
             problems.extend(_unmatched(pool_labels))
             n_val = 0
             if val_images is not None:
-                vprefix = link_into(project, tmp, Path(val_images), "val_images")
+                vprefix = link_into(project, tmp, Path(val_images), VAL_IMAGES_LINK)
                 store.set_meta("val_root", vprefix)
                 vlabels = label_folder(Path(val_labels), problems)
                 n_val = store.add_images(
@@ -285,7 +286,7 @@ def _move_into_place(project: Path, tmp: Path, force: bool) -> None:
     present = [
         e for e in (*PROJECT_ENTRIES, *_DB_FILES)
         if os.path.lexists(project / e)
-        and (e not in ("images", "val_images") or os.path.islink(project / e))
+        and (e not in (IMAGES_LINK, VAL_IMAGES_LINK) or os.path.islink(project / e))
     ]
     if os.path.lexists(project / LOCK_FILE):
         (tmp / LOCK_FILE).unlink()
@@ -295,7 +296,7 @@ def _move_into_place(project: Path, tmp: Path, force: bool) -> None:
         raise StateError(f"{project}: already holds {', '.join(clash)} (pass --force to start over)")
     if present:
         if DB_NAME in present:
-            _checkpoint(project / DB_NAME)
+            _checkpoint(ProjectPaths(project).db)
         backup = _new_backup_folder(project)
         # The database moves last, after its -wal and -shm, so the backup never
         # holds a database without the log of its committed changes.

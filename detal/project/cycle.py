@@ -76,7 +76,6 @@ from detal.labels import prediction_lines
 from detal.pool import Pool, Status
 from detal.project.bundle import check_formats, export_other, write_bundle, write_prelabels
 from detal.project.folder import (
-    CYCLES_DIR,
     NO_HOOKS,
     CycleReport,
     Hooks,
@@ -85,6 +84,7 @@ from detal.project.folder import (
     open_store,
     project_config,
 )
+from detal.project.paths import LOG_FILE, ProjectPaths
 from detal.project.predictions import CyclePredictions
 from detal.project.train_cache import TrainCache
 from detal.project.training import train_and_evaluate
@@ -92,8 +92,6 @@ from detal.selection import cap_plan, labeling_cap, select_batch, strategy_plan
 from detal.store import Store
 
 __all__ = ["LOG_FILE", "CycleRun", "run_cycle"]
-
-LOG_FILE = "train.log"  # the adapter's own log of a cycle, in cycles/<k>/
 
 
 def run_cycle(
@@ -151,7 +149,7 @@ class CycleRun:
     def run(self, force: bool, formats: list[str], bundle: bool) -> CycleReport:
         self.checked, self.dropped = set(), []  # image files verified; those taken out (usable)
         state, resumed_from = self.begin(force)
-        self.cycle_dir = self.project / CYCLES_DIR / str(self.k)
+        self.cycle_dir = ProjectPaths(self.project).cycle_dir(self.k)
         self.cycle_dir.mkdir(parents=True, exist_ok=True)
         if state == "started":  # what training reads: images spoiled since init leave the pool first
             self.usable([*self.store.images(status=Status.LABELED.value),
@@ -180,7 +178,8 @@ class CycleRun:
         def on_epoch(epoch: int, epochs: int) -> None:
             self.hooks.emit("on_train_progress", cycle=k, epoch=epoch, epochs=epochs)
 
-        return log_to(self.cycle_dir / LOG_FILE, echo=self.log_echo, on_epoch=on_epoch)
+        log = ProjectPaths(self.project).train_log(self.k)
+        return log_to(log, echo=self.log_echo, on_epoch=on_epoch)
 
     # -- 1. plan --------------------------------------------------------------------
     def begin(self, force: bool) -> tuple[str, str | None]:
@@ -239,7 +238,7 @@ class CycleRun:
     # -- 2. train and 3. evaluate -------------------------------------------------------
     def train(self) -> None:
         store, cfg, k = self.store, self.cfg, self.k
-        train_dir = self.cycle_dir / "train"
+        train_dir = ProjectPaths(self.project).train_dir(k)
         if train_dir.exists():
             shutil.rmtree(train_dir)
         labeled = store.images(status=Status.LABELED.value)
@@ -248,7 +247,7 @@ class CycleRun:
         init_weights = self.project / trained_before[-1].weights if cfg.warm_start and trained_before else None
         epochs = cycle_epochs(cfg, 0 if not trained_before else k, len(labeled))
         weights, metrics, timings = train_and_evaluate(
-            self.adapter, self.project, self.names, cfg, labeled, val_rows, self.cycle_dir, epochs,
+            self.adapter, self.project, self.names, cfg, labeled, val_rows, k, epochs,
             init_weights, self.train_cache,
             lambda stage, seconds, **f: self.hooks.emit("on_stage_end", cycle=k, stage=stage, seconds=seconds, **f),
         )

@@ -1,4 +1,6 @@
-"""The project folder: its layout, its lock, its store, its config, hooks and reports.
+"""The project folder: its lock, its store, its config, hooks and reports.
+
+Its layout, every path in it, is named once in :mod:`detal.project.paths`.
 
 Shared by every verb (:mod:`~detal.project.create`, :mod:`~detal.project.cycle`,
 :mod:`~detal.project.label_import`, :mod:`~detal.project.status`).
@@ -10,13 +12,22 @@ import fcntl
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from detal.adapter import LabeledImage
 from detal.config import Config, load_config
 from detal.errors import BusyError, DataError, StateError
 from detal.labels import LabelProblem
+from detal.project.paths import (
+    CLASSES_FILE,
+    CONFIG_FILE,
+    CYCLES_DIR,
+    LABELS_DIR,
+    LOCK_FILE,
+    ProjectPaths,
+    label_relpath,
+)
 from detal.store import DB_NAME, Store
 
 __all__ = [
@@ -40,12 +51,6 @@ __all__ = [
     "project_config",
 ]
 
-CLASSES_FILE = "classes.txt"
-CONFIG_FILE = "config.yaml"
-LABELS_DIR = "labels"
-CYCLES_DIR = "cycles"
-LOCK_FILE = ".detal.lock"
-PROJECT_ENTRIES = (DB_NAME, CLASSES_FILE, CONFIG_FILE, LABELS_DIR, CYCLES_DIR, "images", "val_images")
 _MAX_LISTED_PROBLEMS = 200
 
 EVENTS = (
@@ -130,14 +135,10 @@ def problems_error(source: object, problems: Sequence[LabelProblem | str], what:
     return DataError(f"{source}: {len(problems)} problem(s), {what}: " + "; ".join(shown) + tail)
 
 
-def label_relpath(image_relpath: str) -> Path:
-    """Where the project keeps the label of an image: ``labels/<relpath without suffix>.txt``."""
-    return Path(LABELS_DIR) / PurePosixPath(image_relpath).with_suffix(".txt")
-
-
 def pairs(project: Path, rows: Iterable) -> list[LabeledImage]:
     """``(image, label)`` paths of image rows, for the adapter."""
-    return [(project / r.relpath, project / label_relpath(r.relpath)) for r in rows]
+    paths = ProjectPaths(project)
+    return [(project / r.relpath, paths.label(r.relpath)) for r in rows]
 
 
 @contextmanager
@@ -149,7 +150,7 @@ def folder_lock(folder: Path, what: str = "another detal command is running on t
     dies, even by ``kill -9``, so there is never a stale lock to clean up.
     """
     try:
-        fh = open(Path(folder) / LOCK_FILE, "a+")  # noqa: SIM115 - closed by the with below
+        fh = open(ProjectPaths(folder).lock, "a+")  # noqa: SIM115 - closed by the with below
     except OSError as exc:
         raise StateError(
             f"{folder}: cannot open the lock file {LOCK_FILE} ({exc.strerror}); this command "
@@ -168,7 +169,7 @@ def folder_lock(folder: Path, what: str = "another detal command is running on t
 
 def command_running(folder: Path) -> bool:
     """Whether a process holds the folder's lock right now."""
-    lock = Path(folder) / LOCK_FILE
+    lock = ProjectPaths(folder).lock
     try:
         # read-only: flock needs no write access, and nothing is created
         with open(lock, "rb") as fh:
@@ -185,16 +186,18 @@ def command_running(folder: Path) -> bool:
 def open_store(project: Path, *, readonly: bool = False) -> Store:
     """The project's store; ``readonly`` for commands that only show (``mode=ro``, never writes)."""
     project = Path(project)
-    if not (project / DB_NAME).is_file():
+    db = ProjectPaths(project).db
+    if not db.is_file():
         raise StateError(f"{project}: not a detal project (no {DB_NAME}; run detal init first)")
-    return Store.open(project / DB_NAME, readonly=readonly)
+    return Store.open(db, readonly=readonly)
 
 
 def project_config(project: str | Path, overrides: Iterable[str] = ()) -> Config:
     """The project's config snapshot with ``key=value`` overrides applied."""
-    if not (Path(project) / DB_NAME).is_file():
+    paths = ProjectPaths(project)
+    if not paths.db.is_file():
         raise StateError(f"{project}: not a detal project (no {DB_NAME}; run detal init first)")
-    path = Path(project) / CONFIG_FILE
+    path = paths.config
     if not path.is_file():
         raise StateError(f"{path}: config snapshot missing")
     return load_config(path, overrides)

@@ -39,18 +39,16 @@ from detal.export import read_returned
 from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
 from detal.project.folder import (
-    CYCLES_DIR,
-    LABELS_DIR,
     NO_HOOKS,
     Hooks,
     ImportReport,
     batch_out,
     folder_lock,
-    label_relpath,
     open_store,
     problems_error,
 )
 from detal.project.label_files import is_not_a_label
+from detal.project.paths import LABELS_DIR, REPLACED_DIR, ProjectPaths, label_relpath
 from detal.store import ImageRow, Store
 
 __all__ = ["import_labels"]
@@ -78,7 +76,7 @@ def _same_label(a: str, b: str) -> bool:
 
 
 def _prelabel_text(project: Path, row: ImageRow) -> str | None:
-    path = project / CYCLES_DIR / str(row.selected_cycle) / "prelabels" / f"{row.key}.txt"
+    path = ProjectPaths(project).prelabel(row.selected_cycle, row.key)
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
@@ -141,7 +139,7 @@ def import_labels(
 def _backup(labels_root: Path, row: ImageRow, stamp: str) -> Path:
     """A new file under ``labels/.replaced/`` for the old label of ``row``; never an existing one."""
     rel = label_relpath(row.relpath).relative_to(LABELS_DIR)
-    folder = labels_root / ".replaced" / rel.parent
+    folder = labels_root / REPLACED_DIR / rel.parent
     folder.mkdir(parents=True, exist_ok=True)
     for n in range(1_000_000):
         candidate = folder / f"{rel.stem}.{stamp}-{n}.txt"
@@ -160,7 +158,7 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
     if last is not None and last.state != "done":
         raise StateError(f"{project}: cycle {last.id} was interrupted; rerun detal cycle to finish it first")
     names: list[str] = store.get_meta("classes")
-    labels_root = project / LABELS_DIR
+    labels_root = ProjectPaths(project).labels_dir
     for stale in labels_root.glob(".staging-*"):
         shutil.rmtree(stale, ignore_errors=True)
 

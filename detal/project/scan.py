@@ -32,7 +32,7 @@ from detal.errors import DataError
 from detal.files import IMAGE_SUFFIXES
 from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
-from detal.project.folder import label_relpath
+from detal.project.paths import label_relpath
 
 __all__ = ["ImageScan", "image_info", "link_into", "walk_images"]
 

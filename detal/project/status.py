@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from detal.pool import Status
-from detal.project.folder import CYCLES_DIR, batch_out, command_running, open_store, project_config
+from detal.project.folder import batch_out, command_running, open_store, project_config
+from detal.project.paths import ProjectPaths
 
 __all__ = ["project_status"]
 
@@ -46,7 +47,7 @@ def project_status(project: str | Path) -> dict[str, Any]:
             })
         out = [
             {"cycle": cyc, "remaining": rem, "selected": tot,
-             "bundle": f"{CYCLES_DIR}/{cyc}/batch-{cyc}.zip"}
+             "bundle": ProjectPaths(Path()).bundle(cyc).as_posix()}
             for cyc, (rem, tot) in sorted(batch_out(store).items())
         ]
         return {

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from detal.config import Config
-from detal.project.folder import label_relpath
+from detal.project.paths import label_relpath
 
 __all__ = ["TrainCache", "restore", "training_inputs", "training_key"]
 

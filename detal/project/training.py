@@ -17,6 +17,7 @@ from pathlib import Path
 from detal.adapter import Metrics, ModelAdapter
 from detal.config import Config
 from detal.project.folder import pairs
+from detal.project.paths import ProjectPaths
 from detal.project.train_cache import TrainCache, restore, training_inputs, training_key
 
 __all__ = ["train_and_evaluate"]
@@ -24,15 +25,17 @@ __all__ = ["train_and_evaluate"]
 
 def train_and_evaluate(
     adapter: ModelAdapter, project: Path, names: list[str], cfg: Config, labeled: Sequence,
-    val_rows: Sequence, cycle_dir: Path, epochs: int, init_weights: Path | None,
+    val_rows: Sequence, k: int, epochs: int, init_weights: Path | None,
     cache: TrainCache | None, on_stage: Callable[..., None],
 ) -> tuple[Path, Metrics | None, dict]:
-    """Train on ``labeled``, evaluate on ``val_rows``; return the weights, metrics and timings.
+    """Train on ``labeled``, evaluate on ``val_rows`` (in cycle ``k``'s ``train/`` and ``val/``);
+    return the weights, metrics and timings.
 
     ``on_stage(stage, seconds, **figures)`` is called when training and when
     evaluation end (``images``, ``epochs``, ``cached``; ``metrics``).
     """
-    train_dir = cycle_dir / "train"
+    paths = ProjectPaths(project)
+    train_dir = paths.train_dir(k)
     key = hit = None
     if cache is not None:
         key = training_key(cfg, training_inputs(project, labeled), training_inputs(project, val_rows),
@@ -54,7 +57,7 @@ def train_and_evaluate(
     on_stage("train", timings["train_s"], images=len(labeled), epochs=epochs)
     t0 = time.perf_counter()
     val_items = pairs(project, val_rows)
-    metrics = adapter.evaluate(trained.weights, val_items, names, cycle_dir / "val") if val_items else None
+    metrics = adapter.evaluate(trained.weights, val_items, names, paths.val_dir(k)) if val_items else None
     timings["eval_s"] = round(time.perf_counter() - t0, 3)
     on_stage("evaluate", timings["eval_s"], metrics=metrics)
     if key is not None:
