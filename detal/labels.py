@@ -25,6 +25,7 @@ __all__ = [
     "format_line",
     "normalized_box",
     "parse_class_names",
+    "parse_label_lines",
     "parse_label_text",
     "parse_yolo_line",
     "prediction_lines",
@@ -153,20 +154,28 @@ def parse_yolo_line(
     return YoloBox(cls, cx, cy, w, h, conf)
 
 
-def parse_label_text(
+def parse_label_lines(
     text: str, n_classes: int, path: str, *, allow_confidence: bool = False
-) -> tuple[list[YoloBox], list[LabelProblem]]:
-    """Parse a whole label file; collect every problem instead of stopping at the first."""
-    boxes: list[YoloBox] = []
+) -> tuple[list[tuple[int, YoloBox]], list[LabelProblem]]:
+    """Parse a whole label file into ``(line number, box)`` pairs and every problem (blank lines skipped)."""
+    boxes: list[tuple[int, YoloBox]] = []
     problems: list[LabelProblem] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
         try:
-            boxes.append(parse_yolo_line(raw, n_classes, allow_confidence=allow_confidence))
+            boxes.append((number, parse_yolo_line(raw, n_classes, allow_confidence=allow_confidence)))
         except DataError as exc:
             problems.append(LabelProblem(path, number, str(exc)))
     return boxes, problems
+
+
+def parse_label_text(
+    text: str, n_classes: int, path: str, *, allow_confidence: bool = False
+) -> tuple[list[YoloBox], list[LabelProblem]]:
+    """Parse a whole label file; collect every problem instead of stopping at the first."""
+    numbered, problems = parse_label_lines(text, n_classes, path, allow_confidence=allow_confidence)
+    return [box for _, box in numbered], problems
 
 
 def parse_class_names(text: str) -> list[str]:

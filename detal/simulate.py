@@ -237,7 +237,7 @@ def project_rows(project: Path, strategy: str, seed: int, boxes: dict[str, int] 
             boxes = {r.key: _count_boxes(project / label_relpath(r.relpath)) for r in labeled}
         trained = [c for c in store.cycles() if c.state == "done" and c.weights]
         for i, c in enumerate(trained):
-            metrics = c.metrics or {}
+            m = c.metrics
             timings = c.timings
             cfg = Config(**c.config)
             rows.append({
@@ -246,8 +246,8 @@ def project_rows(project: Path, strategy: str, seed: int, boxes: dict[str, int] 
                 "cycle": i,
                 "n_labeled": c.n_train,
                 "labeled_fraction": round(c.n_train / pool_size, 6),
-                "map50": round(float(metrics.get("map50", float("nan"))), 6),
-                "map50_95": round(float(metrics.get("map50_95", float("nan"))), 6),
+                "map50": round(float(m.map50 if m is not None else float("nan")), 6),
+                "map50_95": round(float(m.map50_95 if m is not None else float("nan")), 6),
                 "train_s": timings.get("train_s", 0.0),
                 "score_s": timings.get("score_s", 0.0),
                 "select_s": timings.get("select_s", 0.0),

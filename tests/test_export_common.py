@@ -253,7 +253,7 @@ def test_failed_write_leaves_nothing(batch, tmp_path, monkeypatch):
 
     export_predictions(batch, NAMES, tmp_path / "out", ["yolo"])
     before = snapshot(tmp_path / "out")
-    monkeypatch.setattr(export, "write_cvat_zip", boom)
+    monkeypatch.setattr(export.cvat, "write_cvat_zip", boom)
     with pytest.raises(OSError, match="disk full"):
         export_predictions(batch, NAMES, tmp_path / "out", ["yolo", "cvat-yolo", "coco"])
     assert snapshot(tmp_path / "out") == before

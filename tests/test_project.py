@@ -139,7 +139,7 @@ def test_full_loop(tmp_path):
     label_cycle(project, 0, tmp_path)
     r1 = run_cycle(project, adapter)
     assert (r1.cycle, r1.n_train, r1.n_selected) == (1, 5, 5)
-    assert r1.metrics is not None and r1.metrics["map50"] > 0
+    assert r1.metrics is not None and r1.metrics.map50 > 0
     with _store(project) as s:
         scores = s.scores(1)
         assert len(scores) >= 10  # the subset (20% of 50) plus the random picks
@@ -169,7 +169,7 @@ def test_full_loop(tmp_path):
 
     label_cycle(project, 1, tmp_path)
     r2 = run_cycle(project, adapter)
-    assert r2.n_train == 10 and r2.metrics["map50"] > r1.metrics["map50"]
+    assert r2.n_train == 10 and r2.metrics.map50 > r1.metrics.map50
     trains = [c for c in adapter.calls if c[0] == "train"]
     assert trains[0][1]["init"] is None
     assert str(trains[1][1]["init"]).endswith("cycles/1/train/weights.json")  # warm start

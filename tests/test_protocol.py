@@ -170,7 +170,7 @@ def test_difficulty_weighting_changes_the_scores(data_yaml, tmp_path):
         ratio = [y[i][0] / x[i][0] for i in x if x[i][0] > 0]
         assert ratio and min(ratio) >= 1.0 - 1e-9 and max(ratio) <= 3.0 + 1e-9
         assert max(ratio) > 1.0 + 1e-6
-        assert sb.cycle(1).metrics["per_class"] is not None
+        assert sb.cycle(1).metrics.per_class is not None
     finally:
         sa.close()
         sb.close()

@@ -204,7 +204,7 @@ def test_simulation_is_the_hand_driven_project(data_yaml, tmp_path):
     assert _batches(sim) == _batches(hand)  # the same images, cycle for cycle
     assert [len(b) for b in _batches(hand)] == [1, 5, 5, 5, 5]
     rows = _rows(out)
-    assert [float(r["map50"]) for r in rows] == [r.metrics["map50"] for r in reports]
+    assert [float(r["map50"]) for r in rows] == [r.metrics.map50 for r in reports]
     scores = "SELECT image_id, cycle, round(score, 9), in_subset FROM scores ORDER BY cycle, image_id"
     assert _db(sim, scores) == _db(hand, scores)
 

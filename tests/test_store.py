@@ -7,6 +7,7 @@ import sqlite3
 import numpy as np
 import pytest
 
+from detal.adapter import Metrics
 from detal.errors import StateError
 from detal.pool import Pool, Status
 from detal.store import Store
@@ -88,17 +89,30 @@ def test_bad_status_is_rejected_by_the_schema(store):
 def test_cycle_rows_and_scores(store):
     with store.transaction():
         store.start_cycle(1, {"seed": 3})
-        store.update_cycle(1, state="trained", weights="cycles/1/w.pt", metrics={"map50": 0.5},
+        store.update_cycle(1, state="trained", weights="cycles/1/w.pt", metrics=Metrics(0.5, 0.25),
                            n_train=4, timings={"train_s": 1.5})
         store.add_scores(1, [(2, 0.9, 3, 1), (4, 0.1, 0, None)])
     row = store.last_cycle()
     assert (row.id, row.state, row.weights, row.n_train) == (1, "trained", "cycles/1/w.pt", 4)
-    assert row.metrics == {"map50": 0.5} and row.config == {"seed": 3}
+    assert row.metrics == Metrics(0.5, 0.25) and row.config == {"seed": 3}
     assert store.scores(1) == {2: (0.9, 3, 1), 4: (0.1, 0, None)}
     with pytest.raises(ValueError, match="unknown cycle state"):
         store.update_cycle(1, state="halfway")
     with pytest.raises(sqlite3.IntegrityError), store.transaction():
         store.add_scores(7, [(2, 0.5, 1, 0)])  # no cycle 7
+
+
+def test_typed_rows_keep_the_stored_format(store):
+    # Metrics and ScoreRow are how rows come back; on disk they are the JSON and columns of before.
+    with store.transaction():
+        store.start_cycle(1, {})
+        store.update_cycle(1, metrics=Metrics(0.5, 0.25, (0.1, None)))
+        store.add_scores(1, [(2, 0.9, 3, 1)])
+    raw = store.execute("SELECT metrics FROM cycles WHERE id = 1").fetchone()[0]
+    assert raw == '{"map50": 0.5, "map50_95": 0.25, "per_class": [0.1, null]}'
+    assert store.cycle(1).metrics.per_class == (0.1, None)
+    row = store.scores(1)[2]
+    assert (row.score, row.n_boxes, row.top_class) == (0.9, 3, 1)
 
 
 def test_duplicates_grouped_by_hash(tmp_path):

@@ -23,6 +23,7 @@ from detal.adapter import ModelAdapter
 from detal.commands.common import add_config_args, config_from_args
 from detal.config import Config
 from detal.errors import ConfigError, DataError, ModelError
+from detal.export.registry import format_list
 from detal.labels import read_classes
 from detal.scoring import score_predictions
 
@@ -102,8 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pre-label a folder of images with trained weights (no project needed)",
         description=(
             "Run the detector on every image under --images and write pre-labels in the "
-            "formats asked for: yolo (Ultralytics layout), cvat-yolo (CVAT YOLO 1.1 zip), "
-            "coco (instances JSON) and label-studio (tasks with predictions + config). "
+            f"formats asked for: {format_list(described=True, last=' and ')}. "
             "Boxes with confidence >= prelabel_conf are written."
         ),
     )
@@ -115,7 +115,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="formats",
         action="append",
         metavar="FMT[,FMT]",
-        help="yolo, cvat-yolo, coco, label-studio; comma-separated or repeated (default: yolo)",
+        help=f"{format_list()}; comma-separated or repeated (default: yolo)",
     )
     p.add_argument("--classes", type=Path, help="class names, one a line (default: from the weights)")
     p.add_argument(

@@ -19,6 +19,7 @@ from detal.adapter import ModelAdapter
 from detal.commands.common import add_config_args, config_from_args
 from detal.config import Config
 from detal.errors import BatchOutError, BusyError
+from detal.export.registry import IMPORT_FORMATS
 from detal.store import DB_NAME, Store
 
 
@@ -79,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("project", metavar="PROJECT")
     p.add_argument("path", metavar="PATH", help="folder or .zip of label files")
-    p.add_argument("--format", dest="fmt", default="yolo", choices=("yolo", "cvat-yolo", "coco"),
+    p.add_argument("--format", dest="fmt", default="yolo", choices=IMPORT_FORMATS,
                    help="layout of PATH (default: yolo)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace labels imported before (the old files are kept in labels/.replaced)")

@@ -23,21 +23,23 @@ is already in ``out_dir`` is replaced.
 
 All formats derive from one canonical box list (see :mod:`detal.export.common`),
 so export followed by :func:`read_returned_labels` gives the same YOLO text.
+
+Each format is one module and one entry in :data:`EXPORT_FORMATS`
+(:mod:`detal.export.registry`): where its output lies, its writer, its
+reader if vendors send it back. A new format is added there, and nowhere else.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from detal.detections import Prediction
 from detal.errors import ConfigError, DataError
-from detal.export.coco import CATEGORY_ID_BASE, coco_document, read_coco
+from detal.export.coco import CATEGORY_ID_BASE
 from detal.export.common import (
     ImageLabels,
     ReturnedLabels,
@@ -45,20 +47,24 @@ from detal.export.common import (
     check_names,
     problems_error,
 )
-from detal.export.cvat import read_cvat, write_cvat_zip
-from detal.export.labelstudio import (
-    check_tag_names,
-    labeling_config,
-    normalise_uncertainty,
-    tasks,
+from detal.export.labelstudio import normalise_uncertainty
+from detal.export.options import ReadOptions, WriteOptions
+from detal.export.registry import (
+    ARTIFACTS,
+    EXPORT_FORMATS,
+    FORMATS,
+    IMPORT_FORMATS,
+    ExportFormat,
+    parse_formats,
 )
-from detal.export.yolo import read_yolo, write_yolo
 
 __all__ = [
     "ARTIFACTS",
     "CATEGORY_ID_BASE",
+    "EXPORT_FORMATS",
     "FORMATS",
     "IMPORT_FORMATS",
+    "ExportFormat",
     "ReturnedLabels",
     "export_predictions",
     "normalise_uncertainty",
@@ -66,45 +72,6 @@ __all__ = [
     "read_returned",
     "read_returned_labels",
 ]
-
-FORMATS = ("yolo", "cvat-yolo", "coco", "label-studio")
-"""Every export format, in the order they are written."""
-
-IMPORT_FORMATS = ("yolo", "cvat-yolo", "coco")
-"""The formats :func:`read_returned_labels` reads (what vendors send back)."""
-
-ARTIFACTS = {
-    "yolo": "yolo",
-    "cvat-yolo": "cvat-yolo.zip",
-    "coco": "coco",
-    "label-studio": "label-studio",
-}
-"""The file or folder each format owns directly under ``out_dir``."""
-
-_COCO_JSON = Path("annotations") / "instances_default.json"
-
-
-def _unknown(name: str, choices: Sequence[str], what: str) -> ConfigError:
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ConfigError(f"unknown {what} {name!r}; expected one of {', '.join(choices)}{hint}")
-
-
-def parse_formats(formats: str | Iterable[str], choices: Sequence[str] = FORMATS) -> list[str]:
-    """``"yolo,coco"`` or ``["yolo", "coco"]`` -> checked, de-duplicated list, in given order."""
-    items = formats.split(",") if isinstance(formats, str) else list(formats)
-    out: list[str] = []
-    for raw in items:
-        name = str(raw).strip().lower()
-        if not name:
-            continue
-        if name not in choices:
-            raise _unknown(name, choices, "format")
-        if name not in out:
-            out.append(name)
-    if not out:
-        raise ConfigError(f"no format given; expected one or more of {', '.join(choices)}")
-    return out
 
 
 def _check_scores(
@@ -131,32 +98,6 @@ def _check_images_exist(images: Sequence[ImageLabels]) -> None:
             f"cannot copy {len(missing)} image(s) that do not exist: {', '.join(missing[:10])}"
             + (" ..." if len(missing) > 10 else "")
         )
-
-
-def _write_json(path: Path, obj: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-def _copy_images(images: Sequence[ImageLabels], folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for im in images:
-        shutil.copyfile(im.path, folder / im.name)
-
-
-def _result_path(fmt: str, root: Path) -> Path:
-    if fmt == "coco":
-        return root / ARTIFACTS[fmt] / _COCO_JSON
-    if fmt == "label-studio":
-        return root / ARTIFACTS[fmt] / "tasks.json"
-    return root / ARTIFACTS[fmt]
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
 
 
 def export_predictions(
@@ -193,14 +134,21 @@ def export_predictions(
     fmts = parse_formats(formats)
     names = check_names(names)
     images = canonical_images(predictions, names, conf)
-    checked_scores = _check_scores(scores, images)
-    if "label-studio" in fmts:
-        check_tag_names(from_name, to_name)
+    options = WriteOptions(
+        copy_images=copy_images,
+        with_confidence=with_confidence,
+        model_version="prelabel" if cycle is None else str(cycle),
+        scores=_check_scores(scores, images),
+        from_name=from_name,
+        to_name=to_name,
+    )
+    for fmt in fmts:
+        if EXPORT_FORMATS[fmt].check is not None:
+            EXPORT_FORMATS[fmt].check(options)
     if cycle is not None and not isinstance(cycle, (str, int)):
         raise DataError(f"cycle must be a string or an integer, got {type(cycle).__name__}")
     if copy_images:
         _check_images_exist(images)
-    model_version = "prelabel" if cycle is None else str(cycle)
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -212,31 +160,7 @@ def export_predictions(
         build = tmp / "out"
         build.mkdir()
         for fmt in fmts:
-            target = build / ARTIFACTS[fmt]
-            if fmt == "yolo":
-                write_yolo(target, images, names, with_confidence=with_confidence, copy_images=copy_images)
-            elif fmt == "cvat-yolo":
-                write_cvat_zip(target, images, names, copy_images=copy_images)
-            elif fmt == "coco":
-                _write_json(target / _COCO_JSON, coco_document(images, names))
-                if copy_images:
-                    _copy_images(images, target / "images")
-            elif fmt == "label-studio":
-                target.mkdir()
-                ls_tasks = tasks(
-                    images,
-                    names,
-                    model_version=model_version,
-                    scores=checked_scores,
-                    from_name=from_name,
-                    to_name=to_name,
-                )
-                _write_json(target / "tasks.json", ls_tasks)
-                (target / "config.xml").write_text(
-                    labeling_config(names, from_name, to_name), encoding="utf-8"
-                )
-                if copy_images:
-                    _copy_images(images, target / "images")
+            EXPORT_FORMATS[fmt].write(build / ARTIFACTS[fmt], images, names, options)
         if not out_dir.exists():
             os.replace(build, out_dir)
         else:
@@ -249,7 +173,7 @@ def export_predictions(
                 os.replace(build / ARTIFACTS[fmt], final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {fmt: _result_path(fmt, out_dir) for fmt in fmts}
+    return {fmt: EXPORT_FORMATS[fmt].result_path(out_dir) for fmt in fmts}
 
 
 def read_returned(
@@ -287,18 +211,9 @@ def read_returned(
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: not found")
-    if fmt == "yolo":
-        return read_yolo(path, names, allow_confidence=allow_confidence)
-    if fmt == "cvat-yolo":
-        return read_cvat(path, names, allow_confidence=allow_confidence)
-    if path.is_dir():
-        found = sorted(path.glob("annotations/instances_*.json")) or sorted(path.glob("*.json"))
-        if len(found) != 1:
-            raise DataError(
-                f"{path}: expected one COCO file (annotations/instances_*.json), found {len(found)}"
-            )
-        path = found[0]
-    return read_coco(path, names, sizes=sizes, allow_no_annotations=allow_no_annotations)
+    options = ReadOptions(sizes=sizes, allow_no_annotations=allow_no_annotations,
+                          allow_confidence=allow_confidence)
+    return EXPORT_FORMATS[fmt].read(path, names, options)
 
 
 def read_returned_labels(

@@ -37,9 +37,13 @@ from typing import Any
 
 from detal.errors import DataError
 from detal.export.common import ImageLabels, ReturnedLabels, format_line, normalisation_hint
+from detal.export.options import ReadOptions, WriteOptions, copy_images, write_json
 from detal.labels import LabelProblem, parse_yolo_line, show_name
 
-__all__ = ["CATEGORY_ID_BASE", "MAX_COCO_BYTES", "coco_document", "read_coco"]
+__all__ = ["CATEGORY_ID_BASE", "COCO_JSON", "MAX_COCO_BYTES", "coco_document", "read", "read_coco", "write"]
+
+COCO_JSON = "annotations/instances_default.json"
+"""Where the instances file lies in the ``coco`` export folder (CVAT's COCO 1.0 layout)."""
 
 MAX_COCO_BYTES = 256 * 1024 * 1024
 """The largest COCO JSON :func:`read_coco` reads: 256 MiB (about a million boxes)."""
@@ -282,3 +286,23 @@ def read_coco(
         sources={k: f"{where}: image {k}" for k in out},
         problems=problems,
     )
+
+
+def write(target: Path, images: Sequence[ImageLabels], names: Sequence[str], options: WriteOptions) -> None:
+    """The registry's writer (:mod:`detal.export.registry`): :data:`COCO_JSON` and the images beside it."""
+    write_json(target / COCO_JSON, coco_document(images, names))
+    if options.copy_images:
+        copy_images(images, target / "images")
+
+
+def read(path: Path, names: Sequence[str], options: ReadOptions) -> ReturnedLabels:
+    """The registry's reader (:mod:`detal.export.registry`): :func:`read_coco` of a file, or of the one
+    ``annotations/instances_*.json`` (else the one ``*.json``) in a folder."""
+    if path.is_dir():
+        found = sorted(path.glob("annotations/instances_*.json")) or sorted(path.glob("*.json"))
+        if len(found) != 1:
+            raise DataError(
+                f"{path}: expected one COCO file (annotations/instances_*.json), found {len(found)}"
+            )
+        path = found[0]
+    return read_coco(path, names, sizes=options.sizes, allow_no_annotations=options.allow_no_annotations)

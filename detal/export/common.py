@@ -46,7 +46,7 @@ import numpy as np
 
 from detal.detections import Prediction
 from detal.errors import DataError
-from detal.labels import LabelProblem, format_line, normalized_box, parse_yolo_line, show_name
+from detal.labels import LabelProblem, format_line, normalized_box, parse_label_lines, show_name
 
 __all__ = [
     "EDGE_TOLERANCE_PX",
@@ -403,28 +403,22 @@ def parse_lines(
     *,
     allow_confidence: bool = True,
 ) -> tuple[str, list[LabelProblem]]:
-    """Parse returned YOLO text whose class ids index ``file_names``.
+    """Parse returned YOLO text whose class ids index ``file_names`` (with :func:`detal.labels.parse_label_lines`).
 
     Ids are remapped to the project's ``names`` by class name, so a vendor
     that reordered the classes still gives the right labels. A confidence
     column, if left in, is dropped. Returns canonical text and the problems.
     """
     index = {n: i for i, n in enumerate(names)}
+    numbered, problems = parse_label_lines(text, len(file_names), where, allow_confidence=allow_confidence)
     lines: list[str] = []
-    problems: list[LabelProblem] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            box = parse_yolo_line(raw, len(file_names), allow_confidence=allow_confidence)
-        except DataError as exc:
-            problems.append(LabelProblem(where, number, str(exc)))
-            continue
+    for number, box in numbered:
         name = file_names[box.class_id]
         if name not in index:
             problems.append(LabelProblem(where, number, not_a_project_class(name, box.class_id, names)))
             continue
         lines.append(format_line(index[name], box.cx, box.cy, box.w, box.h))
+    problems.sort(key=lambda p: p.line)  # in file order, as a reader goes through it
     return "".join(line + "\n" for line in lines), problems
 
 

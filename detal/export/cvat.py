@@ -33,9 +33,10 @@ from detal.export.common import (
     label_entries,
     yolo_text,
 )
+from detal.export.options import ReadOptions, WriteOptions
 from detal.labels import LabelProblem, class_name_problems, parse_class_names
 
-__all__ = ["obj_data", "obj_names", "read_cvat", "train_list", "write_cvat_zip"]
+__all__ = ["obj_data", "obj_names", "read", "read_cvat", "train_list", "write", "write_cvat_zip"]
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _SUBSET_DIR = "obj_train_data"
@@ -114,3 +115,13 @@ def read_cvat(path: Path, names: Sequence[str], *, allow_confidence: bool = True
     out = collect_labels(files, file_names, names, allow_confidence=allow_confidence)
     out.problems[:0] = problems
     return out
+
+
+def write(target: Path, images: Sequence[ImageLabels], names: Sequence[str], options: WriteOptions) -> None:
+    """The registry's writer (:mod:`detal.export.registry`): :func:`write_cvat_zip`."""
+    write_cvat_zip(target, images, names, copy_images=options.copy_images)
+
+
+def read(path: Path, names: Sequence[str], options: ReadOptions) -> ReturnedLabels:
+    """The registry's reader (:mod:`detal.export.registry`): :func:`read_cvat`."""
+    return read_cvat(path, names, allow_confidence=options.allow_confidence)

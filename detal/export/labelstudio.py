@@ -29,12 +29,14 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from detal.errors import DataError
 from detal.export.common import ImageLabels
+from detal.export.options import WriteOptions, copy_images, write_json
 
-__all__ = ["check_tag_names", "labeling_config", "normalise_uncertainty", "tasks"]
+__all__ = ["check", "check_tag_names", "labeling_config", "normalise_uncertainty", "tasks", "write"]
 
 
 def check_tag_names(from_name: str, to_name: str) -> None:
@@ -121,3 +123,22 @@ def tasks(
         prediction["result"] = result
         out.append({"data": {to_name: f"{image_prefix}{image.name}"}, "predictions": [prediction]})
     return out
+
+
+def check(options: WriteOptions) -> None:
+    """The registry's check before anything is written (:mod:`detal.export.registry`): the tag names."""
+    check_tag_names(options.from_name, options.to_name)
+
+
+def write(target: Path, images: Sequence[ImageLabels], names: Sequence[str], options: WriteOptions) -> None:
+    """The registry's writer (:mod:`detal.export.registry`): ``tasks.json``, ``config.xml`` and the images."""
+    target.mkdir()
+    write_json(target / "tasks.json", tasks(
+        images, names, model_version=options.model_version, scores=options.scores,
+        from_name=options.from_name, to_name=options.to_name,
+    ))
+    (target / "config.xml").write_text(
+        labeling_config(names, options.from_name, options.to_name), encoding="utf-8"
+    )
+    if options.copy_images:
+        copy_images(images, target / "images")

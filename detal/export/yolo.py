@@ -40,10 +40,11 @@ from detal.export.common import (
     label_entries,
     yolo_text,
 )
+from detal.export.options import ReadOptions, WriteOptions
 from detal.labels import LabelProblem, class_name_problems, parse_class_names, show_name
 from detal.safeyaml import load_yaml
 
-__all__ = ["data_yaml", "read_yolo", "returned_names", "write_yolo"]
+__all__ = ["data_yaml", "read", "read_yolo", "returned_names", "write", "write_yolo"]
 
 _NAME_FILES = ("data.yaml", "data.yml", "classes.txt")
 
@@ -182,3 +183,13 @@ def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True
     out = collect_labels(under_labels or txts, file_names, names, allow_confidence=allow_confidence)
     out.problems[:0] = problems
     return out
+
+
+def write(target: Path, images: Sequence[ImageLabels], names: Sequence[str], options: WriteOptions) -> None:
+    """The registry's writer (:mod:`detal.export.registry`): :func:`write_yolo`."""
+    write_yolo(target, images, names, with_confidence=options.with_confidence, copy_images=options.copy_images)
+
+
+def read(path: Path, names: Sequence[str], options: ReadOptions) -> ReturnedLabels:
+    """The registry's reader (:mod:`detal.export.registry`): :func:`read_yolo`."""
+    return read_yolo(path, names, allow_confidence=options.allow_confidence)

@@ -185,7 +185,7 @@ def push_batch(
         if not link or int(link["project"]) != pid:
             with store.transaction():
                 store.set_meta(META_KEY, {"url": url, "project": pid})
-                store.execute("DELETE FROM label_studio_tasks")
+                store.forget_label_studio_tasks()
 
         recorded = recorded_tasks(store, pid)
         todo = [r for r in out if r.id not in recorded]

@@ -26,17 +26,12 @@ def check_cycles(project: Path, store: Store) -> None:
 
 def recorded_tasks(store: Store, ls_project: int) -> dict[int, int]:
     """``image id -> task id`` recorded for ``ls_project``."""
-    cur = store.execute("SELECT image_id, task_id FROM label_studio_tasks WHERE project = ?",
-                        (int(ls_project),))
-    return {int(i): int(t) for i, t in cur}
+    return store.label_studio_tasks(ls_project)
 
 
 def record_tasks(store: Store, ls_project: int, rows: Sequence[tuple[ImageRow, int]]) -> None:
     with store.transaction():
-        for row, task_id in rows:
-            store.execute(
-                "INSERT OR REPLACE INTO label_studio_tasks (image_id, project, task_id, cycle) "
-                "VALUES (?, ?, ?, ?)", (row.id, int(ls_project), int(task_id), row.selected_cycle))
+        store.record_label_studio_tasks(ls_project, rows)
 
 
 def linked(store: Store) -> dict | None:

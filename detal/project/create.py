@@ -58,7 +58,7 @@ from detal.project.paths import (
 )
 from detal.project.scan import ImageScan, link_into
 from detal.selection import initial_size, random_subset
-from detal.store import DB_NAME, Store
+from detal.store import DB_NAME, Store, checkpoint
 
 __all__ = ["clean_stale_init", "init_project"]
 
@@ -296,7 +296,7 @@ def _move_into_place(project: Path, tmp: Path, force: bool) -> None:
         raise StateError(f"{project}: already holds {', '.join(clash)} (pass --force to start over)")
     if present:
         if DB_NAME in present:
-            _checkpoint(ProjectPaths(project).db)
+            checkpoint(ProjectPaths(project).db)
         backup = _new_backup_folder(project)
         # The database moves last, after its -wal and -shm, so the backup never
         # holds a database without the log of its committed changes.
@@ -307,18 +307,6 @@ def _move_into_place(project: Path, tmp: Path, force: bool) -> None:
     for entry in sorted(built, key=lambda e: e == DB_NAME):
         os.rename(tmp / entry, project / entry)
     tmp.rmdir()
-
-
-def _checkpoint(db: Path) -> None:
-    """Write the old database's WAL into it (best effort: a damaged file just moves as it is)."""
-    try:
-        conn = sqlite3.connect(str(db), timeout=5.0, isolation_level=None)
-        try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        pass
 
 
 def _new_backup_folder(project: Path) -> Path:

@@ -63,7 +63,6 @@ import contextlib
 import shutil
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
@@ -257,19 +256,19 @@ class CycleRun:
                 k,
                 state="trained",
                 weights=_rel_to_project(self.project, weights),
-                metrics=asdict(metrics) if metrics is not None else None,
+                metrics=metrics,
                 n_train=len(labeled),
                 timings=self.timings,
             )
         self.hooks.emit("on_train_end", cycle=k, metrics=metrics)
 
     # -- 4. score and select --------------------------------------------------------------
-    def class_ap(self) -> list | None:
+    def class_ap(self) -> tuple[float | None, ...] | None:
         """Per-class mAP50-95 of this cycle's evaluation (``None``: not evaluated, or not asked for)."""
         if self.cfg.class_weighting == "none":
             return None
-        metrics = self.store.cycle(self.k).metrics or {}
-        return metrics.get("per_class")
+        metrics = self.store.cycle(self.k).metrics
+        return None if metrics is None else metrics.per_class
 
     def select(self) -> None:
         store, cfg, k = self.store, self.cfg, self.k

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detal.adapter import LabeledImage
+from detal.adapter import LabeledImage, Metrics
 from detal.config import Config, load_config
 from detal.errors import BusyError, DataError, StateError
 from detal.labels import LabelProblem
@@ -108,7 +108,7 @@ class CycleReport:
     cycle: int
     resumed_from: str | None
     n_train: int
-    metrics: dict | None
+    metrics: Metrics | None
     n_selected: int
     prelabels: Path
     bundle: Path | None
@@ -205,12 +205,4 @@ def project_config(project: str | Path, overrides: Iterable[str] = ()) -> Config
 
 def batch_out(store: Store) -> dict[int, tuple[int, int]]:
     """``cycle -> (images still out, images selected in that cycle)`` for batches not fully in."""
-    out = {}
-    cur = store.execute(
-        "SELECT selected_cycle, sum(status = 'selected'), count(*) FROM images "
-        f"WHERE selected_cycle >= 0 AND {store.usable} GROUP BY selected_cycle "
-        "HAVING sum(status = 'selected') > 0"
-    )
-    for cycle, remaining, total in cur:
-        out[int(cycle)] = (int(remaining), int(total))
-    return out
+    return store.batch_out()

@@ -29,18 +29,17 @@ def project_status(project: str | Path) -> dict[str, Any]:
         cycles = []
         classes = store.get_meta("classes")
         for c in store.cycles():
-            metrics = c.metrics or {}
+            m = c.metrics
             cycles.append({
                 "cycle": c.id,
                 "state": c.state,
                 "n_train": c.n_train,
                 "n_selected": c.n_selected,
-                "map50": metrics.get("map50"),
-                "map50_95": metrics.get("map50_95"),
+                "map50": None if m is None else m.map50,
+                "map50_95": None if m is None else m.map50_95,
                 # per-class mAP50-95 by class name; null for a class with no validation instance
                 "per_class_map50_95": (
-                    dict(zip(classes, metrics["per_class"]))
-                    if metrics.get("per_class") is not None else None
+                    dict(zip(classes, m.per_class)) if m is not None and m.per_class is not None else None
                 ),
                 "weights": c.weights,
                 "timings": c.timings,

@@ -1,0 +1,101 @@
+"""The store's schema: table definitions, the names of its states, and the columns read.
+
+Changing anything here changes the on-disk format of every project: the
+schema version is :data:`SCHEMA_VERSION`, and columns added since it shipped
+are nullable and added in place when a database is opened
+(:meth:`detal.store.connection.StoreConnection.open`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["CYCLE_STATES", "DB_NAME", "IMAGE_PROBLEMS", "SCHEMA_VERSION"]
+
+DB_NAME = "detal.db"
+SCHEMA_VERSION = 1
+
+IMAGE_PROBLEMS = ("missing", "changed")
+"""Why an image was taken out of the pool after init: its file is gone, or its content changed."""
+
+CYCLE_STATES = ("started", "trained", "selected", "done")
+"""A cycle moves through these states in order; ``done`` is final.
+
+``started``: the row exists with its config snapshot; nothing else is kept.
+``trained``: weights and metrics are recorded.
+``selected``: scores are recorded and the batch is marked ``selected``.
+``done``: pre-labels and the bundle are written.
+"""
+
+SCHEMA = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE images (
+    id             INTEGER PRIMARY KEY,
+    relpath        TEXT NOT NULL UNIQUE,
+    key            TEXT NOT NULL UNIQUE,
+    sha256         TEXT NOT NULL,
+    width          INTEGER NOT NULL CHECK (width > 0),
+    height         INTEGER NOT NULL CHECK (height > 0),
+    status         TEXT NOT NULL CHECK (status IN ('unlabeled', 'selected', 'labeled', 'val')),
+    selected_cycle INTEGER NOT NULL DEFAULT -1,
+    labeled_cycle  INTEGER NOT NULL DEFAULT -1,
+    problem        TEXT CHECK (problem IN ('missing', 'changed'))
+);
+CREATE INDEX images_status ON images (status);
+CREATE INDEX images_sha256 ON images (sha256);
+CREATE TABLE cycles (
+    id          INTEGER PRIMARY KEY,
+    state       TEXT NOT NULL CHECK (state IN ('started', 'trained', 'selected', 'done')),
+    config      TEXT NOT NULL,
+    weights     TEXT,
+    metrics     TEXT,
+    timings     TEXT NOT NULL DEFAULT '{}',
+    n_train     INTEGER NOT NULL DEFAULT 0,
+    n_selected  INTEGER NOT NULL DEFAULT 0,
+    started_at  REAL NOT NULL,
+    finished_at REAL
+);
+CREATE TABLE scores (
+    image_id  INTEGER NOT NULL REFERENCES images (id),
+    cycle     INTEGER NOT NULL REFERENCES cycles (id),
+    score     REAL NOT NULL,
+    n_boxes   INTEGER NOT NULL,
+    top_class INTEGER,
+    in_subset INTEGER NOT NULL DEFAULT 1,
+    embedding BLOB,
+    PRIMARY KEY (image_id, cycle)
+);
+CREATE TABLE imports (
+    id            INTEGER PRIMARY KEY,
+    source        TEXT NOT NULL,
+    at            REAL NOT NULL,
+    n_labeled     INTEGER NOT NULL,
+    n_unchanged   INTEGER NOT NULL,
+    n_overwritten INTEGER NOT NULL
+);
+"""
+
+LABEL_STUDIO_SCHEMA = """
+CREATE TABLE IF NOT EXISTS label_studio_tasks (
+    image_id INTEGER PRIMARY KEY REFERENCES images (id),
+    project  INTEGER NOT NULL,
+    task_id  INTEGER NOT NULL,
+    cycle    INTEGER NOT NULL,
+    UNIQUE (project, task_id)
+);
+"""
+"""Added after schema 1 shipped: created when a store is opened, so older databases
+gain it without a migration (the schema version stays 1)."""
+
+TABLES = ("meta", "images", "cycles", "scores", "imports")
+"""The tables every project database has (a database without one is damaged)."""
+
+IMAGE_COLS = "id, relpath, key, sha256, width, height, status, selected_cycle, labeled_cycle"
+CYCLE_COLS = "id, state, config, weights, metrics, timings, n_train, n_selected, started_at, finished_at"
+
+CHUNK = 5000
+"""Rows written per ``executemany`` and read per ``fetchmany``."""
+
+ID_CHUNK = 900
+"""Ids per ``IN (...)`` query (under SQLite's limit on bound parameters)."""
