@@ -1,9 +1,16 @@
-"""The model adapter interface: the three operations detal needs of a detector.
+"""The model adapter interface: what detal needs of a detector, and the one place adapters are built.
 
-Only :mod:`detal.ultra` implements it with Ultralytics (and only it imports
-``ultralytics``). Selection, scheduling, the project store and the simulation
-are written against :class:`ModelAdapter`, so their tests run against
-:class:`detal.fake.FakeAdapter`, which returns canned probabilities.
+:class:`ModelAdapter` names three operations (``train``, ``predict``,
+``evaluate``) and two services (``class_names``, read from weights, and
+``log_to``, which routes the framework's log to a file). Only
+:mod:`detal.ultra` implements it with Ultralytics (and only that package
+imports ``ultralytics``). Selection, scheduling, the project store and the
+simulation are written against :class:`ModelAdapter`, so their tests run
+against :class:`detal.fake.FakeAdapter`, which returns canned probabilities.
+
+:func:`make_adapter` is the one factory every command uses: the Ultralytics
+adapter (imported only then), or the fake one when the environment sets
+``DETAL_FAKE_ADAPTER=1`` (for dry runs and subprocess tests).
 
 Training data is passed as explicit ``(image, label)`` pairs, never as a
 folder to glob: unlabeled images sit beside labeled ones in a pool.
@@ -11,14 +18,31 @@ folder to glob: unlabeled images sit beside labeled ones in a pool.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TextIO, runtime_checkable
 
 from detal.detections import Prediction
 
-__all__ = ["LabeledImage", "Metrics", "ModelAdapter", "PredictResult", "TrainResult"]
+if TYPE_CHECKING:
+    from detal.config import Config
+
+__all__ = [
+    "FAKE_ADAPTER_ENV",
+    "LabeledImage",
+    "Metrics",
+    "ModelAdapter",
+    "PredictResult",
+    "TrainResult",
+    "fake_adapter_requested",
+    "make_adapter",
+]
+
+FAKE_ADAPTER_ENV = "DETAL_FAKE_ADAPTER"
+"""Set to ``1`` in the environment, :func:`make_adapter` builds the fake adapter."""
 
 LabeledImage = tuple[Path, Path]
 """An image file and its YOLO label file (which may be empty: no objects)."""
@@ -104,3 +128,46 @@ class ModelAdapter(Protocol):
     ) -> Metrics:
         """mAP50, mAP50-95 and per-class mAP50-95 on ``val_items``."""
         ...
+
+    def class_names(self, weights: Path) -> list[str]:
+        """The class names stored in ``weights``, in class-id order; empty when it stores none."""
+        ...
+
+    def log_to(
+        self,
+        path: Path,
+        *,
+        echo: TextIO | None = None,
+        on_epoch: Callable[[int, int], None] | None = None,
+    ) -> contextlib.AbstractContextManager:
+        """A context inside which the adapter's own log is appended to ``path``, not the terminal.
+
+        ``echo``, when given, sees it too. ``on_epoch(epoch, epochs)`` is
+        called with the epochs done: 0 when training starts, then after each
+        finished epoch.
+        """
+        ...
+
+
+def fake_adapter_requested() -> bool:
+    """True when the environment asks for the fake adapter (``DETAL_FAKE_ADAPTER=1``)."""
+    return os.environ.get(FAKE_ADAPTER_ENV) == "1"
+
+
+def make_adapter(cfg: Config, *, n_classes: int | None = None) -> ModelAdapter:
+    """The adapter for ``cfg``: Ultralytics, or the fake one if :func:`fake_adapter_requested`.
+
+    ``n_classes`` sizes the fake adapter's predictions (the Ultralytics adapter
+    reads the class count from its weights); ``None`` lets the fake take it from
+    the class names it trains with and the weights it predicts with.
+    ``ultralytics`` is imported only here, lazily, and only for the real adapter.
+    A module-level function of ``cfg`` alone, so it also serves as a picklable
+    adapter factory (``simulate --jobs``).
+    """
+    if fake_adapter_requested():
+        from detal.fake import FakeAdapter
+
+        return FakeAdapter(n_classes, seed=cfg.seed)
+    from detal.ultra import UltralyticsAdapter
+
+    return UltralyticsAdapter(cfg)

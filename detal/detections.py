@@ -105,7 +105,6 @@ class Prediction:
     width: int
     height: int
     detections: Detections
-    extra: dict = field(default_factory=dict, compare=False)
     embedding: np.ndarray | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:

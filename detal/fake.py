@@ -17,6 +17,10 @@ per-class mAP50-95 spreads around the overall figure by class id, and is
 ``None`` for classes with no instance in the validation labels. Inside
 :meth:`FakeAdapter.log_to`, ``train`` and ``evaluate`` write a line per epoch and
 per evaluation to the log, as the real adapter routes Ultralytics' log.
+``class_names`` reads the names back from such a "weights" file. Built with
+``n_classes=None`` (as :func:`detal.adapter.make_adapter` may), it takes the
+class count from the first names it trains or evaluates with, or from the
+weights it first predicts with, as a real model would.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ __all__ = ["FakeAdapter"]
 class FakeAdapter:
     def __init__(
         self,
-        n_classes: int,
+        n_classes: int | None,
         *,
         seed: int = 0,
         canned: Mapping[str, Detections] | None = None,
@@ -63,6 +67,25 @@ class FakeAdapter:
         self.embedding_dim = embedding_dim
         self.calls: list[tuple[str, dict]] = []
         self._log: tuple[TextIO, TextIO | None, Callable[[int, int], None] | None] | None = None
+
+    def class_names(self, weights: Path) -> list[str]:
+        """The class names recorded in a "weights" file written by :meth:`train`; empty for any other file."""
+        try:
+            record = json.loads(Path(weights).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return []
+        names = record.get("names") if isinstance(record, dict) else None
+        return [str(n) for n in names] if isinstance(names, list) else []
+
+    def _learn_classes(self, names: Sequence[str] = (), weights: Path | None = None) -> None:
+        """Without ``n_classes``, take it from ``names``, else from the names stored in ``weights``."""
+        if self.n_classes is not None:
+            return
+        n = len(names) if names else len(self.class_names(weights)) if weights is not None else 0
+        if n < 1:
+            where = f"{weights}: " if weights is not None else ""
+            raise ModelError(f"{where}the fake adapter has no class count (no names given or stored)")
+        self.n_classes = n
 
     @contextlib.contextmanager
     def log_to(
@@ -97,6 +120,7 @@ class FakeAdapter:
         epochs: int,
         init_weights: Path | None = None,
     ) -> TrainResult:
+        self._learn_classes(names)
         start = time.perf_counter()
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -136,6 +160,7 @@ class FakeAdapter:
             with_dfl = self.reg_max >= 2
         if with_dfl and self.reg_max < 2:
             raise ModelError(f"{weights}: the model has no DFL head (reg_max {self.reg_max})")
+        self._learn_classes(weights=Path(weights))
         preds, failed = [], []
         for image in images:
             image = Path(image)
@@ -161,6 +186,7 @@ class FakeAdapter:
         self, weights: Path, val_items: Sequence[LabeledImage], names: Sequence[str], out_dir: Path
     ) -> Metrics:
         record = json.loads(Path(weights).read_text())
+        self._learn_classes(names)
         metrics = self._metrics(len(record["train"]), val_items)
         self._say(f"fake evaluate: {len(val_items)} images, mAP50 {metrics.map50:.4f}")
         return metrics

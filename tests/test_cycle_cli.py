@@ -26,7 +26,7 @@ from detal.config import Config
 from detal.fake import FakeAdapter
 from detal.project import import_labels, run_cycle
 from detal.project.folder import folder_lock
-from detal.ultra import _PlainLines
+from detal.ultra.log import PlainLines
 
 REPO = Path(detal.__file__).resolve().parents[1]
 S = r"\d+(\.\d)? s"  # a stage's time
@@ -233,7 +233,7 @@ def test_exit_statuses_are_documented_in_help_and_readme(capsys):
 )
 def test_plain_lines_keep_what_a_terminal_shows(writes, log):
     fh, echo = io.StringIO(), io.StringIO()
-    stream = _PlainLines(fh, echo, header="")
+    stream = PlainLines(fh, echo, header="")
     for w in writes:
         assert stream.write(w) == len(w)
     stream.finish()
@@ -243,7 +243,7 @@ def test_plain_lines_keep_what_a_terminal_shows(writes, log):
 
 def test_plain_lines_header_and_raw_echo_on_a_terminal():
     fh, echo = io.StringIO(), _Terminal()
-    stream = _PlainLines(fh, echo, header="--- train ---")
+    stream = PlainLines(fh, echo, header="--- train ---")
     writes = ["\r\x1b[Kbar 50%", "\r\x1b[Kbar 100%\n", "done\n"]
     for w in writes:
         stream.write(w)
@@ -336,4 +336,4 @@ def test_real_cycle_logs_ultralytics_to_train_log_and_prints_only_stage_lines(tm
     assert captured.out == "" and captured.err == ""
     assert 0.0 <= metrics.map50_95 <= metrics.map50 <= 1.0
     assert re.search(r"^\s+all\s+4\s+\d+\s", (tmp_path / "eval.log").read_text(), re.MULTILINE)
-    assert logger.handlers == handlers and not any(isinstance(h.stream, _PlainLines) for h in handlers)
+    assert logger.handlers == handlers and not any(isinstance(h.stream, PlainLines) for h in handlers)

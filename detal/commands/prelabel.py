@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from detal.adapter import ModelAdapter
+from detal.adapter import make_adapter as adapter_factory
 from detal.commands.common import add_config_args, config_from_args
 from detal.config import Config
 from detal.errors import ConfigError, DataError, ModelError
@@ -31,18 +32,13 @@ __all__ = ["make_adapter", "prelabel", "register", "run"]
 
 
 def make_adapter(cfg: Config) -> ModelAdapter:
-    """The Ultralytics adapter (tests replace this function with a fake)."""
-    from detal.ultra import UltralyticsAdapter
-
-    return UltralyticsAdapter(cfg)
+    """:func:`detal.adapter.make_adapter` (tests replace this function with a fake)."""
+    return adapter_factory(cfg)
 
 
-def names_from_weights(adapter: ModelAdapter, weights: Path) -> list[str] | None:
-    """The class names stored in ``weights``, if the adapter can read them."""
-    class_names = getattr(adapter, "class_names", None)
-    if callable(class_names):
-        return [str(n) for n in class_names(weights)]
-    return None
+def names_from_weights(adapter: ModelAdapter, weights: Path) -> list[str]:
+    """The class names stored in ``weights`` (empty if it stores none)."""
+    return [str(n) for n in adapter.class_names(weights)]
 
 
 def prelabel(

@@ -1,21 +1,21 @@
 """``detal init | cycle | import | status``: the annotation loop on a project folder.
 
-Thin wrappers over :mod:`detal.project`. The real model adapter
-(:class:`detal.ultra.UltralyticsAdapter`) is imported only when ``cycle``
-runs; setting ``DETAL_FAKE_ADAPTER=1`` swaps in :class:`detal.fake.FakeAdapter`
-(canned predictions, no training) for dry runs and tests of the loop.
+Thin wrappers over :mod:`detal.project`. The model adapter comes from
+:func:`detal.adapter.make_adapter` (Ultralytics, imported only when ``cycle``
+runs; ``DETAL_FAKE_ADAPTER=1`` swaps in :class:`detal.fake.FakeAdapter`,
+canned predictions and no training, for dry runs and tests of the loop).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from detal.adapter import ModelAdapter
+from detal.adapter import ModelAdapter, fake_adapter_requested
+from detal.adapter import make_adapter as adapter_factory
 from detal.commands.common import add_config_args, config_from_args
 from detal.config import Config
 from detal.errors import BatchOutError, BusyError
@@ -113,16 +113,12 @@ for cron, no wrapper needed (detal locks the project itself):
 
 
 def make_adapter(cfg: Config, project: Path) -> ModelAdapter:
-    """The adapter a cycle trains with; imported lazily so other commands never load torch."""
-    if os.environ.get("DETAL_FAKE_ADAPTER") == "1":
-        from detal.fake import FakeAdapter
-
+    """The adapter a cycle trains with (:func:`detal.adapter.make_adapter`), a fake one sized to the project."""
+    n_classes = None
+    if fake_adapter_requested():
         with Store.open(project / DB_NAME) as store:
             n_classes = len(store.get_meta("classes"))
-        return FakeAdapter(n_classes, seed=cfg.seed)
-    from detal.ultra import UltralyticsAdapter
-
-    return UltralyticsAdapter(cfg)
+    return adapter_factory(cfg, n_classes=n_classes)
 
 
 def run_init(args: argparse.Namespace) -> int:

@@ -77,12 +77,12 @@ def score_images(
     :attr:`ImageScore.embedding`. ``class_ap`` feeds ``class_weighting``.
     Returns the scores in input order and the images that could not be read.
     """
-    from detal.ultra import UltralyticsAdapter
+    from detal.adapter import make_adapter
 
     weights = Path(weights)
     if not weights.is_file():
         raise ModelError(f"{weights}: weights file not found")
-    adapter = UltralyticsAdapter(cfg)
+    adapter = make_adapter(cfg)
     result = adapter.predict(
         weights,
         images,

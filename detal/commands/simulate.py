@@ -61,12 +61,12 @@ def run(args: argparse.Namespace) -> int:
     name = args.name or Path(args.config).stem
     out = Path(args.runs) / name
 
+    from detal.adapter import make_adapter  # imports ultralytics lazily, when it builds the adapter
     from detal.simulate import simulate
-    from detal.ultra import UltralyticsAdapter  # lazy: the only path that imports ultralytics
 
     simulate(
         cfg,
-        UltralyticsAdapter,
+        make_adapter,
         strategies=strategies,
         seeds=seeds,
         out_dir=out,

@@ -40,10 +40,9 @@ for ``stage`` in ``train`` (``images``, ``epochs``), ``evaluate`` (``metrics``, 
 :class:`~detal.adapter.Metrics` or ``None`` without val images), ``score``
 (``images``), ``select`` (``images``, ``uncertain``, ``random``) and ``export``
 (``prelabels``, ``boxes``, ``bundle``, ``exports``); ``detal cycle`` prints one
-line per stage from it. An adapter with a ``log_to(path, *, echo, on_epoch)``
-context manager (an optional part of :class:`~detal.adapter.ModelAdapter`;
-:class:`~detal.ultra.UltralyticsAdapter` has one) gets it around the cycle's
-steps: its own log goes to ``cycles/<k>/train.log`` (and to ``log_echo`` live),
+line per stage from it. The adapter's ``log_to(path, *, echo, on_epoch)``
+context manager (part of :class:`~detal.adapter.ModelAdapter`) is held around
+the cycle's steps: its own log goes to ``cycles/<k>/train.log`` (and to ``log_echo`` live),
 and training emits ``on_train_progress(cycle, epoch, epochs)`` when it starts (epoch 0)
 and after each finished epoch.
 While a batch is out, the plan step raises :class:`~detal.errors.BatchOutError`.
@@ -168,17 +167,14 @@ class CycleRun:
             return self.write_batch(formats, bundle, resumed_from)
 
     def adapter_log(self) -> contextlib.AbstractContextManager:
-        """The adapter's ``log_to`` for this cycle (``cycles/<k>/train.log``), if it has one."""
-        log_to = getattr(self.adapter, "log_to", None)
-        if log_to is None:
-            return contextlib.nullcontext()
+        """The adapter's ``log_to`` for this cycle (``cycles/<k>/train.log``)."""
         k = self.k
 
         def on_epoch(epoch: int, epochs: int) -> None:
             self.hooks.emit("on_train_progress", cycle=k, epoch=epoch, epochs=epochs)
 
         log = ProjectPaths(self.project).train_log(self.k)
-        return log_to(log, echo=self.log_echo, on_epoch=on_epoch)
+        return self.adapter.log_to(log, echo=self.log_echo, on_epoch=on_epoch)
 
     # -- 1. plan --------------------------------------------------------------------
     def begin(self, force: bool) -> tuple[str, str | None]:

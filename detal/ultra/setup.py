@@ -1,0 +1,131 @@
+"""Ultralytics made offline: its first import, its settings, and the checks that would download.
+
+``prepare_ultralytics`` imports ``ultralytics`` once with its settings outside
+the home directory and every server or third-party logger switched off.
+:func:`offline` swaps, while a call runs, the two checks that would fetch files
+(the font check, and the AMP check, which fetches a model on CUDA) for offline
+versions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["default_config_dir", "offline", "prepare_ultralytics"]
+
+# Settings that make Ultralytics talk to servers or third-party loggers.
+_SETTINGS_OFF = (
+    "sync", "clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb",
+    "vscode_msg", "openvino_msg",
+)
+
+
+def default_config_dir() -> Path:
+    """Where Ultralytics keeps its settings when the caller did not set ``YOLO_CONFIG_DIR``.
+
+    A per-user folder under the system temp dir, never the user's home.
+    """
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"detal-ultralytics-{uid}"
+
+
+_import_lock = threading.Lock()
+_imported = False
+
+
+def prepare_ultralytics() -> None:
+    """Import ultralytics once, offline, with its settings outside the home directory.
+
+    Sets ``YOLO_CONFIG_DIR`` (to :func:`default_config_dir` unless already
+    set) and ``YOLO_OFFLINE`` before the first import, then switches settings
+    sync and the third-party logger integrations off. The adapter calls it
+    itself; call it first when using ``ultralytics`` directly next to detal.
+    It also undoes Ultralytics' patch of ``PIL.Image.open`` (see
+    :func:`_restore_pil_open`); its ``torch.save`` wrapper (retries on
+    failure) stays. Ultralytics reads the environment only on its first import, so if
+    something imported it earlier, its settings folder stays where that
+    import put it (sync and integrations are still switched off).
+    """
+    global _imported
+    with _import_lock:
+        if _imported:
+            return
+        os.environ.setdefault("YOLO_CONFIG_DIR", str(default_config_dir()))
+        os.environ.setdefault("YOLO_OFFLINE", "true")
+        Path(os.environ["YOLO_CONFIG_DIR"]).mkdir(parents=True, exist_ok=True)
+        from ultralytics.utils import SETTINGS
+
+        on = {key: False for key in _SETTINGS_OFF if SETTINGS.get(key)}
+        if on:
+            SETTINGS.update(on)
+        _restore_pil_open()
+        _imported = True
+
+
+def _restore_pil_open() -> None:
+    """Undo Ultralytics' process-wide patch of ``PIL.Image.open``.
+
+    On import, Ultralytics replaces ``PIL.Image.open`` with a wrapper that, on
+    an unidentifiable file, tries to pip-install ``pi-heif`` and then raises
+    ``ModuleNotFoundError`` instead of ``PIL.UnidentifiedImageError``. That
+    breaks code elsewhere in detal that opens images with PIL in the same
+    process. Ultralytics needs it only for HEIC files, which detal does not
+    list as images.
+    """
+    from PIL import Image
+    from ultralytics.utils import patches
+
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is getattr(patches, "image_open", None):
+        Image.open = original
+
+
+def _local_font(font: str = "Arial.ttf") -> Path | None:
+    """Ultralytics' font lookup without its download: the config dir or matplotlib's list."""
+    from ultralytics.utils import USER_CONFIG_DIR
+
+    candidate = USER_CONFIG_DIR / Path(font).name
+    if candidate.exists():
+        return candidate
+    try:
+        from matplotlib import font_manager
+
+        for entry in font_manager.fontManager.ttflist:
+            if Path(font).name in entry.fname and os.path.exists(entry.fname):
+                return Path(entry.fname)
+    except Exception:  # noqa: BLE001 - best effort: no matplotlib or no font cache means no font
+        return None
+    return None
+
+
+def _amp_without_download(model: Any) -> bool:
+    """AMP on CUDA without Ultralytics' check, which downloads a model to compare against."""
+    return next(model.parameters()).device.type == "cuda"
+
+
+@contextlib.contextmanager
+def offline() -> Iterator[None]:
+    """Swap Ultralytics' downloading checks for offline ones while a call runs."""
+    import ultralytics.data.utils as data_utils
+    from ultralytics.engine import trainer
+    from ultralytics.utils import checks
+
+    patches = [
+        (data_utils, "check_font", _local_font),
+        (checks, "check_font", _local_font),
+        (trainer, "check_amp", _amp_without_download),
+    ]
+    saved = [(mod, name, getattr(mod, name)) for mod, name, _ in patches]
+    try:
+        for mod, name, value in patches:
+            setattr(mod, name, value)
+        yield
+    finally:
+        for mod, name, value in saved:
+            setattr(mod, name, value)
