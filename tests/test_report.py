@@ -11,11 +11,13 @@ from detal.errors import DataError
 from detal.report import (
     auc,
     curve,
+    final_step,
     first_reach,
     label_savings,
     labels_matter,
     load_results,
     paired_gaps,
+    saving_along_curve,
     summary_markdown,
     write_report,
 )
@@ -231,3 +233,78 @@ def test_a_flat_last_batch_is_reported(tmp_path):
     assert m[2]["matters"] is True and m[2]["step_matters"] is False
     assert m[1]["step_matters"] is True
     assert "the last batch added less than twice the seed noise" in summary_markdown(rows)
+
+
+# -- the headline: the saving along the whole curve; the final target only where it can be read ------
+def test_saving_along_the_curve_by_hand(results):
+    rows = load_results(results)
+    # random's mean levels .10/.20/.30/.40 at .12/.22/.32/.42; mixed's mean curve 0/.15/.35/.45/.50
+    # reaches them at .02 + .10/.15 * .1, .12 + .05/.2 * .1, .12 + .15/.2 * .1, .22 + .05/.1 * .1
+    reached = [0.02 + 0.1 / 0.15 * 0.1, 0.145, 0.195, 0.27]
+    expected = [1 - f / b for f, b in zip(reached, [0.12, 0.22, 0.32, 0.42])]
+    a = saving_along_curve(rows, "mixed")
+    assert a.per_level == pytest.approx(expected) and a.bound is False
+    assert a.mean == pytest.approx(np.mean(expected))
+    # topk never reaches .40: that level counts as reached at its last point (.42), so the mean is a bound
+    t = saving_along_curve(rows, "topk")
+    assert t.per_level[:3] == pytest.approx([1 - 0.22 / 0.12, 1 - 0.32 / 0.22, 1 - 0.42 / 0.32])
+    assert t.per_level[3] is None and t.bound is True
+    assert t.mean == pytest.approx(np.mean([1 - 0.22 / 0.12, 1 - 0.32 / 0.22, 1 - 0.42 / 0.32, 0.0]))
+    # per seed: seed 1 of mixed (0/.15/.40/.45/.50) against seed 1 of random (levels .10/.20/.30/.42)
+    s1 = saving_along_curve(rows, "mixed", seed=1)
+    assert s1.per_level[3] == pytest.approx(1 - (0.22 + 0.02 / 0.05 * 0.1) / 0.42)  # .40 at .22, .45 at .32
+    assert saving_along_curve(rows, "random").mean == pytest.approx(0.0)
+
+
+def test_final_step_decides_whether_the_final_target_is_read(results, tmp_path):
+    rows = load_results(results)
+    step = final_step(rows)
+    assert step["steps"] == pytest.approx({0: 0.08, 1: 0.12})
+    assert step["noise"] == pytest.approx(np.std([0.38, 0.42], ddof=1)) and step["measurable"] is True
+    flat = [dict(r) for r in rows]
+    for r in flat:  # random's last batch adds +0.001 / +0.003: a flat tail
+        if r["strategy"] == "random" and r["cycle"] == 4:
+            r["map50_95"] = 0.301 if r["seed"] == 0 else 0.303
+    assert final_step(flat)["measurable"] is False
+    text = summary_markdown(flat)
+    assert "## Label savings at random's final mAP50-95: cannot be measured" in text
+    assert "+0.001 / +0.003" in text
+    assert "fewer images than random |" not in text  # no final-target table
+    assert "| 4 ‡ |" in text  # the along-curve row of the flat tail is marked
+    one_seed = [r for r in rows if r["seed"] == 0]
+    assert "one seed gives no estimate of the seed noise" in summary_markdown(one_seed)
+
+
+def test_the_headline_leads_the_summary(protocol):
+    text = summary_markdown(protocol)
+    head = text.index("## Headline: labels saved along the curve (against random)")
+    assert head < text.index("## Final cycle")
+    # hybrid: random's levels .32 (f .22, 225 boxes) and .42 (f .42, 425 boxes); hybrid's mean curve
+    # .10/.42/.50 at .02/.22/.42 reaches .32 at .02 + .22/.32 * .2 and .42 at .22
+    imgs = [1 - (0.02 + 0.22 / 0.32 * 0.2) / 0.22, 1 - 0.22 / 0.42]
+    boxes = [1 - (20 + 0.22 / 0.32 * 280) / 225, 1 - 300 / 425]
+    row = next(line for line in text.splitlines() if line.startswith("| hybrid | +"))
+    assert row.startswith(f"| hybrid | {np.mean(imgs):+.0%} | {np.mean(boxes):+.0%} |")
+    gaps = [auc(protocol, "hybrid")[k] - auc(protocol, "random")[k] for k in (0, 1)]
+    assert f"{gaps[0]:+.3f} / {gaps[1]:+.3f} (2 of 2 seeds positive)" in row
+    assert row.endswith("| none |")
+    assert "| hold | +" not in text  # the control is not a strategy to save with
+
+
+def test_hold_is_a_line_across_the_range(protocol, tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from detal.report import plot_curves
+
+    drawn = []
+    real = matplotlib.axes.Axes.plot
+
+    def spy(self, *args, **kwargs):
+        drawn.append((list(args[0]), kwargs.get("label", "")))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    plot_curves(protocol, tmp_path / "c.png")
+    hold = [xs for xs, label in drawn if label.startswith("hold")]
+    assert hold[0] == pytest.approx([0.02, 0.42])  # images panel: from the first to the last fraction
+    assert hold[1] == pytest.approx([20, 600])  # boxes panel
