@@ -1,6 +1,6 @@
 # Shared by benchmarks/al_experiment.sh and benchmarks/al_lanes.sh (sourced from the repo root):
 # the tools, the config, the shared train cache, `sim`, the measures by short name, and the
-# dataset and pretrained weights the experiment needs (made when missing).
+# dataset the experiment needs (made when missing; the weights ship in detal/weights/).
 DETAL=${DETAL:-.venv/bin/detal}
 PY=${PY:-.venv/bin/python}
 CFG=configs/digits-al.yaml
@@ -23,4 +23,3 @@ seed0_measures() {
     al-mixed-be+loc=be+loc --seed 0 --out "$RUNS/al-best-measure.txt"
 }
 test -f data/digits-150/data.yaml || "$DETAL" data digits --out data/digits-150 --pool 150 --val 400 --imgsz 128 --seed 0
-test -f runs/pretrain/glyphs/glyphs.pt || "$PY" benchmarks/pretrain_glyphs.py --out runs/pretrain/glyphs
