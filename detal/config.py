@@ -37,7 +37,8 @@ from detal.selection import STRATEGIES
 from detal.uncertainty import AGGREGATIONS, CLASS_WEIGHTINGS, measure_weights
 
 __all__ = [
-    "DEFAULTS_PATH", "DEFAULT_CONFIG_PATH", "Config", "defaults_text", "load_config", "parse_override",
+    "DEFAULTS_PATH", "DEFAULT_CONFIG_PATH", "SELF_TRAINING", "Config", "defaults_text", "load_config",
+    "parse_override",
 ]
 
 DEFAULTS_PATH = Path(__file__).resolve().parent / "defaults.yaml"
@@ -50,6 +51,24 @@ field defaults, and a test keeps the two equal.
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 """``configs/default.yaml``: a byte-for-byte copy of :data:`DEFAULTS_PATH` for readers of a
 source checkout (absent from an installed wheel; a test keeps the two identical)."""
+
+
+# The self_training block: every key with its default (configs/default.yaml documents each). A config
+# gives any subset; the rest keep these. `--set self_training.KEY=VALUE` sets one key.
+SELF_TRAINING: dict[str, Any] = {
+    "enabled": False,
+    "teacher": "supervised",
+    "t_high": None,
+    "t_low": 0.25,
+    "t_fallback": 0.8,
+    "t_min": 0.5,
+    "t_max": 0.9,
+    "precision": 0.95,
+    "min_boxes": 20,
+    "max_pseudo_images": 2000,
+    "real_share": 0.5,
+}
+_TEACHERS = ("supervised", "previous")
 
 
 @dataclass
@@ -88,6 +107,8 @@ class Config:
     difficulty_beta: float = 1.0
     # pre-labels
     prelabel_conf: float = 0.25
+    # self-training (docs/method.md, "Self-training")
+    self_training: dict = field(default_factory=lambda: dict(SELF_TRAINING))
     # data and reproducibility
     data: str | None = None
     seed: int = 0
@@ -257,6 +278,47 @@ def _validate(cfg: Config, source: str) -> None:
         )
     if not cfg.model.strip():
         raise ConfigError(f"{source}: model must name a YAML (e.g. yolov8n.yaml) or a .pt file")
+    object.__setattr__(cfg, "self_training", _self_training(cfg.self_training, source))
+
+
+def _self_training(block: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The self_training block with its defaults filled in, every key checked."""
+    where = f"{source}: self_training"
+    for key in block:
+        if key not in SELF_TRAINING:
+            close = difflib.get_close_matches(str(key), list(SELF_TRAINING), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
+    out = {**SELF_TRAINING, **block}
+
+    def number(key: str, lo: float, hi: float, integer: bool = False, nullable: bool = False) -> None:
+        v = out[key]
+        if v is None and nullable:
+            return
+        ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+        if isinstance(v, bool) or not ok or not math.isfinite(float(v)) or not lo <= v <= hi:
+            kind = "an integer" if integer else "a number"
+            raise ConfigError(f"{where}.{key} must be {kind} in [{lo:g}, {hi:g}]{' or null' if nullable else ''}, "
+                              f"got {_show(v)}")
+        if not integer:
+            out[key] = float(v)
+
+    if not isinstance(out["enabled"], bool):
+        raise ConfigError(f"{where}.enabled must be true or false, got {_show(out['enabled'])}")
+    if out["teacher"] not in _TEACHERS:
+        raise ConfigError(f"{where}.teacher must be one of {', '.join(_TEACHERS)}, got {_show(out['teacher'])}")
+    for key in ("t_low", "t_fallback", "t_min", "t_max", "precision"):
+        number(key, 0.0, 1.0)
+    number("t_high", 0.0, 1.0, nullable=True)
+    number("min_boxes", 1, 2**31 - 1, integer=True)
+    number("max_pseudo_images", 0, 2**31 - 1, integer=True, nullable=True)
+    number("real_share", 0.0, 0.99)
+    if out["t_min"] > out["t_max"]:
+        raise ConfigError(f"{where}: t_min ({out['t_min']}) exceeds t_max ({out['t_max']})")
+    lowest = out["t_high"] if out["t_high"] is not None else min(out["t_min"], out["t_fallback"])
+    if out["t_low"] > lowest:
+        raise ConfigError(f"{where}: t_low ({out['t_low']}) must not exceed the high threshold ({lowest})")
+    return out
 
 
 def from_mapping(data: Mapping[str, Any], source: str = "config") -> Config:
@@ -286,6 +348,12 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {text!r}: expected key=value")
     key, raw = text.split("=", 1)
     key = key.strip()
+    if key.startswith("self_training."):  # one key of the block: checked with the block
+        try:
+            value = load_yaml(raw, f"--set {key}") if raw.strip() else ""
+        except ConfigError as exc:
+            raise ConfigError(f"--set {key}: cannot parse value {raw[:40]!r} ({exc})") from None
+        return key, value
     if key not in _fields():
         raise ConfigError(f"--set: unknown key {key!r}{_hint(key)}")
     try:
@@ -347,7 +415,11 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         data.update(loaded)
     for text in overrides:
         key, value = parse_override(text)
-        data[key] = value
+        if key.startswith("self_training."):
+            block = data.get("self_training")
+            data["self_training"] = {**(block if isinstance(block, dict) else {}), key.split(".", 1)[1]: value}
+        else:
+            data[key] = value
         source = f"{source} + --set" if "--set" not in source else source
     return from_mapping(data, source=source)
 

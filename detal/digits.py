@@ -34,7 +34,16 @@ import yaml
 from detal.errors import DataError
 from detal.files import atomic_write
 
-__all__ = ["Canvas", "DigitsSpec", "build_digits", "check_out_dir", "render_canvas", "split_sources"]
+__all__ = [
+    "PRESETS",
+    "Canvas",
+    "DigitsSpec",
+    "build_digits",
+    "check_out_dir",
+    "render_canvas",
+    "split_sources",
+    "write_canvases",
+]
 
 N_CLASSES = 10
 NAMES = [str(i) for i in range(N_CLASSES)]
@@ -63,6 +72,15 @@ class DigitsSpec:
             raise DataError("digits: need 1 <= min_digits <= max_digits")
         if not 0.0 < self.val_source_fraction < 1.0:
             raise DataError("digits: val_source_fraction must lie in (0, 1)")
+
+
+# Named variants of digits-det. "hard": more, smaller digits per canvas (3-10 of 9-24 px at 128 px,
+# against 1-6 of 14-40), so that a detector needs many more labeled images before its curve flattens:
+# at 150 images the standard set is flat from about 60 labeled images (benchmarks/RESULTS.md).
+PRESETS: dict[str, dict[str, int]] = {
+    "standard": {},
+    "hard": {"min_digits": 3, "max_digits": 10, "min_size": 9, "max_size": 24},
+}
 
 
 @dataclass(frozen=True)
@@ -211,6 +229,21 @@ def _build(out: Path, spec: DigitsSpec) -> Path:
     images, targets = _load_source()
     rng = np.random.default_rng(spec.seed)
     pool_src, val_src = split_sources(len(images), spec.val_source_fraction, rng)
+    header = ("# digits-det: built by `detal data digits` from sklearn's UCI handwritten digits\n"
+              f"# pool={spec.pool} val={spec.val} imgsz={spec.imgsz} seed={spec.seed} digits={spec.min_digits}-"
+              f"{spec.max_digits} size={spec.min_size}-{spec.max_size}\n")
+    return write_canvases(out, spec, images, targets, pool_src, val_src, NAMES, header, rng)
+
+
+def write_canvases(
+    out: Path, spec: DigitsSpec, images: np.ndarray, targets: np.ndarray, pool_src: np.ndarray,
+    val_src: np.ndarray, names: list[str], header: str, rng: np.random.Generator,
+) -> Path:
+    """Render and write both splits (Ultralytics layout) and ``data.yaml``; returns its path.
+
+    ``pool_src`` / ``val_src`` index the source patches each split draws
+    from (uniformly, so a repeated index is drawn more often).
+    """
     for split, count, allowed in (("pool", spec.pool, pool_src), ("val", spec.val, val_src)):
         img_dir, lbl_dir = out / "images" / split, out / "labels" / split
         img_dir.mkdir(parents=True, exist_ok=True)
@@ -225,19 +258,14 @@ def _build(out: Path, spec: DigitsSpec) -> Path:
                 raise DataError(f"{img_dir / stem}.png: could not write image")
             (lbl_dir / f"{stem}.txt").write_text(canvas_label_text(canvas))
     (out / "sources.json").write_text(
-        json.dumps({"seed": spec.seed, "pool": pool_src.tolist(), "val": val_src.tolist()})
+        json.dumps({"seed": spec.seed, "pool": np.asarray(pool_src).tolist(), "val": np.asarray(val_src).tolist()})
     )
     data = {
         "path": str(out.resolve()),
         "train": "images/pool",
         "val": "images/val",
-        "names": {i: n for i, n in enumerate(NAMES)},
+        "names": {i: n for i, n in enumerate(names)},
     }
     yaml_path = out / "data.yaml"
-    atomic_write(
-        yaml_path,
-        "# digits-det: built by `detal data digits` from sklearn's UCI handwritten digits\n"
-        f"# pool={spec.pool} val={spec.val} imgsz={spec.imgsz} seed={spec.seed}\n"
-        + yaml.safe_dump(data, sort_keys=False),
-    )
+    atomic_write(yaml_path, header + yaml.safe_dump(data, sort_keys=False))
     return yaml_path

@@ -26,15 +26,48 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--val", type=int, default=400, help="validation images (default: 400)")
     d.add_argument("--imgsz", type=int, default=128, help="canvas size in pixels (default: 128)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    d.add_argument("--preset", choices=("standard", "hard"), default="standard",
+                   help="standard: 1-6 digits of 14-40 px a canvas; hard: 3-10 digits of 9-24 px "
+                        "(label-bound for longer; default: standard)")
     d.set_defaults(func=run_digits)
+    sh = which.add_parser(
+        "shapes",
+        help="shapes-lt: small, dense, long-tailed geometric shapes (8 classes, offline, seconds)",
+        description=(
+            "Canvases of 4-12 small shapes (disc, ring, triangle, square, pentagon, hexagon, star, plus) "
+            "with long-tailed class frequencies (Zipf), noise and clutter. Pool and val use disjoint "
+            "shape variants. Deterministic per seed."
+        ),
+    )
+    sh.add_argument("--out", default="data/shapes-lt", help="output folder (default: data/shapes-lt)")
+    sh.add_argument("--pool", type=int, default=1000, help="pool (train) images (default: 1000)")
+    sh.add_argument("--val", type=int, default=400, help="validation images (default: 400)")
+    sh.add_argument("--imgsz", type=int, default=128, help="canvas size in pixels (default: 128)")
+    sh.add_argument("--zipf", type=float, default=1.2, help="class-frequency exponent (default: 1.2)")
+    sh.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    sh.set_defaults(func=run_shapes)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def run_digits(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    from detal.digits import DigitsSpec, build_digits  # cv2 and sklearn: load only when used
+    from detal.digits import (  # cv2 and sklearn: load only when used
+        PRESETS,
+        DigitsSpec,
+        build_digits,
+    )
 
-    spec = DigitsSpec(pool=args.pool, val=args.val, imgsz=args.imgsz, seed=args.seed)
+    spec = DigitsSpec(pool=args.pool, val=args.val, imgsz=args.imgsz, seed=args.seed, **PRESETS[args.preset])
     path = build_digits(args.out, spec)
+    print(f"wrote {args.pool} pool + {args.val} val images ({args.imgsz}px) in {time.perf_counter() - t0:.1f}s: {path}")
+    return 0
+
+
+def run_shapes(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    from detal.shapes import ShapesSpec, build_shapes  # cv2: load only when used
+
+    spec = ShapesSpec(pool=args.pool, val=args.val, imgsz=args.imgsz, seed=args.seed, zipf=args.zipf)
+    path = build_shapes(args.out, spec)
     print(f"wrote {args.pool} pool + {args.val} val images ({args.imgsz}px) in {time.perf_counter() - t0:.1f}s: {path}")
     return 0

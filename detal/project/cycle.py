@@ -84,6 +84,7 @@ from detal.project.folder import (
 )
 from detal.project.paths import LOG_FILE, ProjectPaths
 from detal.project.predictions import CyclePredictions
+from detal.project.pseudo import self_train, write_shipped
 from detal.project.train_cache import TrainCache
 from detal.project.training import train_and_evaluate
 from detal.selection import cap_plan, labeling_cap, select_batch, strategy_plan
@@ -240,12 +241,18 @@ class CycleRun:
         val_rows = store.images(status=Status.VAL.value)
         trained_before = [c for c in store.cycles() if c.id < k and c.state == "done" and c.weights]
         init_weights = self.project / trained_before[-1].weights if cfg.warm_start and trained_before else None
-        epochs = cycle_epochs(cfg, 0 if not trained_before else k, len(labeled))
-        weights, metrics, timings = train_and_evaluate(
-            self.adapter, self.project, self.names, cfg, labeled, val_rows, k, epochs,
-            init_weights, self.train_cache,
-            lambda stage, seconds, **f: self.hooks.emit("on_stage_end", cycle=k, stage=stage, seconds=seconds, **f),
-        )
+        on_stage = lambda stage, seconds, **f: self.hooks.emit(
+            "on_stage_end", cycle=k, stage=stage, seconds=seconds, **f)
+        if cfg.self_training["enabled"]:
+            previous = self.project / trained_before[-1].weights if trained_before else None
+            weights, metrics, timings, _ = self_train(
+                self.adapter, self.project, store, self.names, cfg, k, self.cycle_dir, labeled, val_rows,
+                init_weights, previous, not trained_before, self.train_cache, on_stage, emit=self.hooks.emit)
+        else:
+            epochs = cycle_epochs(cfg, 0 if not trained_before else k, len(labeled))
+            weights, metrics, timings = train_and_evaluate(
+                self.adapter, self.project, self.names, cfg, labeled, val_rows, k, epochs,
+                init_weights, self.train_cache, on_stage)
         self.timings.update(timings)
         with store.transaction():
             store.update_cycle(
@@ -326,6 +333,7 @@ class CycleRun:
             score, _, top = stored[i] if i in stored else computed[i]
             manifest[i] = (score, prelabels[i].count("\n"), top)
 
+        write_shipped(self.cycle_dir, batch, preds, cfg.prelabel_conf)
         pre_dir = write_prelabels(self.cycle_dir, batch, prelabels)
         self.hooks.emit("on_prelabels_written", cycle=k, path=pre_dir)
         zip_path, exported = None, []

@@ -57,6 +57,8 @@ EVENTS = (
     "on_cycle_start",
     "on_train_progress",
     "on_train_end",
+    "on_teacher_trained",
+    "on_pseudo_written",
     "on_stage_end",
     "on_select_end",
     "on_prelabels_written",

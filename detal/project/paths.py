@@ -71,6 +71,9 @@ LOG_FILE = "train.log"
 PRELABELS_DIR = "prelabels"
 EXPORTS_DIR = "exports"
 REVIEW_DIR = "review"
+SHIPPED_FILE = "shipped.json"  # the batch's pre-label boxes with confidences (detal.project.pseudo)
+PSEUDO_DIR = "pseudo"  # self-training's pseudo-labels: labels/<image id>.txt and summary.json
+TEACHER_DIR = "teacher"  # self-training's teacher training (supervised), and teacher-val/
 COCO_EXPORT = PurePosixPath("coco") / "annotations" / "instances_default.json"
 LABELSTUDIO_TASKS = PurePosixPath("label-studio") / "tasks.json"
 
@@ -171,3 +174,9 @@ class ProjectPaths:
 
     def review_dir(self, k: int) -> Path:
         return self.cycle_dir(k) / REVIEW_DIR
+
+    def shipped(self, k: int) -> Path:
+        return self.cycle_dir(k) / SHIPPED_FILE
+
+    def pseudo_dir(self, k: int) -> Path:
+        return self.cycle_dir(k) / PSEUDO_DIR

@@ -1,0 +1,168 @@
+"""Self-training, the pure parts: which unlabeled images teach, with which boxes, and at what threshold.
+
+The offline form (docs/method.md, "Self-training"): a teacher predicts the
+unlabeled pool, its confident boxes become pseudo-labels, and a student
+trains on the human labels and the pseudo-labels together. This module
+holds the rules, as plain functions of arrays and ids, with no IO:
+
+- :func:`pseudo_sample`: which unlabeled images the teacher predicts, a
+  seeded random sample of at most ``max_images`` (a pool of a million images
+  does not mean a million-image pass every cycle).
+- :func:`pseudo_label`: one image's verdict. A box is kept when its
+  confidence is ``>= t_high``. An image with any box in ``[t_low, t_high)``
+  is left out entirely: Ultralytics has no ignore regions, so an ambiguous
+  box left unlabeled would be taught as background. An image with no kept
+  box is left out too: it can only teach "nothing here", which is what a
+  missed object would teach.
+- :func:`calibrate_threshold`: ``t_high`` from the last batch that people
+  corrected. Among the pre-label boxes shipped for that batch, each either
+  matched a returned box of its class (correct) or not; the threshold is the
+  lowest confidence ``t`` at which the shipped boxes with confidence
+  ``>= t`` were at least ``target`` precise, clamped to ``[lo, hi]``. With
+  too few boxes, or before any batch was corrected, a fixed conservative
+  value. The validation split never enters: it would leak into training.
+- :func:`repeat_for_share`: how many times the human images are listed so
+  that they are at least ``real_share`` of every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "Calibration",
+    "PseudoVerdict",
+    "calibrate_threshold",
+    "pseudo_label",
+    "pseudo_sample",
+    "repeat_for_share",
+]
+
+
+def pseudo_sample(ids: Sequence[int], max_images: int | None, rng: np.random.Generator) -> list[int]:
+    """At most ``max_images`` of ``ids``, drawn without replacement by ``rng``, in ascending order.
+
+    ``None`` (or a cap at least as large as the pool) takes every id; the
+    order of ``ids`` does not change the draw (they are sorted first).
+    """
+    pool = sorted(int(i) for i in ids)
+    if max_images is None or max_images >= len(pool):
+        return pool
+    if max_images <= 0:
+        return []
+    picked = rng.choice(len(pool), size=int(max_images), replace=False)
+    return sorted(pool[int(i)] for i in picked)
+
+
+@dataclass(frozen=True)
+class PseudoVerdict:
+    """One image's pseudo-label verdict: the kept box indices, or why it is left out."""
+
+    kept: tuple[int, ...]
+    reason: str  # "kept" | "ambiguous" | "empty"
+
+    @property
+    def used(self) -> bool:
+        return self.reason == "kept"
+
+
+def pseudo_label(confidence: np.ndarray, t_high: float, t_low: float) -> PseudoVerdict:
+    """Which boxes of one image become pseudo-labels (see the module docstring for the rule).
+
+    ``confidence`` holds the confidences of the teacher's boxes on the image
+    (after NMS); boxes below ``t_low`` are background to the teacher and
+    ignored.
+    """
+    if not 0.0 <= t_low <= t_high <= 1.0:
+        raise ValueError(f"need 0 <= t_low <= t_high <= 1, got t_low={t_low} t_high={t_high}")
+    conf = np.asarray(confidence, dtype=np.float64).reshape(-1)
+    if np.any((conf >= t_low) & (conf < t_high)):
+        return PseudoVerdict((), "ambiguous")
+    kept = tuple(int(i) for i in np.flatnonzero(conf >= t_high))
+    return PseudoVerdict(kept, "kept" if kept else "empty")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The threshold chosen, how, and the precision the shipped boxes had at it.
+
+    ``how`` is ``calibrated`` (the lowest confidence reaching the target,
+    inside the clamp), ``clamped-low`` / ``clamped-high`` (the calibrated
+    value lay outside ``[lo, hi]``), ``unreached`` (no confidence reached the
+    target: the upper clamp), or ``fallback`` (too few boxes: the fixed
+    value). ``precision`` is that of the boxes with confidence ``>=
+    threshold`` (``None`` for the fallback), ``boxes`` how many were judged.
+    """
+
+    threshold: float
+    how: str
+    precision: float | None
+    boxes: int
+
+
+def calibrate_threshold(
+    confidences: Sequence[float] | np.ndarray,
+    correct: Sequence[bool] | np.ndarray,
+    *,
+    target: float = 0.95,
+    lo: float = 0.5,
+    hi: float = 0.9,
+    fallback: float = 0.8,
+    min_boxes: int = 20,
+) -> Calibration:
+    """``t_high`` from shipped pre-label boxes judged against the labels that came back.
+
+    ``correct[i]``: box ``i`` matched a returned box of its own class (IoU
+    >= the match threshold). The precision at ``t`` is the share of correct
+    boxes among those with confidence ``>= t``; the lowest ``t`` (one of the
+    boxes' confidences) whose precision is ``>= target`` is taken, then
+    clamped to ``[lo, hi]``. Fewer than ``min_boxes`` boxes: ``fallback``.
+    """
+    conf = np.asarray(confidences, dtype=np.float64).reshape(-1)
+    ok = np.asarray(correct, dtype=bool).reshape(-1)
+    if conf.shape != ok.shape:
+        raise ValueError(f"{conf.size} confidences but {ok.size} verdicts")
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ValueError(f"need 0 <= lo <= hi <= 1, got lo={lo} hi={hi}")
+    if conf.size < max(1, min_boxes):
+        return Calibration(float(fallback), "fallback", None, int(conf.size))
+    order = np.argsort(-conf, kind="stable")
+    conf, ok = conf[order], ok[order]
+    # precision of "confidence >= conf[i]": ties share one threshold, so judge at the last of each run
+    last_of_tie = np.r_[conf[1:] != conf[:-1], True]
+    precision = np.cumsum(ok) / np.arange(1, conf.size + 1)
+    good = np.flatnonzero(last_of_tie & (precision >= target))
+    if good.size == 0:
+        return Calibration(float(hi), "unreached", _precision_at(conf, ok, hi), int(conf.size))
+    i = int(good[-1])  # the lowest confidence that still reaches the target
+    t = float(conf[i])
+    if t < lo:
+        return Calibration(float(lo), "clamped-low", _precision_at(conf, ok, lo), int(conf.size))
+    if t > hi:
+        return Calibration(float(hi), "clamped-high", _precision_at(conf, ok, hi), int(conf.size))
+    return Calibration(t, "calibrated", float(precision[i]), int(conf.size))
+
+
+def _precision_at(conf: np.ndarray, ok: np.ndarray, t: float) -> float | None:
+    mask = conf >= t
+    return float(ok[mask].mean()) if mask.any() else None
+
+
+def repeat_for_share(n_real: int, n_pseudo: int, real_share: float) -> int:
+    """How many times each human image is listed so that they are >= ``real_share`` of the list.
+
+    The smallest ``r >= 1`` with ``r * n_real / (r * n_real + n_pseudo) >=
+    real_share``; 1 when there are no pseudo images.
+    """
+    if not 0.0 <= real_share < 1.0:
+        raise ValueError(f"real_share must lie in [0, 1), got {real_share}")
+    if n_real <= 0 or n_pseudo <= 0:
+        return 1
+    r = max(1, math.ceil(real_share * n_pseudo / ((1.0 - real_share) * n_real) - 1e-12))
+    while r * n_real / (r * n_real + n_pseudo) < real_share:  # float safety
+        r += 1
+    return r

@@ -1,0 +1,188 @@
+"""Self-training in the cycle engine (fake adapter): pseudo-labels stay out of labels, the real share, the
+calibrated threshold, determinism, and kill -9 at the new steps."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zipfile
+from pathlib import Path
+
+import pytest
+from projectkit import NAMES, batch_names, label_cycle, make_project, write_returned
+from test_crash import _comparable, _crash, check_consistent
+
+from detal.fake import FakeAdapter
+from detal.labels import parse_label_text
+from detal.project import import_labels, run_cycle
+from detal.project.pseudo import SHIPPED_FILE, read_summary
+from detal.self_training import calibrate_threshold
+
+ST = {"self_training.enabled": "true", "self_training.t_low": 0.2, "self_training.min_boxes": 3}
+
+
+def _st_project(tmp_path: Path, name: str = "proj", n: int = 60, **cfg) -> Path:
+    project = make_project(tmp_path / name, n=n, val=3, **{**ST, **cfg})
+    label_cycle(project, 0, tmp_path / name)
+    return project
+
+
+def _pseudo(project: Path, k: int) -> dict[str, str]:
+    root = project / "cycles" / str(k) / "pseudo" / "labels"
+    return {p.name: p.read_text() for p in sorted(root.glob("*.txt"))}
+
+
+def _trained_on(project: Path, k: int, what: str = "train") -> list[str]:
+    return json.loads((project / "cycles" / str(k) / what / "weights.json").read_text())["train"]
+
+
+def test_pseudo_labels_never_reach_labels_the_count_or_the_bundle(tmp_path):
+    project = _st_project(tmp_path, **{"self_training.t_high": 0.5})
+    labels_before = sorted(p.name for p in (project / "labels").rglob("*.txt"))
+    report = run_cycle(project, FakeAdapter(len(NAMES), seed=1))
+    summary = read_summary(project / "cycles" / "1")
+    assert summary["teacher"] == "supervised" and summary["how"] == "config" and summary["threshold"] == 0.5
+    pseudo = _pseudo(project, 1)
+    assert summary["pseudo_images"] == len(pseudo) > 0
+    assert summary["pseudo_boxes"] == sum(t.count("\n") for t in pseudo.values())
+    assert summary["predicted"] == summary["pseudo_images"] + summary["ambiguous"] + summary["empty"]
+    assert sorted(p.name for p in (project / "labels").rglob("*.txt")) == labels_before
+    conn = sqlite3.connect(project / "detal.db")
+    assert conn.execute("SELECT COUNT(*) FROM images WHERE status = 'labeled'").fetchone()[0] == 6
+    assert report.n_train == 6  # the human images only
+    with zipfile.ZipFile(report.bundle) as zf:  # the bundle holds pre-labels, not pseudo-labels
+        assert not [n for n in zf.namelist() if "pseudo" in n]
+    # every pseudo-labeled image is unlabeled, and every kept box is >= t_high... only kept boxes are written
+    keys = {str(i): k for i, k in conn.execute("SELECT id, key FROM images WHERE status != 'labeled'")}
+    assert {name.removesuffix(".txt") for name in pseudo} <= set(keys)
+    for text in pseudo.values():
+        boxes, problems = parse_label_text(text, len(NAMES), "pseudo")
+        assert boxes and not problems and all(b.confidence is None for b in boxes)
+
+
+def test_human_images_are_at_least_the_real_share_and_the_student_is_the_cycles_model(tmp_path):
+    project = _st_project(tmp_path, **{"self_training.t_high": 0.5, "self_training.real_share": 0.5})
+    run_cycle(project, FakeAdapter(len(NAMES), seed=1))
+    student = _trained_on(project, 1)
+    teacher = _trained_on(project, 1, "teacher")
+    human = set(teacher)
+    assert len(teacher) == 6 and len(set(teacher)) == 6  # the teacher: human labels only, once each
+    n_human = sum(1 for p in student if p in human)
+    n_pseudo = len(student) - n_human
+    assert n_pseudo == read_summary(project / "cycles" / "1")["pseudo_images"] > 0
+    assert n_human / len(student) >= 0.5
+    conn = sqlite3.connect(project / "detal.db")
+    weights = conn.execute("SELECT weights FROM cycles WHERE id = 1").fetchone()[0]
+    assert weights.startswith("cycles/1/train/")  # the student scores and writes the pre-labels
+
+
+def test_ambiguous_images_are_left_out(tmp_path):
+    # t_low 0 makes every image with any box below t_high ambiguous; t_high 1.0 keeps nothing
+    project = _st_project(tmp_path, **{"self_training.t_high": 1.0, "self_training.t_low": 0.0})
+    run_cycle(project, FakeAdapter(len(NAMES), seed=1))
+    summary = read_summary(project / "cycles" / "1")
+    assert summary["pseudo_images"] == 0 and summary["ambiguous"] > 0
+    assert summary["ambiguous"] + summary["empty"] == summary["predicted"]
+
+
+def test_same_seed_same_pseudo_labels_and_the_cap_is_a_seeded_sample(tmp_path):
+    cfg = {"self_training.t_high": 0.5, "self_training.max_pseudo_images": 10}
+    a, b = _st_project(tmp_path, "a", **cfg), _st_project(tmp_path, "b", **cfg)
+    run_cycle(a, FakeAdapter(len(NAMES), seed=1))
+    run_cycle(b, FakeAdapter(len(NAMES), seed=1))
+    assert _pseudo(a, 1) == _pseudo(b, 1)
+    assert read_summary(a / "cycles" / "1")["predicted"] == 10
+    assert _trained_on(a, 1) == [p.replace("/b/", "/a/") for p in _trained_on(b, 1)]
+
+
+def _label_batch_from_shipped(project: Path, k: int, tmp: Path, wrong_below: float) -> None:
+    """Return batch k with every shipped box kept, except those below ``wrong_below``, given another class."""
+    shipped = json.loads((project / "cycles" / str(k) / SHIPPED_FILE).read_text())["images"]
+    folder = tmp / f"ret{k}"
+    folder.mkdir()
+    for name in batch_names(project, k):
+        key = name.rsplit(".", 1)[0]
+        lines = []
+        for cls, cx, cy, w, h, conf in shipped[key]:
+            c = (cls + 1) % len(NAMES) if conf < wrong_below else cls
+            lines.append(f"{c} {cx} {cy} {w} {h}")
+        (folder / f"{key}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+    import_labels(project, folder, accept_prelabels=True)
+
+
+def test_the_threshold_comes_from_the_last_corrected_batch_never_from_val(tmp_path):
+    project = _st_project(tmp_path)
+    run_cycle(project, FakeAdapter(len(NAMES), seed=1))
+    assert read_summary(project / "cycles" / "1")["how"] == "fallback"  # no corrected batch yet
+    shipped = json.loads((project / "cycles" / "1" / SHIPPED_FILE).read_text())["images"]
+    confs = sorted(b[5] for boxes in shipped.values() for b in boxes)
+    assert len(confs) >= 3
+    cut = confs[len(confs) // 2]  # boxes below the median are "wrong" in the returned labels
+    _label_batch_from_shipped(project, 1, tmp_path, wrong_below=cut)
+    run_cycle(project, FakeAdapter(len(NAMES), seed=1))
+    s = read_summary(project / "cycles" / "2")
+    assert s["calibrated_on"] == 1 and s["judged_boxes"] == len(confs)
+    # the engine judged exactly the shipped boxes: those >= cut came back right, the others relabeled
+    expected = calibrate_threshold(confs, [c >= cut for c in confs], min_boxes=3)
+    assert (s["threshold"], s["how"], s["precision"]) == (expected.threshold, expected.how, expected.precision)
+    assert s["precision"] >= 0.95 or s["how"] in ("clamped-low", "unreached")
+
+
+def test_val_labels_never_move_the_threshold(tmp_path):
+    thresholds = []
+    for name, val_line in (("a", "1 0.5 0.5 0.25 0.25"), ("b", "2 0.3 0.3 0.1 0.1")):
+        project = _st_project(tmp_path, name)
+        val = [p for p in (project / "labels").rglob("*.txt") if p.stem.startswith("im5")]  # im500-im502
+        assert len(val) == 3
+        for p in val:
+            p.write_text(val_line + "\n")
+        run_cycle(project, FakeAdapter(len(NAMES), seed=1))
+        _label_batch_from_shipped(project, 1, tmp_path / name, wrong_below=0.6)
+        run_cycle(project, FakeAdapter(len(NAMES), seed=1))
+        thresholds.append(read_summary(project / "cycles" / "2")["threshold"])
+    assert thresholds[0] == thresholds[1]
+
+
+def test_teacher_previous_trains_once_a_cycle(tmp_path):
+    project = _st_project(tmp_path, **{"self_training.teacher": "previous", "self_training.t_high": 0.5})
+    run_cycle(project, FakeAdapter(len(NAMES), seed=1))
+    assert read_summary(project / "cycles" / "1")["teacher"] == "none"  # nothing before: plain training
+    assert not (project / "cycles" / "1" / "teacher").exists()
+    label_cycle(project, 1, tmp_path)
+    adapter = FakeAdapter(len(NAMES), seed=1)
+    run_cycle(project, adapter)
+    s = read_summary(project / "cycles" / "2")
+    assert s["teacher"] == "previous" and s["pseudo_images"] > 0
+    assert [c for c, _ in adapter.calls].count("train") == 1
+
+
+ST_POINTS = ["on_teacher_trained", "on_pseudo_written", "in_train", "in_predict", "on_train_end"]
+
+
+@pytest.mark.parametrize("point", ST_POINTS)
+def test_kill_during_self_training_resumes_to_the_same_result(point, tmp_path):
+    cfg = {"self_training.t_high": 0.5}
+    crashed, reference = _st_project(tmp_path, "crashed", **cfg), _st_project(tmp_path, "reference", **cfg)
+    _crash(tmp_path, crashed, "cycle", point)
+    check_consistent(crashed)
+    state = sqlite3.connect(crashed / "detal.db").execute(
+        "SELECT state FROM cycles ORDER BY id DESC LIMIT 1").fetchone()[0]
+    if state != "done":
+        run_cycle(crashed, FakeAdapter(len(NAMES), seed=1))
+    run_cycle(reference, FakeAdapter(len(NAMES), seed=1))
+    check_consistent(crashed)
+    assert _comparable(crashed) == _comparable(reference)
+    assert _pseudo(crashed, 1) == _pseudo(reference, 1) and _pseudo(crashed, 1)
+    assert read_summary(crashed / "cycles" / "1") == read_summary(reference / "cycles" / "1")
+
+
+def test_an_import_after_self_training_takes_only_the_returned_labels(tmp_path):
+    project = _st_project(tmp_path, **{"self_training.t_high": 0.5})
+    before = sorted(p.relative_to(project).as_posix() for p in (project / "labels").rglob("*.txt"))
+    run_cycle(project, FakeAdapter(len(NAMES), seed=1))
+    assert _pseudo(project, 1)
+    ret = write_returned(tmp_path / "ret", project, 1)
+    import_labels(project, ret)
+    after = sorted(p.relative_to(project).as_posix() for p in (project / "labels").rglob("*.txt"))
+    new = {Path(p).stem for p in set(after) - set(before)}
+    assert new == {p.stem for p in ret.glob("*.txt")}  # no pseudo-labeled image became labeled

@@ -1,0 +1,97 @@
+"""Self-training's rules: the sample, the ambiguous-image rule, the calibrated threshold, the real share."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from detal.self_training import calibrate_threshold, pseudo_label, pseudo_sample, repeat_for_share
+
+# A hand-made corrected batch: confidences (descending) and whether each box matched a returned box
+CONF = [0.95, 0.90, 0.85, 0.80, 0.70, 0.60, 0.55, 0.40, 0.30]
+OK = [True, True, True, True, False, True, True, False, False]
+# precision of "confidence >= c" at each box:  1, 1, 1, 1, 4/5, 5/6, 6/7, 6/8, 6/9
+
+
+@pytest.mark.parametrize(
+    ("conf", "ok", "kwargs", "threshold", "how", "precision"),
+    [
+        (CONF, OK, {"target": 0.95}, 0.80, "calibrated", 1.0),
+        (CONF, OK, {"target": 0.85}, 0.55, "calibrated", 6 / 7),  # lowest reaching it, not the first dip
+        (CONF, OK, {"target": 0.80}, 0.55, "calibrated", 6 / 7),  # 0.70 reaches 0.8 too, 0.55 is lower
+        (CONF, OK, {"target": 0.60}, 0.50, "clamped-low", 6 / 7),  # 0.30 reaches it: clamped up to lo
+        (CONF, OK, {"target": 0.95, "hi": 0.75}, 0.75, "clamped-high", 1.0),
+        ([0.9, 0.8, 0.7], [False, True, True], {"target": 0.95, "min_boxes": 3}, 0.9, "unreached", 0.0),
+        (CONF, OK, {"min_boxes": 10, "fallback": 0.8}, 0.8, "fallback", None),  # 9 boxes < 10
+        ([], [], {}, 0.8, "fallback", None),  # before any corrected batch
+    ],
+)
+def test_calibrate_threshold_by_hand(conf, ok, kwargs, threshold, how, precision):
+    kwargs = {"min_boxes": 5, **kwargs}
+    c = calibrate_threshold(conf, ok, **kwargs)
+    assert c.threshold == pytest.approx(threshold) and c.how == how
+    assert (c.precision is None) if precision is None else c.precision == pytest.approx(precision)
+    assert c.boxes == len(conf)
+
+
+def test_calibration_ignores_the_order_of_boxes_and_judges_ties_together():
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(CONF))
+    a = calibrate_threshold(np.asarray(CONF)[order], np.asarray(OK)[order], min_boxes=5)
+    assert a == calibrate_threshold(CONF, OK, min_boxes=5)
+    # two boxes at 0.8, one wrong: ">= 0.8" holds both, 5 of 6 correct, so 0.8 does not reach 0.95
+    tie = calibrate_threshold([0.95, 0.9, 0.85, 0.8, 0.8, 0.3], [True, True, True, True, False, False],
+                              min_boxes=5, lo=0.1)
+    assert tie.threshold == pytest.approx(0.85) and tie.precision == 1.0
+
+
+@pytest.mark.parametrize(
+    ("conf", "kept", "reason"),
+    [
+        ([0.9, 0.85], (0, 1), "kept"),
+        ([0.9, 0.05], (0,), "kept"),  # below t_low: background to the teacher
+        ([0.9, 0.5], (), "ambiguous"),  # one box in [t_low, t_high): the whole image is left out
+        ([0.3], (), "ambiguous"),  # t_low itself is ambiguous
+        ([0.05, 0.1], (), "empty"),
+        ([], (), "empty"),
+        ([0.8], (0,), "kept"),  # t_high itself is kept
+    ],
+)
+def test_pseudo_label_rule(conf, kept, reason):
+    v = pseudo_label(np.asarray(conf), t_high=0.8, t_low=0.3)
+    assert v.kept == kept and v.reason == reason and v.used == (reason == "kept")
+
+
+def test_pseudo_label_refuses_crossed_thresholds():
+    with pytest.raises(ValueError, match="t_low"):
+        pseudo_label(np.asarray([0.5]), t_high=0.3, t_low=0.6)
+
+
+def test_pseudo_sample_is_seeded_capped_and_order_free():
+    ids = list(range(100, 0, -1))
+    a = pseudo_sample(ids, 10, np.random.default_rng([3, 2]))
+    b = pseudo_sample(sorted(ids), 10, np.random.default_rng([3, 2]))
+    assert a == b and len(a) == 10 and a == sorted(set(a)) and set(a) <= set(ids)
+    assert a != pseudo_sample(ids, 10, np.random.default_rng([4, 2]))
+    assert pseudo_sample(ids, None, np.random.default_rng(0)) == sorted(ids)
+    assert pseudo_sample(ids, 1000, np.random.default_rng(0)) == sorted(ids)
+    assert pseudo_sample(ids, 0, np.random.default_rng(0)) == []
+
+
+@given(st.integers(1, 500), st.integers(0, 5000), st.floats(0.0, 0.95))
+def test_real_images_are_at_least_their_share(n_real, n_pseudo, share):
+    r = repeat_for_share(n_real, n_pseudo, share)
+    assert r >= 1
+    assert r * n_real / (r * n_real + n_pseudo) >= share - 1e-12
+    if r > 1:  # and it is the smallest such repeat
+        assert (r - 1) * n_real / ((r - 1) * n_real + n_pseudo) < share
+
+
+def test_real_share_by_hand():
+    assert repeat_for_share(20, 280, 0.5) == 14  # 280 real lines against 280 pseudo
+    assert repeat_for_share(20, 10, 0.5) == 1
+    assert repeat_for_share(20, 0, 0.5) == 1
+    with pytest.raises(ValueError, match="real_share"):
+        repeat_for_share(20, 10, 1.0)
