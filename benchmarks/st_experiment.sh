@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Round 3: does self-training save labels? Five arms, 3 seeds, two datasets, two lanes.
+#
+#   bash benchmarks/st_experiment.sh [DATASET ...]      # default: digits-hard shapes-lt
+#
+# Arms (every saving is measured against plain random):
+#   random, random-st (random + self-training), hybrid (+ multilabel_entropy), hybrid-st, hold.
+# Each (dataset, arm, seed) is its own `detal simulate` run (runs/simulate/st-<dataset>-<arm>-s<seed>/),
+# resumable after a kill. When one finishes, its rows are copied (strategy column = the arm) to
+# benchmarks/results/round3/<dataset>/<arm>-seed<k>.csv, a committed place: runs/ does not
+# survive between sessions, so a finished project is never run again once its rows are there.
+# At the end of each dataset the finished rows are merged into one report:
+# benchmarks/results/round3/<dataset>/{results.csv,summary.md,curves.png}.
+# Two lanes (Ultralytics trains single-threaded on 2 cores); they share one train cache per
+# dataset, so random-st's teacher reuses random's training (same labels, same weights).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DETAL=${DETAL:-.venv/bin/detal}
+PY=${PY:-.venv/bin/python}
+SEEDS=${SEEDS:-"0 1 2"}
+ARMS=${ARMS:-"random hybrid random-st hybrid-st hold"}
+DATASETS=("$@")
+[ ${#DATASETS[@]} -gt 0 ] || DATASETS=(digits-hard shapes-lt)
+OUT=${OUT:-benchmarks/results/round3}
+RUNS=${RUNS:-runs/simulate}
+
+make_data() {
+  case "$1" in
+    digits-hard) test -f data/digits-hard-1000/data.yaml || "$DETAL" data digits --preset hard \
+                   --out data/digits-hard-1000 --pool 1000 --val 400 --imgsz 128 --seed 0 ;;
+    shapes-lt) test -f data/shapes-lt-1000/data.yaml || "$DETAL" data shapes \
+                   --out data/shapes-lt-1000 --pool 1000 --val 400 --imgsz 128 --seed 0 ;;
+    *) echo "st_experiment: unknown dataset $1" >&2; exit 1 ;;
+  esac
+}
+
+run_one() {  # dataset arm seed
+  local d=$1 arm=$2 seed=$3 done_csv="$OUT/$1/$2-seed$3.csv"
+  [ -f "$done_csv" ] && return 0
+  local strategy=${arm%-st} extra=()
+  [ "$arm" != "$strategy" ] && extra=(--set self_training.enabled=true)
+  PYTHONUNBUFFERED=1 "$DETAL" simulate "configs/st-$d.yaml" --strategies "$strategy" --seeds "$seed" \
+    --name "st-$d-$arm-s$seed" --runs "$RUNS" --train-cache "$RUNS/st-$d-cache" "${extra[@]}" \
+    | grep --line-buffered -aE '^(simulate:|\[)' || true
+  mkdir -p "$OUT/$d"
+  "$PY" - "$RUNS/st-$d-$arm-s$seed/results.csv" "$strategy" "$arm" "$seed" "$done_csv" <<'PY'
+import csv, sys
+src, strategy, arm, seed, out = sys.argv[1:]
+with open(src, newline="") as f:
+    rows = [r for r in csv.DictReader(f) if r["strategy"] == strategy and r["seed"] == seed]
+if not rows:
+    sys.exit(f"st_experiment: no rows for {strategy} seed {seed} in {src}")
+for r in rows:
+    r["strategy"] = arm
+tmp = out + ".tmp"
+with open(tmp, "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+import os
+os.replace(tmp, out)
+print(f"st_experiment: {arm} seed {seed}: {len(rows)} cycles -> {out}")
+PY
+}
+
+merge() {  # dataset
+  local d=$1
+  "$PY" - "$OUT/$d" <<'PY'
+import csv, glob, sys
+from pathlib import Path
+from detal.report import write_report
+out = Path(sys.argv[1])
+rows, fields = [], []
+for path in sorted(glob.glob(str(out / "*-seed*.csv"))):
+    with open(path, newline="") as f:
+        r = csv.DictReader(f)
+        fields = fields or list(r.fieldnames)
+        rows += list(r)
+if rows:
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    write_report(out / "results.csv", out)
+    print(f"st_experiment: {out}/summary.md ({len(rows)} rows)")
+PY
+}
+
+for d in "${DATASETS[@]}"; do
+  make_data "$d"
+  jobs_list=()
+  for seed in $SEEDS; do for arm in $ARMS; do jobs_list+=("$arm $seed"); done; done
+  lane() {  # every other job, from offset $1
+    local i
+    for ((i = $1; i < ${#jobs_list[@]}; i += 2)); do
+      # shellcheck disable=SC2086
+      run_one "$d" ${jobs_list[$i]}
+    done
+  }
+  lane 0 > >(sed -u "s/^/[lane 1] /") 2>&1 &
+  lane 1 > >(sed -u "s/^/[lane 2] /") 2>&1 &
+  wait
+  merge "$d"
+done
