@@ -22,7 +22,6 @@ billion leaves), and so are files over 1 MiB.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import types
 import typing
@@ -31,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detal.errors import ConfigError
+from detal.errors import ConfigError, did_you_mean, unknown
+from detal.files import read_small_text
 from detal.safeyaml import MAX_YAML_BYTES, load_yaml
 from detal.selection import STRATEGIES
 from detal.uncertainty import AGGREGATIONS, CLASS_WEIGHTINGS, measure_weights
@@ -140,11 +140,6 @@ _INT_RANGES = {
 
 def _fields() -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(Config)}
-
-
-def _hint(key: str) -> str:
-    close = difflib.get_close_matches(key, list(_fields()), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _type_ok(value: Any, annotation: Any) -> tuple[bool, Any]:
@@ -271,7 +266,9 @@ def _validate(cfg: Config, source: str) -> None:
     for name, choices in _CHOICES.items():
         value = getattr(cfg, name)
         if value not in choices:
-            raise ConfigError(f"{source}: {name} must be one of {', '.join(choices)}, got {value!r}")
+            raise ConfigError(
+                f"{source}: {name} must be one of {', '.join(choices)}, got {value!r}{did_you_mean(value, choices)}"
+            )
     if cfg.initial_fraction > cfg.max_labeled_fraction:
         raise ConfigError(
             f"{source}: initial_fraction ({cfg.initial_fraction}) exceeds max_labeled_fraction ({cfg.max_labeled_fraction})"
@@ -286,9 +283,7 @@ def _self_training(block: Mapping[str, Any], source: str) -> dict[str, Any]:
     where = f"{source}: self_training"
     for key in block:
         if key not in SELF_TRAINING:
-            close = difflib.get_close_matches(str(key), list(SELF_TRAINING), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
+            raise ConfigError(f"{where}: {unknown('key', key, SELF_TRAINING, list_choices=False)}")
     out = {**SELF_TRAINING, **block}
 
     def number(key: str, lo: float, hi: float, integer: bool = False, nullable: bool = False) -> None:
@@ -306,7 +301,8 @@ def _self_training(block: Mapping[str, Any], source: str) -> dict[str, Any]:
     if not isinstance(out["enabled"], bool):
         raise ConfigError(f"{where}.enabled must be true or false, got {_show(out['enabled'])}")
     if out["teacher"] not in _TEACHERS:
-        raise ConfigError(f"{where}.teacher must be one of {', '.join(_TEACHERS)}, got {_show(out['teacher'])}")
+        raise ConfigError(f"{where}.teacher must be one of {', '.join(_TEACHERS)}, got {_show(out['teacher'])}"
+                          f"{did_you_mean(out['teacher'], _TEACHERS)}")
     for key in ("t_low", "t_fallback", "t_min", "t_max", "precision"):
         number(key, 0.0, 1.0)
     number("t_high", 0.0, 1.0, nullable=True)
@@ -328,7 +324,7 @@ def from_mapping(data: Mapping[str, Any], source: str = "config") -> Config:
     known = _fields()
     for key in data:
         if key not in known:
-            raise ConfigError(f"{source}: unknown key {key!r}{_hint(str(key))}")
+            raise ConfigError(f"{source}: {unknown('key', key, _fields(), list_choices=False)}")
     cfg = Config.__new__(Config)
     for name, f in known.items():
         if name in data:
@@ -355,7 +351,7 @@ def parse_override(text: str) -> tuple[str, Any]:
             raise ConfigError(f"--set {key}: cannot parse value {raw[:40]!r} ({exc})") from None
         return key, value
     if key not in _fields():
-        raise ConfigError(f"--set: unknown key {key!r}{_hint(key)}")
+        raise ConfigError(f"--set: {unknown('key', key, _fields(), list_choices=False)}")
     try:
         value = load_yaml(raw, f"--set {key}") if raw.strip() else ""
     except ConfigError as exc:  # not YAML, an alias, nested too deeply, a 5000-digit integer
@@ -378,14 +374,7 @@ def _read_yaml_file(p: Path) -> Any:
         raise ConfigError(f"{p}: is a directory, expected a YAML config file")
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
-    try:
-        if p.stat().st_size > MAX_YAML_BYTES:
-            raise ConfigError(f"{p}: config file too large ({p.stat().st_size} bytes; the limit is 1 MiB)")
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{p}: not valid YAML (not UTF-8 text)") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read config file ({exc.strerror})") from None
+    text = read_small_text(p, ConfigError, "config file", max_bytes=MAX_YAML_BYTES)
     return load_yaml(text, str(p))
 
 
@@ -411,7 +400,7 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
             raise ConfigError(f"{p}: top level must be a mapping of key: value, got {type(loaded).__name__}")
         for key in loaded:
             if key not in _fields():
-                raise ConfigError(f"{p}: unknown key {key!r}{_hint(str(key))}")
+                raise ConfigError(f"{p}: {unknown('key', key, _fields(), list_choices=False)}")
         data.update(loaded)
     for text in overrides:
         key, value = parse_override(text)

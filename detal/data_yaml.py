@@ -16,7 +16,7 @@ from typing import Any
 
 from detal.adapter import LabeledImage
 from detal.errors import DataError
-from detal.files import IMAGE_SUFFIXES
+from detal.files import IMAGE_SUFFIXES, read_small_text
 from detal.labels import parse_label_text
 from detal.safeyaml import load_yaml
 
@@ -119,12 +119,7 @@ def load_dataset(data_yaml: str | Path) -> Dataset:
     yaml_path = Path(data_yaml)
     if not yaml_path.is_file():
         raise DataError(f"{yaml_path}: data.yaml not found (build the digits with `detal data digits`)")
-    try:
-        text = yaml_path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"{yaml_path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise DataError(f"{yaml_path}: cannot read ({exc.strerror})") from None
+    text = read_small_text(yaml_path, DataError, "data.yaml")
     data = load_yaml(text, str(yaml_path), DataError)
     if not isinstance(data, dict):
         raise DataError(f"{yaml_path}: top level must be a mapping")

@@ -33,6 +33,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from detal.errors import unknown
+
 __all__ = [
     "ACTIONS",
     "OUTCOMES",
@@ -88,7 +90,7 @@ class Diff:
         if action == "drawn":
             return self.drawn
         if action not in OUTCOMES:
-            raise ValueError(f"unknown action {action!r}")
+            raise ValueError(unknown("action", action, ACTIONS))
         return sum(1 for o in self.outcome if o == action)
 
     def counts(self) -> dict[str, int]:

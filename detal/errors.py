@@ -15,6 +15,7 @@ traceback.
     │   └── BusyError     another detal command holds the project's lock (exit 4)
     ├── ModelError        training, prediction or evaluation failed, or weights are bad
     └── RemoteError       a server detal talks to (Label Studio) is unreachable or refused
+        └── NotFound      the server answered HTTP 404
 
 ``ConfigError`` and ``DataError`` are also ``ValueError``s, so library callers
 that pass a bad argument can catch the builtin they expect.
@@ -23,11 +24,24 @@ that pass a bad argument can catch the builtin they expect.
 ``detal cycle``: the CLI exits with their ``exit_code`` (3 and 4) instead of 1, and
 ``detal cycle --if-ready`` turns them into exit 0, so a cron job needs no wrapper.
 
+A ``DataError`` about many inputs at once (a folder of labels, a bundle) keeps
+them all in ``.problems``; its message lists the first few.
+
 Messages name the file (or config key) and what is wrong, so that the one
-line is enough to fix the input.
+line is enough to fix the input. A name that is not among the choices is
+reported with :func:`unknown` (or :func:`did_you_mean` where a message has its
+own wording), which adds the likeliest intended choice.
 """
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "BatchOutError", "BusyError", "ConfigError", "DataError", "DetalError", "ModelError", "NotFound",
+    "RemoteError", "StateError", "did_you_mean", "unknown",
+]
 
 
 class DetalError(Exception):
@@ -39,7 +53,15 @@ class ConfigError(DetalError, ValueError):
 
 
 class DataError(DetalError, ValueError):
-    """An input file (image, label, classes, data.yaml, bundle) is invalid."""
+    """An input file (image, label, classes, data.yaml, bundle) is invalid.
+
+    ``problems`` holds every problem found when there were many (the message
+    lists the first ones); it is empty for a single one.
+    """
+
+    def __init__(self, message: str, *, problems: Sequence[object] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 class StateError(DetalError):
@@ -72,3 +94,27 @@ class ModelError(DetalError):
 
 class RemoteError(DetalError):
     """A server detal talks to (Label Studio) could not be reached, or refused a request."""
+
+
+class NotFound(RemoteError):
+    """HTTP 404; callers turn it into a message about what is missing."""
+
+
+def did_you_mean(name: object, choices: Iterable[object]) -> str:
+    """``"; did you mean 'x'?"`` for the choice closest to ``name``, or ``""`` if none is close.
+
+    Close means a :func:`difflib.get_close_matches` ratio of at least 0.5.
+    """
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def unknown(kind: str, name: object, choices: Iterable[object], *, list_choices: bool = True) -> str:
+    """The message for a ``name`` that is not one of ``choices``, with a "did you mean" hint.
+
+    ``"unknown strategy 'topp'; expected one of random, topk; did you mean 'topk'?"``;
+    ``list_choices=False`` leaves out the list (when it is long, as config keys are).
+    """
+    choices = [str(c) for c in choices]
+    expected = f"; expected one of {', '.join(choices)}" if list_choices else ""
+    return f"unknown {kind} {name!r}{expected}{did_you_mean(name, choices)}"

@@ -1,11 +1,13 @@
-"""Small file helpers shared by the project store, the simulation and the adapter."""
+"""Small file helpers shared by the project store, the simulation, the adapter and the commands."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-__all__ = ["IMAGE_SUFFIXES", "atomic_write"]
+from detal.errors import DataError, DetalError
+
+__all__ = ["IMAGE_SUFFIXES", "atomic_write", "list_images", "read_small_text"]
 
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 """Image file suffixes detal scans for, trains on and predicts on (lower case)."""
@@ -25,3 +27,37 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def read_small_text(
+    path: Path, error: type[DetalError], what: str, *, max_bytes: int | None = None
+) -> str:
+    """The UTF-8 text of the small file ``path``, or ``error`` saying why it cannot be read.
+
+    ``what`` names the file in the messages (``"config file"``): ``<path>:
+    <what> not found``, ``<what> too large (N bytes; the limit is M MiB)``
+    when ``max_bytes`` is given, ``<what> is not UTF-8 text``, ``cannot read
+    <what> (<reason>)``.
+    """
+    path = Path(path)
+    try:
+        if max_bytes is not None and (size := path.stat().st_size) > max_bytes:
+            raise error(f"{path}: {what} too large ({size} bytes; the limit is {max_bytes / 2**20:g} MiB)")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: {what} is not UTF-8 text") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what} ({exc.strerror})") from None
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Every image file under ``folder`` (recursively), sorted by path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: image folder not found")
+    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not images:
+        raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+    return images

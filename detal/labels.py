@@ -16,6 +16,7 @@ import numpy as np
 
 from detal.detections import Prediction
 from detal.errors import DataError
+from detal.files import read_small_text
 
 __all__ = [
     "MAX_CLASSES_BYTES",
@@ -236,15 +237,7 @@ def read_classes(path: str | Path) -> list[str]:
         raise DataError(f"{p}: classes file not found")
     if not p.is_file():
         raise DataError(f"{p}: not a regular file, expected a classes file (one class name a line)")
-    try:
-        if p.stat().st_size > MAX_CLASSES_BYTES:
-            raise DataError(f"{p}: classes file too large ({p.stat().st_size} bytes; the limit is 1 MiB)")
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"{p}: classes file is not UTF-8 text") from None
-    except OSError as exc:
-        raise DataError(f"{p}: cannot read classes file ({exc.strerror})") from None
-    names = parse_class_names(text)
+    names = parse_class_names(read_small_text(p, DataError, "classes file", max_bytes=MAX_CLASSES_BYTES))
     if not names:
         raise DataError(f"{p}: classes file is empty")
     problems = class_name_problems(names)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from detal.errors import StateError
+from detal.errors import StateError, unknown
 
 __all__ = ["Pool", "Status"]
 
@@ -63,7 +63,7 @@ class Pool:
             try:
                 codes = np.fromiter((lookup[s] for s in status), dtype=np.int8)
             except KeyError as exc:
-                raise StateError(f"unknown image status {exc.args[0]!r}") from None
+                raise StateError(unknown("image status", exc.args[0], [s.value for s in _CODES])) from None
             if codes.size != n:
                 raise StateError(f"pool has {n} ids but {codes.size} statuses")
             codes = codes[order]

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detal.errors import ConfigError, DataError
+from detal.errors import ConfigError, DataError, unknown
 
 __all__ = [
     "STRATEGIES",
@@ -227,7 +227,7 @@ def strategy_plan(
     matters for ``hybrid``.
     """
     if strategy not in STRATEGIES:
-        raise ConfigError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+        raise ConfigError(unknown("strategy", strategy, STRATEGIES))
     for name, value in (("batch_fraction", batch_fraction), ("subset_fraction", subset_fraction)):
         if not 0.0 < value <= 1.0:
             raise ConfigError(f"{name} must lie in (0, 1], got {value!r}")

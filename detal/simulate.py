@@ -52,7 +52,7 @@ import yaml
 from detal.adapter import ModelAdapter
 from detal.config import Config, cycle_epochs
 from detal.data_yaml import Dataset, load_dataset
-from detal.errors import ConfigError, DataError, StateError
+from detal.errors import ConfigError, DataError, StateError, unknown
 from detal.files import atomic_write
 from detal.pool import Status
 from detal.project import Hooks, import_labels, init_project, run_cycle
@@ -375,7 +375,7 @@ def _hooks(callbacks: dict[str, list[Callable]] | None, strategy: str, seed: int
     hooks = Hooks()
     for event, fns in (callbacks or {}).items():
         if event not in EVENTS:
-            raise ConfigError(f"simulate: unknown event {event!r}; expected one of {', '.join(EVENTS)}")
+            raise ConfigError(f"simulate: {unknown('event', event, EVENTS)}")
         for fn in fns:
             hooks.add(event, lambda fn=fn, **info: fn(strategy=strategy, seed=seed, **info))
     return hooks
@@ -430,7 +430,7 @@ def simulate(
         raise ConfigError("simulate: give at least one strategy")
     for s in strategies:
         if s not in STRATEGIES:
-            raise ConfigError(f"simulate: unknown strategy {s!r}; expected one of {', '.join(STRATEGIES)}")
+            raise ConfigError(f"simulate: {unknown('strategy', s, STRATEGIES)}")
     if len(set(strategies)) != len(strategies) or len(set(seeds)) != len(seeds):
         raise ConfigError("simulate: strategies and seeds must not repeat")
     data_path = data or cfg.data

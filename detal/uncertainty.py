@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from detal.errors import ConfigError, DataError, ModelError
+from detal.errors import ConfigError, DataError, ModelError, did_you_mean, unknown
 
 __all__ = [
     "AGGREGATIONS",
@@ -195,7 +195,7 @@ MEASURES: dict[str, Callable[[np.ndarray], np.ndarray]] = {**CLASS_MEASURES, **B
 
 
 def _unknown(name: Any) -> ConfigError:
-    return ConfigError(f"measure must be one of {', '.join(MEASURES)}, got {name!r}")
+    return ConfigError(f"measure must be one of {', '.join(MEASURES)}, got {name!r}{did_you_mean(name, MEASURES)}")
 
 
 def measure_weights(spec: MeasureSpec) -> dict[str, float]:
@@ -353,7 +353,7 @@ AGGREGATIONS = ("max", "mean", "sum")
 def aggregate(scores: np.ndarray, how: str = "max", empty: float = 0.0) -> float:
     """Reduce one image's box scores to one number; ``empty`` if it has no boxes."""
     if how not in AGGREGATIONS:
-        raise ConfigError(f"unknown aggregation {how!r}; expected one of {', '.join(AGGREGATIONS)}")
+        raise ConfigError(unknown("aggregation", how, AGGREGATIONS))
     arr = np.asarray(scores, dtype=np.float64).reshape(-1)
     if arr.size == 0:
         return float(empty)
@@ -373,7 +373,7 @@ def aggregate_groups(
     belongs to. Returns ``(n_images,)``; images with no boxes get ``empty``.
     """
     if how not in AGGREGATIONS:
-        raise ConfigError(f"unknown aggregation {how!r}; expected one of {', '.join(AGGREGATIONS)}")
+        raise ConfigError(unknown("aggregation", how, AGGREGATIONS))
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     idx = np.asarray(image_index, dtype=np.intp).reshape(-1)
     if s.shape != idx.shape:

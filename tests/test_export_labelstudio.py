@@ -22,7 +22,7 @@ from test_export_common import NAMES, expected_text, make_batch, scores_for
 from detal.errors import DataError
 from detal.export import export_predictions
 from detal.export.common import canonical_images
-from detal.export.labelstudio import labeling_config, normalise_uncertainty
+from detal.export.labelstudio import labeling_config, normalize_uncertainty
 
 jsonschema = pytest.importorskip("jsonschema")
 pytest.importorskip("label_studio_converter")
@@ -184,10 +184,10 @@ def test_config_escapes_class_names():
         ({}, {}),
     ],
 )
-def test_normalise_uncertainty(scores, expected):
-    assert normalise_uncertainty(scores) == pytest.approx(expected)
+def test_normalize_uncertainty(scores, expected):
+    assert normalize_uncertainty(scores) == pytest.approx(expected)
 
 
-def test_normalise_uncertainty_rejects_negative():
+def test_normalize_uncertainty_rejects_negative():
     with pytest.raises(DataError, match="finite and >= 0"):
-        normalise_uncertainty({"a": -0.1})
+        normalize_uncertainty({"a": -0.1})

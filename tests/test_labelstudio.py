@@ -23,7 +23,7 @@ from detal.labelstudio import (
     attach_scores,
     chosen_annotation,
     config_classes,
-    normalise_url,
+    normalize_url,
     prediction_regions,
     read_token,
     token_kind,
@@ -83,12 +83,12 @@ def test_read_token_missing_file(tmp_path):
     ("http://", None),
     ("http://host/?x=1", None),
 ])
-def test_normalise_url(url, expected):
+def test_normalize_url(url, expected):
     if expected is None:
         with pytest.raises(ConfigError, match="must look like http://host:8080"):
-            normalise_url(url)
+            normalize_url(url)
     else:
-        assert normalise_url(url) == expected
+        assert normalize_url(url) == expected
 
 
 def _ann(i, updated, *, cancelled=False, gt=False):

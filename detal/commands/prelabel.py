@@ -1,96 +1,36 @@
 """``detal prelabel``: pre-label any folder of images with trained weights, no project needed.
 
-The Python API behind it is :func:`prelabel`: predict with a
-:class:`~detal.adapter.ModelAdapter`, score every image (for Label Studio's
-prediction score), and write the formats asked for with
-:func:`detal.export.export_predictions`. The command parses arguments,
-builds the adapter with :func:`make_adapter` (Ultralytics, imported only
-then) and prints where each format went. Images that cannot be read are
-reported on stderr and left out; if none can be read, it fails.
+The command parses arguments, builds the adapter with :func:`make_adapter`
+(:func:`detal.adapter.make_adapter`), calls :func:`detal.prelabel.prelabel` and
+prints where each format went. Images that cannot be read are reported on
+stderr and left out; if none can be read, it fails.
 
 Class names come from ``--classes FILE`` (one a line), or else from the
-weights, when the adapter can tell them.
+weights.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from detal.adapter import ModelAdapter
 from detal.adapter import make_adapter as adapter_factory
 from detal.commands.common import add_config_args, config_from_args
 from detal.config import Config
-from detal.errors import ConfigError, DataError, ModelError
+from detal.errors import ConfigError, ModelError
 from detal.export.registry import format_list
+from detal.files import list_images
 from detal.labels import read_classes
-from detal.scoring import score_predictions
+from detal.prelabel import names_from_weights, prelabel
 
-__all__ = ["make_adapter", "prelabel", "register", "run"]
+__all__ = ["make_adapter", "register", "run"]
 
 
 def make_adapter(cfg: Config) -> ModelAdapter:
     """:func:`detal.adapter.make_adapter` (tests replace this function with a fake)."""
     return adapter_factory(cfg)
-
-
-def names_from_weights(adapter: ModelAdapter, weights: Path) -> list[str]:
-    """The class names stored in ``weights`` (empty if it stores none)."""
-    return [str(n) for n in adapter.class_names(weights)]
-
-
-def prelabel(
-    adapter: ModelAdapter,
-    weights: Path,
-    images: Sequence[Path],
-    out_dir: Path,
-    names: Sequence[str],
-    cfg: Config,
-    formats: Sequence[str] = ("yolo",),
-    *,
-    with_confidence: bool = False,
-    progress: bool = True,
-) -> tuple[dict[str, Path], list[tuple[Path, str]]]:
-    """Predict, score and export; returns ``format -> path`` and the unreadable images.
-
-    Boxes with confidence >= ``cfg.prelabel_conf`` become pre-labels; the
-    image uncertainty (``cfg.measure``/``cfg.aggregate`` over boxes >=
-    ``cfg.score_conf``) sets Label Studio's prediction score.
-    """
-    from detal.export import export_predictions, normalise_uncertainty, parse_formats
-
-    formats = parse_formats(formats)
-    result = adapter.predict(
-        Path(weights),
-        list(images),
-        conf=min(cfg.prelabel_conf, cfg.score_conf),
-        iou=cfg.iou,
-        batch=cfg.predict_batch,
-        progress=progress,
-    )
-    preds = result.predictions
-    if not preds:
-        raise DataError(f"none of the {len(images)} images could be read")
-    # Every prediction knows the model's class count, boxes or not (0: the adapter cannot tell).
-    widths = {p.detections.n_classes for p in preds} - {0}
-    if widths and widths != {len(names)}:
-        raise DataError(
-            f"{weights}: the model predicts {', '.join(map(str, sorted(widths)))} classes "
-            f"but {len(names)} class names were given"
-        )
-    scores = normalise_uncertainty({s.path.name: s.score for s in score_predictions(preds, cfg)})
-    written = export_predictions(
-        preds,
-        names,
-        out_dir,
-        formats,
-        scores=scores,
-        with_confidence=with_confidence,
-        conf=cfg.prelabel_conf,
-    )
-    return written, result.failed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -125,7 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detal.commands.score import list_images
     from detal.export import parse_formats
 
     cfg = config_from_args(args)

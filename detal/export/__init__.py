@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from detal.detections import Prediction
-from detal.errors import ConfigError, DataError
+from detal.errors import ConfigError, DataError, did_you_mean
 from detal.export.coco import CATEGORY_ID_BASE
 from detal.export.common import (
     ImageLabels,
@@ -47,7 +47,7 @@ from detal.export.common import (
     check_names,
     problems_error,
 )
-from detal.export.labelstudio import normalise_uncertainty
+from detal.export.labelstudio import normalize_uncertainty
 from detal.export.options import ReadOptions, WriteOptions
 from detal.export.registry import (
     ARTIFACTS,
@@ -67,7 +67,7 @@ __all__ = [
     "ExportFormat",
     "ReturnedLabels",
     "export_predictions",
-    "normalise_uncertainty",
+    "normalize_uncertainty",
     "parse_formats",
     "read_returned",
     "read_returned_labels",
@@ -205,7 +205,7 @@ def read_returned(
     path, not a zip, not JSON); everything else is in ``.problems``.
     """
     if not isinstance(fmt, str):
-        raise ConfigError(f"format must be one of {', '.join(IMPORT_FORMATS)}, got {fmt!r}")
+        raise ConfigError(f"format must be one of {', '.join(IMPORT_FORMATS)}, got {fmt!r}{did_you_mean(fmt, IMPORT_FORMATS)}")
     fmt = parse_formats([fmt], IMPORT_FORMATS)[0]
     names = check_names(names)
     path = Path(path)

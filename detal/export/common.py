@@ -224,9 +224,7 @@ def problems_error(what: str, problems: Sequence[object]) -> DataError:
     n = len(problems)
     shown = "; ".join(map(str, problems[:MAX_LISTED_PROBLEMS]))
     more = f"; ... and {n - MAX_LISTED_PROBLEMS} more" if n > MAX_LISTED_PROBLEMS else ""
-    err = DataError(f"{what}: {n} problem{'s' if n != 1 else ''}: {shown}{more}")
-    err.problems = list(problems)  # type: ignore[attr-defined]
-    return err
+    return DataError(f"{what}: {n} problem{'s' if n != 1 else ''}: {shown}{more}", problems=problems)
 
 
 # -- reading returned labels ---------------------------------------------------

@@ -36,7 +36,7 @@ from detal.errors import DataError
 from detal.export.common import ImageLabels
 from detal.export.options import WriteOptions, copy_images, write_json
 
-__all__ = ["check", "check_tag_names", "labeling_config", "normalise_uncertainty", "tasks", "write"]
+__all__ = ["check", "check_tag_names", "labeling_config", "normalize_uncertainty", "tasks", "write"]
 
 
 def check_tag_names(from_name: str, to_name: str) -> None:
@@ -58,7 +58,7 @@ def labeling_config(names: Sequence[str], from_name: str = "label", to_name: str
     return ET.tostring(view, encoding="unicode") + "\n"
 
 
-def normalise_uncertainty(scores: Mapping[str, float]) -> dict[str, float]:
+def normalize_uncertainty(scores: Mapping[str, float]) -> dict[str, float]:
     """Map image uncertainties into ``[0, 1]`` for the prediction score.
 
     Scores already in ``[0, 1]`` (max / mean of normalised entropy, least

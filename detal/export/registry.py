@@ -25,12 +25,11 @@ canonical YOLO text keyed by image (see :class:`~detal.export.common.ReturnedLab
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from detal.errors import ConfigError
+from detal.errors import ConfigError, unknown
 from detal.export import coco, cvat, labelstudio, yolo
 from detal.export.common import ImageLabels, ReturnedLabels
 from detal.export.options import ReadOptions, WriteOptions
@@ -99,12 +98,6 @@ def format_list(names: Sequence[str] = FORMATS, *, described: bool = False, last
     return ", ".join(items[:-1]) + last + items[-1] if len(items) > 1 else "".join(items)
 
 
-def _unknown(name: str, choices: Sequence[str], what: str) -> ConfigError:
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ConfigError(f"unknown {what} {name!r}; expected one of {', '.join(choices)}{hint}")
-
-
 def parse_formats(formats: str | Iterable[str], choices: Sequence[str] = FORMATS) -> list[str]:
     """``"yolo,coco"`` or ``["yolo", "coco"]`` -> checked, de-duplicated list, in given order."""
     items = formats.split(",") if isinstance(formats, str) else list(formats)
@@ -114,7 +107,7 @@ def parse_formats(formats: str | Iterable[str], choices: Sequence[str] = FORMATS
         if not name:
             continue
         if name not in choices:
-            raise _unknown(name, choices, "format")
+            raise ConfigError(unknown("format", name, choices))
         if name not in out:
             out.append(name)
     if not out:

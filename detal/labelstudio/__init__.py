@@ -69,7 +69,7 @@ from detal.labelstudio.client import (
     TOKEN_ENV,
     URL_ENV,
     Client,
-    normalise_url,
+    normalize_url,
     read_token,
     token_kind,
 )
@@ -93,7 +93,7 @@ __all__ = [
     "attach_scores",
     "chosen_annotation",
     "config_classes",
-    "normalise_url",
+    "normalize_url",
     "prediction_regions",
     "pull_labels",
     "push_batch",

@@ -25,9 +25,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from detal.errors import ConfigError, RemoteError
+from detal.errors import ConfigError, NotFound, RemoteError
+from detal.files import read_small_text
 
-__all__ = ["TOKEN_ENV", "URL_ENV", "Client", "NotFound", "normalise_url", "read_token", "token_kind"]
+__all__ = ["TOKEN_ENV", "URL_ENV", "Client", "normalize_url", "read_token", "token_kind"]
 
 TOKEN_ENV = "LABEL_STUDIO_API_KEY"
 URL_ENV = "LABEL_STUDIO_URL"
@@ -41,12 +42,7 @@ def read_token(token_file: str | Path | None = None, env: Mapping[str, str] | No
     env = os.environ if env is None else env
     if token_file is not None:
         path = Path(token_file)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: token file not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read the token file ({exc})") from None
+        text = read_small_text(path, ConfigError, "token file")
         token = text.strip().splitlines()[0].strip() if text.strip() else ""
         if not token:
             raise ConfigError(f"{path}: token file is empty")
@@ -73,7 +69,7 @@ def token_kind(token: str) -> str:
     return "legacy"
 
 
-def normalise_url(url: str) -> str:
+def normalize_url(url: str) -> str:
     """``http(s)://host[:port][/prefix]`` without a trailing slash; :class:`ConfigError` otherwise."""
     text = str(url).strip()
     parsed = urllib.parse.urlsplit(text)
@@ -83,15 +79,11 @@ def normalise_url(url: str) -> str:
 
 
 # -- HTTP client -----------------------------------------------------------------------
-class NotFound(RemoteError):
-    """HTTP 404; callers turn it into a message about what is missing."""
-
-
 class Client:
     """A minimal Label Studio REST client over ``urllib`` (JSON in, JSON out)."""
 
     def __init__(self, url: str, token: str, *, timeout: float = 120.0) -> None:
-        self.url = normalise_url(url)
+        self.url = normalize_url(url)
         self.kind = token_kind(token)
         self.timeout = timeout
         self._token = token

@@ -12,8 +12,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from detal.errors import DataError, StateError
-from detal.export.labelstudio import labeling_config, normalise_uncertainty
-from detal.labelstudio.client import Client, normalise_url, read_token
+from detal.export.labelstudio import labeling_config, normalize_uncertainty
+from detal.labelstudio.client import Client, normalize_url, read_token
 from detal.labelstudio.convert import FROM_NAME, TO_NAME, attach_scores, prediction_regions
 from detal.labelstudio.state import (
     META_KEY,
@@ -54,14 +54,14 @@ class PushReport:
 
 def _uncertainties(store: Store, rows: Sequence[ImageRow]) -> tuple[dict[int, float], dict[int, float]]:
     """``(raw, normalised)``: image id -> its score in the cycle that selected it, as stored
-    and mapped into [0, 1] over that cycle's scored images (:func:`normalise_uncertainty`)."""
+    and mapped into [0, 1] over that cycle's scored images (:func:`normalize_uncertainty`)."""
     raw: dict[int, float] = {}
     unit: dict[int, float] = {}
     for cycle in sorted({r.selected_cycle for r in rows if r.selected_cycle > 0}):
         scores = {i: s for i, (s, _, _) in store.scores(cycle).items() if math.isfinite(s)}
         raw.update(scores)
         if scores:
-            normalised = normalise_uncertainty({str(i): s for i, s in scores.items()})
+            normalised = normalize_uncertainty({str(i): s for i, s in scores.items()})
             unit.update({int(k): v for k, v in normalised.items()})
     return raw, unit
 
@@ -157,7 +157,7 @@ def push_batch(
         names: list[str] = store.get_meta("classes")
         link = None if relink else linked(store)
         url = resolve_url(url, link, env)
-        if link and normalise_url(link["url"]) != url:
+        if link and normalize_url(link["url"]) != url:
             raise StateError(
                 f"{project} is linked to Label Studio project {link['project']} at {link['url']}, "
                 f"not {url}; pass --relink to push the batch that is out to {url} as new tasks"

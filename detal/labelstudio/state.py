@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from detal.errors import ConfigError, StateError
-from detal.labelstudio.client import URL_ENV, Client, NotFound, normalise_url
+from detal.errors import ConfigError, NotFound, StateError
+from detal.labelstudio.client import URL_ENV, Client, normalize_url
 from detal.labelstudio.convert import config_classes
 from detal.store import ImageRow, Store
 
@@ -41,11 +41,11 @@ def linked(store: Store) -> dict | None:
 
 def resolve_url(url: str | None, link: dict | None, env: Mapping[str, str]) -> str:
     if url:
-        return normalise_url(url)
+        return normalize_url(url)
     if link:
-        return normalise_url(link["url"])
+        return normalize_url(link["url"])
     if env.get(URL_ENV, "").strip():
-        return normalise_url(env[URL_ENV])
+        return normalize_url(env[URL_ENV])
     raise ConfigError(f"no Label Studio URL: pass --label-studio URL or set {URL_ENV}")
 
 

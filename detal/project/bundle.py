@@ -106,7 +106,7 @@ def export_other(
     symbolic links in a scratch folder) so that every format names an image
     the way the bundle does, and ``detal import --format ...`` can match it.
     """
-    from detal.export import export_predictions, normalise_uncertainty
+    from detal.export import export_predictions, normalize_uncertainty
 
     links = cycle_dir / f".export-links.tmp-{os.getpid()}"
     shutil.rmtree(links, ignore_errors=True)
@@ -122,7 +122,7 @@ def export_other(
             scores[name] = manifest[r.id][0]
         export_predictions(
             renamed, names, ProjectPaths(project).exports_dir(k), formats,
-            scores=normalise_uncertainty(scores), cycle=k, conf=cfg.prelabel_conf,
+            scores=normalize_uncertainty(scores), cycle=k, conf=cfg.prelabel_conf,
         )
     finally:
         shutil.rmtree(links, ignore_errors=True)

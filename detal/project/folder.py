@@ -17,7 +17,7 @@ from typing import Any
 
 from detal.adapter import LabeledImage, Metrics
 from detal.config import Config, load_config
-from detal.errors import BusyError, DataError, StateError
+from detal.errors import BusyError, DataError, StateError, unknown
 from detal.labels import LabelProblem
 from detal.project.paths import (
     CLASSES_FILE,
@@ -79,7 +79,7 @@ class Hooks:
 
     def add(self, event: str, fn: Callable[..., None]) -> None:
         if event not in self._callbacks:
-            raise ValueError(f"unknown event {event!r}; expected one of {', '.join(EVENTS)}")
+            raise ValueError(unknown("event", event, EVENTS))
         self._callbacks[event].append(fn)
 
     def emit(self, event: str, **info: Any) -> None:
@@ -130,11 +130,11 @@ class ImportReport:
 
 # -- small helpers ---------------------------------------------------------------------
 def problems_error(source: object, problems: Sequence[LabelProblem | str], what: str) -> DataError:
-    """One :class:`DataError` listing (the first 200 of) ``problems``."""
+    """One :class:`DataError` listing (the first 200 of) ``problems``; ``.problems`` keeps them all."""
     shown = [str(p) for p in problems[:_MAX_LISTED_PROBLEMS]]
     more = len(problems) - len(shown)
     tail = f"; ... and {more} more" if more > 0 else ""
-    return DataError(f"{source}: {len(problems)} problem(s), {what}: " + "; ".join(shown) + tail)
+    return DataError(f"{source}: {len(problems)} problem(s), {what}: " + "; ".join(shown) + tail, problems=problems)
 
 
 def pairs(project: Path, rows: Iterable) -> list[LabeledImage]:
