@@ -283,7 +283,7 @@ def _self_training(block: Mapping[str, Any], source: str) -> dict[str, Any]:
     where = f"{source}: self_training"
     for key in block:
         if key not in SELF_TRAINING:
-            raise ConfigError(f"{where}: {unknown('key', key, SELF_TRAINING, list_choices=False)}")
+            raise ConfigError(f"{where}: {unknown('key', key, SELF_TRAINING)}")
     out = {**SELF_TRAINING, **block}
 
     def number(key: str, lo: float, hi: float, integer: bool = False, nullable: bool = False) -> None:

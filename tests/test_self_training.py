@@ -95,3 +95,36 @@ def test_real_share_by_hand():
     assert repeat_for_share(20, 0, 0.5) == 1
     with pytest.raises(ValueError, match="real_share"):
         repeat_for_share(20, 10, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        (["self_training.t_hihg=0.5"], "did you mean 't_high'"),
+        (["self_training.enabled=yes please"], "self_training.enabled must be true or false"),
+        (["self_training.teacher=ema"], "self_training.teacher must be one of supervised, previous"),
+        (["self_training.t_low=0.95"], "t_low (0.95) must not exceed the high threshold"),
+        (["self_training.t_min=0.9", "self_training.t_max=0.6"], "t_min (0.9) exceeds t_max (0.6)"),
+        (["self_training.real_share=1.0"], "self_training.real_share must be a number in [0, 0.99]"),
+        (["self_training.max_pseudo_images=-1"], "self_training.max_pseudo_images must be an integer"),
+        (["self_training.t_high=.nan"], "self_training.t_high must be a finite number"),
+        (["self_training.t_high=1.5"], "self_training.t_high must be a number in [0, 1] or null"),
+    ],
+)
+def test_bad_self_training_config_is_one_clear_error(overrides, error):
+    from detal.config import load_config
+    from detal.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, overrides)
+    assert error in str(exc.value)
+
+
+def test_self_training_keys_merge_over_the_defaults(tmp_path):
+    from detal.config import SELF_TRAINING, load_config
+
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("self_training:\n  enabled: true\n  t_low: 0.2\n")
+    cfg = load_config(cfg_file, ["self_training.real_share=0.7"])
+    assert cfg.self_training == {**SELF_TRAINING, "enabled": True, "t_low": 0.2, "real_share": 0.7}
+    assert load_config().self_training == SELF_TRAINING and SELF_TRAINING["enabled"] is False
