@@ -1,4 +1,4 @@
-"""``detal data digits``: build the digits-det benchmark dataset."""
+"""``detal data digits | shapes``: build a built-in benchmark dataset (digits-det, shapes-lt)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "10 classes. Pool and val use disjoint source samples. Deterministic per seed."
         ),
     )
-    d.add_argument("--out", default="data/digits-det", help="output folder (default: data/digits-det)")
-    d.add_argument("--pool", type=int, default=2000, help="pool (train) images (default: 2000)")
-    d.add_argument("--val", type=int, default=400, help="validation images (default: 400)")
-    d.add_argument("--imgsz", type=int, default=128, help="canvas size in pixels (default: 128)")
-    d.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    _canvas_args(d, "data/digits-det", pool=2000)
     d.add_argument("--preset", choices=("standard", "hard"), default="standard",
                    help="standard: 1-6 digits of 14-40 px a canvas; hard: 3-10 digits of 9-24 px "
                         "(label-bound for longer; default: standard)")
@@ -39,14 +35,19 @@ def register(sub: argparse._SubParsersAction) -> None:
             "shape variants. Deterministic per seed."
         ),
     )
-    sh.add_argument("--out", default="data/shapes-lt", help="output folder (default: data/shapes-lt)")
-    sh.add_argument("--pool", type=int, default=1000, help="pool (train) images (default: 1000)")
-    sh.add_argument("--val", type=int, default=400, help="validation images (default: 400)")
-    sh.add_argument("--imgsz", type=int, default=128, help="canvas size in pixels (default: 128)")
+    _canvas_args(sh, "data/shapes-lt", pool=1000)
     sh.add_argument("--zipf", type=float, default=1.2, help="class-frequency exponent (default: 1.2)")
-    sh.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     sh.set_defaults(func=run_shapes)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _canvas_args(p: argparse.ArgumentParser, out: str, pool: int) -> None:
+    """The options every canvas dataset takes: where, how many, how large, which seed."""
+    p.add_argument("--out", default=out, help=f"output folder (default: {out})")
+    p.add_argument("--pool", type=int, default=pool, help=f"pool (train) images (default: {pool})")
+    p.add_argument("--val", type=int, default=400, help="validation images (default: 400)")
+    p.add_argument("--imgsz", type=int, default=128, help="canvas size in pixels (default: 128)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
 
 def run_digits(args: argparse.Namespace) -> int:
