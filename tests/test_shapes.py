@@ -12,8 +12,10 @@ from detal.digits import PRESETS, DigitsSpec, build_digits
 from detal.labels import parse_label_text
 from detal.shapes import NAMES, ShapesSpec, build_shapes, class_weights
 
+N_SHAPES = len(NAMES)
 
-def _labels(root, split, n_classes=len(NAMES)):
+
+def _labels(root, split, n_classes=N_SHAPES):
     boxes = []
     for p in sorted((root / "labels" / split).glob("*.txt")):
         got, problems = parse_label_text(p.read_text(), n_classes, str(p))
