@@ -186,3 +186,19 @@ def test_an_import_after_self_training_takes_only_the_returned_labels(tmp_path):
     after = sorted(p.relative_to(project).as_posix() for p in (project / "labels").rglob("*.txt"))
     new = {Path(p).stem for p in set(after) - set(before)}
     assert new == {p.stem for p in ret.glob("*.txt")}  # no pseudo-labeled image became labeled
+
+
+def test_status_shows_self_training_per_cycle(tmp_path, capsys):
+    from detal.cli import main
+    from detal.project import project_status
+
+    project = _st_project(tmp_path, **{"self_training.t_high": 0.5})
+    run_cycle(project, FakeAdapter(len(NAMES), seed=1))
+    st = project_status(project)
+    s = st["cycles"][-1]["self_training"]
+    assert s["pseudo_images"] == len(_pseudo(project, 1)) and s["how"] == "config" and s["threshold"] == 0.5
+    assert st["cycles"][0]["self_training"] is None  # cycle 0: the initial batch, no training
+    assert main(["status", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert f"self-training: {s['pseudo_images']} pseudo-labeled images" in out
+    assert "t_high 0.50 (fixed by the config; target 0.95)" in out

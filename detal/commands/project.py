@@ -270,6 +270,24 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _self_training_line(s: dict | None) -> str:
+    """One line of a cycle's self-training: pseudo-labels, the threshold and how it was chosen."""
+    if not s:
+        return ""
+    if s["teacher"] == "none":
+        return "self-training: no teacher yet (teacher: previous), trained on the human labels only"
+    how = {"calibrated": f"calibrated on cycle {s['calibrated_on']}'s corrected batch",
+           "clamped-low": f"calibrated on cycle {s['calibrated_on']}, raised to the lower clamp",
+           "clamped-high": f"calibrated on cycle {s['calibrated_on']}, lowered to the upper clamp",
+           "unreached": f"cycle {s['calibrated_on']}'s pre-labels never reached the target: the upper clamp",
+           "fallback": "fixed fallback (no corrected batch with enough boxes yet)",
+           "config": "fixed by the config"}.get(s["how"], s["how"])
+    precision = "" if s["precision"] is None else f", precision {s['precision']:.2f}"
+    return (f"self-training: {s['pseudo_images']} pseudo-labeled images, {s['pseudo_boxes']} boxes "
+            f"(of {s['predicted']} predicted; {s['ambiguous']} ambiguous left out), t_high {s['threshold']:.2f} "
+            f"({how}; target {s['precision_target']:.2f}{precision}), teacher {s['teacher']}")
+
+
 def run_status(args: argparse.Namespace) -> int:
     from detal.project import project_status
 
@@ -286,6 +304,9 @@ def run_status(args: argparse.Namespace) -> int:
         m50 = "-" if c["map50"] is None else f"{c['map50']:.4f}"
         m95 = "-" if c["map50_95"] is None else f"{c['map50_95']:.4f}"
         print(f"{c['cycle']:>5}  {c['state']:<8}  {c['n_train']:>5}  {c['n_selected']:>8}  {m50:<6}  {m95}")
+        st_line = _self_training_line(c["self_training"])
+        if st_line:
+            print(f"       {st_line}")
     last = st["cycles"][-1] if st["cycles"] else None
     if st["running"]:
         print("a detal cycle or import is running on this project now")

@@ -13,6 +13,7 @@ from typing import Any
 from detal.pool import Status
 from detal.project.folder import batch_out, command_running, open_store, project_config
 from detal.project.paths import ProjectPaths
+from detal.project.pseudo import read_summary
 
 __all__ = ["project_status"]
 
@@ -43,6 +44,10 @@ def project_status(project: str | Path) -> dict[str, Any]:
                 ),
                 "weights": c.weights,
                 "timings": c.timings,
+                # self-training this cycle (null: off): pseudo_images, pseudo_boxes, threshold, how
+                # (calibrated | clamped-low | clamped-high | unreached | fallback | config | none),
+                # calibrated_on, precision_target, precision, teacher, teacher_metrics, ...
+                "self_training": read_summary(ProjectPaths(project).cycle_dir(c.id)),
             })
         out = [
             {"cycle": cyc, "remaining": rem, "selected": tot,
