@@ -88,11 +88,11 @@ def main() -> None:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    lines = [f"# Annotator time of `{run}`", "",
-             "Saving against random along the whole curve (the mean over random's levels after the "
-             "initial set of the fewer labels, or seconds, needed to reach each), mean curves over seeds:", "",
-             "| strategy | fewer images | fewer boxes | less time (draw 7 s) | less time (draw 25 s) "
-             "| seconds per image (7 s / 25 s) |", "|---|---|---|---|---|---|"]
+    intro = ("Saving against random along the whole curve (the mean over random's levels after the "
+             "initial set of the fewer labels, or seconds, needed to reach each), mean curves over seeds:")
+    head = ("| strategy | fewer images | fewer boxes | less time (draw 7 s) | less time (draw 25 s) "
+            "| seconds per image (7 s / 25 s) |")
+    lines = [f"# Annotator time of `{run}`", "", intro, "", head, "|---|---|---|---|---|---|"]
     for s in strategies_of(rows):
         if s == "random":
             continue
