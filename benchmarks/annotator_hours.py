@@ -104,8 +104,8 @@ def main() -> None:
         cells.append(" / ".join(f"{v:.1f}" for v in per_img))
         lines.append("| " + " | ".join(cells) + " |")
     per_img = _per_image(rows, "random")
-    lines += ["", f"random: {per_img[0]:.1f} / {per_img[1]:.1f} seconds per labeled image "
-              "(at the last cycle, mean over seeds)."]
+    lines += ["", (f"random: {per_img[0]:.1f} / {per_img[1]:.1f} seconds per labeled image "
+              "(at the last cycle, mean over seeds).")]
     (out / "hours.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
