@@ -38,7 +38,7 @@ from detal.uncertainty import AGGREGATIONS, CLASS_WEIGHTINGS, measure_weights
 
 __all__ = [
     "DEFAULTS_PATH", "DEFAULT_CONFIG_PATH", "SELF_TRAINING", "Config", "defaults_text", "load_config",
-    "parse_override",
+    "parse_override", "warm_starts",
 ]
 
 DEFAULTS_PATH = Path(__file__).resolve().parent / "defaults.yaml"
@@ -85,7 +85,7 @@ class Config:
     epochs_per_cycle: int = 20
     first_cycle_epochs: int | None = None
     min_steps_per_cycle: int | None = None
-    warm_start: bool = True
+    warm_start: bool | str = "auto"
     train_args: dict = field(default_factory=dict)
     # schedule
     initial_fraction: float = 0.02
@@ -99,7 +99,7 @@ class Config:
     measure: str | dict = "multilabel_entropy"
     normalize_entropy: bool = True
     aggregate: str = "max"
-    score_conf: float = 0.25
+    score_conf: float = 0.1
     empty_image_score: float = 0.0
     iou: float = 0.7
     predict_batch: int = 32
@@ -275,6 +275,8 @@ def _validate(cfg: Config, source: str) -> None:
         )
     if not cfg.model.strip():
         raise ConfigError(f"{source}: model must name a YAML (e.g. yolov8n.yaml) or a .pt file")
+    if cfg.warm_start not in (True, False, "auto"):
+        raise ConfigError(f"{source}: warm_start must be true, false or auto, got {_show(cfg.warm_start)}")
     object.__setattr__(cfg, "self_training", _self_training(cfg.self_training, source))
 
 
@@ -411,6 +413,18 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
             data[key] = value
         source = f"{source} + --set" if "--set" not in source else source
     return from_mapping(data, source=source)
+
+
+def warm_starts(cfg: Config) -> bool:
+    """Whether a cycle starts from the previous cycle's weights.
+
+    ``auto`` (the default): not when ``weights`` are given (every cycle then
+    retrains from them, the benchmarked protocol), yes when training from the
+    model YAML (from scratch every cycle would waste the earlier training).
+    """
+    if cfg.warm_start == "auto":
+        return cfg.weights is None
+    return bool(cfg.warm_start)
 
 
 def cycle_epochs(cfg: Config, cycle: int, n_labeled: int) -> int:

@@ -86,7 +86,7 @@ def test_writes_every_format_with_the_fake_model(setup, capsys):
         assert task["predictions"][0]["score"] == pytest.approx(1 - scores[name], abs=1e-6)
         assert task["predictions"][0]["model_version"] == "prelabel"
     # predicted once, at the lower of the two thresholds
-    assert fakes[-1].calls == [("predict", {"n": 4, "conf": 0.25})]
+    assert fakes[-1].calls == [("predict", {"n": 4, "conf": 0.1})]  # score_conf 0.1 < prelabel_conf 0.5
 
 
 def test_names_from_the_weights_and_confidence_column(setup):

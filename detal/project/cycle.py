@@ -10,7 +10,7 @@ moves the cycle row along ``started -> trained -> selected -> done``
    snapshot. A cycle that is not ``done`` is resumed from its state instead.
 2. **train** (:meth:`CycleRun.train`, :mod:`detal.project.training`): train on every labeled image, with no
    per-epoch validation (``val_items=[]``), warm-started from the last
-   trained cycle when ``warm_start``; ``first_cycle_epochs`` for the first
+   trained cycle when :func:`detal.config.warm_starts` (``warm_start``: auto = only without ``weights``); ``first_cycle_epochs`` for the first
    training, raised to ``min_steps_per_cycle`` steps (:func:`detal.config.cycle_epochs`).
 3. **evaluate**: once, the last weights on the project's val split
    (``adapter.evaluate``); a project without val images has no metrics.
@@ -68,7 +68,7 @@ from typing import TextIO
 import numpy as np
 
 from detal.adapter import ModelAdapter
-from detal.config import Config, cycle_epochs
+from detal.config import Config, cycle_epochs, warm_starts
 from detal.errors import BatchOutError, StateError
 from detal.labels import prediction_lines
 from detal.pool import Pool, Status
@@ -240,7 +240,7 @@ class CycleRun:
         labeled = store.images(status=Status.LABELED.value)
         val_rows = store.images(status=Status.VAL.value)
         trained_before = [c for c in store.cycles() if c.id < k and c.state == "done" and c.weights]
-        init_weights = self.project / trained_before[-1].weights if cfg.warm_start and trained_before else None
+        init_weights = self.project / trained_before[-1].weights if warm_starts(cfg) and trained_before else None
         on_stage = lambda stage, seconds, **f: self.hooks.emit(
             "on_stage_end", cycle=k, stage=stage, seconds=seconds, **f)
         if cfg.self_training["enabled"]:
