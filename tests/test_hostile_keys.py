@@ -43,3 +43,22 @@ def test_double_suffix_yolo_label_is_refused_not_put_on_the_other_image(tmp_path
     err = capsys.readouterr().err
     assert f"{stem}.png.txt" in err and "could mean image" in err and "Traceback" not in err
     assert sorted(p.relative_to(project) for p in (project / "labels").rglob("*")) == before
+
+
+@pytest.mark.parametrize("stem", ["x", "a.b", "with space", "café"])
+def test_double_suffix_coco_file_name_is_refused_not_put_on_the_other_image(tmp_path, capsys, stem):
+    import json
+
+    project = _pool(tmp_path, [f"{stem}.png", f"{stem}.png.jpg"])
+    coco = tmp_path / "ret.json"
+    coco.write_text(json.dumps({
+        "images": [{"id": 1, "file_name": f"{stem}.png", "width": 32, "height": 32}],
+        "categories": [{"id": i + 1, "name": n} for i, n in enumerate(NAMES)],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [8, 8, 6, 6]}],
+    }), encoding="utf-8")
+    before = sorted(p.relative_to(project) for p in (project / "labels").rglob("*"))
+    capsys.readouterr()
+    assert main(["import", str(project), str(coco), "--format", "coco"]) == 1
+    err = capsys.readouterr().err
+    assert "could mean image" in err and "Traceback" not in err
+    assert sorted(p.relative_to(project) for p in (project / "labels").rglob("*")) == before
