@@ -172,8 +172,18 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
     seen: dict[str, str] = {}
     new, changed, unchanged, not_out = [], [], 0, 0
     for where, key, text in entries:
-        if key not in by_key and PurePosixPath(key).suffix:
-            key = PurePosixPath(key).stem  # COCO names images with their suffix
+        spelled = PurePosixPath(key)
+        other = by_key.get(spelled.stem) if spelled.suffix else None
+        if (other is not None and key in by_key and other.key != key
+                and PurePosixPath(other.relpath).suffix.lower() == spelled.suffix.lower()):
+            # 'x.png' names the image x.png by its file name and x.png.jpg by its key:
+            # refuse rather than guess which one the labels are for
+            problems.append(LabelProblem(where, 0, (
+                f"label {key!r} could mean image {other.relpath} or {by_key[key].relpath}; "
+                "rename one of them")))
+            continue
+        if key not in by_key and spelled.suffix:
+            key = spelled.stem  # COCO names images with their suffix
         row = by_key.get(key)
         if row is None or row.status == Status.VAL.value:
             if is_not_a_label(f"{key}.txt"):
