@@ -15,6 +15,7 @@ source.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -34,14 +35,66 @@ class _AliasFound(Exception):
         self.line = line
 
 
+class _Refused(Exception):
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message, line)
+        self.message = message
+        self.line = line
+
+
+_LITERAL_INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
+_EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$")
+
+
 class _NoAliasLoader(yaml.SafeLoader):
-    """``SafeLoader`` that stops at the first alias instead of expanding it."""
+    """``SafeLoader`` that stops at the first alias instead of expanding it.
+
+    It also refuses what YAML 1.1 reads in a way a person does not mean: a key
+    given twice (PyYAML keeps the last one silently) and an integer written
+    ``010`` (octal 8), ``0x10`` (16), ``0b1``, ``1_000`` or ``1:30`` (90). A
+    float written without a dot (``5e-2``), which YAML 1.1 leaves a string,
+    is read as the float it reads as.
+    """
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # SafeLoader reports an unhashable key itself
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _Refused(f"key {key!r} given twice (first on line {seen[key]})", line)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        text = str(node.value)
+        if not _LITERAL_INT.match(text):
+            raise _Refused(
+                f"{text!r} is not a plain decimal integer (YAML 1.1 would read it as "
+                f"{super().construct_yaml_int(node)}); write the number in decimal "
+                "without leading zeros, or quote it",
+                node.start_mark.line + 1,
+            )
+        return int(text)
+
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise _AliasFound(str(event.anchor), event.start_mark.line + 1)
         return super().compose_node(parent, index)
+
+
+_NoAliasLoader.add_constructor("tag:yaml.org,2002:int", _NoAliasLoader.construct_yaml_int)
+_NoAliasLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    _EXPONENT_FLOAT,
+    list("-+0123456789"),
+)
 
 
 def load_yaml(text: str, source: str, error_type: type[DetalError] = ConfigError) -> Any:
@@ -57,6 +110,8 @@ def load_yaml(text: str, source: str, error_type: type[DetalError] = ConfigError
             f"{source}: line {exc.line}: YAML aliases (*{exc.anchor}) are not allowed; "
             "write the value out instead"
         ) from None
+    except _Refused as exc:
+        raise error_type(f"{source}: line {exc.line}: {exc.message}") from None
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise error_type(f"{source}: not valid YAML ({first})") from None
