@@ -26,7 +26,7 @@ from detal.ultra.metrics import metrics_from, per_class_ap
 from detal.ultra.postprocess import postprocess
 from detal.ultra.predict import predict_stream
 from detal.ultra.preprocess import Item
-from detal.ultra.setup import offline, prepare_ultralytics
+from detal.ultra.setup import check_gpus, offline, prepare_ultralytics
 from detal.ultra.staging import stage_split, write_data_yaml
 from detal.uncertainty import needs_dfl
 
@@ -146,6 +146,7 @@ class UltralyticsAdapter:
             raise DataError("train: no training images given")
         if epochs < 1:
             raise ConfigError(f"train: epochs must be a positive integer, got {epochs!r}")
+        check_gpus(self.cfg.device)
         prepare_ultralytics()
         out_dir = Path(out_dir).resolve()
         out_dir.mkdir(parents=True, exist_ok=True)

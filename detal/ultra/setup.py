@@ -129,3 +129,27 @@ def offline() -> Iterator[None]:
     finally:
         for mod, name, value in saved:
             setattr(mod, name, value)
+
+
+def check_gpus(device: str) -> None:
+    """Refuse a ``device`` naming CUDA indices this machine lacks, before anything starts.
+
+    ``device`` is the config value (``auto``, ``cpu``, ``mps``, ``0`` or ``0,1``
+    for Ultralytics' DDP). Raises :class:`ConfigError` in one line.
+    """
+    import torch
+
+    from detal.errors import ConfigError
+
+    dev = str(device).strip().lower().replace("cuda:", "")
+    if dev in ("auto", "cpu", "mps", ""):
+        return
+    parts = [p.strip() for p in dev.split(",") if p.strip()]
+    if not all(p.isdigit() for p in parts):
+        raise ConfigError(f"device: {device!r} is not auto, cpu, mps or GPU indices like 0 or 0,1")
+    have = torch.cuda.device_count()
+    missing = sorted({int(p) for p in parts if int(p) >= have})
+    if missing:
+        raise ConfigError(
+            f"device: {device!r} asks for GPU {', '.join(map(str, missing))} but this machine has {have} GPU(s)"
+        )
