@@ -4,7 +4,8 @@
 #   bash benchmarks/st_experiment.sh [DATASET ...]      # default: digits-hard shapes-lt
 #
 # Arms (every saving is measured against plain random):
-#   random, random-st (random + self-training), hybrid (+ multilabel_entropy), hybrid-st, hold.
+#   random, random-st (random + self-training), hybrid (+ multilabel_entropy), hybrid-st, hold;
+#   on request (ARMS=...) hybrid-stprev: hybrid-st with `teacher: previous` (the teacher choice).
 # Each (dataset, arm, seed) is its own `detal simulate` run (runs/simulate/st-<dataset>-<arm>-s<seed>/),
 # resumable after a kill. When one finishes, its rows are copied (strategy column = the arm) to
 # benchmarks/results/round3/<dataset>/<arm>-seed<k>.csv, a committed place: runs/ does not
@@ -37,8 +38,11 @@ make_data() {
 run_one() {  # dataset arm seed
   local d=$1 arm=$2 seed=$3 done_csv="$OUT/$1/$2-seed$3.csv"
   [ -f "$done_csv" ] && return 0
-  local strategy=${arm%-st} extra=()
-  [ "$arm" != "$strategy" ] && extra=(--set self_training.enabled=true)
+  local strategy=${arm%%-*} extra=()
+  case "$arm" in
+    *-stprev) extra=(--set self_training.enabled=true --set self_training.teacher=previous) ;;
+    *-st) extra=(--set self_training.enabled=true) ;;
+  esac
   PYTHONUNBUFFERED=1 "$DETAL" simulate "configs/st-$d.yaml" --strategies "$strategy" --seeds "$seed" \
     --name "st-$d-$arm-s$seed" --runs "$RUNS" --train-cache "$RUNS/st-$d-cache" "${extra[@]}" \
     | grep --line-buffered -aE '^(simulate:|\[)' || true
