@@ -70,6 +70,13 @@ SELF_TRAINING: dict[str, Any] = {
 }
 _TEACHERS = ("supervised", "previous")
 
+# What correcting a batch costs (detal/effort.py; docs/method.md, "What a batch costs"): seconds per
+# action and the IoU rules of the matcher. A config gives any subset; the rest keep these.
+EFFORT_SECONDS: dict[str, float] = {
+    "verify": 1.6, "adjust": 4.0, "relabel": 3.0, "delete": 1.5, "draw": 7.0, "per_image": 3.0,
+}
+EFFORT_IOU: dict[str, float] = {"match": 0.5, "verify": 0.7}
+
 
 @dataclass
 class Config:
@@ -109,6 +116,9 @@ class Config:
     prelabel_conf: float = 0.25
     # self-training (docs/method.md, "Self-training")
     self_training: dict = field(default_factory=lambda: dict(SELF_TRAINING))
+    # what a batch costs
+    effort_seconds: dict = field(default_factory=lambda: dict(EFFORT_SECONDS))
+    effort_iou: dict = field(default_factory=lambda: dict(EFFORT_IOU))
     # data and reproducibility
     data: str | None = None
     seed: int = 0
@@ -278,6 +288,27 @@ def _validate(cfg: Config, source: str) -> None:
     if cfg.warm_start not in (True, False, "auto"):
         raise ConfigError(f"{source}: warm_start must be true, false or auto, got {_show(cfg.warm_start)}")
     object.__setattr__(cfg, "self_training", _self_training(cfg.self_training, source))
+    object.__setattr__(cfg, "effort_seconds", _number_block("effort_seconds", cfg.effort_seconds, EFFORT_SECONDS,
+                                                            source, 0.0, 3600.0))
+    object.__setattr__(cfg, "effort_iou", _number_block("effort_iou", cfg.effort_iou, EFFORT_IOU, source, 0.0, 1.0))
+    iou = cfg.effort_iou
+    if not 0.0 < iou["match"] <= iou["verify"]:
+        raise ConfigError(f"{source}: effort_iou needs 0 < match <= verify, got match={iou['match']:g} "
+                          f"verify={iou['verify']:g}")
+
+
+def _number_block(name: str, block: Mapping[str, Any], defaults: Mapping[str, float], source: str,
+                  lo: float, hi: float) -> dict[str, float]:
+    """A block of numbers (``effort_seconds``, ``effort_iou``) with its defaults filled in, each in [lo, hi]."""
+    for key in block:
+        if key not in defaults:
+            raise ConfigError(f"{source}: {name}: {unknown('key', key, defaults)}")
+    out = {**defaults, **block}
+    for key, v in out.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)) or not lo <= v <= hi:
+            raise ConfigError(f"{source}: {name}.{key} must be a number in [{lo:g}, {hi:g}], got {_show(v)}")
+        out[key] = float(v)
+    return out
 
 
 def _self_training(block: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -340,13 +371,16 @@ def from_mapping(data: Mapping[str, Any], source: str = "config") -> Config:
     return cfg
 
 
+_BLOCK_PREFIXES = ("self_training.", "effort_seconds.", "effort_iou.")
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Parse one ``key=value`` override; the value is a YAML scalar, never eval'd."""
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected key=value")
     key, raw = text.split("=", 1)
     key = key.strip()
-    if key.startswith("self_training."):  # one key of the block: checked with the block
+    if key.startswith(_BLOCK_PREFIXES):  # one key of a block: checked with the block
         try:
             value = load_yaml(raw, f"--set {key}") if raw.strip() else ""
         except ConfigError as exc:
@@ -406,9 +440,10 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         data.update(loaded)
     for text in overrides:
         key, value = parse_override(text)
-        if key.startswith("self_training."):
-            block = data.get("self_training")
-            data["self_training"] = {**(block if isinstance(block, dict) else {}), key.split(".", 1)[1]: value}
+        if key.startswith(_BLOCK_PREFIXES):
+            name, sub = key.split(".", 1)
+            block = data.get(name)
+            data[name] = {**(block if isinstance(block, dict) else {}), sub: value}
         else:
             data[key] = value
         source = f"{source} + --set" if "--set" not in source else source

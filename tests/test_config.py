@@ -181,3 +181,39 @@ def test_defaults_are_the_benchmarked_settings():
     #   depends on imgsz and the data; the default gives 1,000 labeled images 1,260 steps a cycle.
     assert (defaults.min_steps_per_cycle, bench.min_steps_per_cycle) == (None, 600)
     # - model/imgsz/weights/train_args (fliplr 0 for digits) are dataset choices, not selection settings.
+
+
+# -- effort_seconds / effort_iou (what a batch costs) ---------------------------------------
+def test_effort_blocks_default_to_method_md():
+    cfg = load_config(None)
+    assert cfg.effort_seconds == {"verify": 1.6, "adjust": 4.0, "relabel": 3.0, "delete": 1.5, "draw": 7.0,
+                                  "per_image": 3.0}
+    assert cfg.effort_iou == {"match": 0.5, "verify": 0.7}
+
+
+def test_effort_block_override_keeps_the_other_keys():
+    cfg = load_config(None, ["effort_seconds.draw=25", "effort_iou.verify=0.8"])
+    assert cfg.effort_seconds["draw"] == 25.0 and cfg.effort_seconds["verify"] == 1.6
+    assert cfg.effort_iou == {"match": 0.5, "verify": 0.8}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("effort_seconds.drw=3", "effort_seconds: unknown key 'drw'"),
+    ("effort_seconds.draw=-1", "effort_seconds.draw must be a number in [0, 3600]"),
+    ("effort_seconds.draw=yes", "effort_seconds.draw must be a number"),
+    ("effort_seconds.per_image=.nan", "per_image must be a"),
+    ("effort_iou.match=0", "effort_iou needs 0 < match <= verify"),
+    ("effort_iou.match=0.9", "effort_iou needs 0 < match <= verify"),
+    ("effort_iou.verify=1.5", "effort_iou.verify must be a number in [0, 1]"),
+])
+def test_effort_block_refusals(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert message in str(err.value)
+
+
+def test_effort_block_must_be_a_mapping(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("effort_seconds: 7\n")
+    with pytest.raises(ConfigError, match="effort_seconds"):
+        load_config(p)
