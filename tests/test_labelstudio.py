@@ -260,3 +260,27 @@ def test_the_token_is_never_an_argument(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["push", str(project), "--label-studio", "http://127.0.0.1:9", "--token", "secret"])
     assert exc.value.code == 2
+
+
+def test_push_tasks_of_a_plain_cycle_carry_the_shipped_confidences(tmp_path):
+    """Without a Label Studio export, the regions get their scores from cycles/<k>/shipped.json."""
+    from reviewkit import project_with_cycle
+
+    from detal.labelstudio.push import _scored_regions, _task
+    from detal.store import Store
+
+    project = project_with_cycle(tmp_path, formats=("yolo",))
+    names = list(NAMES)
+    shipped = json.loads((project / "cycles/1/shipped.json").read_text())["images"]
+    scored = _scored_regions(project, 1, names)
+    with Store.open(project / "detal.db") as store:
+        rows = store.images(selected_cycle=1)
+    n = 0
+    for row in rows:
+        task = _task(project, row, names, "", None, None, scored)
+        got = sorted(r["score"] for r in task["predictions"][0]["result"])
+        assert got == pytest.approx(sorted(b[5] for b in shipped[row.key]), abs=1e-6)
+        n += len(got)
+    assert n > 0
+    (project / "cycles/1/shipped.json").unlink()
+    assert _scored_regions(project, 1, names) == {}

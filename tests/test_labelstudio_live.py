@@ -228,6 +228,17 @@ def test_box_scores_come_from_the_cycles_label_studio_export(env, tmp_path):
         assert got == scores[task["data"]["detal_key"]]
 
 
+def test_box_scores_of_a_plain_cycle_come_from_its_shipped_predictions(env, tmp_path):
+    """A plain ``detal cycle`` (no --format): every pushed box has the confidence it was shipped with."""
+    project = _batch_project(tmp_path, n=100)
+    shipped = json.loads((project / "cycles/1/shipped.json").read_text())["images"]
+    tasks = _tasks(env, _push(project, env))
+    assert sum(len(v) for v in shipped.values()) > 10
+    for task in tasks:
+        got = [r["score"] for r in task["predictions"][0]["result"]]
+        assert sorted(got) == pytest.approx(sorted(b[5] for b in shipped[task["data"]["detal_key"]]), abs=1e-6)
+
+
 def test_push_again_adopts_tasks_a_killed_push_did_not_record(env, tmp_path, capsys):
     project = _batch_project(tmp_path, n=100)
     pid = _push(project, env)

@@ -269,9 +269,22 @@ def test_page_of_a_cycle_follows_the_manifest(tmp_path):
         assert len(card["boxes"]) == int(card["data-boxes"])
         thumb = result.path.parent / card["imgs"][0]["src"]
         assert thumb.is_file() and thumb.read_bytes()[:2] == b"\xff\xd8"
-    # the engine writes 5-field pre-labels and no COCO export here: no confidences
+    # 5-field pre-labels and no COCO export: the confidences come from the cycle's shipped.json
+    assert result.confidence_source == "shipped predictions"
+    shipped = json.loads((project / "cycles/1/shipped.json").read_text())["images"]
+    for card in cards:
+        key = card["data-name"].rsplit(".", 1)[0]
+        assert sorted(float(b["data-conf"]) for b in card["boxes"]) == pytest.approx(
+            sorted(b[5] for b in shipped[key]), abs=1e-4)
+
+
+def test_page_without_shipped_predictions_has_no_confidences(tmp_path):
+    project = project_with_cycle(tmp_path, formats=("yolo",))
+    (project / "cycles/1/shipped.json").unlink()  # a cycle made before shipped.json existed
+    result = write_review(project)
+    cards = parse_cards(result.path.read_text(encoding="utf-8")).cards
     assert result.confidence_source == "none"
-    assert all("data-conf" not in b for c in cards for b in c["boxes"])
+    assert cards and all("data-conf" not in b for c in cards for b in c["boxes"])
 
 
 def test_boxes_are_the_prelabels(tmp_path):
@@ -291,6 +304,7 @@ def test_confidences_from_the_coco_export(tmp_path):
     files = {im["id"]: im["file_name"] for im in doc["images"]}
     for ann in doc["annotations"]:
         want.setdefault(Path(files[ann["image_id"]]).name, []).append(ann["score"])
+    (project / "cycles/1/shipped.json").unlink()  # the COCO export is the fallback of older cycles
     page = collect_review(project)
     assert page.confidence_source == "coco export"
     for im in page.images:

@@ -28,6 +28,7 @@ from detal.labelstudio.state import (
 )
 from detal.project.folder import folder_lock, open_store
 from detal.project.paths import ProjectPaths
+from detal.project.pseudo import read_shipped
 from detal.store import ImageRow, Store
 
 __all__ = ["PushReport", "push_batch"]
@@ -66,23 +67,31 @@ def _uncertainties(store: Store, rows: Sequence[ImageRow]) -> tuple[dict[int, fl
     return raw, unit
 
 
-def _export_scores(project: Path, cycle: int) -> dict[str, list[dict]]:
-    """``image key -> scored regions`` of the cycle's Label Studio export, if it wrote one.
+def _scored_regions(project: Path, cycle: int, names: Sequence[str]) -> dict[str, list[dict]]:
+    """``image key -> regions with a score`` for the cycle's pre-labels, whose files carry no confidence.
 
-    The cycle's pre-label files carry no confidence column today; ``detal cycle
-    --format label-studio`` writes ``exports/label-studio/tasks.json``, whose
-    regions do. A missing or unreadable export only costs the per-box scores.
+    From ``cycles/<k>/shipped.json`` (every cycle keeps its batch's boxes with
+    their confidences), then from ``exports/label-studio/tasks.json`` where
+    ``detal cycle --format label-studio`` wrote one (older cycles). A missing
+    or unreadable file only costs the per-box scores.
     """
+    out: dict[str, list[dict]] = {}
+    for key, boxes in read_shipped(project, cycle).items():
+        text = "".join(f"{b.class_id} {b.cx} {b.cy} {b.w} {b.h} {b.confidence}\n" for b in boxes
+                       if 0 <= b.class_id < len(names))
+        try:
+            out[key] = prediction_regions(text, names, 0, 0, "shipped.json")
+        except DataError:
+            continue
     path = ProjectPaths(project).labelstudio_tasks(cycle)
     try:
         tasks = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
-    out: dict[str, list[dict]] = {}
+        return out
     for task in tasks if isinstance(tasks, list) else []:
         try:
             key = PurePosixPath(str(task["data"][TO_NAME])).stem
-            out[key] = [r for r in task["predictions"][0]["result"] if "score" in r]
+            out.setdefault(key, [r for r in task["predictions"][0]["result"] if "score" in r])
         except (KeyError, IndexError, TypeError):
             continue
     return out
@@ -205,7 +214,7 @@ def push_batch(
         n_pushed = n_pred = 0
         # Build every task first: a bad pre-label file stops the push before any upload.
         cycles = {r.selected_cycle for r in todo if r.selected_cycle > 0}
-        exported = {c: _export_scores(project, c) for c in cycles}
+        exported = {c: _scored_regions(project, c, names) for c in cycles}
         planned = {r.id: _task(project, r, names, "", unit.get(r.id), raw.get(r.id),
                                exported.get(r.selected_cycle, {})) for r in todo}
         for chunk in _chunks(todo, project):

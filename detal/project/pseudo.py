@@ -43,7 +43,7 @@ from detal.adapter import Metrics, ModelAdapter
 from detal.config import Config, cycle_epochs
 from detal.effort import diff_boxes, from_yolo
 from detal.files import atomic_write
-from detal.labels import normalized_box, parse_label_text
+from detal.labels import YoloBox, normalized_box, parse_label_text
 from detal.pool import Status
 from detal.project.folder import label_relpath
 from detal.project.paths import PSEUDO_DIR, SHIPPED_FILE, TEACHER_DIR, ProjectPaths
@@ -59,7 +59,7 @@ from detal.self_training import (
 from detal.store import Store
 
 __all__ = ["PSEUDO_DIR", "SHIPPED_FILE", "SelfTrainResult", "last_corrected", "read_summary", "self_train",
-           "write_shipped"]
+           "read_shipped", "write_shipped"]
 
 _SUMMARY = "summary.json"
 
@@ -85,6 +85,20 @@ def write_shipped(cycle_dir: Path, rows: Sequence, preds: dict, conf: float) -> 
     path = cycle_dir / SHIPPED_FILE
     atomic_write(path, json.dumps({"conf": conf, "images": out}, sort_keys=True))
     return path
+
+
+def read_shipped(project: Path, k: int) -> dict[str, list[YoloBox]]:
+    """``image key -> shipped pre-label boxes with their confidences`` of cycle ``k``; ``{}`` without the file.
+
+    The file is written by detal itself (:func:`write_shipped`); an unreadable
+    one costs only the confidences, so it reads as absent.
+    """
+    try:
+        images = json.loads(ProjectPaths(project).shipped(k).read_text(encoding="utf-8"))["images"]
+        return {str(key): [YoloBox(int(b[0]), float(b[1]), float(b[2]), float(b[3]), float(b[4]), float(b[5]))
+                           for b in boxes] for key, boxes in images.items()}
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return {}
 
 
 def last_corrected(project: Path, store: Store, k: int, n_classes: int) -> tuple[int | None, list[float], list[bool]]:

@@ -18,6 +18,7 @@ from detal.errors import StateError
 from detal.labels import YoloBox, parse_label_text
 from detal.project.bundle import bundle_label
 from detal.project.paths import PRELABELS_DIR, ProjectPaths
+from detal.project.pseudo import read_shipped
 from detal.review.model import CyclePoint, ReviewImage, ReviewPage
 from detal.review.thumbs import thumb_relpath
 from detal.store import CycleRow, Store
@@ -181,7 +182,8 @@ def collect_review(project: str | Path, cycle: int | str | None = None) -> Revie
         counts, bad_labels = _class_counts(paths, store, len(names))
     texts = _read_prelabels(paths, k, (r.key for r in rows))
     coco = _read_coco(paths, k, names)
-    from_lines = False
+    shipped = read_shipped(project, k)
+    from_lines = from_shipped = False
     images = []
     for r in rows:
         name = r.key + PurePosixPath(r.relpath).suffix
@@ -194,6 +196,9 @@ def collect_review(project: str | Path, cycle: int | str | None = None) -> Revie
                                            allow_confidence=True)
             boxes = tuple(parsed)
             from_lines = from_lines or any(b.confidence is not None for b in boxes)
+            if r.key in shipped:
+                boxes = attach_confidences(boxes, shipped[r.key])
+                from_shipped = from_shipped or any(b.confidence is not None for b in boxes)
             if name in coco:
                 boxes = attach_confidences(boxes, coco[name])
             problems = tuple(str(p) for p in bad)
@@ -201,7 +206,8 @@ def collect_review(project: str | Path, cycle: int | str | None = None) -> Revie
                                   thumb_relpath(r.id), problems))
     images = order_by_score(images)
     any_conf = any(b.confidence is not None for im in images for b in im.boxes or ())
-    source = "pre-labels" if from_lines else "coco export" if any_conf else "none"
+    source = ("pre-labels" if from_lines else "shipped predictions" if from_shipped
+              else "coco export" if any_conf else "none")
     notes = []
     if k == 0:
         notes.append("Cycle 0 is the initial random batch: it has no pre-labels and no scores.")

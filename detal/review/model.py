@@ -47,7 +47,7 @@ class ReviewPage:
     cycles: tuple[CyclePoint, ...]
     class_counts: tuple[int, ...]
     images: tuple[ReviewImage, ...]
-    confidence_source: str = "none"  # "pre-labels" | "coco export" | "none"
+    confidence_source: str = "none"  # "pre-labels" | "shipped predictions" | "coco export" | "none"
     notes: tuple[str, ...] = ()
     generated: str = ""
 
