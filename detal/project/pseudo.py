@@ -58,8 +58,16 @@ from detal.self_training import (
 )
 from detal.store import Store
 
-__all__ = ["PSEUDO_DIR", "SHIPPED_FILE", "SelfTrainResult", "last_corrected", "read_summary", "self_train",
-           "read_shipped", "write_shipped"]
+__all__ = [
+    "PSEUDO_DIR",
+    "SHIPPED_FILE",
+    "SelfTrainResult",
+    "last_corrected",
+    "read_shipped",
+    "read_summary",
+    "self_train",
+    "write_shipped",
+]
 
 _SUMMARY = "summary.json"
 
