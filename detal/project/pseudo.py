@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -213,6 +214,7 @@ def self_train(
     rows = {r.id: r for r in store.images(sample)}
     rows = {i: r for i, r in rows.items() if not r.problem}
     paths = {i: project / r.relpath for i, r in rows.items()}
+    t0 = time.perf_counter()
     result_pred = adapter.predict(teacher, list(paths.values()), conf=st["t_low"], iou=cfg.iou,
                                   batch=cfg.predict_batch, progress=False, with_embeddings=False) if paths else None
     by_path = {str(p): i for i, p in paths.items()}
@@ -243,6 +245,7 @@ def self_train(
         label.write_text(text, encoding="utf-8")
         extra.append(((paths[i], label), (rows[i].sha256, text)))
         n_boxes += len(lines)
+    timings["pseudo_s"] = round(time.perf_counter() - t0, 3)  # the teacher's pass and the files
     emit("on_pseudo_written", cycle=k, images=len(extra), boxes=n_boxes, path=labels_dir)
     repeat = repeat_for_share(len(labeled), len(extra), st["real_share"])
     n_items = len(labeled) * repeat + len(extra)

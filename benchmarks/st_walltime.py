@@ -1,0 +1,64 @@
+"""Wall time of each round-3 run, read from its project's store (runs/ does not outlive a session).
+
+    .venv/bin/python benchmarks/st_walltime.py [RUNS]      # default runs/simulate
+
+For every finished project runs/simulate/st-<dataset>-<arm>-s<seed>/<strategy>/seed-<seed>/, per
+cycle: the student's (or plain) training, the teacher's training (self-training with
+``teacher: supervised``; 0 where the train cache had it), the evaluation, scoring and the pseudo-label
+pass. Appends the rows it has not seen to benchmarks/results/round3/<dataset>/walltime.csv and prints
+the per-run totals.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+from pathlib import Path
+
+from detal.store import Store
+
+OUT = Path(__file__).resolve().parent / "results" / "round3"
+FIELDS = ("dataset", "arm", "seed", "cycle", "train_s", "train_cached", "teacher_train_s", "eval_s",
+          "teacher_eval_s", "pseudo_s", "score_s", "select_s", "export_s")
+
+
+def runs(root: Path):
+    for run in sorted(root.glob("st-*-s[0-9]*")):
+        m = re.fullmatch(r"st-(.+)-(random|hybrid|hold)(-st|-stprev)?-s(\d+)", run.name)
+        if not m:
+            continue
+        dataset, strategy, st, seed = m.group(1), m.group(2), m.group(3) or "", m.group(4)
+        db = run / strategy / f"seed-{seed}" / "detal.db"
+        if db.is_file() and (OUT / dataset / f"{strategy}{st}-seed{seed}.csv").is_file():
+            yield dataset, strategy + st, int(seed), db
+
+
+def main(root: Path) -> None:
+    for dataset, arm, seed, db in runs(root):
+        path = OUT / dataset / "walltime.csv"
+        have = set()
+        if path.is_file():
+            with open(path, newline="") as f:
+                have = {(r["arm"], int(r["seed"])) for r in csv.DictReader(f)}
+        with Store.open(db) as store:
+            cycles = [c for c in store.cycles() if c.state == "done"]
+        rows = []
+        for c in cycles:
+            t = c.timings
+            rows.append({"dataset": dataset, "arm": arm, "seed": seed, "cycle": c.id,
+                         **{k: t.get(k, 0.0) for k in FIELDS[4:]}, "train_cached": bool(t.get("train_cached"))})
+        total = sum(sum(float(r[k]) for k in FIELDS[4:] if k != "train_cached") for r in rows)
+        print(f"{dataset} {arm} seed {seed}: {len(rows)} cycles, {total / 60:.1f} min of timed steps")
+        if (arm, seed) in have:
+            continue
+        new = not path.is_file()
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=FIELDS)
+            if new:
+                w.writeheader()
+            w.writerows(rows)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("runs/simulate"))
