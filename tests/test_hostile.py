@@ -505,6 +505,164 @@ def case_coco_folder_holding_a_zip_named_json(t):
     return ["import", str(project), str(t / "ret"), "--format", "coco"], ["instances_default.json", "is a zip"]
 
 
+# -- issue 22, defect 4: a names file that is present is used or refused, never ignored -------------
+
+CVAT_DATA = "classes = 3\ntrain = data/train.txt\nnames = data/obj.names\nbackup = backup/\n"
+
+
+def _returned(t: Path, files: dict[str, str], *, labels_in: str = "obj_train_data/", zipped: bool = True,
+              fmt: str | None = None) -> list[str]:
+    """``import PROJECT RETURN`` (default format unless ``fmt``): batch 0's labels under ``labels_in``
+    (class id 0 in every one) beside ``files``, as a zip or an unpacked folder."""
+    project = _project(t)
+    out: dict[str, str | bytes] = dict(files)
+    for k in _keys(project):
+        out[f"{labels_in}{k}.txt"] = LINE
+    if zipped:
+        path = _zip(t / "returned.zip", out)
+    else:
+        for name, data in out.items():
+            _write(t / "returned" / name, data)
+        path = t / "returned"
+    return ["import", str(project), str(path), *(["--format", fmt] if fmt else [])]
+
+
+def _cvat_files(names: str = "car\ntruck\nbus\n", prefix: str = "", data: str = CVAT_DATA) -> dict[str, str]:
+    return {f"{prefix}obj.names": names, f"{prefix}obj.data": data,
+            f"{prefix}train.txt": "data/obj_train_data/x.png\n"}
+
+
+def case_yolo_cvat_zip_obj_names_not_project_classes(t):
+    return _returned(t, _cvat_files()), [
+        "returned.zip!obj_train_data/", "class 'car' (id 0) is not a project class", "named so in",
+        "returned.zip!obj.names"]
+
+
+def case_yolo_cvat_folder_obj_names_not_project_classes(t):
+    return _returned(t, _cvat_files(), zipped=False), [
+        "class 'car' (id 0) is not a project class", f"{t / 'returned' / 'obj.names'}"]
+
+
+def case_yolo_cvat_zip_in_a_wrapping_folder(t):
+    return _returned(t, _cvat_files(prefix="task_7/"), labels_in="task_7/obj_train_data/"), [
+        "class 'car' (id 0) is not a project class", "returned.zip!task_7/obj.names"]
+
+
+def case_yolo_cvat_zip_one_project_class_among_others(t):
+    return _returned(t, _cvat_files("person\ncat\ndog\n")), [
+        "class 'person' (id 0) is not a project class", "obj.names"]
+
+
+def case_yolo_cvat_zip_obj_names_repeats_a_name(t):
+    return _returned(t, _cvat_files("cat\ncat\ndog\n")), ["returned.zip!obj.names", "duplicate class names cat"]
+
+
+def case_yolo_cvat_zip_obj_names_empty(t):
+    return _returned(t, _cvat_files("\n")), ["returned.zip!obj.names", "lists no class names"]
+
+
+def case_yolo_cvat_zip_obj_names_nfc_and_nfd(t):
+    return _returned(t, _cvat_files(f"{NFC}\n{NFD}\ncat\n")), [
+        "obj.names", "differ only in Unicode normalisation"]
+
+
+def case_yolo_cvat_zip_without_its_obj_names(t):
+    files = _cvat_files()
+    del files["obj.names"]
+    return _returned(t, files), ["returned.zip!obj.data", "names the classes in 'data/obj.names'",
+                                 "which this return does not hold"]
+
+
+def case_yolo_cvat_zip_obj_data_counts_other_classes(t):
+    return _returned(t, _cvat_files("dog\ncat\nbird\n", data=CVAT_DATA.replace("= 3", "= 4"))), [
+        "returned.zip!obj.data", "says classes = 4", "obj.names lists 3"]
+
+
+def case_yolo_cvat_obj_names_disagrees_with_classes_txt(t):
+    return _returned(t, {**_cvat_files("dog\ncat\nbird\n"), "classes.txt": "cat\ndog\nbird\n"}), [
+        "obj.names", "its class list disagrees with", "classes.txt", "class id 0 is 'dog' here but 'cat'"]
+
+
+def case_yolo_darknet_names_file_of_another_name(t):
+    return _returned(t, {"voc.names": "car\ntruck\nbus\n"}, labels_in=""), [
+        "class 'car' (id 0) is not a project class", "returned.zip!voc.names"]
+
+
+def case_yolo_roboflow_darknet_labels(t):
+    return _returned(t, {"train/_darknet.labels": "car\ntruck\nbus\n"}, labels_in="train/"), [
+        "class 'car' (id 0) is not a project class", "returned.zip!train/_darknet.labels"]
+
+
+def case_yolo_dataset_yaml_not_project_classes(t):
+    return _returned(t, {"dataset.yaml": "names: [car, truck, bus]\n"}, labels_in="labels/", zipped=False), [
+        "class 'car' (id 0) is not a project class", "dataset.yaml"]
+
+
+def case_yolo_dataset_yml_in_a_zip(t):
+    return _returned(t, {"dataset.yml": "names:\n  - car\n  - cat\n"}, labels_in="labels/train/"), [
+        "class 'car' (id 0) is not a project class", "returned.zip!dataset.yml"]
+
+
+def case_yolo_dataset_yaml_names_as_a_map(t):
+    return _returned(t, {"dataset.yaml": "path: .\ntrain: images\nnames:\n  0: car\n  1: cat\n"},
+                     labels_in="labels/"), ["class 'car' (id 0) is not a project class", "dataset.yaml"]
+
+
+def case_yolo_dataset_yaml_in_a_subfolder(t):
+    return _returned(t, {"export/dataset.yaml": "names: [car, truck, bus]\n"}, labels_in="export/labels/"), [
+        "class 'car' (id 0) is not a project class", "returned.zip!export/dataset.yaml"]
+
+
+def case_yolo_dataset_yaml_with_unusable_names(t):
+    return _returned(t, {"dataset.yaml": "names: 5\n"}, labels_in="labels/"), [
+        "returned.zip!dataset.yaml", "no usable 'names'"]
+
+
+def case_yolo_dataset_yaml_repeats_a_name(t):
+    return _returned(t, {"dataset.yaml": "names: [cat, cat, dog]\n"}, labels_in="labels/"), [
+        "returned.zip!dataset.yaml", "duplicate class names cat"]
+
+
+def case_yolo_dataset_yaml_nc_disagrees(t):
+    return _returned(t, {"dataset.yaml": "nc: 2\nnames: [dog, cat, bird]\n"}, labels_in="labels/"), [
+        "returned.zip!dataset.yaml", "nc is 2 but names lists 3"]
+
+
+def case_yolo_yaml_that_does_not_parse(t):
+    return _returned(t, {"dataset.yaml": "names: [dog, cat\n"}, labels_in="labels/"), [
+        "returned.zip!dataset.yaml", "it may name the classes"]
+
+
+def case_yolo_dataset_yaml_disagrees_with_classes_txt(t):
+    return _returned(t, {"classes.txt": "cat\ndog\nbird\n", "dataset.yaml": "names: [dog, cat, bird]\n"},
+                     labels_in="labels/"), ["dataset.yaml", "disagrees with", "classes.txt"]
+
+
+def case_yolo_two_yamls_disagree(t):
+    return _returned(t, {"data.yaml": "names: [cat, dog, bird]\n", "sub/dataset.yaml": "names: [bird, dog, cat]\n"},
+                     labels_in="labels/"), ["sub/dataset.yaml", "disagrees with", "returned.zip!data.yaml"]
+
+
+def case_cvat_classes_txt_disagrees_with_obj_names(t):
+    return _returned(t, {**_cvat_files("cat\ndog\nbird\n"), "classes.txt": "dog\ncat\nbird\n"}, fmt="cvat-yolo"), [
+        "classes.txt", "its class list disagrees with", "returned.zip!obj.names"]
+
+
+def case_cvat_dataset_yaml_disagrees_with_obj_names(t):
+    return _returned(t, {**_cvat_files("cat\ndog\nbird\n"), "dataset.yaml": "names: [bird, cat, dog]\n"},
+                     fmt="cvat-yolo"), ["dataset.yaml", "disagrees with", "obj.names"]
+
+
+def case_cvat_obj_data_counts_other_classes(t):
+    return _returned(t, _cvat_files("cat\ndog\nbird\n", data=CVAT_DATA.replace("= 3", "= 5")), fmt="cvat-yolo",
+                     zipped=False), ["obj.data", "says classes = 5"]
+
+
+def case_cvat_folder_obj_names_not_project_classes_nested(t):
+    return _returned(t, _cvat_files(prefix="job/"), labels_in="job/obj_train_data/", fmt="cvat-yolo",
+                     zipped=False), ["class 'car' (id 0) is not a project class", "named so in"]
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 
@@ -530,7 +688,7 @@ def test_hostile_input(case, tmp_path, capsys):
 
 def test_there_are_enough_hostile_cases():
     assert len(CASES) >= 60
-    groups = {"coco", "cvat", "config", "cycle", "init", "prelabel", "score", "digits"}
+    groups = {"coco", "cvat", "config", "cycle", "init", "prelabel", "score", "digits", "yolo"}
     assert {c.__name__.split("_")[1] for c in CASES} == groups
 
 

@@ -250,7 +250,7 @@ class Entry:
             raise DataError("not UTF-8 text") from None
 
 
-TEXT_SUFFIXES = (".txt", ".names", ".data", ".yaml", ".yml")
+TEXT_SUFFIXES = (".txt", ".names", ".labels", ".data", ".yaml", ".yml")
 
 
 def _unsafe(relpath: str) -> bool:
@@ -388,9 +388,10 @@ def normalisation_hint(name: str, names: Sequence[str]) -> str:
     return f"; it differs from {show_name(alike[0])} only in Unicode normalisation" if alike else ""
 
 
-def not_a_project_class(name: str, class_id: int, names: Sequence[str]) -> str:
-    """The message for a returned class ``name`` the project does not have."""
-    return f"class {show_name(name)} (id {class_id}) is not a project class{normalisation_hint(name, names)}"
+def not_a_project_class(name: str, class_id: int, names: Sequence[str], source: str | None = None) -> str:
+    """The message for a returned class ``name`` the project does not have (``source``: its names file)."""
+    named = f" (named so in {source})" if source else ""
+    return f"class {show_name(name)} (id {class_id}) is not a project class{named}{normalisation_hint(name, names)}"
 
 
 def parse_lines(
@@ -400,12 +401,14 @@ def parse_lines(
     names: Sequence[str],
     *,
     allow_confidence: bool = True,
+    names_source: str | None = None,
 ) -> tuple[str, list[LabelProblem]]:
     """Parse returned YOLO text whose class ids index ``file_names`` (with :func:`detal.labels.parse_label_lines`).
 
     Ids are remapped to the project's ``names`` by class name, so a vendor
     that reordered the classes still gives the right labels. A confidence
     column, if left in, is dropped. Returns canonical text and the problems.
+    ``names_source`` is the names file ``file_names`` come from, for messages.
     """
     index = {n: i for i, n in enumerate(names)}
     numbered, problems = parse_label_lines(text, len(file_names), where, allow_confidence=allow_confidence)
@@ -413,7 +416,7 @@ def parse_lines(
     for number, box in numbered:
         name = file_names[box.class_id]
         if name not in index:
-            problems.append(LabelProblem(where, number, not_a_project_class(name, box.class_id, names)))
+            problems.append(LabelProblem(where, number, not_a_project_class(name, box.class_id, names, names_source)))
             continue
         lines.append(format_line(index[name], box.cx, box.cy, box.w, box.h))
     problems.sort(key=lambda p: p.line)  # in file order, as a reader goes through it
@@ -442,10 +445,12 @@ def collect_labels(
     names: Sequence[str],
     *,
     allow_confidence: bool = True,
+    names_source: str | None = None,
 ) -> ReturnedLabels:
     """Parse returned ``.txt`` label files into ``stem -> canonical text``.
 
-    With ``allow_confidence`` a sixth column (confidence) is accepted and dropped.
+    With ``allow_confidence`` a sixth column (confidence) is accepted and dropped;
+    ``names_source`` is where ``file_names`` were read (:mod:`detal.export.names`).
     """
     out = ReturnedLabels()
     for e in files:
@@ -461,7 +466,7 @@ def collect_labels(
             out.problems.append(LabelProblem(e.where, 0, str(exc)))
             continue
         out.labels[stem], file_problems = parse_lines(
-            text, e.where, file_names, names, allow_confidence=allow_confidence
+            text, e.where, file_names, names, allow_confidence=allow_confidence, names_source=names_source
         )
         out.sources[stem] = e.where
         out.problems += file_problems
