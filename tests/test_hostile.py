@@ -663,6 +663,50 @@ def case_cvat_folder_obj_names_not_project_classes_nested(t):
                      zipped=False), ["class 'car' (id 0) is not a project class", "named so in"]
 
 
+def _init_with_labels(t: Path, files: dict[str, str], *, val: bool = False) -> list[str]:
+    """``init`` over 6 images whose label folder (``--labels``, or ``--val-labels`` with ``val``)
+    holds ``files`` and a label (class 0) for the first and the last image, in a subfolder or not."""
+    make_images(t / "imgs", 6)
+    _write(t / "classes.txt", "cat\ndog\nbird\n")
+    labels = t / "labels"
+    for name, text in files.items():
+        _write(labels / name, text)
+    for stem in ("im000", "im005"):
+        _write(labels / f"{stem}.txt", LINE)
+    argv = ["init", str(t / "p"), "--images", str(t / "imgs"), "--classes", str(t / "classes.txt")]
+    if val:
+        make_images(t / "val", 2, start=0)
+        for stem in ("im000", "im001"):
+            _write(labels / f"{stem}.txt", LINE)
+        return [*argv, "--val-images", str(t / "val"), "--val-labels", str(labels)]
+    return [*argv, "--labels", str(labels)]
+
+
+def case_init_labels_obj_names_not_project_classes(t):
+    return _init_with_labels(t, {"obj.names": "car\ntruck\nbus\n"}), [
+        "im000.txt", "class 'car' (id 0) is not a project class", "obj.names"]
+
+
+def case_init_labels_dataset_yaml_not_project_classes(t):
+    return _init_with_labels(t, {"dataset.yaml": "names: [car, truck]\n"}), [
+        "im005.txt", "class 'car' (id 0) is not a project class", "dataset.yaml"]
+
+
+def case_init_labels_classes_txt_repeats_a_name(t):
+    return _init_with_labels(t, {"classes.txt": "cat\ncat\ndog\n"}), [
+        "labels/classes.txt", "duplicate class names cat"]
+
+
+def case_init_labels_two_names_files_disagree(t):
+    return _init_with_labels(t, {"classes.txt": "cat\ndog\nbird\n", "data.yaml": "names: [dog, cat, bird]\n"}), [
+        "disagrees with", "classes.txt"]
+
+
+def case_init_val_labels_classes_txt_not_project_classes(t):
+    return _init_with_labels(t, {"classes.txt": "person\ncar\n"}, val=True), [
+        "class 'person' (id 0) is not a project class", "classes.txt"]
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 

@@ -206,7 +206,7 @@ def _build_project(
     try:
         scan = ImageScan(tmp, names, problems, exclude=[project])
         prefix = link_into(project, tmp, images, IMAGES_LINK)
-        pool_labels = label_folder(Path(labels), problems) if labels is not None else {}
+        pool_labels = label_folder(Path(labels), problems, names) if labels is not None else {}
         with store.transaction():
             store.set_meta("classes", names)
             store.set_meta("images_root", prefix)
@@ -227,7 +227,7 @@ def _build_project(
             if val_images is not None:
                 vprefix = link_into(project, tmp, Path(val_images), VAL_IMAGES_LINK)
                 store.set_meta("val_root", vprefix)
-                vlabels = label_folder(Path(val_labels), problems)
+                vlabels = label_folder(Path(val_labels), problems, names)
                 n_val = store.add_images(
                     scan.rows(Path(val_images), vprefix, Status.VAL.value, vlabels, "val:", True)
                 )
