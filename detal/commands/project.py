@@ -58,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("project", metavar="PROJECT")
     p.add_argument("--force", action="store_true", help="run even while a batch is still out")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="take images whose files are gone or changed out of the pool even when many are "
+                        "(by default that refuses: an unmounted disk or a re-pointed link looks like it)")
     p.add_argument("--if-ready", action="store_true",
                    help="a batch still out, or another detal command running, is not an error: "
                         "print one line and exit 0 (for cron)")
@@ -153,7 +156,7 @@ def run_cycle(args: argparse.Namespace) -> int:
     try:
         report = api_run_cycle(project, adapter, force=args.force, formats=args.formats or ["yolo"],
                                overrides=args.overrides, hooks=printer.hooks(),
-                               log_echo=out if args.verbose else None)
+                               log_echo=out if args.verbose else None, allow_missing=args.allow_missing)
     except (BatchOutError, BusyError) as exc:
         return _nothing_to_do(project, exc, args.if_ready)
     finally:

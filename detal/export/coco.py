@@ -38,6 +38,7 @@ from typing import Any
 from detal.errors import DataError
 from detal.export.common import ImageLabels, ReturnedLabels, format_line, normalisation_hint
 from detal.export.options import ReadOptions, WriteOptions, copy_images, write_json
+from detal.image_frame import size_problem
 from detal.labels import LabelProblem, parse_yolo_line, show_name
 
 __all__ = ["CATEGORY_ID_BASE", "COCO_JSON", "MAX_COCO_BYTES", "coco_document", "read", "read_coco", "write"]
@@ -156,10 +157,11 @@ def read_coco(
     is a problem unless ``allow_no_annotations``: it would otherwise mark
     every listed image as empty without a word.
 
-    ``sizes`` holds the real ``(width, height)`` of the project's images,
-    keyed by file name or by key (file name without suffix); an image whose
-    COCO ``width``/``height`` disagree is a problem, since every box would be
-    scaled wrongly. Categories map to project classes by name; two
+    ``sizes`` holds the real ``(width, height)`` of the project's images as
+    displayed (:mod:`detal.image_frame`), keyed by file name or by key (file
+    name without suffix); an image whose COCO ``width``/``height`` disagree
+    is a problem, since every box would be scaled wrongly (a photo's size
+    before its EXIF orientation turns it too: its boxes are in the other frame). Categories map to project classes by name; two
     categories with one id are a problem. The file may be at most
     :data:`MAX_COCO_BYTES`.
     """
@@ -228,11 +230,9 @@ def read_coco(
         real = None
         if sizes is not None:
             real = sizes.get(key) or sizes.get(PurePosixPath(key).stem)
-        if real is not None and (int(real[0]), int(real[1])) != (width, height):
-            problem(
-                f"image {show_name(key)}: COCO gives its size as {width}x{height} but the image is "
-                f"{int(real[0])}x{int(real[1])}; every box would be scaled wrongly"
-            )
+        wrong = size_problem((width, height), (int(real[0]), int(real[1]))) if real is not None else None
+        if wrong is not None:
+            problem(f"image {show_name(key)}: COCO {wrong}")
         images[iid] = (key, width, height)
         out[key] = []
 

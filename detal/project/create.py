@@ -57,6 +57,7 @@ from detal.project.paths import (
     ProjectPaths,
 )
 from detal.project.scan import ImageScan, link_into
+from detal.project.sizes import DISPLAYED, SIZE_FRAME_KEY
 from detal.selection import initial_size, random_subset
 from detal.store import DB_NAME, Store, checkpoint
 
@@ -210,6 +211,7 @@ def _build_project(
         with store.transaction():
             store.set_meta("classes", names)
             store.set_meta("images_root", prefix)
+            store.set_meta(SIZE_FRAME_KEY, DISPLAYED)  # sizes as displayed (detal.image_frame)
             try:
                 n_pool = store.add_images(
                     scan.rows(images, prefix, Status.UNLABELED.value, pool_labels, "", False)

@@ -87,6 +87,7 @@ from detal.project.predictions import CyclePredictions
 from detal.project.pseudo import self_train, write_shipped
 from detal.project.train_cache import TrainCache
 from detal.project.training import train_and_evaluate
+from detal.project.verify import check_pool
 from detal.selection import cap_plan, labeling_cap, select_batch, strategy_plan
 from detal.store import Store
 
@@ -104,6 +105,7 @@ def run_cycle(
     write_bundle: bool = True,
     train_cache: TrainCache | str | Path | None = None,
     log_echo: TextIO | None = None,
+    allow_missing: bool = False,
 ) -> CycleReport:
     """Train on every labeled image, select the next batch and export it with pre-labels.
 
@@ -115,14 +117,20 @@ def run_cycle(
     ``train_cache`` reuses identical earlier trainings (simulations). The
     adapter's own log goes to ``cycles/<k>/train.log`` when it can route it
     (``log_to``), and also to ``log_echo`` when given (``detal cycle --verbose``).
+
+    Before anything, the image folders must be reachable, and images back
+    unchanged are usable again (:func:`detal.project.verify.check_pool`);
+    a check that finds a large share of the images missing or changed
+    refuses, unless ``allow_missing`` (:func:`detal.project.verify.usable_rows`).
     """
     project = Path(project)
     formats = check_formats(formats)
     store = open_store(project)
     try:
         with folder_lock(project):
+            check_pool(project, store)
             run = CycleRun(project, store, adapter, project_config(project, overrides), hooks or NO_HOOKS,
-                           log_echo=log_echo)
+                           log_echo=log_echo, allow_missing=allow_missing)
             if train_cache is not None:
                 run.train_cache = train_cache if isinstance(train_cache, TrainCache) else TrainCache(train_cache)
             return run.run(force, formats, write_bundle)
@@ -134,7 +142,7 @@ class CycleRun:
     """One cycle of one project, step by step (see the module docstring)."""
 
     def __init__(self, project: Path, store: Store, adapter: ModelAdapter, cfg: Config, hooks: Hooks,
-                 *, log_echo: TextIO | None = None) -> None:
+                 *, log_echo: TextIO | None = None, allow_missing: bool = False) -> None:
         self.project = project
         self.store = store
         self.adapter = adapter
@@ -144,15 +152,19 @@ class CycleRun:
         self.scored: dict[int, tuple[float, int, int | None]] = {}
         self.train_cache: TrainCache | None = None
         self.log_echo = log_echo  # also show the adapter's log here
+        self.allow_missing = allow_missing  # take a large share of missing images out, not refuse
 
     def run(self, force: bool, formats: list[str], bundle: bool) -> CycleReport:
         self.checked, self.dropped = set(), []  # image files verified; those taken out (usable)
         state, resumed_from = self.begin(force)
-        self.cycle_dir = ProjectPaths(self.project).cycle_dir(self.k)
-        self.cycle_dir.mkdir(parents=True, exist_ok=True)
         if state == "started":  # what training reads: images spoiled since init leave the pool first
+            # (before a new cycle is recorded: a check that refuses leaves the project as it was)
             self.usable([*self.store.images(status=Status.LABELED.value),
                          *self.store.images(status=Status.VAL.value)])
+        if resumed_from is None:
+            self.start()
+        self.cycle_dir = ProjectPaths(self.project).cycle_dir(self.k)
+        self.cycle_dir.mkdir(parents=True, exist_ok=True)
         for stale in [*self.cycle_dir.glob(".*.tmp-*"), *self.cycle_dir.glob(".*.export-tmp")]:
             # left by a killed run
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
@@ -179,7 +191,8 @@ class CycleRun:
 
     # -- 1. plan --------------------------------------------------------------------
     def begin(self, force: bool) -> tuple[str, str | None]:
-        """Start the next cycle, or pick up the one that was interrupted; return its state."""
+        """Plan the next cycle (:meth:`start` records it), or pick up the one that was interrupted;
+        return its state and the state it is resumed from (``None``: a new cycle)."""
         store, cfg = self.store, self.cfg
         last = store.last_cycle()
         if last is not None and last.state != "done":
@@ -213,10 +226,13 @@ class CycleRun:
         if not pool.unlabeled_ids().size and nothing_new:
             raise StateError(f"{self.project}: no unlabeled images left to select from")
         self.k = (last.id + 1) if last is not None else 1
-        with store.transaction():
-            store.start_cycle(self.k, cfg.to_dict())
-        self.hooks.emit("on_cycle_start", cycle=self.k)
         return "started", None
+
+    def start(self) -> None:
+        """Record the new cycle ``k`` with the config snapshot."""
+        with self.store.transaction():
+            self.store.start_cycle(self.k, self.cfg.to_dict())
+        self.hooks.emit("on_cycle_start", cycle=self.k)
 
     def usable(self, rows: Sequence, again: bool = False) -> list:
         """``rows`` whose files are unchanged; the others leave the pool (:mod:`detal.project.verify`).
@@ -224,7 +240,8 @@ class CycleRun:
         ``again``: check files verified earlier in this run too (they are about to be copied)."""
         from detal.project.verify import usable_rows
 
-        return usable_rows(self.project, self.store, rows, set() if again else self.checked, self.dropped)
+        return usable_rows(self.project, self.store, rows, set() if again else self.checked, self.dropped,
+                           allow_missing=self.allow_missing)
 
     def room(self, pool: Pool) -> int:
         """Images that may still be sent out under ``max_labeled_fraction`` (the one budget rule)."""

@@ -24,6 +24,11 @@ Crash safety: label files are written (each to a temporary name, then
 renamed) before the one transaction that marks their images labeled, so a
 killed import leaves at most label files for images that are still
 selected, which the rerun replaces.
+
+An image folder that cannot be reached (an unmounted disk, a broken
+``images`` link) refuses the import with one line
+(:func:`detal.project.verify.check_pool`); images taken out as missing whose
+file is back unchanged count again first.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from detal.project.folder import (
 )
 from detal.project.label_files import is_not_a_label
 from detal.project.paths import LABELS_DIR, REPLACED_DIR, ProjectPaths, label_relpath
+from detal.project.verify import check_pool
 from detal.store import ImageRow, Store
 
 __all__ = ["import_labels"]
@@ -157,6 +163,7 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
     last = store.last_cycle()
     if last is not None and last.state != "done":
         raise StateError(f"{project}: cycle {last.id} was interrupted; rerun detal cycle to finish it first")
+    check_pool(project, store)  # an unreachable image folder refuses; images back unchanged count again
     names: list[str] = store.get_meta("classes")
     labels_root = ProjectPaths(project).labels_dir
     for stale in labels_root.glob(".staging-*"):

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from detal.errors import DataError
 from detal.files import IMAGE_SUFFIXES
+from detal.image_frame import displayed_size
 from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
 from detal.project.paths import label_relpath
@@ -87,7 +88,8 @@ def walk_images(root: Path, exclude: Iterable[Path] = ()) -> Iterator[str]:
 
 
 def image_info(path: Path) -> tuple[str, int, int]:
-    """Content hash, width and height; the header is parsed, the pixels are not decoded."""
+    """Content hash, width and height as displayed (:mod:`detal.image_frame`: EXIF orientation applied);
+    the header is parsed, the pixels are not decoded."""
     from PIL import Image
 
     try:
@@ -97,7 +99,7 @@ def image_info(path: Path) -> tuple[str, int, int]:
     digest = hashlib.sha256(data).hexdigest()
     try:
         with Image.open(io.BytesIO(data)) as im:
-            width, height = im.size
+            width, height = displayed_size(im)
     except Exception as exc:  # noqa: BLE001 - decoders raise many types on bad bytes
         # (UnidentifiedImageError, OSError, SyntaxError, ValueError; and once Ultralytics has
         # patched Image.open, ModuleNotFoundError from its HEIF fallback)

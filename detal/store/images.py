@@ -113,6 +113,17 @@ class ImageTable(StoreConnection):
             "UPDATE images SET problem = ? WHERE id = ?", [(problem, int(i)) for i in ids]
         )
 
+    def clear_problem(self, ids: Iterable[int]) -> None:
+        """Bring images taken out of the pool back (their file is back as recorded); call inside a
+        transaction."""
+        self._conn.executemany("UPDATE images SET problem = NULL WHERE id = ?", [(int(i),) for i in ids])
+
+    def set_sizes(self, sizes: Iterable[tuple[int, int, int]]) -> None:
+        """Store ``(width, height, id)`` sizes (the displayed frame, :mod:`detal.image_frame`);
+        call inside a transaction."""
+        self._conn.executemany("UPDATE images SET width = ?, height = ? WHERE id = ?",
+                               [(int(w), int(h), int(i)) for w, h, i in sizes])
+
     def problem_counts(self) -> dict[str, int]:
         """How many images are out of the pool, by :data:`IMAGE_PROBLEMS`."""
         counts = dict.fromkeys(IMAGE_PROBLEMS, 0)
