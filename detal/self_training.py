@@ -31,6 +31,7 @@ holds the rules, as plain functions of arrays and ids, with no IO:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -125,8 +126,8 @@ def cover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         cx2, cy2 = np.clip(a[:, 2], x1, x2), np.clip(a[:, 3], y1, y2)
         xs, ys = np.unique(np.r_[cx1, cx2]), np.unique(np.r_[cy1, cy2])
         covered = 0.0
-        for xa, xb in zip(xs[:-1], xs[1:]):
-            for ya, yb in zip(ys[:-1], ys[1:]):
+        for xa, xb in itertools.pairwise(xs):
+            for ya, yb in itertools.pairwise(ys):
                 mx, my = (xa + xb) / 2, (ya + yb) / 2
                 if np.any((cx1 <= mx) & (mx < cx2) & (cy1 <= my) & (my < cy2)):
                     covered += (xb - xa) * (yb - ya)
