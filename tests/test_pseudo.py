@@ -204,7 +204,7 @@ def test_status_shows_self_training_per_cycle(tmp_path, capsys):
     assert "t_high 0.50 (fixed by the config; target 0.95)" in out
 
 
-def test_mask_keeps_images_with_ambiguous_boxes_painted_over(tmp_path):
+def test_mask_keeps_images_with_ambiguous_boxes_painted_over(tmp_path, capsys):
     cfg = {"self_training.t_high": 0.5, "self_training.t_low": 0.05}
     drop = _st_project(tmp_path, "drop", **cfg)
     mask = _st_project(tmp_path, "mask", **cfg, **{"self_training.ambiguous": "mask"})
@@ -220,6 +220,10 @@ def test_mask_keeps_images_with_ambiguous_boxes_painted_over(tmp_path):
     painted = [p for p in _trained_on(mask, 1) if "/pseudo/images/" in p]
     assert sorted(Path(p).stem for p in painted) == sorted(masks)
     assert not (mask / "cycles/1/pseudo/images").exists()
+    from detal.cli import main
+
+    assert main(["status", str(mask)]) == 0
+    assert f"{m['masked_boxes']} ambiguous boxes painted over" in capsys.readouterr().out
     assert all(Path(p).name in {f"{i}.png" for i in masks} for p in painted)
     # labels/ is the same either way: pseudo-labels never reach it
     assert sorted(p.name for p in (mask / "labels").rglob("*.txt")) == sorted(

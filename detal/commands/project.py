@@ -284,7 +284,9 @@ def _self_training_line(s: dict | None) -> str:
            "config": "fixed by the config"}.get(s["how"], s["how"])
     precision = "" if s["precision"] is None else f", precision {s['precision']:.2f}"
     return (f"self-training: {s['pseudo_images']} pseudo-labeled images, {s['pseudo_boxes']} boxes "
-            f"(of {s['predicted']} predicted; {s['ambiguous']} ambiguous left out), t_high {s['threshold']:.2f} "
+            f"(of {s['predicted']} predicted; {s['ambiguous']} ambiguous left out"
+            + (f", {s['masked_boxes']} ambiguous boxes painted over" if s.get("masked_boxes") else "")
+            + f"), t_high {s['threshold']:.2f} "
             f"({how}; target {s['precision_target']:.2f}{precision}), teacher {s['teacher']}")
 
 
