@@ -367,27 +367,27 @@ def case_import_part_of_the_prelabels_unchanged(t):
 
 def case_init_newline_in_an_image_name(t):
     make_images(t / "imgs", 3)
-    Image.new("RGB", (8, 8)).save(t / "imgs" / "a\nb.png")
+    Image.new("RGB", (12, 12)).save(t / "imgs" / "a\nb.png")
     return _init(t, t / "imgs"), ["imgs", "image 'a\\nb.png' has a newline in its name"]
 
 
 def case_init_tab_in_an_image_name(t):
     make_images(t / "imgs", 3)
-    Image.new("RGB", (8, 8)).save(t / "imgs" / "a\tb.png")
+    Image.new("RGB", (12, 12)).save(t / "imgs" / "a\tb.png")
     return _init(t, t / "imgs"), ["'a\\tb.png' has a tab in its name"]
 
 
 def case_init_carriage_return_in_a_folder_name(t):
     make_images(t / "imgs", 3)
     (t / "imgs" / "sub\r").mkdir()
-    Image.new("RGB", (8, 8)).save(t / "imgs" / "sub\r" / "x.png")
+    Image.new("RGB", (12, 12)).save(t / "imgs" / "sub\r" / "x.png")
     return _init(t, t / "imgs"), ["'sub\\r/x.png' has a carriage return in its name"]
 
 
 def case_init_escape_character_in_a_val_image_name(t):
     make_images(t / "imgs", 3)
     (t / "val").mkdir()
-    Image.new("RGB", (8, 8)).save(t / "val" / "v\x1b.png")
+    Image.new("RGB", (12, 12)).save(t / "val" / "v\x1b.png")
     (t / "vl").mkdir()
     return _init(t, t / "imgs", "--val-images", str(t / "val"), "--val-labels", str(t / "vl")), [
         "val", "the control character U+001B in its name"]
@@ -395,7 +395,7 @@ def case_init_escape_character_in_a_val_image_name(t):
 
 def case_init_delete_character_in_an_image_name(t):
     make_images(t / "imgs", 3)
-    Image.new("RGB", (8, 8)).save(t / "imgs" / "z\x7f.png")
+    Image.new("RGB", (12, 12)).save(t / "imgs" / "z\x7f.png")
     return _init(t, t / "imgs"), ["U+007F"]
 
 
@@ -440,27 +440,27 @@ def case_init_subfolder_clashes_with_double_underscore(t):
 
 def case_init_clash_across_suffixes(t):
     make_images(t / "imgs" / "a", 1)
-    Image.new("RGB", (9, 9)).save(t / "imgs" / "a__im000.jpg")
+    Image.new("RGB", (13, 13)).save(t / "imgs" / "a__im000.jpg")
     return _init(t, t / "imgs"), ["'a/im000.png' and 'a__im000.jpg' get the same bundle name"]
 
 
 def case_init_nfc_and_nfd_image_names(t):
     make_images(t / "imgs", 2)
-    Image.new("RGB", (8, 8)).save(t / "imgs" / f"{NFC}.png")
-    Image.new("RGB", (9, 8)).save(t / "imgs" / f"{NFD}.png")
+    Image.new("RGB", (12, 12)).save(t / "imgs" / f"{NFC}.png")
+    Image.new("RGB", (13, 12)).save(t / "imgs" / f"{NFD}.png")
     return _init(t, t / "imgs"), ["'cafe\\u0301.png'", "'café.png'", "differ only in Unicode normalisation"]
 
 
 def case_init_same_stem_two_suffixes_is_named_distinguishably(t):
     make_images(t / "imgs", 2)
-    Image.new("RGB", (8, 8)).save(t / "imgs" / f"{NFD}.png")
-    Image.new("RGB", (8, 8)).save(t / "imgs" / f"{NFD}.jpg")
+    Image.new("RGB", (12, 12)).save(t / "imgs" / f"{NFD}.png")
+    Image.new("RGB", (12, 12)).save(t / "imgs" / f"{NFD}.jpg")
     return _init(t, t / "imgs"), ["'cafe\\u0301.jpg' and 'cafe\\u0301.png' have the same name apart"]
 
 
 def case_import_nfd_label_for_an_nfc_image(t):
     make_images(t / "imgs", 9)
-    Image.new("RGB", (8, 8)).save(t / "imgs" / f"{NFC}.png")
+    Image.new("RGB", (12, 12)).save(t / "imgs" / f"{NFC}.png")
     from detal.config import load_config
 
     init_project(t / "p", t / "imgs", write_classes(t / "classes.txt"),
@@ -787,7 +787,7 @@ def test_many_missing_images_are_summed_up(tmp_path, capsys):
         kept = usable_rows(project, store, rows, set(), warn=lines.append)
         assert len(kept) == len(rows) - 25
         assert len(lines) == MAX_WARNINGS + 1 and "25 images taken out of the pool" in lines[-1]
-        assert store.problem_counts() == {"missing": 25, "changed": 0}
+        assert store.problem_counts() == {"missing": 25, "changed": 0, "unreadable": 0}
         assert store.load_pool().size == 15
 
 
@@ -971,7 +971,7 @@ def test_status_does_not_migrate_an_old_database(tmp_path, capsys):
     assert st["images"]["pool"] == 20 and st["images"]["missing"] == 0
     assert hashlib.sha256((project / "detal.db").read_bytes()).hexdigest() == before
     with Store.open(project / "detal.db") as store:  # a command that writes brings it up to date
-        assert store.problem_counts() == {"missing": 0, "changed": 0}
+        assert store.problem_counts() == {"missing": 0, "changed": 0, "unreadable": 0}
         assert "problem" in {r[1] for r in store.execute("PRAGMA table_info(images)")}
 
 

@@ -321,6 +321,7 @@ def run_status(args: argparse.Namespace) -> int:
         print("no batch out")
     if st["duplicates"]:
         print(f"{len(st['duplicates'])} group(s) of duplicate images")
-    if img["missing"] or img["changed"]:
-        print(f"out of the pool: {img['missing']} image(s) missing, {img['changed']} changed since init")
+    if img["missing"] or img["changed"] or img["unreadable"]:
+        print(f"out of the pool: {img['missing']} image(s) missing, {img['changed']} changed since init, "
+              f"{img['unreadable']} unreadable")
     return 0

@@ -117,7 +117,7 @@ class CycleReport:
     exports: list[str] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     dropped: list[tuple[str, str]] = field(default_factory=list)
-    """Images taken out of the pool in this run: ``(relpath, "missing" | "changed")``."""
+    """Images taken out of the pool in this run: ``(relpath, "missing" | "changed" | "unreadable")``."""
 
 
 @dataclass

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from detal.errors import StateError
-from detal.store.schema import IMAGE_COLS, LABEL_STUDIO_SCHEMA, SCHEMA, SCHEMA_VERSION, TABLES
+from detal.store.schema import (
+    IMAGE_COLS,
+    LABEL_STUDIO_SCHEMA,
+    PROBLEM_CHECK,
+    SCHEMA,
+    SCHEMA_VERSION,
+    TABLES,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -150,15 +157,44 @@ class StoreConnection:
         if "problem" not in self._columns("images"):
             with self.transaction():
                 if "problem" not in self._columns("images"):  # another process may have added it
-                    self._conn.execute(
-                        "ALTER TABLE images ADD COLUMN problem TEXT CHECK (problem IN ('missing', 'changed'))"
-                    )
+                    self._conn.execute(f"ALTER TABLE images ADD COLUMN problem TEXT {PROBLEM_CHECK}")
+        self._widen_problem_check()
         if "embedding" not in self._columns("scores"):
             with self.transaction():
                 if "embedding" not in self._columns("scores"):  # another process may have added it meanwhile
                     self._conn.execute("ALTER TABLE scores ADD COLUMN embedding BLOB")
         if "label_studio_tasks" not in _tables(self._conn):
             self._conn.executescript(f"BEGIN IMMEDIATE; {LABEL_STUDIO_SCHEMA} COMMIT;")
+
+    def _widen_problem_check(self) -> None:
+        """Let ``images.problem`` hold every :data:`~detal.store.schema.IMAGE_PROBLEMS` in an older database.
+
+        The values it held stay valid (the list only grows), so the table's SQL is
+        rewritten in place, as SQLite documents for a changed CHECK constraint
+        (``writable_schema``, then a new ``schema_version``); no row is touched.
+        """
+        def table_sql() -> str:
+            row = self._conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'images'").fetchone()
+            return row[0]
+
+        if PROBLEM_CHECK in table_sql():
+            return
+        with self.transaction():
+            sql = table_sql()  # another process may have widened it meanwhile
+            if PROBLEM_CHECK in sql:
+                return
+            start = sql.index("CHECK (problem IN (")
+            end = sql.index("))", start) + 2
+            version = self._conn.execute("PRAGMA schema_version").fetchone()[0]
+            self._conn.execute("PRAGMA writable_schema = ON")
+            try:
+                self._conn.execute(
+                    "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'images'",
+                    (sql[:start] + PROBLEM_CHECK + sql[end:],),
+                )
+                self._conn.execute(f"PRAGMA schema_version = {int(version) + 1}")
+            finally:
+                self._conn.execute("PRAGMA writable_schema = OFF")
 
     def _adapt_to_columns(self) -> None:
         """Read an old database as it is (read-only: no column is added)."""
