@@ -32,6 +32,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from imagekit import cut, encoded, flat_jpeg, half, png_bad_crc
 from PIL import Image
 from projectkit import (
     NAMES,
@@ -494,6 +495,134 @@ def case_simulate_data_yaml_names_through_an_alias(t):
     return _simulate(t, "base: &n [cat, dog]\nnames: *n\ntrain: images\nval: images\n"), [
         "data.yaml", "(*n) are not allowed"]
 
+
+
+# -- issue 22, defects 8 and 17: images Ultralytics would leave out of training -----------------
+# Each kind of image is tried in every place init meets it: first and last in the pool, nested,
+# with a label, as a validation image, in the initial batch. The kinds OpenCV alone finds (a
+# truncated BMP or TIFF) are decoded only where detal trains on or ships the image first.
+
+_TRUNCATED_JPEG = half(encoded("JPEG", (64, 48)))
+_LEFT_OUT = {  # kind: (suffix, content, words of the reason)
+    "gif_named_png": (".png", encoded("GIF"), ["a GIF image by its content (its name says .png)",
+                                               "Ultralytics trains only on"]),
+    "gif_named_jpg": (".jpg", encoded("GIF"), ["a GIF image by its content (its name says .jpg)"]),
+    "gif_named_webp": (".webp", encoded("GIF"), ["a GIF image by its content (its name says .webp)"]),
+    "ico_named_png": (".png", encoded("ICO"), ["an ICO image by its content"]),
+    "ppm_named_bmp": (".bmp", encoded("PPM"), ["a PPM image by its content (its name says .bmp)"]),
+    "tga_named_tif": (".tif", encoded("TGA"), ["a TGA image by its content"]),
+    "png_9x9": (".png", encoded("PNG", (9, 9)), ["9x9 pixels", "at least 10 pixels a side"]),
+    "png_1x1": (".png", encoded("PNG", (1, 1)), ["1x1 pixels", "Ultralytics would leave it out"]),
+    "jpeg_9x200": (".jpg", encoded("JPEG", (9, 200)), ["9x200 pixels"]),
+    "webp_300x9": (".webp", encoded("WEBP", (300, 9)), ["300x9 pixels"]),
+    "jpeg_truncated_in_half": (".jpg", _TRUNCATED_JPEG, ["truncated JPEG", "image file is truncated"]),
+    "jpeg_truncated_named_jpeg": (".jpeg", cut(encoded("JPEG", (64, 48)), -400), ["truncated JPEG"]),
+    "png_truncated": (".png", cut(encoded("PNG", (40, 30)), 2000), ["corrupt image", "Truncated File Read"]),
+    "png_bad_checksum": (".png", png_bad_crc(), ["corrupt image", "broken PNG file"]),
+    "jpeg_over_a_gigapixel": (".jpg", flat_jpeg(33000, 33000), [
+        "33000x33000 = 1,089,000,000 pixels, over the limit of 1,073,741,824", "OpenCV"]),
+    "jpeg_over_two_gigapixels": (".jpg", flat_jpeg(50000, 50000), [
+        "more than 2,147,483,648 pixels, over the limit of 1,073,741,824"]),
+}
+_UNDECODABLE = {  # found by decoding only
+    "bmp_truncated": (".bmp", cut(encoded("BMP", (40, 30)), 2000), ["corrupt image, OpenCV cannot decode it"]),
+    "tiff_truncated": (".tiff", cut(encoded("TIFF", (40, 30)), 2000), ["OpenCV cannot decode it"]),
+    "bmp_truncated_named_png": (".png", cut(encoded("BMP", (40, 30)), 2000), ["OpenCV cannot decode it"]),
+}
+
+
+def _init_over(t: Path, kind: str, place: str) -> tuple[list[str], list[str]]:
+    suffix, data, words = {**_LEFT_OUT, **_UNDECODABLE}[kind]
+    make_images(t / "imgs", 6, sub_every=4)
+    where = {"first": "imgs/aaa", "last": "imgs/zzz", "nested": "imgs/sub/deeper/x", "labeled": "imgs/lab",
+             "val": "val/v", "initial_batch": "imgs/pick"}[place]
+    _bad_image(t / f"{where}{suffix}", data)
+    extra: list[str] = []
+    if place == "labeled":
+        (t / "lab").mkdir()
+        (t / "lab" / "lab.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+        (t / "lab" / "im001.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+        extra = ["--labels", str(t / "lab")]
+    elif place == "val":
+        make_images(t / "val", 2, start=60)
+        (t / "vl").mkdir()
+        for p in (t / "val").iterdir():
+            (t / "vl" / f"{p.stem}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+        extra = ["--val-images", str(t / "val"), "--val-labels", str(t / "vl")]
+    elif place == "initial_batch":
+        extra = ["--set", "initial_fraction=1", "--set", "max_labeled_fraction=1"]
+    return _init(t, t / "imgs", *extra), ["project not created", f"{Path(where).name}{suffix}", *words]
+
+
+def _left_out_case(kind: str, place: str):
+    def case(t):
+        return _init_over(t, kind, place)
+    case.__name__ = f"case_init_{kind}_{place}"
+    return case
+
+
+for _kind in _LEFT_OUT:
+    for _place in ("first", "last", "nested", "labeled", "val"):
+        globals()[f"case_init_{_kind}_{_place}"] = _left_out_case(_kind, _place)
+for _kind in _UNDECODABLE:
+    for _place in ("labeled", "val", "initial_batch"):
+        globals()[f"case_init_{_kind}_{_place}"] = _left_out_case(_kind, _place)
+globals()["case_init_gif_named_png_initial_batch"] = _left_out_case("gif_named_png", "initial_batch")
+globals()["case_init_jpeg_truncated_in_half_initial_batch"] = _left_out_case("jpeg_truncated_in_half",
+                                                                            "initial_batch")
+
+
+def _import_over(t: Path, data: bytes, fmt: str = "yolo") -> tuple[list[str], list[str]]:
+    """Batch 0 out; one of its images is replaced by ``data`` before its labels come back."""
+    project = make_project(t, n=20)
+    returned = write_returned(t / "ret", project, 0)
+    key = min(returned.iterdir()).stem
+    rel = next(r for r in (project / "images").rglob("*.png") if r.relative_to(project / "images").as_posix()
+               .replace("/", "__")[: -len(".png")] == key)
+    rel.write_bytes(data)
+    source = returned
+    if fmt == "zip":
+        source = t / "ret.zip"
+        with zipfile.ZipFile(source, "w") as zf:
+            for f in sorted(returned.iterdir()):
+                zf.write(f, f"labels/{f.name}")
+    return ["import", str(project), str(source)], ["nothing imported", f"{key}.txt",
+                                                   f"image images/{rel.relative_to(project / 'images')}"]
+
+
+def case_import_label_of_an_image_now_a_gif(t):
+    argv, words = _import_over(t, encoded("GIF"))
+    return argv, [*words, "a GIF image by its content (its name says .png)"]
+
+
+def case_import_label_of_an_image_now_a_gif_from_a_zip(t):
+    argv, words = _import_over(t, encoded("GIF"), "zip")
+    return argv, [*words, "ret.zip!labels/", "a GIF image by its content"]
+
+
+def case_import_label_of_an_image_now_9_pixels_wide(t):
+    argv, words = _import_over(t, encoded("PNG", (9, 30)))
+    return argv, [*words, "9x30 pixels"]
+
+
+def case_import_label_of_an_image_now_truncated(t):
+    argv, words = _import_over(t, cut(encoded("PNG", (40, 30)), 2000))
+    return argv, [*words, "corrupt image", "Truncated File Read"]
+
+
+def case_import_label_of_an_image_now_a_truncated_jpeg(t):
+    argv, words = _import_over(t, _TRUNCATED_JPEG)
+    return argv, [*words, "truncated JPEG"]
+
+
+def case_import_label_of_an_image_opencv_cannot_decode(t):
+    argv, words = _import_over(t, cut(encoded("BMP", (40, 30)), 2000))
+    return argv, [*words, "OpenCV cannot decode it"]
+
+
+def case_import_label_of_an_image_now_an_empty_file(t):
+    argv, words = _import_over(t, b"")
+    return argv, [*words, "corrupt image, empty file"]
 
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
