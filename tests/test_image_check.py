@@ -119,9 +119,17 @@ def _pool_with(tmp: Path, name: str, data: bytes, *, labeled: bool = False) -> t
     return argv, tmp / "p"
 
 
+@pytest.fixture
+def pil_default_limit(monkeypatch):
+    """PIL's own limit, as a fresh process has it: detal must raise it itself."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1024 * 1024 * 1024 // 4 // 3)
+
+
 @pytest.mark.parametrize("labeled", [False, True])
 @pytest.mark.parametrize(("width", "height"), [(20000, 10000), (12000, 9000), (32768, 32768)])
-def test_large_photos_are_accepted_without_a_warning(tmp_path, capfd, width, height, labeled):
+def test_large_photos_are_accepted_without_a_warning(tmp_path, capfd, pil_default_limit, width, height, labeled):
     argv, project = _pool_with(tmp_path, "big.jpg", flat_jpeg(width, height), labeled=labeled)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -134,13 +142,31 @@ def test_large_photos_are_accepted_without_a_warning(tmp_path, capfd, width, hei
     assert width * height <= MAX_PIXELS
 
 
-def test_a_large_photo_goes_into_the_bundle_and_is_predicted(tmp_path, monkeypatch):
+def test_a_large_photo_goes_into_the_bundle_and_is_predicted(tmp_path, pil_default_limit):
     argv, project = _pool_with(tmp_path, "big.jpg", flat_jpeg(20000, 10000))
     assert main([*argv, "--set", "initial_fraction=1", "--set", "max_labeled_fraction=1"]) == 0
     with zipfile.ZipFile(project / "cycles/0/batch-0.zip") as zf:
         assert zf.read("images/big.jpg") == (tmp_path / "imgs" / "big.jpg").read_bytes()
     result = FakeAdapter(3).predict(Path("w"), [tmp_path / "imgs" / "big.jpg"], conf=0)
     assert (result.predictions[0].width, result.predictions[0].height) == (20000, 10000)
+
+
+def test_ultralytics_trains_on_a_200_megapixel_photo_once_prepared(tmp_path, pil_default_limit):
+    pytest.importorskip("ultralytics")
+    from PIL import Image
+
+    from detal.ultra.setup import prepare_ultralytics
+
+    prepare_ultralytics()
+    assert Image.MAX_IMAGE_PIXELS == MAX_PIXELS
+    (tmp_path / "big.jpg").write_bytes(flat_jpeg(20000, 10000))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from ultralytics.data.utils import verify_image_label
+
+        result = verify_image_label((str(tmp_path / "big.jpg"), str(tmp_path / "big.txt"), "", False, 3, 0, 0, False))
+    assert result[8] == 0 and result[2] == (10000, 20000)  # kept, (h, w)
+    assert not [w for w in caught if "Decompression" in w.category.__name__]
 
 
 # -- nothing raw reaches the terminal ----------------------------------------------------------------

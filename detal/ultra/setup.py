@@ -57,6 +57,7 @@ def prepare_ultralytics() -> None:
     import put it (sync and integrations are still switched off).
     """
     global _imported
+    allow_large_images()  # PIL's limit, which Ultralytics' dataset check opens every image under
     with _import_lock:
         if _imported:
             return
@@ -69,7 +70,6 @@ def prepare_ultralytics() -> None:
         if on:
             SETTINGS.update(on)
         _restore_pil_open()
-        allow_large_images()  # PIL's limit, which Ultralytics' dataset check opens every image under
         _imported = True
 
 
