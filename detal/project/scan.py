@@ -13,8 +13,10 @@ folder entered is remembered, so a link ``self -> .`` or a loop adds
 nothing, and the project folder itself (which may live inside its image
 folder, with an ``images`` link back to it) is never scanned. A file name
 with a control character (a newline, a tab ...) is refused: Ultralytics
-drops such an image from training without a word. Every corrupt image is
-named (:attr:`ImageScan.bad`), and two images whose bundle names clash
+drops such an image from training without a word. Every image the image
+check refuses (:mod:`detal.image_check`: corrupt, or one Ultralytics would
+leave out; an image that comes with labels is decoded too) is named with the
+reason (:attr:`ImageScan.bad`), and two images whose bundle names clash
 (``sub/a.png`` against ``sub__a.png``, or names that differ only in
 Unicode normalisation) are refused naming both.
 """
