@@ -17,6 +17,10 @@ database never sees the old one's write-ahead log.
 The temporary folder is named ``.PROJECT.init-<pid>-<random>``; one whose
 process is gone (a killed ``init``) is removed by the next ``init``.
 
+Every image passes :mod:`detal.image_check` (those with labels, the
+validation images and the initial batch decoded), or the project is not
+created; the message names each image refused, with the reason.
+
 Refused with one line before anything is written: a project path under a
 regular file, a folder that cannot be written, and a project folder that is
 the image folder itself (it may lie beside the images or inside them: the

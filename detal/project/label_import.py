@@ -14,6 +14,9 @@ Unchanged pre-labels are not corrected labels: an import whose every new
 label equals the pre-label detal sent out for it (``cycles/<k>/prelabels``)
 is refused unless ``accept_prelabels``. A COCO file without any annotation
 is refused unless ``allow_empty`` (it would mark every image "no objects").
+A label for an image Ultralytics could not train on (:mod:`detal.image_check`,
+decoded: the file became a GIF, a truncated JPEG ...) is a problem naming the
+image and the reason.
 
 Partial imports are allowed: an import may carry labels for part of the
 batch that is out. Those images become labeled; the rest stay selected, and
