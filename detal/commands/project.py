@@ -130,7 +130,7 @@ def run_init(args: argparse.Namespace) -> int:
         val_images=args.val_images, val_labels=args.val_labels, config=cfg, force=args.force,
     )
     print(f"created {report.project}: {report.n_images} images, {report.n_labeled} labeled, "
-          f"{report.n_val} validation")
+          f"{report.n_val} validation, {_classes(report.names)}")
     for group in report.duplicates[:20]:
         print(f"warning: duplicate images (same content): {', '.join(group)}", file=sys.stderr)
     if len(report.duplicates) > 20:
@@ -139,6 +139,12 @@ def run_init(args: argparse.Namespace) -> int:
     if report.bundle:
         print(f"initial batch: {report.n_selected} images to label in {report.bundle}")
     return 0
+
+
+def _classes(names: list[str], shown: int = 8) -> str:
+    """``3 classes (cat, dog, bird)``; past ``shown`` names, the first ones and ``...``."""
+    listed = ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+    return f"{_count(len(names), 'class', 'classes')} ({listed})"
 
 
 def run_cycle(args: argparse.Namespace) -> int:

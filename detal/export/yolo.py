@@ -41,7 +41,13 @@ from detal.export.common import (
     yolo_text,
 )
 from detal.export.options import ReadOptions, WriteOptions
-from detal.labels import LabelProblem, class_name_problems, parse_class_names, show_name
+from detal.labels import (
+    LabelProblem,
+    class_name_problems,
+    parse_class_names,
+    show_name,
+    yaml_class_names,
+)
 from detal.safeyaml import load_yaml
 
 __all__ = ["data_yaml", "read", "read_yolo", "returned_names", "write", "write_yolo"]
@@ -91,23 +97,7 @@ def _yaml_names(entry: Entry) -> tuple[list[str] | None, str | None]:
         loaded = load_yaml(entry.read_text(), entry.where, DataError)
     except DataError as exc:
         return None, str(exc).removeprefix(f"{entry.where}: ")
-    names = loaded.get("names") if isinstance(loaded, dict) else None
-    out: list[str] | None = None
-    if isinstance(names, list):
-        out = [str(n) for n in names]
-    elif isinstance(names, dict):
-        try:
-            keys = sorted(int(k) for k in names)
-        except (TypeError, ValueError):
-            keys = []
-        if keys == list(range(len(names))):
-            out = [str(names[k] if k in names else names[str(k)]) for k in keys]
-    if out is None:
-        return None, "no usable 'names' list or {id: name} map"
-    nc = loaded.get("nc")
-    if nc is not None and nc != len(out):
-        return None, f"nc is {nc!r} but names lists {len(out)} classes"
-    return out, None
+    return yaml_class_names(loaded)
 
 
 def _first_difference(a: Sequence[str], b: Sequence[str]) -> str:

@@ -268,6 +268,7 @@ def _build_project(
             n_selected=int(picked.size),
             duplicates=store.duplicates(),
             bundle=out,
+            names=list(names),
         )
     finally:
         store.close()

@@ -100,6 +100,8 @@ class InitReport:
     n_selected: int
     duplicates: list[list[str]]
     bundle: Path | None
+    names: list[str] = field(default_factory=list)
+    """The project's class names, in id order."""
 
 
 @dataclass
