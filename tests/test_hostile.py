@@ -601,6 +601,22 @@ def case_prelabel_classes_id_and_name(t):
 def case_prelabel_classes_data_yaml_without_names(t):
     return _prelabel(t, _write(t / "data.yaml", _DATA_YAML)), ["data.yaml", "no 'names' key"]
 
+
+# -- issue 22, defect 11: label files beside the folder the labels are read from ------------------
+
+
+def case_cvat_label_file_beside_obj_train_data(t):
+    argv = _cvat(t)
+    key = _keys(Path(argv[1]))[0]
+    with zipfile.ZipFile(argv[2]) as zf:
+        files = {n: zf.read(n) for n in zf.namelist() if not n.endswith(f"{key}.txt")}
+    _zip(Path(argv[2]), {**files, f"{key}.txt": LINE})
+    return argv, [f"cvat.zip!{key}.txt: label file outside obj_*_data/", "move it into obj_*_data/"]
+
+
+def case_cvat_label_file_in_another_folder(t):
+    return _cvat(t, extra={"extra/stray.txt": LINE}), ["cvat.zip!extra/stray.txt: label file outside obj_*_data/"]
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 

@@ -624,6 +624,85 @@ def case_import_label_of_an_image_now_an_empty_file(t):
     argv, words = _import_over(t, b"")
     return argv, [*words, "corrupt image, empty file"]
 
+
+# -- issue 22, defect 11: label files beside labels/ in a returned folder or zip --------------------
+
+
+def _returned_with_labels_folder(t: Path, project: Path, outside: dict[str, str], under: str = "labels"):
+    """Batch 0's labels under ``under/`` (all but the ones moved to ``outside``: relpath -> key)."""
+    flat = write_returned(t / "flat", project, 0)
+    ret = t / "ret"
+    for f in sorted(flat.iterdir()):
+        moved = [rel for rel, key in outside.items() if key == f.stem]
+        target = ret / moved[0] if moved else ret / under / f.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, target)
+    shutil.rmtree(flat)
+    return ret
+
+
+def _keys0(project: Path) -> list[str]:
+    return [n.rsplit(".", 1)[0] for n in batch_names(project, 0)]
+
+
+def case_import_label_beside_labels_folder(t):
+    project = make_project(t, n=40)
+    key = _keys0(project)[-1]
+    ret = _returned_with_labels_folder(t, project, {f"{key}.txt": key})
+    return ["import", str(project), str(ret)], [
+        f"ret/{key}.txt: label file outside labels/ (only the files in labels/ are read)", "move it into labels/"]
+
+
+def case_import_first_label_beside_labels_folder(t):
+    project = make_project(t, n=40)
+    key = _keys0(project)[0]
+    ret = _returned_with_labels_folder(t, project, {f"{key}.txt": key})
+    return ["import", str(project), str(ret)], [f"{key}.txt: label file outside labels/"]
+
+
+def case_import_label_under_images_beside_labels(t):
+    project = make_project(t, n=40)
+    key = _keys0(project)[1]
+    ret = _returned_with_labels_folder(t, project, {f"images/{key}.txt": key})
+    return ["import", str(project), str(ret)], [f"ret/images/{key}.txt: label file outside labels/"]
+
+
+def case_import_unzipped_bundle_with_a_label_beside_labels(t):
+    project = make_project(t, n=40)
+    key = _keys0(project)[2]
+    ret = _returned_with_labels_folder(t, project, {f"batch-0/{key}.txt": key}, under="batch-0/labels")
+    (ret / "batch-0" / "classes.txt").write_text("\n".join(NAMES) + "\n")
+    return ["import", str(project), str(ret)], [f"batch-0/{key}.txt: label file outside labels/"]
+
+
+def case_import_stray_copy_beside_labels(t):
+    project = make_project(t, n=40)
+    ret = _returned_with_labels_folder(t, project, {})
+    shutil.copy(next((ret / "labels").iterdir()), ret / "copy of label.txt")
+    return ["import", str(project), str(ret)], ["ret/copy of label.txt: label file outside labels/"]
+
+
+def case_import_zip_with_a_label_beside_labels(t):
+    project = make_project(t, n=40)
+    key = _keys0(project)[-1]
+    ret = _returned_with_labels_folder(t, project, {f"{key}.txt": key})
+    with zipfile.ZipFile(t / "ret.zip", "w") as zf:
+        for f in sorted(ret.rglob("*.txt")):
+            zf.write(f, f.relative_to(ret).as_posix())
+    shutil.rmtree(ret)
+    return ["import", str(project), str(t / "ret.zip")], [f"ret.zip!{key}.txt: label file outside labels/"]
+
+
+def case_import_zip_with_labels_in_a_folder_and_one_at_the_top(t):
+    project = make_project(t, n=40)
+    key = _keys0(project)[0]
+    ret = _returned_with_labels_folder(t, project, {f"{key}.txt": key}, under="done/labels")
+    with zipfile.ZipFile(t / "ret.zip", "w") as zf:
+        for f in sorted(ret.rglob("*.txt")):
+            zf.write(f, f.relative_to(ret).as_posix())
+    shutil.rmtree(ret)
+    return ["import", str(project), str(t / "ret.zip")], [f"ret.zip!{key}.txt: label file outside labels/"]
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 
@@ -1197,3 +1276,19 @@ def test_fake_adapter_reports_real_image_sizes(tmp_path):
     assert [(p.width, p.height) for p in result.predictions] == [(23, 17), (64, 48)]
     for p in result.predictions:
         assert (p.detections.xyxy[:, [0, 2]] <= p.width).all() and (p.detections.xyxy[:, [1, 3]] <= p.height).all()
+
+
+# -- issue 22, defect 11: what may lie beside labels/ -----------------------------------------------
+
+
+def test_an_unzipped_bundle_with_its_lists_beside_labels_imports(tmp_path, capsys):
+    """classes.txt, data.yaml, manifest.csv, readme.txt and the images beside labels/ are no labels."""
+    project = make_project(tmp_path, n=40)
+    ret = tmp_path / "ret"
+    with zipfile.ZipFile(project / "cycles/0/batch-0.zip") as zf:
+        zf.extractall(ret)
+    for f in (ret / "labels").iterdir():
+        f.write_text("0 0.5 0.5 0.2 0.2\n")
+    (ret / "readme.txt").write_text("labeled by the vendor\n")
+    assert main(["import", str(project), str(ret)]) == 0, capsys.readouterr().err
+    assert "imported 4 labels" in capsys.readouterr().out

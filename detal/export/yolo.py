@@ -38,6 +38,7 @@ from detal.export.common import (
     ReturnedLabels,
     collect_labels,
     label_entries,
+    outside_label_folder,
     yolo_text,
 )
 from detal.export.options import ReadOptions, WriteOptions
@@ -154,7 +155,8 @@ def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True
     """``stem -> canonical YOLO text`` from a returned folder or zip, and every problem.
 
     Label files are the ``.txt`` files under a ``labels/`` folder if there is
-    one, else every ``.txt`` (except lists such as ``classes.txt``). Class
+    one (then a ``.txt`` beside it is a problem, never skipped), else every
+    ``.txt`` (except lists such as ``classes.txt``). Class
     ids are mapped by name through ``data.yaml``/``classes.txt`` when present
     (see :func:`returned_names`), else taken as the project's ids.
     """
@@ -170,6 +172,8 @@ def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True
     if name_problems:  # ids mean nothing without unambiguous names: do not parse them
         return ReturnedLabels(problems=problems)
     file_names = file_names if file_names is not None else list(names)
+    if under_labels:
+        problems += outside_label_folder(txts, under_labels, "labels/")
     out = collect_labels(under_labels or txts, file_names, names, allow_confidence=allow_confidence)
     out.problems[:0] = problems
     return out
