@@ -1287,8 +1287,7 @@ def test_an_unzipped_bundle_with_its_lists_beside_labels_imports(tmp_path, capsy
     ret = tmp_path / "ret"
     with zipfile.ZipFile(project / "cycles/0/batch-0.zip") as zf:
         zf.extractall(ret)
-    for f in (ret / "labels").iterdir():
-        f.write_text("0 0.5 0.5 0.2 0.2\n")
+    write_returned(ret / "labels", project, 0)
     (ret / "readme.txt").write_text("labeled by the vendor\n")
     assert main(["import", str(project), str(ret)]) == 0, capsys.readouterr().err
     assert "imported 4 labels" in capsys.readouterr().out
