@@ -321,8 +321,9 @@ def run_status(args: argparse.Namespace) -> int:
               "run detal cycle to resume it")
     if st["batch_out"]:
         for b in st["batch_out"]:
+            where = b["bundle"] if b["bundle"] is not None else f"no bundle: {b['no_bundle']}"
             print(f"batch out: cycle {b['cycle']}, {b['remaining']} of {b['selected']} images "
-                  f"still to label ({b['bundle']})")
+                  f"still to label ({where})")
     else:
         print("no batch out")
     if st["duplicates"]:
