@@ -602,6 +602,53 @@ def case_prelabel_classes_data_yaml_without_names(t):
     return _prelabel(t, _write(t / "data.yaml", _DATA_YAML)), ["data.yaml", "no 'names' key"]
 
 
+# -- issue 22, defect 8: a label whose image Ultralytics could not train on, through COCO and CVAT --
+
+
+def _spoil_first_image(argv: list[str], data: bytes) -> str:
+    """Replace the first image of batch 0 by ``data``; its relpath."""
+    from detal.store import Store
+
+    project = Path(argv[1])
+    key = _keys(project)[0]
+    with Store.open(project / "detal.db", readonly=True) as store:
+        relpath = store.images_by_key()[key].relpath
+    (project / relpath).write_bytes(data)
+    return relpath
+
+
+def case_coco_label_of_an_image_now_a_gif(t):
+    argv = _coco(t)
+    buf = io.BytesIO()
+    Image.new("P", (40, 30)).save(buf, "GIF")
+    relpath = _spoil_first_image(argv, buf.getvalue())
+    return argv, ["instances.json", f"image {relpath}: a GIF image by its content"]
+
+
+def case_coco_label_of_an_image_now_9_pixels_high(t):
+    argv = _coco(t)
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 9)).save(buf, "PNG")
+    relpath = _spoil_first_image(argv, buf.getvalue())
+    return argv, [f"image {relpath}: 40x9 pixels; Ultralytics would leave it out of training"]
+
+
+def case_cvat_label_of_an_image_now_truncated(t):
+    argv = _cvat(t)
+    buf = io.BytesIO()
+    Image.effect_noise((40, 30), 60).convert("RGB").save(buf, "PNG")
+    relpath = _spoil_first_image(argv, buf.getvalue()[:-300])
+    return argv, ["cvat.zip!obj_train_data/", f"image {relpath}: corrupt image"]
+
+
+def case_cvat_label_of_an_image_opencv_cannot_decode(t):
+    argv = _cvat(t)
+    buf = io.BytesIO()
+    Image.effect_noise((40, 30), 60).convert("RGB").save(buf, "BMP")
+    relpath = _spoil_first_image(argv, buf.getvalue()[:2000])
+    return argv, [f"image {relpath}: corrupt image, OpenCV cannot decode it"]
+
+
 # -- issue 22, defect 11: label files beside the folder the labels are read from ------------------
 
 
