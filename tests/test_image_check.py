@@ -343,3 +343,44 @@ def test_a_copied_project_keeps_working(tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(project, copy, symlinks=True)
     assert run_cycle(copy, FakeAdapter(len(NAMES), seed=2)).n_train == 2
+
+
+# -- one real run: detal's count is Ultralytics' count ----------------------------------------------
+
+
+@pytest.mark.slow
+def test_real_training_uses_every_image_detal_counts(tmp_path, capsys, monkeypatch):
+    """An older project's labeled GIF leaves before training; a 108-megapixel photo is trained on, quietly."""
+    pytest.importorskip("ultralytics")
+    from detal.digits import DigitsSpec, build_digits
+    from detal.ultra import UltralyticsAdapter
+
+    build_digits(tmp_path / "digits", DigitsSpec(pool=16, val=4, imgsz=64, seed=0))
+    pool, labels = tmp_path / "digits" / "images" / "pool", tmp_path / "digits" / "labels" / "pool"
+    (pool / "big.jpg").write_bytes(flat_jpeg(12000, 9000))
+    (labels / "big.txt").write_text("")  # a photo with no digit: a background image
+    some = tmp_path / "some-labels"
+    some.mkdir()
+    for label in [*sorted(p for p in labels.glob("*.txt") if p.name != "big.txt")[:6], labels / "big.txt"]:
+        (some / label.name).write_text(label.read_text())
+    settings = ["model=yolov8n.yaml", "imgsz=64", "batch=8", "workers=0", "device=cpu", "epochs_per_cycle=1",
+                "initial_fraction=0.3", "batch_fraction=0.25", "subset_fraction=0.5"]
+    project = tmp_path / "proj"
+    classes = write_classes(tmp_path / "classes.txt", [str(i) for i in range(10)])
+    assert main(["init", str(project), "--images", str(pool), "--classes", str(classes), "--labels", str(some),
+                 *[a for s in settings for a in ("--set", s)]]) == 0
+    labeled = _rows(project, "labeled")
+    assert len(labeled) == 7
+    spoiled = next(r for r in labeled if not r.relpath.endswith("big.jpg"))
+    _as_if_init_had_taken(project, spoiled.relpath, encoded("GIF"))
+    monkeypatch.setattr(project_cmd, "make_adapter", lambda cfg, project: UltralyticsAdapter(cfg))
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["cycle", str(project)]) == 0
+    out, err = capsys.readouterr()
+    assert "train: 6 images" in out
+    assert f"{spoiled.relpath}: unreadable (a GIF image by its content" in err
+    log = (project / "cycles/1/train.log").read_text()
+    assert " 6 images, 1 backgrounds, 0 corrupt" in log, log[-3000:]
+    assert "Decompression" not in log + err and not [w for w in caught if "Decompression" in str(w.category)]
