@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
+import subprocess
 import warnings
 import zipfile
 from pathlib import Path
 
 import pytest
 from imagekit import cut, encoded, flat_jpeg, half, png_bad_crc
-from projectkit import NAMES, label_cycle, make_project, write_classes
+from projectkit import NAMES, db_rows, label_cycle, make_project, write_classes
 
 from detal.cli import main
 from detal.commands import project as project_cmd
@@ -305,10 +306,10 @@ def test_a_truncated_jpeg_is_never_shipped(tmp_path, capsys, predictor_reads_it)
 # -- the store: older databases take the new problem -------------------------------------------------
 
 
-def test_an_older_database_is_widened_in_place(tmp_path):
-    project = make_project(tmp_path, n=20)
-    conn = sqlite3.connect(project / "detal.db", isolation_level=None)
-    try:  # the table as detal wrote it before 'unreadable' existed
+def _narrow_the_problem_check(db: Path) -> None:
+    """Make ``db`` as detal wrote it before 'unreadable' existed (the old CHECK on images.problem)."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
         sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'images'").fetchone()[0]
         version = conn.execute("PRAGMA schema_version").fetchone()[0]
         conn.execute("PRAGMA writable_schema = ON")
@@ -316,24 +317,64 @@ def test_an_older_database_is_widened_in_place(tmp_path):
                      (sql.replace("'missing', 'changed', 'unreadable'", "'missing', 'changed'"),))
         conn.execute(f"PRAGMA schema_version = {version + 1}")
         conn.execute("PRAGMA writable_schema = OFF")
-        rows = conn.execute("SELECT * FROM images ORDER BY id").fetchall()
     finally:
         conn.close()
-    with Store.open(project / "detal.db", readonly=True) as store:  # read as it is
+
+
+def test_an_older_database_is_widened_and_keeps_every_row(tmp_path):
+    project = make_project(tmp_path, n=20)
+    label_cycle(project, 0, tmp_path)
+    run_cycle(project, FakeAdapter(len(NAMES), seed=2))
+    db = project / "detal.db"
+    _narrow_the_problem_check(db)
+    conn = sqlite3.connect(db)
+    try:
+        with pytest.raises(sqlite3.IntegrityError):  # the old constraint, as an older detal left it
+            conn.execute("UPDATE images SET problem = 'unreadable' WHERE id = 0")
+    finally:
+        conn.close()
+    before = db_rows(project)
+    with Store.open(db, readonly=True) as store:  # read as it is, nothing written
         assert store.problem_counts()["unreadable"] == 0
-    with Store.open(project / "detal.db") as store:
+    assert db_rows(project) == before
+    with Store.open(db) as store:
         with store.transaction():
-            store.mark_problem([rows[0][0]], "unreadable")
+            store.mark_problem([3], "unreadable")
         assert store.problem_counts() == {"missing": 0, "changed": 0, "unreadable": 1}
         assert store.integrity_check() == "ok"
+        assert store.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type = 'index'")} >= {
+            "images_status", "images_sha256"}
         with pytest.raises(sqlite3.IntegrityError), store.transaction():
-            store.execute("UPDATE images SET problem = 'bogus' WHERE id = ?", (rows[1][0],))
-    conn = sqlite3.connect(project / "detal.db")
+            store.execute("UPDATE images SET problem = 'bogus' WHERE id = 4")
+    after = db_rows(project)
+    assert {t: rows for t, rows in after.items() if t != "images"} == {
+        t: rows for t, rows in before.items() if t != "images"}
+    assert [r for r in after["images"] if r[0] != 3] == [r for r in before["images"] if r[0] != 3]
+    assert [r[-1] for r in after["images"] if r[0] == 3] == ["unreadable"]
+    assert run_cycle(project, FakeAdapter(len(NAMES), seed=2), force=True).cycle == 2
+
+
+def test_an_older_database_that_cannot_be_written_gives_one_line(tmp_path, capsys):
+    project = make_project(tmp_path, n=20)
+    _narrow_the_problem_check(project / "detal.db")
+    before = db_rows(project)
+    view = tmp_path / "ro"
+    view.mkdir()
+    if subprocess.run(["mount", "--bind", str(project), str(view)], capture_output=True, check=False).returncode:
+        pytest.skip("cannot bind-mount here")
     try:
-        after = conn.execute("SELECT * FROM images ORDER BY id").fetchall()
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(view)], capture_output=True,
+                          check=False).returncode:
+            pytest.skip("cannot make a bind mount read-only here")
+        capsys.readouterr()
+        assert main(["cycle", str(view)]) == 1
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert "cannot" in err and "detal.db" in err
     finally:
-        conn.close()
-    assert [r[:-1] for r in after] == [r[:-1] for r in rows] and after[0][-1] == "unreadable"
+        subprocess.run(["umount", "-l", str(view)], check=False)
+    assert db_rows(project) == before
 
 
 def test_a_copied_project_keeps_working(tmp_path):

@@ -54,6 +54,8 @@ def readable_rows(
     keep: list[ImageRow] = []
     bad: list[tuple[ImageRow, str]] = []
     for row in rows:
+        if row.problem is not None:  # out of the pool already
+            continue
         why = failed.get(row.id)
         if why is not None:
             why = f"the predictor could not read it: {why}"

@@ -19,6 +19,8 @@ from urllib.parse import quote
 from detal.errors import StateError
 from detal.store.schema import (
     IMAGE_COLS,
+    IMAGES_INDEXES,
+    IMAGES_TABLE,
     LABEL_STUDIO_SCHEMA,
     PROBLEM_CHECK,
     SCHEMA,
@@ -169,9 +171,11 @@ class StoreConnection:
     def _widen_problem_check(self) -> None:
         """Let ``images.problem`` hold every :data:`~detal.store.schema.IMAGE_PROBLEMS` in an older database.
 
-        The values it held stay valid (the list only grows), so the table's SQL is
-        rewritten in place, as SQLite documents for a changed CHECK constraint
-        (``writable_schema``, then a new ``schema_version``); no row is touched.
+        SQLite cannot change a CHECK constraint in place, so the table is rebuilt
+        as its documentation describes: a new table, every row copied, the old
+        one dropped, the new one renamed and its indexes made again, all in one
+        transaction (foreign keys off meanwhile, checked before the commit).
+        The values the column held stay valid: the list only grows.
         """
         def table_sql() -> str:
             row = self._conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'images'").fetchone()
@@ -179,22 +183,28 @@ class StoreConnection:
 
         if PROBLEM_CHECK in table_sql():
             return
-        with self.transaction():
-            sql = table_sql()  # another process may have widened it meanwhile
-            if PROBLEM_CHECK in sql:
-                return
-            start = sql.index("CHECK (problem IN (")
-            end = sql.index("))", start) + 2
-            version = self._conn.execute("PRAGMA schema_version").fetchone()[0]
-            self._conn.execute("PRAGMA writable_schema = ON")
-            try:
-                self._conn.execute(
-                    "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'images'",
-                    (sql[:start] + PROBLEM_CHECK + sql[end:],),
-                )
-                self._conn.execute(f"PRAGMA schema_version = {int(version) + 1}")
-            finally:
-                self._conn.execute("PRAGMA writable_schema = OFF")
+        cols = IMAGE_COLS + ", problem"
+        self._conn.execute("PRAGMA foreign_keys = OFF")  # no effect inside a transaction
+        try:
+            with self.transaction():
+                if PROBLEM_CHECK in table_sql():  # another process widened it meanwhile
+                    return
+                self._conn.execute(IMAGES_TABLE.replace("CREATE TABLE images (", "CREATE TABLE images_widened (", 1))
+                self._conn.execute(f"INSERT INTO images_widened ({cols}) SELECT {cols} FROM images")
+                self._conn.execute("DROP TABLE images")
+                self._conn.execute("ALTER TABLE images_widened RENAME TO images")
+                for index in IMAGES_INDEXES:
+                    self._conn.execute(index)
+                broken = self._conn.execute("PRAGMA foreign_key_check").fetchone()
+                if broken is not None:
+                    raise StateError(f"{self.path}: damaged project database (foreign key {broken})")
+        except sqlite3.Error as exc:
+            raise StateError(
+                f"{self.path}: cannot update the project database to this detal ({exc}); this command "
+                "changes the project, so it needs a folder it may write (detal status only reads)"
+            ) from None
+        finally:
+            self._conn.execute("PRAGMA foreign_keys = ON")
 
     def _adapt_to_columns(self) -> None:
         """Read an old database as it is (read-only: no column is added)."""

@@ -8,7 +8,10 @@ are nullable and added in place when a database is opened
 
 from __future__ import annotations
 
-__all__ = ["CYCLE_STATES", "DB_NAME", "IMAGE_PROBLEMS", "PROBLEM_CHECK", "SCHEMA_VERSION"]
+__all__ = [
+    "CYCLE_STATES", "DB_NAME", "IMAGES_INDEXES", "IMAGES_TABLE", "IMAGE_PROBLEMS", "PROBLEM_CHECK",
+    "SCHEMA_VERSION",
+]
 
 DB_NAME = "detal.db"
 SCHEMA_VERSION = 1
@@ -30,12 +33,7 @@ CYCLE_STATES = ("started", "trained", "selected", "done")
 ``done``: pre-labels and the bundle are written.
 """
 
-SCHEMA = f"""
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE images (
+IMAGES_TABLE = f"""CREATE TABLE images (
     id             INTEGER PRIMARY KEY,
     relpath        TEXT NOT NULL UNIQUE,
     key            TEXT NOT NULL UNIQUE,
@@ -46,9 +44,19 @@ CREATE TABLE images (
     selected_cycle INTEGER NOT NULL DEFAULT -1,
     labeled_cycle  INTEGER NOT NULL DEFAULT -1,
     problem        TEXT {PROBLEM_CHECK}
+)"""
+IMAGES_INDEXES = (
+    "CREATE INDEX images_status ON images (status)",
+    "CREATE INDEX images_sha256 ON images (sha256)",
+)
+
+SCHEMA = f"""
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
-CREATE INDEX images_status ON images (status);
-CREATE INDEX images_sha256 ON images (sha256);
+{IMAGES_TABLE};
+{"; ".join(IMAGES_INDEXES)};
 CREATE TABLE cycles (
     id          INTEGER PRIMARY KEY,
     state       TEXT NOT NULL CHECK (state IN ('started', 'trained', 'selected', 'done')),
