@@ -36,9 +36,13 @@ photo is used like any other and a 108-megapixel one prints no warning.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import os
+import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,18 +85,16 @@ def allow_large_images() -> None:
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-def inspect_image(path: Path, *, decode: bool = False, data: bytes | None = None) -> ImageFacts:
+def inspect_image(path: Path, *, decode: bool = False) -> ImageFacts:
     """Check that Ultralytics will train on the image at ``path``; its facts, or one-line :class:`DataError`.
 
-    ``data`` is the file's content when the caller has read it already.
     ``decode`` also decodes it with OpenCV (see the module docstring).
     """
     path = Path(path)
-    if data is None:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise DataError(f"{path}: cannot read image ({exc.strerror})") from None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read image ({exc.strerror})") from None
     if not data:
         raise DataError(f"{path}: corrupt image, empty file")
     width, height, fmt = _header(path, data)
@@ -183,9 +185,10 @@ def _check_decodes(path: Path, data: bytes) -> None:
     level = cv_log.getLogLevel()
     cv_log.setLogLevel(cv_log.LOG_LEVEL_SILENT)
     try:
-        # 1/8 scale: only whether the decoder gets through the file matters, and JPEG
-        # then skips most of its inverse DCT; every other format decodes in full
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+        with _quiet_stderr():
+            # 1/8 scale: only whether the decoder gets through the file matters, and JPEG
+            # then skips most of its inverse DCT; every other format decodes in full
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
     except cv2.error as exc:
         image, why = None, f" ({_why(exc)})"
     else:
@@ -197,3 +200,27 @@ def _check_decodes(path: Path, data: bytes) -> None:
             f"{path}: corrupt image, OpenCV cannot decode it{why}; Ultralytics reads images with OpenCV "
             "and would fail or leave it out"
         )
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 to the null device while a decoder runs.
+
+    libjpeg writes its notes ("Corrupt JPEG data: 82 extraneous bytes before
+    marker 0xd9", on a file OpenCV still decodes) straight to the descriptor,
+    past OpenCV's log level and Python's ``sys.stderr``. Where the descriptor
+    cannot be swapped, the decoder runs as it is.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -425,3 +425,12 @@ def test_real_training_uses_every_image_detal_counts(tmp_path, capsys, monkeypat
     log = (project / "cycles/1/train.log").read_text()
     assert " 6 images, 1 backgrounds, 0 corrupt" in log, log[-3000:]
     assert "Decompression" not in log + err and not [w for w in caught if "Decompression" in str(w.category)]
+
+
+def test_a_jpeg_opencv_decodes_with_a_note_is_accepted_quietly(tmp_path, capfd):
+    """Corrupt data inside a JPEG that ends well: Ultralytics trains on it; libjpeg's note stays off the terminal."""
+    data = bytearray(encoded("JPEG", (160, 120)))
+    data[len(data) // 2 : len(data) // 2 + 200] = b"\x00" * 200
+    argv, _ = _pool_with(tmp_path, "noted.jpg", bytes(data), labeled=True)
+    assert main(argv) == 0
+    assert capfd.readouterr().err == ""
