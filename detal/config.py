@@ -34,6 +34,7 @@ from detal.errors import ConfigError, did_you_mean, unknown
 from detal.files import read_small_text
 from detal.safeyaml import MAX_YAML_BYTES, load_yaml
 from detal.selection import STRATEGIES
+from detal.self_training import AMBIGUOUS_RULES
 from detal.uncertainty import AGGREGATIONS, CLASS_WEIGHTINGS, measure_weights
 
 __all__ = [
@@ -67,6 +68,7 @@ SELF_TRAINING: dict[str, Any] = {
     "min_boxes": 20,
     "max_pseudo_images": 2000,
     "real_share": 0.5,
+    "ambiguous": "drop",
 }
 _TEACHERS = ("supervised", "previous")
 
@@ -333,6 +335,9 @@ def _self_training(block: Mapping[str, Any], source: str) -> dict[str, Any]:
 
     if not isinstance(out["enabled"], bool):
         raise ConfigError(f"{where}.enabled must be true or false, got {_show(out['enabled'])}")
+    if out["ambiguous"] not in AMBIGUOUS_RULES:
+        raise ConfigError(f"{where}.ambiguous must be one of {', '.join(AMBIGUOUS_RULES)}, got "
+                          f"{_show(out['ambiguous'])}{did_you_mean(out['ambiguous'], AMBIGUOUS_RULES)}")
     if out["teacher"] not in _TEACHERS:
         raise ConfigError(f"{where}.teacher must be one of {', '.join(_TEACHERS)}, got {_show(out['teacher'])}"
                           f"{did_you_mean(out['teacher'], _TEACHERS)}")

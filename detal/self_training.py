@@ -9,11 +9,15 @@ holds the rules, as plain functions of arrays and ids, with no IO:
   seeded random sample of at most ``max_images`` (a pool of a million images
   does not mean a million-image pass every cycle).
 - :func:`pseudo_label`: one image's verdict. A box is kept when its
-  confidence is ``>= t_high``. An image with any box in ``[t_low, t_high)``
-  is left out entirely: Ultralytics has no ignore regions, so an ambiguous
-  box left unlabeled would be taught as background. An image with no kept
-  box is left out too: it can only teach "nothing here", which is what a
-  missed object would teach.
+  confidence is ``>= t_high``. Ultralytics has no ignore regions, so an
+  ambiguous box (confidence in ``[t_low, t_high)``) left unlabeled would be
+  taught as background. ``ambiguous: drop`` leaves such an image out
+  entirely (the method's rule); ``ambiguous: mask`` keeps it with the
+  ambiguous boxes' pixels painted over (an ignore region made of pixels),
+  unless a painted box would cover more than ``max_cover`` of a kept box,
+  which would hide what it teaches. An image with no kept box is left out
+  either way: it can only teach "nothing here", which is what a missed
+  object would teach.
 - :func:`calibrate_threshold`: ``t_high`` from the last batch that people
   corrected. Among the pre-label boxes shipped for that batch, each either
   matched a returned box of its class (correct) or not; the threshold is the
@@ -27,6 +31,7 @@ holds the rules, as plain functions of arrays and ids, with no IO:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,9 +39,11 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "AMBIGUOUS_RULES",
     "Calibration",
     "PseudoVerdict",
     "calibrate_threshold",
+    "cover",
     "pseudo_label",
     "pseudo_sample",
     "repeat_for_share",
@@ -60,30 +67,72 @@ def pseudo_sample(ids: Sequence[int], max_images: int | None, rng: np.random.Gen
 
 @dataclass(frozen=True)
 class PseudoVerdict:
-    """One image's pseudo-label verdict: the kept box indices, or why it is left out."""
+    """One image's pseudo-label verdict: the kept box indices, the masked ones, or why it is left out."""
 
     kept: tuple[int, ...]
     reason: str  # "kept" | "ambiguous" | "empty"
+    masked: tuple[int, ...] = ()
 
     @property
     def used(self) -> bool:
         return self.reason == "kept"
 
 
-def pseudo_label(confidence: np.ndarray, t_high: float, t_low: float) -> PseudoVerdict:
-    """Which boxes of one image become pseudo-labels (see the module docstring for the rule).
+AMBIGUOUS_RULES = ("drop", "mask")
+
+
+def pseudo_label(confidence: np.ndarray, t_high: float, t_low: float, *, xyxy: np.ndarray | None = None,
+                 ambiguous: str = "drop", max_cover: float = 0.2) -> PseudoVerdict:
+    """Which boxes of one image become pseudo-labels, and which are masked (see the module docstring).
 
     ``confidence`` holds the confidences of the teacher's boxes on the image
     (after NMS); boxes below ``t_low`` are background to the teacher and
-    ignored.
+    ignored. ``ambiguous: mask`` needs the boxes (``xyxy``, pixels) to judge
+    how much a masked box covers a kept one.
     """
     if not 0.0 <= t_low <= t_high <= 1.0:
         raise ValueError(f"need 0 <= t_low <= t_high <= 1, got t_low={t_low} t_high={t_high}")
+    if ambiguous not in AMBIGUOUS_RULES:
+        raise ValueError(f"ambiguous must be one of {', '.join(AMBIGUOUS_RULES)}, got {ambiguous!r}")
     conf = np.asarray(confidence, dtype=np.float64).reshape(-1)
-    if np.any((conf >= t_low) & (conf < t_high)):
-        return PseudoVerdict((), "ambiguous")
     kept = tuple(int(i) for i in np.flatnonzero(conf >= t_high))
-    return PseudoVerdict(kept, "kept" if kept else "empty")
+    unsure = tuple(int(i) for i in np.flatnonzero((conf >= t_low) & (conf < t_high)))
+    if unsure and (ambiguous == "drop" or not kept):
+        return PseudoVerdict((), "ambiguous")
+    if not kept:
+        return PseudoVerdict((), "empty")
+    if unsure:
+        if xyxy is None:
+            raise ValueError("ambiguous: mask needs the boxes (xyxy)")
+        boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+        if cover(boxes[list(unsure)], boxes[list(kept)]).max() > max_cover:
+            return PseudoVerdict((), "ambiguous")
+    return PseudoVerdict(kept, "kept", unsure)
+
+
+def cover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``out[j]``: the share of box ``b[j]``'s area that the boxes ``a`` cover, together (at most 1).
+
+    Exact for the union of ``a``: computed on the grid of the boxes' edges.
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    out = np.zeros(len(b))
+    for j, (x1, y1, x2, y2) in enumerate(b):
+        area = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
+        if area <= 0 or not len(a):
+            continue
+        cx1, cy1 = np.clip(a[:, 0], x1, x2), np.clip(a[:, 1], y1, y2)
+        cx2, cy2 = np.clip(a[:, 2], x1, x2), np.clip(a[:, 3], y1, y2)
+        xs, ys = np.unique(np.r_[cx1, cx2]), np.unique(np.r_[cy1, cy2])
+        covered = 0.0
+        for xa, xb in itertools.pairwise(xs):
+            for ya, yb in itertools.pairwise(ys):
+                mx, my = (xa + xb) / 2, (ya + yb) / 2
+                if np.any((cx1 <= mx) & (mx < cx2) & (cy1 <= my) & (my < cy2)):
+                    covered += (xb - xa) * (yb - ya)
+        out[j] = min(covered / area, 1.0)
+    return out
 
 
 @dataclass(frozen=True)

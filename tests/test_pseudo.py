@@ -202,3 +202,48 @@ def test_status_shows_self_training_per_cycle(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"self-training: {s['pseudo_images']} pseudo-labeled images" in out
     assert "t_high 0.50 (fixed by the config; target 0.95)" in out
+
+
+def test_mask_keeps_images_with_ambiguous_boxes_painted_over(tmp_path, capsys):
+    cfg = {"self_training.t_high": 0.5, "self_training.t_low": 0.05}
+    drop = _st_project(tmp_path, "drop", **cfg)
+    mask = _st_project(tmp_path, "mask", **cfg, **{"self_training.ambiguous": "mask"})
+    run_cycle(drop, FakeAdapter(len(NAMES), seed=1))
+    run_cycle(mask, FakeAdapter(len(NAMES), seed=1))
+    d, m = read_summary(drop / "cycles" / "1"), read_summary(mask / "cycles" / "1")
+    assert d["masked_boxes"] == 0 and not (drop / "cycles/1/pseudo/masks.json").exists()
+    assert m["pseudo_images"] > d["pseudo_images"] and m["masked_boxes"] > 0  # the same teacher, more images
+    masks = json.loads((mask / "cycles/1/pseudo/masks.json").read_text())
+    assert sum(len(r) for r in masks.values()) == m["masked_boxes"]
+    assert set(masks) <= {p.removesuffix(".txt") for p in _pseudo(mask, 1)}
+    # the student trained on the painted copies, which were removed afterwards (the rectangles stay)
+    painted = [p for p in _trained_on(mask, 1) if "/pseudo/images/" in p]
+    assert sorted(Path(p).stem for p in painted) == sorted(masks)
+    assert not (mask / "cycles/1/pseudo/images").exists()
+    from detal.cli import main
+
+    assert main(["status", str(mask)]) == 0
+    assert f"{m['masked_boxes']} ambiguous boxes painted over" in capsys.readouterr().out
+    assert all(Path(p).name in {f"{i}.png" for i in masks} for p in painted)
+    # labels/ is the same either way: pseudo-labels never reach it
+    assert sorted(p.name for p in (mask / "labels").rglob("*.txt")) == sorted(
+        p.name for p in (drop / "labels").rglob("*.txt"))
+
+
+def test_masked_copy_paints_only_the_rectangles(tmp_path):
+    import cv2
+    import numpy as np
+
+    from detal.project.pseudo import MASK_FILL, _masked_copy
+
+    img = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    src = tmp_path / "a.png"
+    cv2.imwrite(str(src), img)
+    out = _masked_copy(src, [[5, 6, 15, 20], [50, 30, 60, 40]], tmp_path / "out" / "a.png")
+    got = cv2.imread(str(out))
+    want = img.copy()
+    want[6:20, 5:15] = MASK_FILL
+    want[30:40, 50:60] = MASK_FILL
+    assert np.array_equal(got, want)
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    assert _masked_copy(tmp_path / "bad.png", [[0, 0, 1, 1]], tmp_path / "out" / "b.png") is None

@@ -7,7 +7,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detal.self_training import calibrate_threshold, pseudo_label, pseudo_sample, repeat_for_share
+from detal.self_training import (
+    calibrate_threshold,
+    cover,
+    pseudo_label,
+    pseudo_sample,
+    repeat_for_share,
+)
 
 # A hand-made corrected batch: confidences (descending) and whether each box matched a returned box
 CONF = [0.95, 0.90, 0.85, 0.80, 0.70, 0.60, 0.55, 0.40, 0.30]
@@ -62,6 +68,53 @@ def test_calibration_ignores_the_order_of_boxes_and_judges_ties_together():
 def test_pseudo_label_rule(conf, kept, reason):
     v = pseudo_label(np.asarray(conf), t_high=0.8, t_low=0.3)
     assert v.kept == kept and v.reason == reason and v.used == (reason == "kept")
+
+
+# boxes for the mask rule: a kept box at the left, others placed against it
+_KEPT = [0, 0, 10, 10]
+
+
+@pytest.mark.parametrize(
+    ("conf", "boxes", "kept", "masked", "reason"),
+    [
+        ([0.9, 0.5], [_KEPT, [50, 50, 60, 60]], (0,), (1,), "kept"),  # far apart: painted over, image kept
+        ([0.9, 0.5], [_KEPT, [8, 0, 18, 10]], (0,), (1,), "kept"),  # covers 20% of the kept box: allowed
+        ([0.9, 0.5], [_KEPT, [7, 0, 17, 10]], (), (), "ambiguous"),  # 30%: it would hide what is taught
+        ([0.9, 0.5, 0.4], [_KEPT, [8, 0, 18, 5], [8, 5, 18, 10]], (0,), (1, 2), "kept"),  # 10% + 10%
+        ([0.9, 0.5, 0.4], [_KEPT, [7, 0, 17, 5], [8, 0, 18, 10]], (), (), "ambiguous"),  # union 25%, not 35%
+        ([0.5, 0.4], [_KEPT, [50, 50, 60, 60]], (), (), "ambiguous"),  # nothing kept: left out as before
+        ([0.9, 0.05], [_KEPT, [0, 0, 10, 10]], (0,), (), "kept"),  # below t_low: not painted
+        ([0.05], [_KEPT], (), (), "empty"),
+    ],
+)
+def test_pseudo_label_mask_rule(conf, boxes, kept, masked, reason):
+    v = pseudo_label(np.asarray(conf), t_high=0.8, t_low=0.3, xyxy=np.asarray(boxes, dtype=float),
+                     ambiguous="mask", max_cover=0.2)
+    assert (v.kept, v.masked, v.reason) == (kept, masked, reason)
+    drop = pseudo_label(np.asarray(conf), t_high=0.8, t_low=0.3)  # the method's rule on the same boxes
+    assert drop.masked == () and (drop.used == (reason == "kept" and not masked))
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ([[0, 0, 5, 10]], [[0, 0, 10, 10]], [0.5]),
+        ([[0, 0, 5, 10], [3, 0, 8, 10]], [[0, 0, 10, 10]], [0.8]),  # overlapping: the union, not the sum
+        ([[-5, -5, 20, 20]], [[0, 0, 10, 10]], [1.0]),
+        ([[20, 20, 30, 30]], [[0, 0, 10, 10], [20, 20, 40, 40]], [0.0, 0.25]),
+        ([], [[0, 0, 10, 10]], [0.0]),
+        ([[0, 0, 5, 5]], [[3, 3, 3, 9]], [0.0]),  # an empty box is covered by nothing
+    ],
+)
+def test_cover_is_the_union_share(a, b, expected):
+    assert cover(np.asarray(a, dtype=float).reshape(-1, 4), np.asarray(b, dtype=float)) == pytest.approx(expected)
+
+
+def test_pseudo_label_mask_needs_boxes_and_a_known_rule():
+    with pytest.raises(ValueError, match="xyxy"):
+        pseudo_label(np.asarray([0.9, 0.5]), t_high=0.8, t_low=0.3, ambiguous="mask")
+    with pytest.raises(ValueError, match="ambiguous must be one of"):
+        pseudo_label(np.asarray([0.9]), t_high=0.8, t_low=0.3, ambiguous="blur")
 
 
 def test_pseudo_label_refuses_crossed_thresholds():

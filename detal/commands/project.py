@@ -133,7 +133,7 @@ def run_init(args: argparse.Namespace) -> int:
         val_images=args.val_images, val_labels=args.val_labels, config=cfg, force=args.force,
     )
     print(f"created {report.project}: {report.n_images} images, {report.n_labeled} labeled, "
-          f"{report.n_val} validation")
+          f"{report.n_val} validation, {_classes(report.names)}")
     for group in report.duplicates[:20]:
         print(f"warning: duplicate images (same content): {', '.join(group)}", file=sys.stderr)
     if len(report.duplicates) > 20:
@@ -142,6 +142,12 @@ def run_init(args: argparse.Namespace) -> int:
     if report.bundle:
         print(f"initial batch: {report.n_selected} images to label in {report.bundle}")
     return 0
+
+
+def _classes(names: list[str], shown: int = 8) -> str:
+    """``3 classes (cat, dog, bird)``; past ``shown`` names, the first ones and ``...``."""
+    listed = ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+    return f"{_count(len(names), 'class', 'classes')} ({listed})"
 
 
 def run_cycle(args: argparse.Namespace) -> int:
@@ -287,7 +293,9 @@ def _self_training_line(s: dict | None) -> str:
            "config": "fixed by the config"}.get(s["how"], s["how"])
     precision = "" if s["precision"] is None else f", precision {s['precision']:.2f}"
     return (f"self-training: {s['pseudo_images']} pseudo-labeled images, {s['pseudo_boxes']} boxes "
-            f"(of {s['predicted']} predicted; {s['ambiguous']} ambiguous left out), t_high {s['threshold']:.2f} "
+            f"(of {s['predicted']} predicted; {s['ambiguous']} ambiguous left out"
+            + (f", {s['masked_boxes']} ambiguous boxes painted over" if s.get("masked_boxes") else "")
+            + f"), t_high {s['threshold']:.2f} "
             f"({how}; target {s['precision_target']:.2f}{precision}), teacher {s['teacher']}")
 
 
@@ -318,12 +326,14 @@ def run_status(args: argparse.Namespace) -> int:
               "run detal cycle to resume it")
     if st["batch_out"]:
         for b in st["batch_out"]:
+            where = b["bundle"] if b["bundle"] is not None else f"no bundle: {b['no_bundle']}"
             print(f"batch out: cycle {b['cycle']}, {b['remaining']} of {b['selected']} images "
-                  f"still to label ({b['bundle']})")
+                  f"still to label ({where})")
     else:
         print("no batch out")
     if st["duplicates"]:
         print(f"{len(st['duplicates'])} group(s) of duplicate images")
-    if img["missing"] or img["changed"]:
-        print(f"out of the pool: {img['missing']} image(s) missing, {img['changed']} changed since init")
+    if img["missing"] or img["changed"] or img["unreadable"]:
+        print(f"out of the pool: {img['missing']} image(s) missing, {img['changed']} changed since init, "
+              f"{img['unreadable']} unreadable")
     return 0

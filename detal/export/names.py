@@ -31,7 +31,13 @@ from pathlib import PurePosixPath
 
 from detal.errors import DataError
 from detal.export.common import Entry
-from detal.labels import LabelProblem, class_name_problems, parse_class_names, show_name
+from detal.labels import (
+    LabelProblem,
+    class_name_problems,
+    parse_class_names,
+    show_name,
+    yaml_class_names,
+)
 from detal.safeyaml import load_yaml
 
 __all__ = ["ReturnedNames", "names_kind", "returned_names"]
@@ -82,23 +88,7 @@ def _yaml_names(entry: Entry, required: bool) -> tuple[list[str] | None, str | N
         return None, why if required else f"{why}; it may name the classes, so fix it or leave it out"
     if not required and not (isinstance(loaded, dict) and "names" in loaded):
         return None, None
-    names = loaded.get("names") if isinstance(loaded, dict) else None
-    out: list[str] | None = None
-    if isinstance(names, list):
-        out = [str(n) for n in names]
-    elif isinstance(names, dict):
-        try:
-            keys = sorted(int(k) for k in names)
-        except (TypeError, ValueError):
-            keys = []
-        if keys == list(range(len(names))):
-            out = [str(names[k] if k in names else names[str(k)]) for k in keys]
-    if out is None:
-        return None, "no usable 'names' list or {id: name} map"
-    nc = loaded.get("nc")
-    if nc is not None and nc != len(out):
-        return None, f"nc is {nc!r} but names lists {len(out)} classes"
-    return out, None
+    return yaml_class_names(loaded)
 
 
 def _darknet_data(entry: Entry) -> dict[str, str]:

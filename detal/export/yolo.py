@@ -38,6 +38,7 @@ from detal.export.common import (
     ReturnedLabels,
     collect_labels,
     label_entries,
+    outside_label_folder,
     yolo_text,
 )
 from detal.export.names import returned_names
@@ -86,7 +87,8 @@ def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True
     """``stem -> canonical YOLO text`` from a returned folder or zip, and every problem.
 
     Label files are the ``.txt`` files under a ``labels/`` folder if there is
-    one, else every ``.txt`` (except lists such as ``classes.txt``). Class
+    one (then a ``.txt`` beside it is a problem, never skipped), else every
+    ``.txt`` (except lists such as ``classes.txt``). Class
     ids are mapped by name through every names file present
     (:func:`detal.export.names.returned_names`), else taken as the project's ids.
     """
@@ -102,6 +104,8 @@ def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True
     if carried.problems and carried.names is None:  # ids mean nothing without unambiguous names
         return ReturnedLabels(problems=problems)
     file_names = carried.names if carried.names is not None else list(names)
+    if under_labels:
+        problems += outside_label_folder(txts, under_labels, "labels/")
     out = collect_labels(under_labels or txts, file_names, names, allow_confidence=allow_confidence,
                          names_source=carried.source)
     out.problems[:0] = problems

@@ -31,6 +31,7 @@ step with the same seeds, so it writes the same pseudo-labels.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -71,6 +72,10 @@ __all__ = [
 ]
 
 _SUMMARY = "summary.json"
+_MASKS = "masks.json"  # ambiguous: mask: image id -> the rectangles painted over, in pixels
+MASK_FILL = 114  # the grey Ultralytics pads with: no object, no edge
+MASK_GROW = 0.1  # a painted box is the teacher's box grown by this share of its size a side (>= 2 px)
+MAX_COVER = 0.2  # an image is left out when its painted boxes would cover more of a kept box than this
 
 
 # -- what was shipped, and what came back ---------------------------------------------------
@@ -164,6 +169,7 @@ class SelfTrainResult:
     empty: int
     repeat: int  # times each human image is listed
     teacher_metrics: dict | None
+    masked_boxes: int = 0  # ambiguous boxes painted over (ambiguous: mask) on the kept images
 
 
 def read_summary(cycle_dir: Path) -> dict | None:
@@ -221,12 +227,15 @@ def self_train(
     labels_dir = pseudo_dir / "labels"
     labels_dir.mkdir(parents=True)
     extra = []
-    n_boxes = ambiguous = empty = 0
+    masks: dict[str, list[list[int]]] = {}
+    n_boxes = ambiguous = empty = n_masked = 0
     for p in (result_pred.predictions if result_pred is not None else []):
         i = by_path.get(str(p.path))
         if i is None:
             continue
-        verdict = pseudo_label(p.detections.confidence, t_high, st["t_low"])
+        grown = _grown(p.detections.xyxy, p.width, p.height)
+        verdict = pseudo_label(p.detections.confidence, t_high, st["t_low"], xyxy=grown,
+                               ambiguous=st["ambiguous"], max_cover=MAX_COVER)
         if not verdict.used:
             ambiguous += verdict.reason == "ambiguous"
             empty += verdict.reason == "empty"
@@ -241,9 +250,19 @@ def self_train(
             empty += 1
             continue
         text = "\n".join(lines) + "\n"
+        image, digest = paths[i], rows[i].sha256
+        if verdict.masked:
+            rects = [[int(v) for v in grown[j]] for j in verdict.masked]
+            image = _masked_copy(paths[i], rects, pseudo_dir / "images" / f"{i}.png")
+            if image is None:  # unreadable now: leave it out, as the predictor would
+                empty += 1
+                continue
+            digest = hashlib.sha256(image.read_bytes()).hexdigest()
+            masks[str(i)] = rects
+            n_masked += len(rects)
         label = labels_dir / f"{i}.txt"
         label.write_text(text, encoding="utf-8")
-        extra.append(((paths[i], label), (rows[i].sha256, text)))
+        extra.append(((image, label), (digest, text)))
         n_boxes += len(lines)
     timings["pseudo_s"] = round(time.perf_counter() - t0, 3)  # the teacher's pass and the files
     emit("on_pseudo_written", cycle=k, images=len(extra), boxes=n_boxes, path=labels_dir)
@@ -253,10 +272,14 @@ def self_train(
     weights, metrics, t = train_and_evaluate(adapter, project, names, cfg, labeled, val_rows, k, epochs,
                                              init_weights, cache, on_stage, extra=extra, repeat=repeat)
     timings.update(t)
+    if masks:  # the painted copies were for training only: keep the rectangles, not the pixels
+        atomic_write(pseudo_dir / _MASKS, json.dumps(masks, sort_keys=True))
+        shutil.rmtree(pseudo_dir / "images")
     result = SelfTrainResult(
         teacher=teacher_kind, threshold=t_high, how=calibration.how, calibrated_on=on,
         precision_target=st["precision"], precision=calibration.precision, judged_boxes=calibration.boxes,
         predicted=len(paths), pseudo_images=len(extra), pseudo_boxes=n_boxes, ambiguous=ambiguous, empty=empty,
+        masked_boxes=n_masked,
         repeat=repeat, teacher_metrics=asdict(teacher_metrics) if teacher_metrics is not None else None,
     )
     _write_summary(pseudo_dir, result)
@@ -276,3 +299,29 @@ def _threshold(project: Path, store: Store, cfg: Config, k: int, n_classes: int)
 def _write_summary(pseudo_dir: Path, result: SelfTrainResult) -> None:
     pseudo_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(pseudo_dir / _SUMMARY, json.dumps(asdict(result), sort_keys=True))
+
+
+def _grown(xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The teacher's boxes grown by :data:`MASK_GROW` a side (at least 2 px), clipped to the image."""
+    b = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    dx = np.maximum((b[:, 2] - b[:, 0]) * MASK_GROW, 2.0)
+    dy = np.maximum((b[:, 3] - b[:, 1]) * MASK_GROW, 2.0)
+    out = np.stack([b[:, 0] - dx, b[:, 1] - dy, b[:, 2] + dx, b[:, 3] + dy], axis=1)
+    return np.clip(np.rint(out), 0, [width, height, width, height])
+
+
+def _masked_copy(src: Path, rects: Sequence[Sequence[int]], dst: Path) -> Path | None:
+    """``src`` with ``rects`` filled with :data:`MASK_FILL`, written losslessly to ``dst``."""
+    import cv2
+
+    img = cv2.imread(str(src), cv2.IMREAD_COLOR)  # the frame the predictor saw (EXIF applied)
+    if img is None:
+        return None
+    for x1, y1, x2, y2 in rects:
+        img[y1:y2, x1:x2] = MASK_FILL
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:
+        return None
+    dst.write_bytes(buf.tobytes())
+    return dst
