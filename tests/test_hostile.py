@@ -866,6 +866,64 @@ def case_cvat_label_file_beside_obj_train_data(t):
 def case_cvat_label_file_in_another_folder(t):
     return _cvat(t, extra={"extra/stray.txt": LINE}), ["cvat.zip!extra/stray.txt: label file outside obj_*_data/"]
 
+# -- issue 22, defect 6: one frame for sizes, the displayed one (EXIF orientation applied) ----------
+
+
+def _rotated_coco(t: Path, tag: int, *, unturned: str = "all", nested: bool = False,
+                  folder: bool = False) -> list[str]:
+    """``import`` of a COCO file for batch 0 of a project of photos stored 48x30 with EXIF
+    orientation ``tag`` (30x48 as displayed), giving the unturned size for ``unturned``
+    (``all``, ``first`` or ``last`` image of the batch) and the displayed one for the others."""
+    from test_image_frame import rotated_jpeg
+
+    for i in range(10):
+        rotated_jpeg(t / "photos" / (f"sub/ph{i}.jpg" if nested else f"ph{i}.jpg"), tag, shade=30 * i)
+    _write(t / "classes.txt", "cat\ndog\nbird\n")
+    init_project(t / "proj", t / "photos", t / "classes.txt",
+                 config=load_config(None, ["initial_fraction=0.3", "max_labeled_fraction=0.42"]))
+    names = batch_names(t / "proj", 0)
+    wrong = {"all": set(names), "first": {names[0]}, "last": {names[-1]}}[unturned]
+    images = [{"id": i, "file_name": n, "width": 48 if n in wrong else 30, "height": 30 if n in wrong else 48}
+              for i, n in enumerate(names, start=1)]
+    doc = {"images": images, "categories": [{"id": k, "name": n} for k, n in enumerate(NAMES, start=1)],
+           "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [2, 2, 20, 10]}
+                           for i in range(1, len(images) + 1)]}
+    path = _write(t / ("ret/annotations/instances_default.json" if folder else "instances.json"), json.dumps(doc))
+    return ["import", str(t / "proj"), str(t / "ret" if folder else path), "--format", "coco"]
+
+
+def case_coco_rotated_photo_in_the_unturned_frame_tag_6(t):
+    return _rotated_coco(t, 6), ["COCO gives its size as 48x30 but the image is 30x48 as displayed", "swapped"]
+
+
+def case_coco_rotated_photo_in_the_unturned_frame_tag_8(t):
+    return _rotated_coco(t, 8), ["48x30 but the image is 30x48 as displayed", "swapped"]
+
+
+def case_coco_rotated_photo_in_the_unturned_frame_tag_5(t):
+    return _rotated_coco(t, 5), ["48x30 but the image is 30x48 as displayed"]
+
+
+def case_coco_rotated_photo_in_the_unturned_frame_tag_7(t):
+    return _rotated_coco(t, 7), ["48x30 but the image is 30x48 as displayed"]
+
+
+def case_coco_rotated_photo_only_the_first_unturned(t):
+    return _rotated_coco(t, 6, unturned="first"), ["1 problem", "48x30 but the image is 30x48"]
+
+
+def case_coco_rotated_photo_only_the_last_unturned(t):
+    return _rotated_coco(t, 8, unturned="last"), ["1 problem", "48x30 but the image is 30x48"]
+
+
+def case_coco_rotated_photo_nested_unturned(t):
+    return _rotated_coco(t, 6, nested=True), ["sub__ph", "48x30 but the image is 30x48 as displayed"]
+
+
+def case_coco_rotated_photo_unturned_in_a_coco_folder(t):
+    return _rotated_coco(t, 8, folder=True), ["instances_default.json", "48x30 but the image is 30x48"]
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 
