@@ -707,6 +707,161 @@ def case_import_zip_with_labels_in_a_folder_and_one_at_the_top(t):
     shutil.rmtree(ret)
     return ["import", str(project), str(t / "ret.zip")], [f"ret.zip!{key}.txt: label file outside labels/"]
 
+# -- issue 22, defect 5: an image folder that went away refuses the command, marks nothing ------------
+
+
+def _mount(src: Path, at: Path) -> Path:
+    """``src`` bind-mounted at ``at``, as a disk is (skips where mounting is not allowed)."""
+    at.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(["mount", "--bind", str(src), str(at)], capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {made.stderr.decode().strip()}")
+    _MOUNTS.append(at)
+    return at
+
+
+def _unmount(at: Path) -> None:
+    subprocess.run(["umount", str(at)], check=True)
+    _MOUNTS.remove(at)
+
+
+def _ready_for_cycle_2(t: Path, *, val: int = 0, pool: Path | None = None) -> Path:
+    """Batch 0 and batch 1 labeled: ``detal cycle`` would run cycle 2. ``pool``: the image folder."""
+    if pool is not None and pool != t / "images":
+        make_images(pool, 40, sub_every=10)
+        (t / "images").symlink_to(pool, target_is_directory=True)
+    project = make_project(t, n=40, val=val)
+    label_cycle(project, 0, t)
+    run_cycle(project, FakeAdapter(len(NAMES), seed=2))
+    label_cycle(project, 1, t)
+    return project
+
+
+def _cycle(project: Path) -> list[str]:
+    return ["cycle", str(project)]
+
+
+def case_cycle_pool_folder_gone(t):
+    project = _ready_for_cycle_2(t)
+    (t / "images").rename(t / "images-away")
+    return _cycle(project), ["proj/images: the image folder cannot be reached", "which does not exist",
+                             "nothing was changed", "ln -sfn"]
+
+
+def case_cycle_pool_disk_unmounted(t):
+    disk = t / "disk"
+    make_images(disk, 40, sub_every=10)
+    _mount(disk, t / "mnt")
+    project = _ready_for_cycle_2(t, pool=t / "mnt")
+    _unmount(t / "mnt")
+    return _cycle(project), ["cannot be reached", "it is empty", "not mounted"]
+
+
+def case_cycle_pool_folder_emptied(t):
+    project = _ready_for_cycle_2(t)
+    (t / "images").rename(t / "images-away")
+    (t / "images").mkdir()
+    return _cycle(project), ["cannot be reached", "it is empty"]
+
+
+def case_cycle_pool_folder_replaced_by_a_file(t):
+    project = _ready_for_cycle_2(t)
+    (t / "images").rename(t / "images-away")
+    (t / "images").write_text("not a folder")
+    return _cycle(project), ["cannot be reached", "it is not a folder"]
+
+
+def case_cycle_images_link_itself_removed(t):
+    project = _ready_for_cycle_2(t)
+    (project / "images").unlink()
+    return _cycle(project), ["proj/images: the image folder cannot be reached", "it does not exist"]
+
+
+def case_cycle_images_link_repointed_at_another_folder(t):
+    project = _ready_for_cycle_2(t)
+    make_images(t / "other", 40, start=200)
+    (project / "images").unlink()
+    (project / "images").symlink_to(t / "other", target_is_directory=True)
+    return _cycle(project), ["images just checked are missing or changed since init", "looks unmounted or replaced",
+                             "nothing was taken out of the pool", "--allow-missing"]
+
+
+def case_cycle_images_link_repointed_at_resized_copies(t):
+    project = _ready_for_cycle_2(t)
+    for p in sorted((t / "images").rglob("*.png")):
+        copy = t / "resized" / p.relative_to(t / "images")
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(p).resize((20, 20)).save(copy)
+    (project / "images").unlink()
+    (project / "images").symlink_to(t / "resized", target_is_directory=True)
+    return _cycle(project), ["missing or changed since init", ": changed)", "--allow-missing"]
+
+
+def case_cycle_pool_subfolder_gone(t):
+    make_images(t / "images", 40, sub_every=10)
+    for p in sorted((t / "images").glob("im0[0-3]*.png")):  # 36 of the 40 into one subfolder (one disk)
+        (t / "images" / "cam1").mkdir(exist_ok=True)
+        p.rename(t / "images" / "cam1" / p.name)
+    project = _ready_for_cycle_2(t)
+    shutil.rmtree(t / "images" / "cam1")
+    return _cycle(project), ["missing or changed since init", "images/cam1/", "nothing was taken out"]
+
+
+def case_cycle_val_folder_gone(t):
+    project = _ready_for_cycle_2(t, val=3)
+    (t / "val").rename(t / "val-away")
+    return _cycle(project), ["proj/val_images: the image folder cannot be reached", "does not exist"]
+
+
+def case_cycle_interrupted_then_pool_gone(t):
+    project = make_project(t, n=40)
+    label_cycle(project, 0, t)
+    hooks = Hooks()
+
+    def stop(**_):
+        raise KeyboardInterrupt
+
+    hooks.add("on_train_end", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_cycle(project, FakeAdapter(len(NAMES), seed=2), hooks=hooks)
+    (t / "images").rename(t / "images-away")
+    return _cycle(project), ["cannot be reached", "which does not exist"]
+
+
+def case_cycle_first_cycle_pool_gone(t):
+    project = make_project(t, n=40)
+    label_cycle(project, 0, t)
+    (t / "images").rename(t / "images-away")
+    return _cycle(project), ["cannot be reached"]
+
+
+def case_import_pool_folder_gone(t):
+    project = make_project(t, n=40)
+    label_cycle(project, 0, t)
+    run_cycle(project, FakeAdapter(len(NAMES), seed=2))
+    returned = write_returned(t / "ret1", project, 1)
+    (t / "images").rename(t / "images-away")
+    return ["import", str(project), str(returned)], ["proj/images: the image folder cannot be reached"]
+
+
+def case_import_initial_batch_pool_unmounted(t):
+    disk = t / "disk"
+    make_images(disk, 20)
+    _mount(disk, t / "mnt")
+    (t / "images").symlink_to(t / "mnt", target_is_directory=True)
+    project = make_project(t, n=20)
+    returned = write_returned(t / "ret0", project, 0)
+    _unmount(t / "mnt")
+    return ["import", str(project), str(returned)], ["cannot be reached", "it is empty"]
+
+
+def case_import_val_folder_gone(t):
+    project = make_project(t, n=20, val=2)
+    returned = write_returned(t / "ret0", project, 0)
+    shutil.rmtree(t / "val")
+    return ["import", str(project), str(returned)], ["proj/val_images: the image folder cannot be reached"]
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 
