@@ -3,10 +3,11 @@
 Images are referenced, not copied: a pool may hold 100,000 files and copying
 would double the disk use and the time of ``init``; hard links fail across
 file systems. A symbolic link ``PROJECT/images -> DIR`` keeps every stored
-path relative to the project (``images/sub/a.jpg``), so moving the image
-folder only means re-pointing one link, and the content hash of every image
-is kept to detect files that changed under the project
-(:mod:`detal.project.verify`).
+path relative to the project (``images/sub/a.jpg``), so a moved image folder
+only needs the link pointed at its new place once every file is there, and
+the content hash of every image is kept to detect files that changed under
+the project (:mod:`detal.project.verify`, which also refuses a folder that
+went away rather than taking its images out).
 
 The walk follows a linked folder once, never twice: the real path of every
 folder entered is remembered, so a link ``self -> .`` or a loop adds
