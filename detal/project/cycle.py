@@ -73,6 +73,7 @@ from detal.errors import BatchOutError, StateError
 from detal.labels import prediction_lines
 from detal.pool import Pool, Status
 from detal.project.bundle import check_formats, export_other, write_bundle, write_prelabels
+from detal.project.corrections import uncorrected_rows
 from detal.project.folder import (
     NO_HOOKS,
     CycleReport,
@@ -213,7 +214,10 @@ class CycleRun:
         if not pool.unlabeled_ids().size and nothing_new:
             raise StateError(f"{self.project}: no unlabeled images left to select from")
         self.k = (last.id + 1) if last is not None else 1
+        # batches an older detal imported get their correction rows now, before self-training reads them
+        late = uncorrected_rows(self.project, store, len(self.names), cfg.effort_iou)
         with store.transaction():
+            store.record_corrections(*late)
             store.start_cycle(self.k, cfg.to_dict())
         self.hooks.emit("on_cycle_start", cycle=self.k)
         return "started", None
