@@ -225,7 +225,7 @@ def test_an_older_project_opens_imports_and_catches_up(tmp_path):
     project, names = _project(tmp_path)
     _as_made_by_main(project)
     status = project_status(project)  # read-only: no table is created, nothing fails
-    assert len(status["cycles"]) == 2
+    assert [c["effort"] for c in status["cycles"]] == [None, None] and status["effort_total"] is None
     conn = sqlite3.connect(f"file:{project / 'detal.db'}?mode=ro", uri=True)
     assert "corrections" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     conn.close()
@@ -256,3 +256,35 @@ def test_per_box_rows_keep_the_shipped_confidences(tmp_path):
         boxes = store.shipped_boxes(1)
     assert sorted(b.confidence for b in boxes) == sorted(b[5] for s, _ in CASES for b in s)
     assert all(isinstance(b, ShippedBoxRow) for b in boxes)
+
+
+def test_status_shows_precision_recall_counts_and_seconds(tmp_path, capsys):
+    from detal.cli import main
+    from detal.project.status import EFFORT_KEYS
+
+    project, names = _project(tmp_path)
+    _import("yolo", project, tmp_path, names)
+    (project / "config.yaml").write_text((project / "config.yaml").read_text().replace(
+        "draw: 7.0", "draw: 10.0"))  # the project's config prices the actions
+    assert main(["status", str(project), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["effort_seconds"]["draw"] == 10.0 and st["effort_iou"] == {"match": 0.5, "verify": 0.7}
+    e0, e1 = (c["effort"] for c in st["cycles"])
+    assert list(e1) == list(EFFORT_KEYS) == list(st["effort_total"])
+    # cycle 1, by hand: 4 images, 8 shipped and 7 returned boxes; 2 verified, 1 adjusted, 1 relabeled,
+    # 4 deleted, 3 drawn; verify 1.6, adjust 4, relabel 3, delete 1.5, draw 10, per image 3
+    assert e1 == {"images": 4, "prelabeled_images": 4, "shipped_boxes": 8, "returned_boxes": 7,
+                  "verified": 2, "adjusted": 1, "relabeled": 1, "deleted": 4, "drawn": 3,
+                  "precision": 0.375, "recall": round(3 / 7, 4),
+                  "annotator_s": round(4 * 3 + 2 * 1.6 + 4 + 3 + 4 * 1.5 + 3 * 10, 1),
+                  "from_scratch_s": 4 * 3 + 7 * 10.0}
+    # cycle 0, the initial batch: two boxes an image, all drawn, nothing to judge the pre-labels by
+    assert (e0["prelabeled_images"], e0["drawn"], e0["precision"], e0["recall"]) == (0, 8, None, None)
+    assert e0["annotator_s"] == e0["from_scratch_s"] == 4 * 3 + 8 * 10.0
+    assert st["effort_total"]["annotator_s"] == pytest.approx(e0["annotator_s"] + e1["annotator_s"])
+    assert main(["status", str(project)]) == 0
+    text = capsys.readouterr().out
+    assert ("batch back: 4 of 4 images; pre-labels precision 0.38, recall 0.43; 2 verified, 1 adjusted, "
+            "1 relabeled, 4 deleted, 3 drawn; about 58 s of annotator time (82 s drawn from scratch)") in text
+    assert "batch back: 4 of 4 images; no pre-labels, 8 boxes drawn; about 92 s" in text
+    assert "annotator time so far: about 2.5 min for 8 images (2.9 min drawn from scratch, 24 s saved)" in text
