@@ -288,3 +288,25 @@ def test_status_shows_precision_recall_counts_and_seconds(tmp_path, capsys):
             "1 relabeled, 4 deleted, 3 drawn; about 58 s of annotator time (82 s drawn from scratch)") in text
     assert "batch back: 4 of 4 images; no pre-labels, 8 boxes drawn; about 92 s" in text
     assert "annotator time so far: about 2.5 min for 8 images (2.9 min drawn from scratch, 24 s saved)" in text
+
+
+def test_images_labeled_at_init_are_no_correction(tmp_path):
+    """A label given at init was never in a batch: no row, even when --overwrite replaces it."""
+    from projectkit import make_images, write_classes
+
+    from detal.config import load_config
+    from detal.project import init_project
+
+    make_images(tmp_path / "images", 20)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for i in range(3):
+        (labels / f"im{i:03d}.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+    project = tmp_path / "proj"
+    init_project(project, tmp_path / "images", write_classes(tmp_path / "classes.txt"), labels=labels,
+                 config=load_config(None, ["initial_fraction=0.2", "max_labeled_fraction=0.5"]))
+    fixed = _write_yolo(tmp_path / "fixed", {"im000": "2 0.4 0.4 0.2 0.2\n"})
+    assert import_labels(project, fixed, overwrite=True).n_overwritten == 1
+    assert _counts(project, -1) == [] and _counts(project, 0) == []
+    label_cycle(project, 0, tmp_path)
+    assert len(_counts(project, 0)) == 1 and len(_counts(project, -1)) == 0  # 20% of 20, less the 3 given
