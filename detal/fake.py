@@ -38,6 +38,7 @@ import numpy as np
 from detal.adapter import LabeledImage, Metrics, PredictResult, TrainResult
 from detal.detections import Detections, Prediction
 from detal.errors import ModelError
+from detal.image_check import allow_large_images
 
 __all__ = ["FakeAdapter"]
 
@@ -231,6 +232,7 @@ class FakeAdapter:
         """The image's real ``(width, height)`` from its header; ``size`` for a file that is not an image."""
         from PIL import Image
 
+        allow_large_images()
         try:
             with Image.open(image) as im:
                 return im.size

@@ -505,6 +505,165 @@ def case_coco_folder_holding_a_zip_named_json(t):
     return ["import", str(project), str(t / "ret"), "--format", "coco"], ["instances_default.json", "is a zip"]
 
 
+
+# -- issue 22, defect 10: --classes given the wrong kind of list ---------------------------------
+
+
+def _init_classes(t: Path, name: str, text: str | bytes) -> list[str]:
+    make_images(t / "imgs", 4)
+    return ["init", str(t / "p"), "--images", str(t / "imgs"), "--classes", str(_write(t / name, text))]
+
+
+_DATA_YAML = "path: .\ntrain: images/train\nval: images/val\n"
+
+
+def case_init_classes_data_yaml_without_names(t):
+    return _init_classes(t, "data.yaml", _DATA_YAML + "nc: 3\n"), [
+        "data.yaml: read as a data.yaml for its class names: no 'names' key"]
+
+
+def case_init_classes_data_yaml_nc_disagrees(t):
+    return _init_classes(t, "data.yaml", _DATA_YAML + "nc: 4\nnames: [cat, dog, bird]\n"), [
+        "nc is 4 but names lists 3 classes"]
+
+
+def case_init_classes_data_yaml_ids_with_a_gap(t):
+    return _init_classes(t, "data.yaml", _DATA_YAML + "names:\n  0: cat\n  2: bird\n"), [
+        "the keys of 'names' must be the class ids 0..1"]
+
+
+def case_init_classes_data_yaml_names_a_string(t):
+    return _init_classes(t, "dataset.yml", "names: cat\n"), [
+        "dataset.yml", "'names' must be a list of class names or a map of id: name"]
+
+
+def case_init_classes_data_yaml_unclosed_list(t):
+    return _init_classes(t, "data.yaml", "names: [cat, dog\n"), ["data.yaml", "not valid YAML"]
+
+
+def case_init_classes_txt_holding_yaml_with_a_repeat(t):
+    return _init_classes(t, "classes.txt", _DATA_YAML + "names: [cat, dog, cat]\n"), [
+        "classes.txt", "duplicate class names cat"]
+
+
+def case_init_classes_txt_holding_yaml_without_a_list(t):
+    return _init_classes(t, "classes.txt", "train: images\nnames:\n"), [
+        "classes.txt: read as a data.yaml for its class names: no 'names' key"]
+
+
+def case_init_classes_comma_separated_on_one_line(t):
+    return _init_classes(t, "classes.txt", "cat,dog,bird\n"), [
+        "classes.txt: line 1 'cat,dog,bird' holds a comma", "one class name a line", "is not split"]
+
+
+def case_init_classes_comma_and_space_separated(t):
+    return _init_classes(t, "classes.txt", "cat, dog, bird\n"), ["line 1 'cat, dog, bird' holds a comma"]
+
+
+def case_init_classes_comma_on_a_later_line(t):
+    return _init_classes(t, "classes.txt", "cat\ndog,bird\n"), ["line 2 'dog,bird' holds a comma"]
+
+
+def case_init_classes_comma_separated_with_bom_and_crlf(t):
+    return _init_classes(t, "obj.names", "\ufeffcat,dog\r\n".encode()), ["obj.names: line 1 'cat,dog' holds a comma"]
+
+
+def case_init_classes_id_space_name(t):
+    return _init_classes(t, "classes.txt", "0 cat\n1 dog\n2 bird\n"), [
+        "line 1 '0 cat' starts with a class id", "the names alone", "(write 'cat')"]
+
+
+def case_init_classes_id_colon_name(t):
+    return _init_classes(t, "classes.txt", "0: cat\n1: dog\n"), ["line 1 '0: cat' starts with a class id"]
+
+
+def case_init_classes_one_id_and_name(t):
+    return _init_classes(t, "classes.txt", "0 cat\n"), ["'0 cat' starts with a class id"]
+
+
+def case_init_classes_id_tab_name(t):
+    return _init_classes(t, "classes.txt", "0\tcat\n1\tdog\n"), ["starts with a class id", "(write 'cat')"]
+
+
+def case_init_classes_id_name_after_bom_and_blank_lines(t):
+    return _init_classes(t, "classes.txt", "\ufeff\n\n3 cat\n4 dog\n".encode()), [
+        "line 3 '3 cat' starts with a class id"]
+
+
+def case_prelabel_classes_comma_separated(t):
+    return _prelabel(t, "cat,dog,bird\n"), ["classes.txt: line 1 'cat,dog,bird' holds a comma"]
+
+
+def case_prelabel_classes_id_and_name(t):
+    return _prelabel(t, "0 cat\n1 dog\n2 bird\n"), ["'0 cat' starts with a class id"]
+
+
+def case_prelabel_classes_data_yaml_without_names(t):
+    return _prelabel(t, _write(t / "data.yaml", _DATA_YAML)), ["data.yaml", "no 'names' key"]
+
+
+# -- issue 22, defect 8: a label whose image Ultralytics could not train on, through COCO and CVAT --
+
+
+def _spoil_first_image(argv: list[str], data: bytes) -> str:
+    """Replace the first image of batch 0 by ``data``; its relpath."""
+    from detal.store import Store
+
+    project = Path(argv[1])
+    key = _keys(project)[0]
+    with Store.open(project / "detal.db", readonly=True) as store:
+        relpath = store.images_by_key()[key].relpath
+    (project / relpath).write_bytes(data)
+    return relpath
+
+
+def case_coco_label_of_an_image_now_a_gif(t):
+    argv = _coco(t)
+    buf = io.BytesIO()
+    Image.new("P", (40, 30)).save(buf, "GIF")
+    relpath = _spoil_first_image(argv, buf.getvalue())
+    return argv, ["instances.json", f"image {relpath}: a GIF image by its content"]
+
+
+def case_coco_label_of_an_image_now_9_pixels_high(t):
+    argv = _coco(t)
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 9)).save(buf, "PNG")
+    relpath = _spoil_first_image(argv, buf.getvalue())
+    return argv, [f"image {relpath}: 40x9 pixels; Ultralytics would leave it out of training"]
+
+
+def case_cvat_label_of_an_image_now_truncated(t):
+    argv = _cvat(t)
+    buf = io.BytesIO()
+    Image.effect_noise((40, 30), 60).convert("RGB").save(buf, "PNG")
+    relpath = _spoil_first_image(argv, buf.getvalue()[:-300])
+    return argv, ["cvat.zip!obj_train_data/", f"image {relpath}: corrupt image"]
+
+
+def case_cvat_label_of_an_image_opencv_cannot_decode(t):
+    argv = _cvat(t)
+    buf = io.BytesIO()
+    Image.effect_noise((40, 30), 60).convert("RGB").save(buf, "BMP")
+    relpath = _spoil_first_image(argv, buf.getvalue()[:2000])
+    return argv, [f"image {relpath}: corrupt image, OpenCV cannot decode it"]
+
+
+# -- issue 22, defect 11: label files beside the folder the labels are read from ------------------
+
+
+def case_cvat_label_file_beside_obj_train_data(t):
+    argv = _cvat(t)
+    key = _keys(Path(argv[1]))[0]
+    with zipfile.ZipFile(argv[2]) as zf:
+        files = {n: zf.read(n) for n in zf.namelist() if not n.endswith(f"{key}.txt")}
+    _zip(Path(argv[2]), {**files, f"{key}.txt": LINE})
+    return argv, [f"cvat.zip!{key}.txt: label file outside obj_*_data/", "move it into obj_*_data/"]
+
+
+def case_cvat_label_file_in_another_folder(t):
+    return _cvat(t, extra={"extra/stray.txt": LINE}), ["cvat.zip!extra/stray.txt: label file outside obj_*_data/"]
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 

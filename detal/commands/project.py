@@ -131,7 +131,7 @@ def run_init(args: argparse.Namespace) -> int:
         val_images=args.val_images, val_labels=args.val_labels, config=cfg, force=args.force,
     )
     print(f"created {report.project}: {report.n_images} images, {report.n_labeled} labeled, "
-          f"{report.n_val} validation")
+          f"{report.n_val} validation, {_classes(report.names)}")
     for group in report.duplicates[:20]:
         print(f"warning: duplicate images (same content): {', '.join(group)}", file=sys.stderr)
     if len(report.duplicates) > 20:
@@ -140,6 +140,12 @@ def run_init(args: argparse.Namespace) -> int:
     if report.bundle:
         print(f"initial batch: {report.n_selected} images to label in {report.bundle}")
     return 0
+
+
+def _classes(names: list[str], shown: int = 8) -> str:
+    """``3 classes (cat, dog, bird)``; past ``shown`` names, the first ones and ``...``."""
+    listed = ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+    return f"{_count(len(names), 'class', 'classes')} ({listed})"
 
 
 def run_cycle(args: argparse.Namespace) -> int:
@@ -333,8 +339,9 @@ def run_status(args: argparse.Namespace) -> int:
               "run detal cycle to resume it")
     if st["batch_out"]:
         for b in st["batch_out"]:
+            where = b["bundle"] if b["bundle"] is not None else f"no bundle: {b['no_bundle']}"
             print(f"batch out: cycle {b['cycle']}, {b['remaining']} of {b['selected']} images "
-                  f"still to label ({b['bundle']})")
+                  f"still to label ({where})")
     else:
         print("no batch out")
     total = st["effort_total"]
@@ -346,6 +353,7 @@ def run_status(args: argparse.Namespace) -> int:
               + (f"{format_seconds(saved)} saved)" if saved >= 0 else f"{format_seconds(-saved)} more)"))
     if st["duplicates"]:
         print(f"{len(st['duplicates'])} group(s) of duplicate images")
-    if img["missing"] or img["changed"]:
-        print(f"out of the pool: {img['missing']} image(s) missing, {img['changed']} changed since init")
+    if img["missing"] or img["changed"] or img["unreadable"]:
+        print(f"out of the pool: {img['missing']} image(s) missing, {img['changed']} changed since init, "
+              f"{img['unreadable']} unreadable")
     return 0

@@ -65,6 +65,7 @@ __all__ = [
     "label_entries",
     "normalisation_hint",
     "not_a_project_class",
+    "outside_label_folder",
     "parse_lines",
     "problems_error",
     "skipped_path",
@@ -434,6 +435,19 @@ class ReturnedLabels:
     labels: dict[str, str] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     problems: list[LabelProblem] = field(default_factory=list)
+
+
+def outside_label_folder(entries: Sequence[Entry], read: Sequence[Entry], folder: str) -> list[LabelProblem]:
+    """A problem for each ``.txt`` in ``entries`` that ``read`` leaves out (not a :data:`NOT_LABELS`
+    name): a return that has a label ``folder`` is read from there only, and a label beside it must
+    not be skipped without a word."""
+    inside = {e.relpath for e in read}
+    return [
+        LabelProblem(e.where, 0, f"label file outside {folder} (only the files in {folder} are read); "
+                                 f"move it into {folder} or remove it")
+        for e in entries
+        if e.relpath.lower().endswith(".txt") and e.name.lower() not in NOT_LABELS and e.relpath not in inside
+    ]
 
 
 def collect_labels(

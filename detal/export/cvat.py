@@ -31,6 +31,7 @@ from detal.export.common import (
     ReturnedLabels,
     collect_labels,
     label_entries,
+    outside_label_folder,
     yolo_text,
 )
 from detal.export.options import ReadOptions, WriteOptions
@@ -112,6 +113,7 @@ def read_cvat(path: Path, names: Sequence[str], *, allow_confidence: bool = True
         if e.relpath.lower().endswith(".txt")
         and any(p.startswith("obj_") and p.endswith("_data") for p in PurePosixPath(e.relpath).parts[:-1])
     ]
+    problems += outside_label_folder(entries, files, "obj_*_data/")
     out = collect_labels(files, file_names, names, allow_confidence=allow_confidence)
     out.problems[:0] = problems
     return out

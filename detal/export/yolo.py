@@ -38,10 +38,17 @@ from detal.export.common import (
     ReturnedLabels,
     collect_labels,
     label_entries,
+    outside_label_folder,
     yolo_text,
 )
 from detal.export.options import ReadOptions, WriteOptions
-from detal.labels import LabelProblem, class_name_problems, parse_class_names, show_name
+from detal.labels import (
+    LabelProblem,
+    class_name_problems,
+    parse_class_names,
+    show_name,
+    yaml_class_names,
+)
 from detal.safeyaml import load_yaml
 
 __all__ = ["data_yaml", "read", "read_yolo", "returned_names", "write", "write_yolo"]
@@ -91,23 +98,7 @@ def _yaml_names(entry: Entry) -> tuple[list[str] | None, str | None]:
         loaded = load_yaml(entry.read_text(), entry.where, DataError)
     except DataError as exc:
         return None, str(exc).removeprefix(f"{entry.where}: ")
-    names = loaded.get("names") if isinstance(loaded, dict) else None
-    out: list[str] | None = None
-    if isinstance(names, list):
-        out = [str(n) for n in names]
-    elif isinstance(names, dict):
-        try:
-            keys = sorted(int(k) for k in names)
-        except (TypeError, ValueError):
-            keys = []
-        if keys == list(range(len(names))):
-            out = [str(names[k] if k in names else names[str(k)]) for k in keys]
-    if out is None:
-        return None, "no usable 'names' list or {id: name} map"
-    nc = loaded.get("nc")
-    if nc is not None and nc != len(out):
-        return None, f"nc is {nc!r} but names lists {len(out)} classes"
-    return out, None
+    return yaml_class_names(loaded)
 
 
 def _first_difference(a: Sequence[str], b: Sequence[str]) -> str:
@@ -164,7 +155,8 @@ def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True
     """``stem -> canonical YOLO text`` from a returned folder or zip, and every problem.
 
     Label files are the ``.txt`` files under a ``labels/`` folder if there is
-    one, else every ``.txt`` (except lists such as ``classes.txt``). Class
+    one (then a ``.txt`` beside it is a problem, never skipped), else every
+    ``.txt`` (except lists such as ``classes.txt``). Class
     ids are mapped by name through ``data.yaml``/``classes.txt`` when present
     (see :func:`returned_names`), else taken as the project's ids.
     """
@@ -180,6 +172,8 @@ def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True
     if name_problems:  # ids mean nothing without unambiguous names: do not parse them
         return ReturnedLabels(problems=problems)
     file_names = file_names if file_names is not None else list(names)
+    if under_labels:
+        problems += outside_label_folder(txts, under_labels, "labels/")
     out = collect_labels(under_labels or txts, file_names, names, allow_confidence=allow_confidence)
     out.problems[:0] = problems
     return out

@@ -17,6 +17,10 @@ database never sees the old one's write-ahead log.
 The temporary folder is named ``.PROJECT.init-<pid>-<random>``; one whose
 process is gone (a killed ``init``) is removed by the next ``init``.
 
+Every image passes :mod:`detal.image_check` (those with labels, the
+validation images and the initial batch decoded), or the project is not
+created; the message names each image refused, with the reason.
+
 Refused with one line before anything is written: a project path under a
 regular file, a folder that cannot be written, and a project folder that is
 the image folder itself (it may lie beside the images or inside them: the
@@ -40,6 +44,7 @@ import yaml
 from detal.config import Config, load_config
 from detal.errors import DataError, StateError
 from detal.files import IMAGE_SUFFIXES
+from detal.image_check import inspect_image
 from detal.labels import LabelProblem, read_classes
 from detal.pool import Status
 from detal.project.bundle import write_bundle
@@ -246,6 +251,7 @@ def _build_project(
             if need > 0:
                 rng = np.random.default_rng(cfg.seed)
                 picked = random_subset(pool.unlabeled_ids(), need, rng)
+                _check_decodes(store.images(picked), _resolver(tmp, prefix, images), images)
                 pool.select(picked, 0)
                 store.save_pool(pool, picked)
             store.start_cycle(0, cfg.to_dict())
@@ -262,9 +268,22 @@ def _build_project(
             n_selected=int(picked.size),
             duplicates=store.duplicates(),
             bundle=out,
+            names=list(names),
         )
     finally:
         store.close()
+
+
+def _check_decodes(rows: list, resolve: Callable[[str], Path], images: Path) -> None:
+    """The initial batch goes out to be labeled and trained on: every image must decode."""
+    bad = []
+    for row in rows:
+        try:
+            inspect_image(resolve(row.relpath), decode=True)
+        except DataError as exc:
+            bad.append(str(exc))
+    if bad:
+        raise problems_error(images, bad, "project not created")
 
 
 def _resolver(tmp: Path, prefix: str, images: Path) -> Callable[[str], Path]:

@@ -47,6 +47,12 @@ and training emits ``on_train_progress(cycle, epoch, epochs)`` when it starts (e
 and after each finished epoch.
 While a batch is out, the plan step raises :class:`~detal.errors.BatchOutError`.
 
+Images Ultralytics cannot use leave the pool as ``unreadable`` with one warning
+line each (:mod:`detal.project.readable`): labeled and validation images the
+image check refuses before training (so ``train: N images`` is what
+Ultralytics trains on), images the predictor could not read, and picked
+images the check refuses before the batch is written (so no bundle holds one).
+
 A process killed at any point leaves the cycle in one of those states;
 ``run_cycle`` again resumes it: training restarts from scratch, selection
 repeats the same picks, and the files are rewritten.
@@ -148,12 +154,15 @@ class CycleRun:
 
     def run(self, force: bool, formats: list[str], bundle: bool) -> CycleReport:
         self.checked, self.dropped = set(), []  # image files verified; those taken out (usable)
+        self.preds: CyclePredictions | None = None
         state, resumed_from = self.begin(force)
         self.cycle_dir = ProjectPaths(self.project).cycle_dir(self.k)
         self.cycle_dir.mkdir(parents=True, exist_ok=True)
-        if state == "started":  # what training reads: images spoiled since init leave the pool first
-            self.usable([*self.store.images(status=Status.LABELED.value),
-                         *self.store.images(status=Status.VAL.value)])
+        if state == "started":  # what training reads: images spoiled since init leave the pool first,
+            # then any Ultralytics would not train on (decoded, as its loader will)
+            rows = self.usable([*self.store.images(status=Status.LABELED.value),
+                                *self.store.images(status=Status.VAL.value)])
+            self.readable(rows, decode=True)
         for stale in [*self.cycle_dir.glob(".*.tmp-*"), *self.cycle_dir.glob(".*.export-tmp")]:
             # left by a killed run
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
@@ -230,6 +239,14 @@ class CycleRun:
 
         return usable_rows(self.project, self.store, rows, set() if again else self.checked, self.dropped)
 
+    def readable(self, rows: Sequence, *, decode: bool) -> list:
+        """``rows`` Ultralytics can use; the others, and those the predictor could not read, leave the
+        pool (:mod:`detal.project.readable`)."""
+        from detal.project.readable import readable_rows
+
+        failed = self.preds.failed if self.preds is not None else None
+        return readable_rows(self.project, self.store, rows, decode=decode, failed=failed, dropped=self.dropped)
+
     def room(self, pool: Pool) -> int:
         """Images that may still be sent out under ``max_labeled_fraction`` (the one budget rule)."""
         cap = labeling_cap(self.cfg.max_labeled_fraction, pool.size)
@@ -242,6 +259,9 @@ class CycleRun:
         if train_dir.exists():
             shutil.rmtree(train_dir)
         labeled = store.images(status=Status.LABELED.value)
+        if not labeled:
+            raise StateError(f"{self.project}: no labeled images left to train on (all were taken out of "
+                             "the pool; detal status counts them)")
         val_rows = store.images(status=Status.VAL.value)
         trained_before = [c for c in store.cycles() if c.id < k and c.state == "done" and c.weights]
         init_weights = self.project / trained_before[-1].weights if warm_starts(cfg) and trained_before else None
@@ -304,18 +324,22 @@ class CycleRun:
         )
         self.timings["score_s"] = round(score_s, 3)
         self.timings["select_s"] = round(time.perf_counter() - t0 - score_s, 3)
+        unread = np.array(sorted(self.preds.failed), dtype=np.int64)
+        if unread.size:  # the predictor could not read them: they leave the pool, and no batch takes them
+            self.readable(store.images(unread.tolist()), decode=False)
+        keep = lambda ids: ids[~np.isin(ids, unread)]
+        ids, uncertain, randoms = keep(selection.ids), keep(selection.uncertain_ids), keep(selection.random_ids)
         with store.transaction():
             store.add_scores(k, [(i, *v) for i, v in self.scored.items()],
                              embeddings=self.preds.embeddings_of(list(self.scored)))
-            pool.select(selection.ids, k)
-            store.save_pool(pool, selection.ids)
-            store.update_cycle(k, state="selected", n_selected=int(selection.ids.size), timings=self.timings)
+            pool.select(ids, k)
+            store.save_pool(pool, ids)
+            store.update_cycle(k, state="selected", n_selected=int(ids.size), timings=self.timings)
         self.hooks.emit("on_stage_end", cycle=k, stage="score", seconds=self.timings["score_s"],
                         images=len(self.scored))
         self.hooks.emit("on_stage_end", cycle=k, stage="select", seconds=self.timings["select_s"],
-                        images=int(selection.ids.size), uncertain=int(selection.uncertain_ids.size),
-                        random=int(selection.random_ids.size))
-        self.hooks.emit("on_select_end", cycle=k, ids=selection.ids)
+                        images=int(ids.size), uncertain=int(uncertain.size), random=int(randoms.size))
+        self.hooks.emit("on_select_end", cycle=k, ids=ids)
 
     # -- 5. write the batch ------------------------------------------------------------
     def write_batch(self, formats: list[str], bundle: bool, resumed_from: str | None) -> CycleReport:
@@ -326,6 +350,9 @@ class CycleRun:
         missing = [r for r in batch if r.id not in cache]
         if missing:
             self.preds.predict(missing)
+        # nothing goes out that nobody can train on: an image the predictor could not
+        # read, or one the image check refuses (a truncated JPEG it decoded in part)
+        batch = self.readable(batch, decode=False)
         preds = {r.id: cache[r.id] for r in batch if r.id in cache}
         stored = store.scores(k)
         # Only the random picks lack a score from selection; score just those.
@@ -353,7 +380,8 @@ class CycleRun:
         with store.transaction():
             store.add_scores(k, [(i, *v) for i, v in computed.items()], in_subset=False,
                              embeddings=self.preds.embeddings_of(list(computed)))
-            store.update_cycle(k, state="done", timings=self.timings, finished_at=time.time())
+            store.update_cycle(k, state="done", n_selected=len(batch), timings=self.timings,
+                               finished_at=time.time())
         self.hooks.emit("on_export_end", cycle=k, bundle=zip_path)
         self.hooks.emit("on_stage_end", cycle=k, stage="export", seconds=self.timings["export_s"],
                         prelabels=len(prelabels), boxes=sum(v[1] for v in manifest.values()),

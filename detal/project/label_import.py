@@ -14,6 +14,9 @@ Unchanged pre-labels are not corrected labels: an import whose every new
 label equals the pre-label detal sent out for it (``cycles/<k>/prelabels``)
 is refused unless ``accept_prelabels``. A COCO file without any annotation
 is refused unless ``allow_empty`` (it would mark every image "no objects").
+A label for an image Ultralytics could not train on (:mod:`detal.image_check`,
+decoded: the file became a GIF, a truncated JPEG ...) is a problem naming the
+image and the reason.
 
 Partial imports are allowed: an import may carry labels for part of the
 batch that is out. Those images become labeled; the rest stay selected, and
@@ -42,6 +45,7 @@ from pathlib import Path, PurePosixPath
 
 from detal.errors import DataError, StateError
 from detal.export import read_returned
+from detal.image_check import why_unusable
 from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
 from detal.project.corrections import correction_rows, uncorrected_rows
@@ -232,6 +236,10 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
         else:
             not_out += 1
             problems.append(LabelProblem(where, 0, f"image {key} is not in a batch that is out"))
+    for row, _ in new + changed:  # what Ultralytics cannot train on is no label for it (detal.image_check)
+        why = why_unusable(project / row.relpath)
+        if why is not None:
+            problems.append(LabelProblem(seen[row.key], 0, f"image {row.relpath}: {why}"))
     if not batch_out(store) and not overwrite and (not_out or not entries):
         raise StateError(
             f"{project}: no batch is out, so there is nothing to import from {path} "

@@ -103,7 +103,7 @@ class ImageTable(StoreConnection):
         return {r[2]: ImageRow(*r) for r in cur}
 
     def mark_problem(self, ids: Iterable[int], problem: str) -> None:
-        """Take images out of the pool for good (``missing`` or ``changed``); call inside a transaction.
+        """Take images out of the pool for good (``missing``, ``changed`` or ``unreadable``); call inside a transaction.
 
         Their status and cycles stay as they were, for the record.
         """
