@@ -58,7 +58,7 @@ source checkout (absent from an installed wheel; a test keeps the two identical)
 # gives any subset; the rest keep these. `--set self_training.KEY=VALUE` sets one key.
 SELF_TRAINING: dict[str, Any] = {
     "enabled": False,
-    "teacher": "supervised",
+    "teacher": "previous",
     "t_high": None,
     "t_low": 0.25,
     "t_fallback": 0.8,
@@ -68,7 +68,7 @@ SELF_TRAINING: dict[str, Any] = {
     "min_boxes": 20,
     "max_pseudo_images": 2000,
     "real_share": 0.5,
-    "ambiguous": "drop",
+    "ambiguous": "mask",
 }
 _TEACHERS = ("supervised", "previous")
 

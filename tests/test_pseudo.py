@@ -18,7 +18,8 @@ from detal.project import import_labels, run_cycle
 from detal.project.pseudo import SHIPPED_FILE, read_summary
 from detal.self_training import calibrate_threshold
 
-ST = {"self_training.enabled": "true", "self_training.t_low": 0.2, "self_training.min_boxes": 3}
+ST = {"self_training.enabled": "true", "self_training.t_low": 0.2, "self_training.min_boxes": 3,
+      "self_training.teacher": "supervised", "self_training.ambiguous": "drop"}
 
 
 def _st_project(tmp_path: Path, name: str = "proj", n: int = 60, **cfg) -> Path:
@@ -141,6 +142,13 @@ def test_val_labels_never_move_the_threshold(tmp_path):
         run_cycle(project, FakeAdapter(len(NAMES), seed=1))
         thresholds.append(read_summary(project / "cycles" / "2")["threshold"])
     assert thresholds[0] == thresholds[1]
+
+
+def test_the_defaults_are_teacher_previous_and_mask():
+    from detal.config import load_config
+
+    st = load_config(None).self_training
+    assert (st["enabled"], st["teacher"], st["ambiguous"]) == (False, "previous", "mask")
 
 
 def test_teacher_previous_trains_once_a_cycle(tmp_path):
