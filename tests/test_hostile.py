@@ -647,9 +647,9 @@ READER_CASES = [
      {"labels/a.txt": "0 0.5 0.5 0.2 0.2 0.9\n"}, {"allow_confidence": False}, ["a.txt:1", "expected 5 fields"]),
     ("coco width disagrees with the image", "coco",
      _simple_coco(), {"sizes": {"a.png": (41, 30)}},
-     ["instances.json", "image 'a.png'", "as 40x30 but the image is 41x30"]),
+     ["instances.json", "image 'images/a.png'", "as 40x30 but the image is 41x30"]),
     ("coco height disagrees, sizes by key", "coco",
-     _simple_coco(), {"sizes": {"a": (40, 60)}}, ["image 'a.png'", "40x30 but the image is 40x60"]),
+     _simple_coco(), {"sizes": {"a": (40, 60)}}, ["image 'images/a.png'", "40x30 but the image is 40x60"]),
     ("coco non-integer width", "coco", _simple_coco(width=40.5), {}, ["width/height must be positive whole"]),
     ("coco no annotations", "coco",
      {**_simple_coco(), "annotations": []}, {}, ["no annotations at all", "1 listed image(s)"]),
@@ -705,10 +705,11 @@ def test_yolo_zip_with_classes_in_another_order_is_mapped_by_name(tmp_path, name
 def test_coco_sizes_that_agree_and_allowed_empty_files(tmp_path):
     path = _coco_file(tmp_path, _simple_coco())
     text = "1 0.200000 0.200000 0.200000 0.200000\n"
-    assert read_returned_labels(path, "coco", NAMES, sizes={"a.png": (40, 30)}) == {"a.png": text}
-    assert read_returned_labels(path, "coco", NAMES, sizes={"a": (40, 30), "other": (1, 1)}) == {"a.png": text}
+    # without the project's pool, an image is keyed by its file_name as written, folder and all
+    assert read_returned_labels(path, "coco", NAMES, sizes={"a.png": (40, 30)}) == {"images/a.png": text}
+    assert read_returned_labels(path, "coco", NAMES, sizes={"a": (40, 30), "other": (1, 1)}) == {"images/a.png": text}
     empty = _coco_file(tmp_path, {**_simple_coco(), "annotations": []})
-    assert read_returned_labels(empty, "coco", NAMES, allow_no_annotations=True) == {"a.png": ""}
+    assert read_returned_labels(empty, "coco", NAMES, allow_no_annotations=True) == {"images/a.png": ""}
 
 
 def test_read_returned_collects_sources_and_problems(tmp_path):
@@ -718,7 +719,8 @@ def test_read_returned_collects_sources_and_problems(tmp_path):
     assert returned.sources["a"] == f"{path}!labels/a.txt"
     assert [str(p) for p in returned.problems] == [f"{path}!labels/b.txt:1: class id 7 out of range [0, 2]"]
     coco = read_returned(_coco_file(tmp_path, _simple_coco()), "coco", NAMES)
-    assert coco.sources == {"a.png": f"{tmp_path / 'instances.json'}: image a.png"} and not coco.problems
+    assert coco.sources == {"images/a.png": f"{tmp_path / 'instances.json'}: image images/a.png"}
+    assert not coco.problems
 
 
 # -- what `detal import` gains from the reader --------------------------------------------------

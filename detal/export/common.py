@@ -38,7 +38,7 @@ import os
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -46,6 +46,7 @@ import numpy as np
 
 from detal.detections import Prediction
 from detal.errors import DataError
+from detal.export.keys import PoolNames, image_suffix
 from detal.labels import LabelProblem, format_line, normalized_box, parse_label_lines, show_name
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "collect_labels",
     "format_line",
     "label_entries",
+    "label_path",
     "normalisation_hint",
     "not_a_project_class",
     "parse_lines",
@@ -424,7 +426,9 @@ def parse_lines(
 class ReturnedLabels:
     """What a reader found in returned labels, before anything is applied.
 
-    ``labels`` maps an image key (label file stem, or COCO file name) to
+    ``labels`` maps an image key (the pool image's key when the reader was
+    given the pool's :class:`~detal.export.keys.PoolNames`, else the path as
+    the return spells it: label path without ``.txt``, or COCO file name) to
     canonical YOLO text in the project's class ids; ``sources`` maps the same
     key to where it was read (``folder/a.txt``, ``batch.zip!labels/a.txt``,
     ``instances.json: image a.png``), for messages; ``problems`` lists
@@ -436,33 +440,65 @@ class ReturnedLabels:
     problems: list[LabelProblem] = field(default_factory=list)
 
 
+def label_path(relpath: str, is_label_folder: Callable[[str], bool] | None = None) -> str:
+    """How a returned label file spells its image: its path without ``.txt``, below the label folder.
+
+    ``is_label_folder`` tells the format's label folder (``labels``,
+    ``obj_train_data``) among the folders of ``relpath``; the path is taken
+    below the first one, or from the return's root when there is none.
+    """
+    parts = PurePosixPath(relpath).parts
+    if is_label_folder is not None:
+        for i, part in enumerate(parts[:-1]):
+            if is_label_folder(part):
+                parts = parts[i + 1:]
+                break
+    path = "/".join(parts)
+    return path[: -len(".txt")] if path.lower().endswith(".txt") else path
+
+
 def collect_labels(
     files: Sequence[Entry],
     file_names: Sequence[str],
     names: Sequence[str],
     *,
     allow_confidence: bool = True,
+    pool: PoolNames | None = None,
+    is_label_folder: Callable[[str], bool] | None = None,
 ) -> ReturnedLabels:
-    """Parse returned ``.txt`` label files into ``stem -> canonical text``.
+    """Parse returned ``.txt`` label files into ``image key -> canonical text``.
 
-    With ``allow_confidence`` a sixth column (confidence) is accepted and dropped.
+    Each file's image is found by :meth:`PoolNames.match <detal.export.keys.PoolNames.match>`
+    from its :func:`label_path` (the one key rule); without a ``pool`` the key
+    is the label path itself. The files are read as named after the image
+    file (``x.png.txt``) too only when every one of them is named so. Two
+    files for one image are a problem. With ``allow_confidence`` a sixth
+    column (confidence) is accepted and dropped.
     """
     out = ReturnedLabels()
-    for e in files:
-        stem = PurePosixPath(e.relpath).stem
-        if stem in out.labels:
-            out.problems.append(
-                LabelProblem(e.where, 0, f"stem {stem!r} also labeled by {out.sources[stem]}")
-            )
+    spelled = [label_path(e.relpath, is_label_folder) for e in files]
+    file_name = None if spelled and all(image_suffix(s) for s in spelled) else False
+    for e, path in zip(files, spelled):
+        if pool is None:
+            key = path
+        else:
+            match = pool.match(path, file_name=file_name)
+            if match.key is None:
+                out.problems.append(LabelProblem(e.where, 0, str(match.problem)))
+                continue
+            key = match.key
+        if key in out.labels:
+            image = show_name(pool.path(key) if pool is not None else key)
+            out.problems.append(LabelProblem(e.where, 0, f"second label for image {image} (first: {out.sources[key]})"))
             continue
         try:
             text = e.read_text()
         except DataError as exc:
             out.problems.append(LabelProblem(e.where, 0, str(exc)))
             continue
-        out.labels[stem], file_problems = parse_lines(
+        out.labels[key], file_problems = parse_lines(
             text, e.where, file_names, names, allow_confidence=allow_confidence
         )
-        out.sources[stem] = e.where
+        out.sources[key] = e.where
         out.problems += file_problems
     return out

@@ -33,6 +33,7 @@ from detal.export.common import (
     label_entries,
     yolo_text,
 )
+from detal.export.keys import PoolNames
 from detal.export.options import ReadOptions, WriteOptions
 from detal.labels import LabelProblem, class_name_problems, parse_class_names
 
@@ -40,6 +41,11 @@ __all__ = ["obj_data", "obj_names", "read", "read_cvat", "train_list", "write", 
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _SUBSET_DIR = "obj_train_data"
+
+
+def _is_subset_folder(folder: str) -> bool:
+    """``obj_<subset>_data``: the folder of one subset's labels and images."""
+    return folder.startswith("obj_") and folder.endswith("_data")
 
 
 def obj_names(names: Sequence[str]) -> str:
@@ -81,8 +87,13 @@ def write_cvat_zip(
     return zip_path
 
 
-def read_cvat(path: Path, names: Sequence[str], *, allow_confidence: bool = True) -> ReturnedLabels:
-    """``stem -> canonical YOLO text`` from a returned YOLO 1.1 zip or folder, and every problem.
+def read_cvat(path: Path, names: Sequence[str], *, allow_confidence: bool = True,
+              pool: PoolNames | None = None) -> ReturnedLabels:
+    """``image key -> canonical YOLO text`` from a returned YOLO 1.1 zip or folder, and every problem.
+
+    Each label names its image by its path below ``obj_<subset>_data/``
+    (``obj_train_data/sub/a.txt``: ``sub/a``), as
+    :func:`~detal.export.common.collect_labels` matches it to ``pool``.
 
     Ids are mapped through the shallowest ``obj.names`` by name; an
     ``obj.names`` that lists no class, repeats one, or holds two names that
@@ -110,9 +121,10 @@ def read_cvat(path: Path, names: Sequence[str], *, allow_confidence: bool = True
         e
         for e in entries
         if e.relpath.lower().endswith(".txt")
-        and any(p.startswith("obj_") and p.endswith("_data") for p in PurePosixPath(e.relpath).parts[:-1])
+        and any(map(_is_subset_folder, PurePosixPath(e.relpath).parts[:-1]))
     ]
-    out = collect_labels(files, file_names, names, allow_confidence=allow_confidence)
+    out = collect_labels(files, file_names, names, allow_confidence=allow_confidence, pool=pool,
+                         is_label_folder=_is_subset_folder)
     out.problems[:0] = problems
     return out
 
@@ -124,4 +136,4 @@ def write(target: Path, images: Sequence[ImageLabels], names: Sequence[str], opt
 
 def read(path: Path, names: Sequence[str], options: ReadOptions) -> ReturnedLabels:
     """The registry's reader (:mod:`detal.export.registry`): :func:`read_cvat`."""
-    return read_cvat(path, names, allow_confidence=options.allow_confidence)
+    return read_cvat(path, names, allow_confidence=options.allow_confidence, pool=options.pool)

@@ -40,6 +40,7 @@ from detal.export.common import (
     label_entries,
     yolo_text,
 )
+from detal.export.keys import PoolNames
 from detal.export.options import ReadOptions, WriteOptions
 from detal.labels import LabelProblem, class_name_problems, parse_class_names, show_name
 from detal.safeyaml import load_yaml
@@ -49,6 +50,11 @@ __all__ = ["data_yaml", "read", "read_yolo", "returned_names", "write", "write_y
 _NAME_FILES = ("data.yaml", "data.yml", "classes.txt")
 
 _NOT_LABELS = NOT_LABELS
+
+
+def _is_labels(folder: str) -> bool:
+    """The folder whose files are the labels, laid out below it as the images are below ``images/``."""
+    return folder == "labels"
 
 
 def data_yaml(names: Sequence[str]) -> str:
@@ -160,11 +166,14 @@ def returned_names(entries: Sequence[Entry]) -> tuple[list[str] | None, list[Lab
     return (None if problems else first), problems
 
 
-def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True) -> ReturnedLabels:
-    """``stem -> canonical YOLO text`` from a returned folder or zip, and every problem.
+def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True,
+              pool: PoolNames | None = None) -> ReturnedLabels:
+    """``image key -> canonical YOLO text`` from a returned folder or zip, and every problem.
 
     Label files are the ``.txt`` files under a ``labels/`` folder if there is
-    one, else every ``.txt`` (except lists such as ``classes.txt``). Class
+    one, else every ``.txt`` (except lists such as ``classes.txt``); each
+    names its image by its path below ``labels/`` (or the return's root), as
+    :func:`~detal.export.common.collect_labels` matches it to ``pool``. Class
     ids are mapped by name through ``data.yaml``/``classes.txt`` when present
     (see :func:`returned_names`), else taken as the project's ids.
     """
@@ -176,11 +185,12 @@ def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True
         for e in entries
         if e.relpath.lower().endswith(".txt") and e.name.lower() not in _NOT_LABELS
     ]
-    under_labels = [e for e in txts if "labels" in PurePosixPath(e.relpath).parts[:-1]]
+    under_labels = [e for e in txts if any(map(_is_labels, PurePosixPath(e.relpath).parts[:-1]))]
     if name_problems:  # ids mean nothing without unambiguous names: do not parse them
         return ReturnedLabels(problems=problems)
     file_names = file_names if file_names is not None else list(names)
-    out = collect_labels(under_labels or txts, file_names, names, allow_confidence=allow_confidence)
+    out = collect_labels(under_labels or txts, file_names, names, allow_confidence=allow_confidence,
+                         pool=pool, is_label_folder=_is_labels if under_labels else None)
     out.problems[:0] = problems
     return out
 
@@ -192,4 +202,4 @@ def write(target: Path, images: Sequence[ImageLabels], names: Sequence[str], opt
 
 def read(path: Path, names: Sequence[str], options: ReadOptions) -> ReturnedLabels:
     """The registry's reader (:mod:`detal.export.registry`): :func:`read_yolo`."""
-    return read_yolo(path, names, allow_confidence=options.allow_confidence)
+    return read_yolo(path, names, allow_confidence=options.allow_confidence, pool=options.pool)

@@ -31,11 +31,11 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import unicodedata
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from detal.errors import DataError, StateError
-from detal.export import read_returned
+from detal.export import PoolNames, ReturnedLabels, read_returned
 from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
 from detal.project.folder import (
@@ -47,13 +47,13 @@ from detal.project.folder import (
     open_store,
     problems_error,
 )
-from detal.project.label_files import is_not_a_label
 from detal.project.paths import LABELS_DIR, REPLACED_DIR, ProjectPaths, label_relpath
 from detal.store import ImageRow, Store
 
-__all__ = ["import_labels"]
+__all__ = ["import_keyed_labels", "import_labels", "pool_names"]
 
-
+Reader = Callable[[list[str], PoolNames, dict[str, tuple[int, int]]], ReturnedLabels]
+"""Reads the labels of one import: (project classes, pool names, image sizes by key) -> labels by key."""
 
 
 def _boxes(text: str) -> list[tuple]:
@@ -100,12 +100,6 @@ def _check_not_prelabels(project: Path, path: Path, new: list[tuple[ImageRow, st
         )
 
 
-def _unknown_key(key: str, by_nfc: dict[str, str]) -> str:
-    alike = by_nfc.get(unicodedata.normalize("NFC", key))
-    hint = f"; it differs from {show_name(alike)} only in Unicode normalisation" if alike else ""
-    return f"label for an image the project does not have ({show_name(key)}{hint})"
-
-
 def import_labels(
     project: str | Path,
     path: str | Path,
@@ -118,22 +112,73 @@ def import_labels(
 ) -> ImportReport:
     """Import corrected labels for the batch that is out, all or nothing.
 
-    ``path`` is a folder or a zip of ``<key>.txt`` YOLO files (``fmt="yolo"``;
+    ``path`` is a folder or a zip of YOLO label files (``fmt="yolo"``;
     a ``classes.txt`` or ``data.yaml`` in it maps the ids by name) or a
-    ``cvat-yolo`` / ``coco`` export. Labels of images that are already
-    labeled are left alone when identical and rejected when different,
-    unless ``overwrite``. ``allow_empty`` accepts a COCO file with no
-    annotations; ``accept_prelabels`` accepts labels that are all the
-    pre-labels unchanged.
+    ``cvat-yolo`` / ``coco`` export. Each label's image is found by one rule
+    (:mod:`detal.export.keys`): by its path laid out like the image folder
+    (``sub/a.txt``) or its bundle name (``sub__a.txt``), else by a base name
+    only one image has; a label that fits two images, or none, is refused
+    naming the file. Labels of images that are already labeled are left
+    alone when identical and rejected when different, unless ``overwrite``.
+    ``allow_empty`` accepts a COCO file with no annotations;
+    ``accept_prelabels`` accepts labels that are all the pre-labels unchanged.
     """
-    project, path = Path(project), Path(path)
+    path = Path(path)
+
+    def read(names: list[str], pool: PoolNames, sizes: dict[str, tuple[int, int]]) -> ReturnedLabels:
+        return read_returned(path, fmt, names, pool=pool, sizes=sizes, allow_no_annotations=allow_empty,
+                             allow_confidence=fmt != "yolo")
+
+    return _locked(Path(project), path, read, overwrite, hooks, accept_prelabels)
+
+
+def import_keyed_labels(
+    project: str | Path,
+    labels: Mapping[str, str],
+    source: str,
+    *,
+    sources: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+    hooks: Hooks | None = None,
+) -> ImportReport:
+    """:func:`import_labels` for YOLO label texts already keyed by image key, with the same checks.
+
+    For a source that knows each label's image (``detal pull``: the task
+    detal pushed for it), so no file name is read and nothing is guessed.
+    ``source`` names it in messages; ``sources`` names each label's origin.
+    """
+    def read(names: list[str], pool: PoolNames, sizes: dict[str, tuple[int, int]]) -> ReturnedLabels:
+        where = dict(sources or {})
+        return ReturnedLabels(labels=dict(labels), sources={k: where.get(k, f"{source}: image {k}") for k in labels})
+
+    return _locked(Path(project), source, read, overwrite, hooks, False)
+
+
+def _locked(project: Path, source: Path | str, read: Reader, overwrite: bool, hooks: Hooks | None,
+            accept_prelabels: bool) -> ImportReport:
     store = open_store(project)
     try:
         with folder_lock(project):
-            return _import(project, store, path, fmt, overwrite, hooks or NO_HOOKS,
-                           allow_empty, accept_prelabels)
+            return _import(project, store, source, read, overwrite, hooks or NO_HOOKS, accept_prelabels)
     finally:
         store.close()
+
+
+def pool_names(store: Store, by_key: Mapping[str, ImageRow] | None = None) -> PoolNames:
+    """The names the pool's images answer to in a return (:class:`~detal.export.keys.PoolNames`).
+
+    Validation images are not among them: they are never sent out.
+    """
+    rows = (by_key or store.images_by_key()).values()
+    root = store.get_meta("images_root")
+    prefix = f"{root}/" if root else ""
+
+    def in_folder(relpath: str) -> str:
+        if prefix and relpath.startswith(prefix):
+            return relpath[len(prefix):]
+        return relpath.split("/", 1)[-1]
+
+    return PoolNames((r.key, in_folder(r.relpath)) for r in rows if r.status != Status.VAL.value)
 
 
 def _backup(labels_root: Path, row: ImageRow, stamp: str) -> Path:
@@ -152,8 +197,8 @@ def _backup(labels_root: Path, row: ImageRow, stamp: str) -> Path:
     raise StateError(f"{folder}: cannot find a free name for the backup of {rel}")
 
 
-def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, hooks: Hooks,
-            allow_empty: bool = False, accept_prelabels: bool = False) -> ImportReport:
+def _import(project: Path, store: Store, path: Path | str, read: Reader, overwrite: bool, hooks: Hooks,
+            accept_prelabels: bool = False) -> ImportReport:
     last = store.last_cycle()
     if last is not None and last.state != "done":
         raise StateError(f"{project}: cycle {last.id} was interrupted; rerun detal cycle to finish it first")
@@ -164,33 +209,15 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
 
     by_key = store.images_by_key()
     sizes = {r.key: (r.width, r.height) for r in by_key.values()}
-    returned = read_returned(path, fmt, names, sizes=sizes, allow_no_annotations=allow_empty,
-                             allow_confidence=fmt != "yolo")
+    returned = read(names, pool_names(store, by_key), sizes)
     problems: list = list(returned.problems)
     entries = [(returned.sources[k], k, text) for k, text in sorted(returned.labels.items())]
-    by_nfc: dict[str, str] = {}
     seen: dict[str, str] = {}
     new, changed, unchanged, not_out = [], [], 0, 0
     for where, key, text in entries:
-        spelled = PurePosixPath(key)
-        other = by_key.get(spelled.stem) if spelled.suffix else None
-        if (other is not None and key in by_key and other.key != key
-                and PurePosixPath(other.relpath).suffix.lower() == spelled.suffix.lower()):
-            # 'x.png' names the image x.png by its file name and x.png.jpg by its key:
-            # refuse rather than guess which one the labels are for
-            problems.append(LabelProblem(where, 0, (
-                f"label {key!r} could mean image {other.relpath} or {by_key[key].relpath}; "
-                "rename one of them")))
-            continue
-        if key not in by_key and spelled.suffix:
-            key = spelled.stem  # COCO names images with their suffix
         row = by_key.get(key)
-        if row is None or row.status == Status.VAL.value:
-            if is_not_a_label(f"{key}.txt"):
-                continue
-            if not by_nfc:
-                by_nfc = {unicodedata.normalize("NFC", k): k for k in by_key}
-            problems.append(LabelProblem(where, 0, _unknown_key(key, by_nfc)))
+        if row is None or row.status == Status.VAL.value:  # the readers match keys to pool images only
+            problems.append(LabelProblem(where, 0, f"label for an image the project does not have ({show_name(key)})"))
             continue
         if row.problem is not None:
             problems.append(LabelProblem(
@@ -220,7 +247,7 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
         else:
             not_out += 1
             problems.append(LabelProblem(where, 0, f"image {key} is not in a batch that is out"))
-    if not batch_out(store) and not overwrite and (not_out or not entries):
+    if not batch_out(store) and not overwrite and (not_out or not (entries or problems)):
         raise StateError(
             f"{project}: no batch is out, so there is nothing to import from {path} "
             "(run detal cycle to select one)"
