@@ -46,7 +46,7 @@ import numpy as np
 
 from detal.detections import Prediction
 from detal.errors import DataError
-from detal.export.keys import PoolNames, image_suffix
+from detal.export.keys import Match, PoolNames, image_suffix
 from detal.labels import LabelProblem, format_line, normalized_box, parse_label_lines, show_name
 
 __all__ = [
@@ -483,6 +483,11 @@ def collect_labels(
             key = path
         else:
             match = pool.match(path, file_name=file_name)
+            whole = label_path(e.relpath)
+            if match.key is not None and whole != path:  # a folder of the pool may be called labels/ too
+                also = pool.match(whole, file_name=file_name, by_base=False).key
+                if also is not None and also != match.key:
+                    match = Match(None, pool.ambiguous(whole, {match.key, also}))
             if match.key is None:
                 out.problems.append(LabelProblem(e.where, 0, str(match.problem)))
                 continue

@@ -108,12 +108,13 @@ class PoolNames:
 
     # -- the rule ---------------------------------------------------------------------------
 
-    def match(self, spelled: str, *, file_name: bool | None = False) -> Match:
+    def match(self, spelled: str, *, file_name: bool | None = False, by_base: bool = True) -> Match:
         """The key of the one image ``spelled`` names, or the problem (see the module doc).
 
         ``file_name``: ``True`` for an image file name (COCO), ``False`` for a
         label file's path without ``.txt``, ``None`` for one that may be
         either (every label file of the return ends in an image suffix).
+        ``by_base=False`` stops before step 3 (the path itself must name it).
         """
         parts = spelled_path(spelled)
         if not parts:
@@ -121,13 +122,14 @@ class PoolNames:
         steps: list[tuple[str, Callable[[str], set[str]], Callable[[str], set[str]]]] = [
             ("/".join(parts), self._stems_exact, self._files_exact)]
         steps += [("/".join(parts[i:]), self._stems_exact, self._files_exact) for i in range(1, len(parts) - 1)]
-        steps.append((parts[-1], self._stems_base, self._files_base))
+        if by_base:
+            steps.append((parts[-1], self._stems_base, self._files_base))
         for n, (name, stems, files) in enumerate(steps):
             found = self._candidates(name, stems, files, file_name)
             if len(found) == 1:
                 return Match(found.pop())
             if found:
-                return Match(None, self._ambiguous(spelled, found, by_base=n == len(steps) - 1))
+                return Match(None, self.ambiguous(spelled, found, by_base=by_base and n == len(steps) - 1))
         return Match(None, self.unknown(spelled, file_name=file_name is not False))
 
     @staticmethod
@@ -153,7 +155,8 @@ class PoolNames:
 
     # -- messages -----------------------------------------------------------------------------
 
-    def _ambiguous(self, spelled: str, keys: set[str], *, by_base: bool) -> str:
+    def ambiguous(self, spelled: str, keys: set[str], *, by_base: bool = False) -> str:
+        """The message for a returned path that could name any of the images ``keys``."""
         paths = sorted(self._path[k] for k in keys)
         shown = " or ".join(show_name(p) for p in paths[:_SHOWN])
         more = f" (and {len(paths) - _SHOWN} more)" if len(paths) > _SHOWN else ""
