@@ -14,9 +14,12 @@ nothing, and the project folder itself (which may live inside its image
 folder, with an ``images`` link back to it) is never scanned. A file name
 with a control character (a newline, a tab ...) is refused: Ultralytics
 drops such an image from training without a word. Every corrupt image is
-named (:attr:`ImageScan.bad`), and two images whose bundle names clash
-(``sub/a.png`` against ``sub__a.png``, or names that differ only in
-Unicode normalisation) are refused naming both.
+named (:attr:`ImageScan.bad`), and so is every name Windows cannot hold
+(:func:`windows_problem`: ``a<b>.png``, ``CON.png``, a folder ending in a
+space or a dot), and two images whose bundle names clash (``sub/a.png``
+against ``sub__a.png``, or names that differ only in Unicode normalisation
+or in case, ``IMG_1.JPG`` and ``img_1.jpg``) are refused naming both: a
+vendor on Windows or macOS would get one file for two.
 """
 
 from __future__ import annotations
@@ -34,10 +37,41 @@ from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
 from detal.project.paths import label_relpath
 
-__all__ = ["ImageScan", "image_info", "link_into", "walk_images"]
+__all__ = ["ImageScan", "image_info", "link_into", "walk_images", "windows_problem"]
 
 
 _CONTROL_NAMES = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab"}
+
+_WINDOWS_CHARS = '<>:"\\|?*'
+"""Characters Windows does not allow in a file or folder name (besides control characters)."""
+
+_WINDOWS_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL"]
+    + [f"{port}{n}" for port in ("COM", "LPT") for n in [*"0123456789", "\u00b9", "\u00b2", "\u00b3"]]
+)
+"""Names Windows keeps for devices, with any suffix (``CON.png``, ``aux.tar.jpg``), in any case."""
+
+
+def windows_problem(rel: str) -> tuple[str, str] | None:
+    """``(the part of rel, what is wrong)`` for the first folder or file name Windows cannot hold, or ``None``.
+
+    A vendor on Windows could not unzip a bundle holding it, nor keep
+    labels laid out like the image folder: a character Windows does not
+    allow (``a<b>.png``), a device name (``CON.png``, ``aux.jpg``), or a name
+    ending in a space or a dot (Windows drops them, so ``sub.`` is ``sub``).
+    """
+    parts = rel.split("/")
+    for i, name in enumerate(parts):
+        where = "/".join(parts[: i + 1])
+        bad = next((ch for ch in name if ch in _WINDOWS_CHARS), None)
+        if bad is not None:
+            return where, f"the name has {bad!r}, which Windows does not allow"
+        device = name.split(".", 1)[0].rstrip(" ")
+        if device.upper() in _WINDOWS_DEVICES:
+            return where, f"{device!r} is a name Windows keeps for a device"
+        if name.endswith((" ", ".")):
+            return where, f"the name ends in a {'space' if name.endswith(' ') else 'dot'}, which Windows drops"
+    return None
 
 
 def control_character(name: str) -> str | None:
@@ -69,7 +103,7 @@ def walk_images(root: Path, exclude: Iterable[Path] = ()) -> Iterator[str]:
                 continue
             child = f"{rel}/{name}" if rel else name
             full = root / child
-            if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES and full.is_file():
+            if os.path.splitext(name.rstrip(" ."))[1].lower() in IMAGE_SUFFIXES and full.is_file():
                 what = control_character(child)
                 if what is not None:
                     raise DataError(
@@ -118,7 +152,8 @@ class ImageScan:
         self.exclude = list(exclude)
         self.bad: list[str] = []  # one message per corrupt or unreadable image
         self.next_id = 0
-        self._keys: dict[str, tuple[str, str]] = {}  # NFC key -> (relpath, key), every folder
+        self._keys: dict[str, tuple[str, str]] = {}  # folded key -> (relpath, key), every folder
+        self._windows: set[str] = set()  # names Windows cannot hold, reported
 
     def rows(
         self, root: Path, prefix: str, status: str, labels: dict[str, tuple[Path, str]], key_prefix: str,
@@ -141,6 +176,15 @@ class ImageScan:
                     "name apart from the suffix; YOLO labels are matched by name, rename one of them"
                 )
             seen_stems[stem] = rel
+            windows = windows_problem(rel)
+            if windows is not None:  # named once, even for a folder of many images
+                part, what = windows
+                if part not in self._windows:
+                    self._windows.add(part)
+                    kind = "image" if part == rel else "folder"
+                    self.bad.append(f"{root}: {kind} {show_name(part)}: {what}; rename it (a vendor on "
+                                    "Windows could not unzip the bundle)")
+                continue
             key = key_prefix + stem.replace("/", "__")
             self._check_key(root, rel, key)
             try:
@@ -168,12 +212,20 @@ class ImageScan:
 
 
     def _check_key(self, root: Path, rel: str, key: str) -> None:
+        """Refuse a key that one file system may take for another's: the bundle would hold both."""
         nfc = unicodedata.normalize("NFC", key)
-        if nfc not in self._keys:
-            self._keys[nfc] = (rel, key)
+        folded = nfc.lower()
+        if folded not in self._keys:
+            self._keys[folded] = (rel, key)
             return
-        other, other_key = self._keys[nfc]
+        other, other_key = self._keys[folded]
         first, second = sorted((other, rel))
+        if unicodedata.normalize("NFC", other_key) != nfc:
+            raise DataError(
+                f"{root}: images {show_name(first)} and {show_name(second)} have names that differ only "
+                "in case (Windows and macOS take them for one file, so a vendor unzipping the bundle "
+                "would keep one); rename one of them"
+            )
         if other_key != key:
             raise DataError(
                 f"{root}: images {show_name(first)} and {show_name(second)} have names that differ only "
