@@ -2,9 +2,12 @@
 
 All or nothing: every file is read by :func:`detal.export.read_returned` (the
 one reader of returned labels, which maps class ids by name whenever the
-source carries names, and checks a COCO file's image sizes against the ones
-the project recorded) and validated first, and every problem is reported in
-one :class:`DataError`. Labels people made are never destroyed: a label that
+source carries names, finds each label's image by the one key rule of
+:mod:`detal.export.keys` from :func:`pool_names`, and checks a COCO file's
+image sizes against the ones the project recorded) and validated first, and
+every problem is reported in one :class:`DataError`. Labels whose image is
+known already (``detal pull``) come in through :func:`import_keyed_labels`,
+with the same checks. Labels people made are never destroyed: a label that
 differs from the one the project holds is refused unless ``overwrite``, and
 then the old file is kept under ``labels/.replaced/`` with a name no other
 backup has (time to the microsecond, then a counter; the file is created
