@@ -38,7 +38,7 @@ import os
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -63,6 +63,7 @@ __all__ = [
     "check_names",
     "collect_labels",
     "format_line",
+    "is_label_folder",
     "label_entries",
     "label_path",
     "normalisation_hint",
@@ -440,19 +441,24 @@ class ReturnedLabels:
     problems: list[LabelProblem] = field(default_factory=list)
 
 
-def label_path(relpath: str, is_label_folder: Callable[[str], bool] | None = None) -> str:
-    """How a returned label file spells its image: its path without ``.txt``, below the label folder.
+def is_label_folder(folder: str) -> bool:
+    """Whether a folder of a return holds its labels laid out as the images are: ``labels``
+    (Ultralytics) or ``obj_<subset>_data`` (CVAT YOLO 1.1, darknet, datumaro)."""
+    return folder == "labels" or (folder.startswith("obj_") and folder.endswith("_data"))
 
-    ``is_label_folder`` tells the format's label folder (``labels``,
-    ``obj_train_data``) among the folders of ``relpath``; the path is taken
-    below the first one, or from the return's root when there is none.
+
+def label_path(relpath: str) -> str:
+    """How a returned label file spells its image: its path without ``.txt``, below its label folder.
+
+    The path is taken below the first :func:`is_label_folder` among the
+    folders of ``relpath`` (``batch/labels/sub/a.txt``: ``sub/a``), or from
+    the return's root when there is none.
     """
     parts = PurePosixPath(relpath).parts
-    if is_label_folder is not None:
-        for i, part in enumerate(parts[:-1]):
-            if is_label_folder(part):
-                parts = parts[i + 1:]
-                break
+    for i, part in enumerate(parts[:-1]):
+        if is_label_folder(part):
+            parts = parts[i + 1:]
+            break
     path = "/".join(parts)
     return path[: -len(".txt")] if path.lower().endswith(".txt") else path
 
@@ -464,7 +470,6 @@ def collect_labels(
     *,
     allow_confidence: bool = True,
     pool: PoolNames | None = None,
-    is_label_folder: Callable[[str], bool] | None = None,
 ) -> ReturnedLabels:
     """Parse returned ``.txt`` label files into ``image key -> canonical text``.
 
@@ -476,14 +481,14 @@ def collect_labels(
     column (confidence) is accepted and dropped.
     """
     out = ReturnedLabels()
-    spelled = [label_path(e.relpath, is_label_folder) for e in files]
+    spelled = [label_path(e.relpath) for e in files]
     file_name = None if spelled and all(image_suffix(s) for s in spelled) else False
     for e, path in zip(files, spelled):
         if pool is None:
             key = path
         else:
             match = pool.match(path, file_name=file_name)
-            whole = label_path(e.relpath)
+            whole = e.relpath[: -len(".txt")] if e.relpath.lower().endswith(".txt") else e.relpath
             if match.key is not None and whole != path:  # a folder of the pool may be called labels/ too
                 also = pool.match(whole, file_name=file_name, by_base=False).key
                 if also is not None and also != match.key:

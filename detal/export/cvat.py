@@ -43,11 +43,6 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 _SUBSET_DIR = "obj_train_data"
 
 
-def _is_subset_folder(folder: str) -> bool:
-    """``obj_<subset>_data``: the folder of one subset's labels and images."""
-    return folder.startswith("obj_") and folder.endswith("_data")
-
-
 def obj_names(names: Sequence[str]) -> str:
     return "".join(f"{n}\n" for n in names)
 
@@ -121,10 +116,9 @@ def read_cvat(path: Path, names: Sequence[str], *, allow_confidence: bool = True
         e
         for e in entries
         if e.relpath.lower().endswith(".txt")
-        and any(map(_is_subset_folder, PurePosixPath(e.relpath).parts[:-1]))
+        and any(p.startswith("obj_") and p.endswith("_data") for p in PurePosixPath(e.relpath).parts[:-1])
     ]
-    out = collect_labels(files, file_names, names, allow_confidence=allow_confidence, pool=pool,
-                         is_label_folder=_is_subset_folder)
+    out = collect_labels(files, file_names, names, allow_confidence=allow_confidence, pool=pool)
     out.problems[:0] = problems
     return out
 

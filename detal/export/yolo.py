@@ -52,11 +52,6 @@ _NAME_FILES = ("data.yaml", "data.yml", "classes.txt")
 _NOT_LABELS = NOT_LABELS
 
 
-def _is_labels(folder: str) -> bool:
-    """The folder whose files are the labels, laid out below it as the images are below ``images/``."""
-    return folder == "labels"
-
-
 def data_yaml(names: Sequence[str]) -> str:
     """The ``data.yaml`` of the bundle: names, and train/val pointing at ``images``."""
     body = {
@@ -172,8 +167,9 @@ def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True
 
     Label files are the ``.txt`` files under a ``labels/`` folder if there is
     one, else every ``.txt`` (except lists such as ``classes.txt``); each
-    names its image by its path below ``labels/`` (or the return's root), as
-    :func:`~detal.export.common.collect_labels` matches it to ``pool``. Class
+    names its image by its path below ``labels/`` (or ``obj_<subset>_data/``,
+    or the return's root), as :func:`~detal.export.common.collect_labels`
+    matches it to ``pool``. Class
     ids are mapped by name through ``data.yaml``/``classes.txt`` when present
     (see :func:`returned_names`), else taken as the project's ids.
     """
@@ -185,12 +181,12 @@ def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True
         for e in entries
         if e.relpath.lower().endswith(".txt") and e.name.lower() not in _NOT_LABELS
     ]
-    under_labels = [e for e in txts if any(map(_is_labels, PurePosixPath(e.relpath).parts[:-1]))]
+    under_labels = [e for e in txts if "labels" in PurePosixPath(e.relpath).parts[:-1]]
     if name_problems:  # ids mean nothing without unambiguous names: do not parse them
         return ReturnedLabels(problems=problems)
     file_names = file_names if file_names is not None else list(names)
     out = collect_labels(under_labels or txts, file_names, names, allow_confidence=allow_confidence,
-                         pool=pool, is_label_folder=_is_labels if under_labels else None)
+                         pool=pool)
     out.problems[:0] = problems
     return out
 
