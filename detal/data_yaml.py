@@ -17,7 +17,7 @@ from typing import Any
 from detal.adapter import LabeledImage
 from detal.errors import DataError
 from detal.files import IMAGE_SUFFIXES, read_small_text
-from detal.labels import parse_label_text
+from detal.labels import parse_label_text, yaml_class_names
 from detal.safeyaml import load_yaml
 
 __all__ = ["Dataset", "label_path", "load_dataset"]
@@ -126,19 +126,9 @@ def load_dataset(data_yaml: str | Path) -> Dataset:
     for key in ("train", "val", "names"):
         if key not in data or data[key] in (None, "", []):
             raise DataError(f"{yaml_path}: missing `{key}`")
-    names = data["names"]
-    if isinstance(names, dict):
-        try:
-            keys = sorted(int(k) for k in names)
-        except (TypeError, ValueError):
-            raise DataError(f"{yaml_path}: names keys must be class ids 0..n-1") from None
-        if keys != list(range(len(keys))):
-            raise DataError(f"{yaml_path}: names keys must be 0..{len(keys) - 1}")
-        names = [str(names[k] if k in names else names[str(k)]) for k in keys]
-    elif isinstance(names, list):
-        names = [str(n) for n in names]
-    else:
-        raise DataError(f"{yaml_path}: names must be a list or a mapping of id: name")
+    names, why = yaml_class_names(data)
+    if names is None:
+        raise DataError(f"{yaml_path}: {why}")
     root = Path(data.get("path") or yaml_path.parent)
     if not root.is_absolute():
         root = (yaml_path.parent / root).resolve()

@@ -38,6 +38,8 @@ import numpy as np
 from detal.adapter import LabeledImage, Metrics, PredictResult, TrainResult
 from detal.detections import Detections, Prediction
 from detal.errors import ModelError
+from detal.image_check import allow_large_images
+from detal.image_frame import displayed_size
 
 __all__ = ["FakeAdapter"]
 
@@ -228,12 +230,14 @@ class FakeAdapter:
         return (v / np.linalg.norm(v)).astype(np.float16)
 
     def image_size(self, image: Path) -> tuple[int, int]:
-        """The image's real ``(width, height)`` from its header; ``size`` for a file that is not an image."""
+        """The image's ``(width, height)`` as displayed (:mod:`detal.image_frame`), as Ultralytics
+        reads it; ``size`` for a file that is not an image."""
         from PIL import Image
 
+        allow_large_images()
         try:
             with Image.open(image) as im:
-                return im.size
+                return displayed_size(im)
         except Exception:  # noqa: BLE001 - not an image, or not there: the canned size
             return self.size
 

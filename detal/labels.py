@@ -7,6 +7,7 @@ image has no objects" and is valid.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import numpy as np
 from detal.detections import Prediction
 from detal.errors import DataError
 from detal.files import read_small_text
+from detal.safeyaml import load_yaml
 
 __all__ = [
     "MAX_CLASSES_BYTES",
@@ -33,6 +35,7 @@ __all__ = [
     "read_classes",
     "show_name",
     "to_yolo_line",
+    "yaml_class_names",
 ]
 
 MAX_CLASSES_BYTES = 1024 * 1024
@@ -189,6 +192,55 @@ def parse_class_names(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def yaml_class_names(data: object) -> tuple[list[str] | None, str | None]:
+    """Class names from a loaded ``data.yaml``: ``(names, None)``, or ``(None, why not)``.
+
+    ``names`` is a list, or a map ``{id: name}`` whose ids are exactly
+    ``0 .. n-1`` (as Ultralytics writes it); an ``nc`` given must match.
+    The one rule for every ``data.yaml`` detal reads (``--classes``, a
+    returned folder, ``detal simulate --data``).
+    """
+    names = data.get("names") if isinstance(data, dict) else None
+    if names is None:
+        return None, "no 'names' key (a list of class names, or a map of id: name)"
+    if isinstance(names, dict):
+        try:
+            keys = sorted(int(k) for k in names)
+        except (TypeError, ValueError):
+            return None, "the keys of 'names' must be the class ids 0..n-1"
+        if keys != list(range(len(names))):
+            return None, f"the keys of 'names' must be the class ids 0..{len(names) - 1}"
+        out = [str(names[k] if k in names else names[str(k)]) for k in keys]
+    elif isinstance(names, list):
+        out = [str(n) for n in names]
+    else:
+        return None, "'names' must be a list of class names or a map of id: name"
+    nc = data.get("nc")
+    if nc is not None and nc != len(out):
+        return None, f"nc is {nc!r} but names lists {len(out)} classes"
+    return out, None
+
+
+_YAML_SUFFIXES = (".yaml", ".yml")
+_YAML_NAMES_LINE = re.compile(r"^names\s*:")
+_ID_AND_NAME = re.compile(r"^\s*\d+\s*(?::\s*|\s+)\S")
+
+
+def _class_list_problem(lines: list[tuple[int, str]]) -> str | None:
+    """What makes one-a-line text look like another kind of class list, or ``None``."""
+    for number, line in lines:
+        if "," in line:
+            # Not split: a guess at where names end would be silent if wrong.
+            return (f"line {number} {show_name(line)} holds a comma; a classes file lists one class name "
+                    "a line (a comma-separated list is not split, and names may not hold commas)")
+    if lines and all(_ID_AND_NAME.match(line) for _, line in lines):
+        number, line = lines[0]
+        name = re.sub(r"^\s*\d+\s*:?\s*", "", line)
+        return (f"line {number} {show_name(line)} starts with a class id; a classes file lists the names "
+                f"alone, one a line, in id order (write {show_name(name)})")
+    return None
+
+
 def show_name(name: str) -> str:
     """A name quoted for a message, so that names that look alike read differently.
 
@@ -225,10 +277,14 @@ def class_name_problems(names: Sequence[str]) -> list[str]:
 
 
 def read_classes(path: str | Path) -> list[str]:
-    """Read a classes file: one class name a line (``classes.txt``/``obj.names``).
+    """Read a classes file: one class name a line (``classes.txt``/``obj.names``), or a ``data.yaml``.
 
-    A leading byte-order mark is dropped; a folder, an empty file, a repeated
-    name or two names that differ only in Unicode normalisation are refused.
+    A ``.yaml``/``.yml`` file, or one with a top-level ``names:`` line, is
+    read as a ``data.yaml`` (:func:`yaml_class_names`). A leading byte-order
+    mark is dropped; a folder, an empty file, a repeated name or two names
+    that differ only in Unicode normalisation are refused, and so are lines
+    that hold another kind of list: ``cat,dog,bird`` (not split) and ``0 cat``
+    (an id before the name).
     """
     p = Path(path)
     if p.is_dir():
@@ -237,7 +293,17 @@ def read_classes(path: str | Path) -> list[str]:
         raise DataError(f"{p}: classes file not found")
     if not p.is_file():
         raise DataError(f"{p}: not a regular file, expected a classes file (one class name a line)")
-    names = parse_class_names(read_small_text(p, DataError, "classes file", max_bytes=MAX_CLASSES_BYTES))
+    text = read_small_text(p, DataError, "classes file", max_bytes=MAX_CLASSES_BYTES).removeprefix("\ufeff")
+    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if p.suffix.lower() in _YAML_SUFFIXES or any(_YAML_NAMES_LINE.match(line) for line in text.splitlines()):
+        names, why = yaml_class_names(load_yaml(text, str(p), DataError))
+        if names is None:
+            raise DataError(f"{p}: read as a data.yaml for its class names: {why}")
+    else:
+        problem = _class_list_problem(lines)
+        if problem:
+            raise DataError(f"{p}: {problem}")
+        names = [line for _, line in lines]
     if not names:
         raise DataError(f"{p}: classes file is empty")
     problems = class_name_problems(names)

@@ -211,7 +211,12 @@ def repeat_for_share(n_real: int, n_pseudo: int, real_share: float) -> int:
         raise ValueError(f"real_share must lie in [0, 1), got {real_share}")
     if n_real <= 0 or n_pseudo <= 0:
         return 1
-    r = max(1, math.ceil(real_share * n_pseudo / ((1.0 - real_share) * n_real) - 1e-12))
-    while r * n_real / (r * n_real + n_pseudo) < real_share:  # float safety
+    def enough(r: int) -> bool:
+        return r * n_real / (r * n_real + n_pseudo) >= real_share
+
+    r = max(1, math.ceil(real_share * n_pseudo / ((1.0 - real_share) * n_real)))
+    while not enough(r):  # the estimate's rounding, either way
         r += 1
+    while r > 1 and enough(r - 1):
+        r -= 1
     return r

@@ -505,6 +505,425 @@ def case_coco_folder_holding_a_zip_named_json(t):
     return ["import", str(project), str(t / "ret"), "--format", "coco"], ["instances_default.json", "is a zip"]
 
 
+# -- issue 22, defect 4: a names file that is present is used or refused, never ignored -------------
+
+CVAT_DATA = "classes = 3\ntrain = data/train.txt\nnames = data/obj.names\nbackup = backup/\n"
+
+
+def _returned(t: Path, files: dict[str, str], *, labels_in: str = "obj_train_data/", zipped: bool = True,
+              fmt: str | None = None) -> list[str]:
+    """``import PROJECT RETURN`` (default format unless ``fmt``): batch 0's labels under ``labels_in``
+    (class id 0 in every one) beside ``files``, as a zip or an unpacked folder."""
+    project = _project(t)
+    out: dict[str, str | bytes] = dict(files)
+    for k in _keys(project):
+        out[f"{labels_in}{k}.txt"] = LINE
+    if zipped:
+        path = _zip(t / "returned.zip", out)
+    else:
+        for name, data in out.items():
+            _write(t / "returned" / name, data)
+        path = t / "returned"
+    return ["import", str(project), str(path), *(["--format", fmt] if fmt else [])]
+
+
+def _cvat_files(names: str = "car\ntruck\nbus\n", prefix: str = "", data: str = CVAT_DATA) -> dict[str, str]:
+    return {f"{prefix}obj.names": names, f"{prefix}obj.data": data,
+            f"{prefix}train.txt": "data/obj_train_data/x.png\n"}
+
+
+def case_yolo_cvat_zip_obj_names_not_project_classes(t):
+    return _returned(t, _cvat_files()), [
+        "returned.zip!obj_train_data/", "class 'car' (id 0) is not a project class", "named so in",
+        "returned.zip!obj.names"]
+
+
+def case_yolo_cvat_folder_obj_names_not_project_classes(t):
+    return _returned(t, _cvat_files(), zipped=False), [
+        "class 'car' (id 0) is not a project class", f"{t / 'returned' / 'obj.names'}"]
+
+
+def case_yolo_cvat_zip_in_a_wrapping_folder(t):
+    return _returned(t, _cvat_files(prefix="task_7/"), labels_in="task_7/obj_train_data/"), [
+        "class 'car' (id 0) is not a project class", "returned.zip!task_7/obj.names"]
+
+
+def case_yolo_cvat_zip_one_project_class_among_others(t):
+    return _returned(t, _cvat_files("person\ncat\ndog\n")), [
+        "class 'person' (id 0) is not a project class", "obj.names"]
+
+
+def case_yolo_cvat_zip_obj_names_repeats_a_name(t):
+    return _returned(t, _cvat_files("cat\ncat\ndog\n")), ["returned.zip!obj.names", "duplicate class names cat"]
+
+
+def case_yolo_cvat_zip_obj_names_empty(t):
+    return _returned(t, _cvat_files("\n")), ["returned.zip!obj.names", "lists no class names"]
+
+
+def case_yolo_cvat_zip_obj_names_nfc_and_nfd(t):
+    return _returned(t, _cvat_files(f"{NFC}\n{NFD}\ncat\n")), [
+        "obj.names", "differ only in Unicode normalisation"]
+
+
+def case_yolo_cvat_zip_without_its_obj_names(t):
+    files = _cvat_files()
+    del files["obj.names"]
+    return _returned(t, files), ["returned.zip!obj.data", "names the classes in 'data/obj.names'",
+                                 "which this return does not hold"]
+
+
+def case_yolo_cvat_zip_obj_data_counts_other_classes(t):
+    return _returned(t, _cvat_files("dog\ncat\nbird\n", data=CVAT_DATA.replace("= 3", "= 4"))), [
+        "returned.zip!obj.data", "says classes = 4", "obj.names lists 3"]
+
+
+def case_yolo_cvat_obj_names_disagrees_with_classes_txt(t):
+    return _returned(t, {**_cvat_files("dog\ncat\nbird\n"), "classes.txt": "cat\ndog\nbird\n"}), [
+        "obj.names", "its class list disagrees with", "classes.txt", "class id 0 is 'dog' here but 'cat'"]
+
+
+def case_yolo_darknet_names_file_of_another_name(t):
+    return _returned(t, {"voc.names": "car\ntruck\nbus\n"}, labels_in=""), [
+        "class 'car' (id 0) is not a project class", "returned.zip!voc.names"]
+
+
+def case_yolo_roboflow_darknet_labels(t):
+    return _returned(t, {"train/_darknet.labels": "car\ntruck\nbus\n"}, labels_in="train/"), [
+        "class 'car' (id 0) is not a project class", "returned.zip!train/_darknet.labels"]
+
+
+def case_yolo_dataset_yaml_not_project_classes(t):
+    return _returned(t, {"dataset.yaml": "names: [car, truck, bus]\n"}, labels_in="labels/", zipped=False), [
+        "class 'car' (id 0) is not a project class", "dataset.yaml"]
+
+
+def case_yolo_dataset_yml_in_a_zip(t):
+    return _returned(t, {"dataset.yml": "names:\n  - car\n  - cat\n"}, labels_in="labels/train/"), [
+        "class 'car' (id 0) is not a project class", "returned.zip!dataset.yml"]
+
+
+def case_yolo_dataset_yaml_names_as_a_map(t):
+    return _returned(t, {"dataset.yaml": "path: .\ntrain: images\nnames:\n  0: car\n  1: cat\n"},
+                     labels_in="labels/"), ["class 'car' (id 0) is not a project class", "dataset.yaml"]
+
+
+def case_yolo_dataset_yaml_in_a_subfolder(t):
+    return _returned(t, {"export/dataset.yaml": "names: [car, truck, bus]\n"}, labels_in="export/labels/"), [
+        "class 'car' (id 0) is not a project class", "returned.zip!export/dataset.yaml"]
+
+
+def case_yolo_dataset_yaml_with_unusable_names(t):
+    return _returned(t, {"dataset.yaml": "names: 5\n"}, labels_in="labels/"), [
+        "returned.zip!dataset.yaml", "'names' must be a list of class names or a map of id: name"]
+
+
+def case_yolo_dataset_yaml_repeats_a_name(t):
+    return _returned(t, {"dataset.yaml": "names: [cat, cat, dog]\n"}, labels_in="labels/"), [
+        "returned.zip!dataset.yaml", "duplicate class names cat"]
+
+
+def case_yolo_dataset_yaml_nc_disagrees(t):
+    return _returned(t, {"dataset.yaml": "nc: 2\nnames: [dog, cat, bird]\n"}, labels_in="labels/"), [
+        "returned.zip!dataset.yaml", "nc is 2 but names lists 3"]
+
+
+def case_yolo_yaml_that_does_not_parse(t):
+    return _returned(t, {"dataset.yaml": "names: [dog, cat\n"}, labels_in="labels/"), [
+        "returned.zip!dataset.yaml", "it may name the classes"]
+
+
+def case_yolo_dataset_yaml_disagrees_with_classes_txt(t):
+    return _returned(t, {"classes.txt": "cat\ndog\nbird\n", "dataset.yaml": "names: [dog, cat, bird]\n"},
+                     labels_in="labels/"), ["dataset.yaml", "disagrees with", "classes.txt"]
+
+
+def case_yolo_two_yamls_disagree(t):
+    return _returned(t, {"data.yaml": "names: [cat, dog, bird]\n", "sub/dataset.yaml": "names: [bird, dog, cat]\n"},
+                     labels_in="labels/"), ["sub/dataset.yaml", "disagrees with", "returned.zip!data.yaml"]
+
+
+def case_cvat_classes_txt_disagrees_with_obj_names(t):
+    return _returned(t, {**_cvat_files("cat\ndog\nbird\n"), "classes.txt": "dog\ncat\nbird\n"}, fmt="cvat-yolo"), [
+        "classes.txt", "its class list disagrees with", "returned.zip!obj.names"]
+
+
+def case_cvat_dataset_yaml_disagrees_with_obj_names(t):
+    return _returned(t, {**_cvat_files("cat\ndog\nbird\n"), "dataset.yaml": "names: [bird, cat, dog]\n"},
+                     fmt="cvat-yolo"), ["dataset.yaml", "disagrees with", "obj.names"]
+
+
+def case_cvat_obj_data_counts_other_classes(t):
+    return _returned(t, _cvat_files("cat\ndog\nbird\n", data=CVAT_DATA.replace("= 3", "= 5")), fmt="cvat-yolo",
+                     zipped=False), ["obj.data", "says classes = 5"]
+
+
+def case_cvat_folder_obj_names_not_project_classes_nested(t):
+    return _returned(t, _cvat_files(prefix="job/"), labels_in="job/obj_train_data/", fmt="cvat-yolo",
+                     zipped=False), ["class 'car' (id 0) is not a project class", "named so in"]
+
+
+def _init_with_labels(t: Path, files: dict[str, str], *, val: bool = False) -> list[str]:
+    """``init`` over 6 images whose label folder (``--labels``, or ``--val-labels`` with ``val``)
+    holds ``files`` and a label (class 0) for the first and the last image, in a subfolder or not."""
+    make_images(t / "imgs", 6)
+    _write(t / "classes.txt", "cat\ndog\nbird\n")
+    labels = t / "labels"
+    for name, text in files.items():
+        _write(labels / name, text)
+    for stem in ("im000", "im005"):
+        _write(labels / f"{stem}.txt", LINE)
+    argv = ["init", str(t / "p"), "--images", str(t / "imgs"), "--classes", str(t / "classes.txt")]
+    if val:
+        make_images(t / "val", 2, start=0)
+        for stem in ("im000", "im001"):
+            _write(labels / f"{stem}.txt", LINE)
+        return [*argv, "--val-images", str(t / "val"), "--val-labels", str(labels)]
+    return [*argv, "--labels", str(labels)]
+
+
+def case_init_labels_obj_names_not_project_classes(t):
+    return _init_with_labels(t, {"obj.names": "car\ntruck\nbus\n"}), [
+        "im000.txt", "class 'car' (id 0) is not a project class", "obj.names"]
+
+
+def case_init_labels_dataset_yaml_not_project_classes(t):
+    return _init_with_labels(t, {"dataset.yaml": "names: [car, truck]\n"}), [
+        "im005.txt", "class 'car' (id 0) is not a project class", "dataset.yaml"]
+
+
+def case_init_labels_classes_txt_repeats_a_name(t):
+    return _init_with_labels(t, {"classes.txt": "cat\ncat\ndog\n"}), [
+        "labels/classes.txt", "duplicate class names cat"]
+
+
+def case_init_labels_two_names_files_disagree(t):
+    return _init_with_labels(t, {"classes.txt": "cat\ndog\nbird\n", "data.yaml": "names: [dog, cat, bird]\n"}), [
+        "disagrees with", "classes.txt"]
+
+
+def case_init_val_labels_classes_txt_not_project_classes(t):
+    return _init_with_labels(t, {"classes.txt": "person\ncar\n"}, val=True), [
+        "class 'person' (id 0) is not a project class", "classes.txt"]
+
+
+
+# -- issue 22, defect 10: --classes given the wrong kind of list ---------------------------------
+
+
+def _init_classes(t: Path, name: str, text: str | bytes) -> list[str]:
+    make_images(t / "imgs", 4)
+    return ["init", str(t / "p"), "--images", str(t / "imgs"), "--classes", str(_write(t / name, text))]
+
+
+_DATA_YAML = "path: .\ntrain: images/train\nval: images/val\n"
+
+
+def case_init_classes_data_yaml_without_names(t):
+    return _init_classes(t, "data.yaml", _DATA_YAML + "nc: 3\n"), [
+        "data.yaml: read as a data.yaml for its class names: no 'names' key"]
+
+
+def case_init_classes_data_yaml_nc_disagrees(t):
+    return _init_classes(t, "data.yaml", _DATA_YAML + "nc: 4\nnames: [cat, dog, bird]\n"), [
+        "nc is 4 but names lists 3 classes"]
+
+
+def case_init_classes_data_yaml_ids_with_a_gap(t):
+    return _init_classes(t, "data.yaml", _DATA_YAML + "names:\n  0: cat\n  2: bird\n"), [
+        "the keys of 'names' must be the class ids 0..1"]
+
+
+def case_init_classes_data_yaml_names_a_string(t):
+    return _init_classes(t, "dataset.yml", "names: cat\n"), [
+        "dataset.yml", "'names' must be a list of class names or a map of id: name"]
+
+
+def case_init_classes_data_yaml_unclosed_list(t):
+    return _init_classes(t, "data.yaml", "names: [cat, dog\n"), ["data.yaml", "not valid YAML"]
+
+
+def case_init_classes_txt_holding_yaml_with_a_repeat(t):
+    return _init_classes(t, "classes.txt", _DATA_YAML + "names: [cat, dog, cat]\n"), [
+        "classes.txt", "duplicate class names cat"]
+
+
+def case_init_classes_txt_holding_yaml_without_a_list(t):
+    return _init_classes(t, "classes.txt", "train: images\nnames:\n"), [
+        "classes.txt: read as a data.yaml for its class names: no 'names' key"]
+
+
+def case_init_classes_comma_separated_on_one_line(t):
+    return _init_classes(t, "classes.txt", "cat,dog,bird\n"), [
+        "classes.txt: line 1 'cat,dog,bird' holds a comma", "one class name a line", "is not split"]
+
+
+def case_init_classes_comma_and_space_separated(t):
+    return _init_classes(t, "classes.txt", "cat, dog, bird\n"), ["line 1 'cat, dog, bird' holds a comma"]
+
+
+def case_init_classes_comma_on_a_later_line(t):
+    return _init_classes(t, "classes.txt", "cat\ndog,bird\n"), ["line 2 'dog,bird' holds a comma"]
+
+
+def case_init_classes_comma_separated_with_bom_and_crlf(t):
+    return _init_classes(t, "obj.names", "\ufeffcat,dog\r\n".encode()), ["obj.names: line 1 'cat,dog' holds a comma"]
+
+
+def case_init_classes_id_space_name(t):
+    return _init_classes(t, "classes.txt", "0 cat\n1 dog\n2 bird\n"), [
+        "line 1 '0 cat' starts with a class id", "the names alone", "(write 'cat')"]
+
+
+def case_init_classes_id_colon_name(t):
+    return _init_classes(t, "classes.txt", "0: cat\n1: dog\n"), ["line 1 '0: cat' starts with a class id"]
+
+
+def case_init_classes_one_id_and_name(t):
+    return _init_classes(t, "classes.txt", "0 cat\n"), ["'0 cat' starts with a class id"]
+
+
+def case_init_classes_id_tab_name(t):
+    return _init_classes(t, "classes.txt", "0\tcat\n1\tdog\n"), ["starts with a class id", "(write 'cat')"]
+
+
+def case_init_classes_id_name_after_bom_and_blank_lines(t):
+    return _init_classes(t, "classes.txt", "\ufeff\n\n3 cat\n4 dog\n".encode()), [
+        "line 3 '3 cat' starts with a class id"]
+
+
+def case_prelabel_classes_comma_separated(t):
+    return _prelabel(t, "cat,dog,bird\n"), ["classes.txt: line 1 'cat,dog,bird' holds a comma"]
+
+
+def case_prelabel_classes_id_and_name(t):
+    return _prelabel(t, "0 cat\n1 dog\n2 bird\n"), ["'0 cat' starts with a class id"]
+
+
+def case_prelabel_classes_data_yaml_without_names(t):
+    return _prelabel(t, _write(t / "data.yaml", _DATA_YAML)), ["data.yaml", "no 'names' key"]
+
+
+# -- issue 22, defect 8: a label whose image Ultralytics could not train on, through COCO and CVAT --
+
+
+def _spoil_first_image(argv: list[str], data: bytes) -> str:
+    """Replace the first image of batch 0 by ``data``; its relpath."""
+    from detal.store import Store
+
+    project = Path(argv[1])
+    key = _keys(project)[0]
+    with Store.open(project / "detal.db", readonly=True) as store:
+        relpath = store.images_by_key()[key].relpath
+    (project / relpath).write_bytes(data)
+    return relpath
+
+
+def case_coco_label_of_an_image_now_a_gif(t):
+    argv = _coco(t)
+    buf = io.BytesIO()
+    Image.new("P", (40, 30)).save(buf, "GIF")
+    relpath = _spoil_first_image(argv, buf.getvalue())
+    return argv, ["instances.json", f"image {relpath}: a GIF image by its content"]
+
+
+def case_coco_label_of_an_image_now_9_pixels_high(t):
+    argv = _coco(t)
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 9)).save(buf, "PNG")
+    relpath = _spoil_first_image(argv, buf.getvalue())
+    return argv, [f"image {relpath}: 40x9 pixels; Ultralytics would leave it out of training"]
+
+
+def case_cvat_label_of_an_image_now_truncated(t):
+    argv = _cvat(t)
+    buf = io.BytesIO()
+    Image.effect_noise((40, 30), 60).convert("RGB").save(buf, "PNG")
+    relpath = _spoil_first_image(argv, buf.getvalue()[:-300])
+    return argv, ["cvat.zip!obj_train_data/", f"image {relpath}: corrupt image"]
+
+
+def case_cvat_label_of_an_image_opencv_cannot_decode(t):
+    argv = _cvat(t)
+    buf = io.BytesIO()
+    Image.effect_noise((40, 30), 60).convert("RGB").save(buf, "BMP")
+    relpath = _spoil_first_image(argv, buf.getvalue()[:2000])
+    return argv, [f"image {relpath}: corrupt image, OpenCV cannot decode it"]
+
+
+# -- issue 22, defect 11: label files beside the folder the labels are read from ------------------
+
+
+def case_cvat_label_file_beside_obj_train_data(t):
+    argv = _cvat(t)
+    key = _keys(Path(argv[1]))[0]
+    with zipfile.ZipFile(argv[2]) as zf:
+        files = {n: zf.read(n) for n in zf.namelist() if not n.endswith(f"{key}.txt")}
+    _zip(Path(argv[2]), {**files, f"{key}.txt": LINE})
+    return argv, [f"cvat.zip!{key}.txt: label file outside obj_*_data/", "move it into obj_*_data/"]
+
+
+def case_cvat_label_file_in_another_folder(t):
+    return _cvat(t, extra={"extra/stray.txt": LINE}), ["cvat.zip!extra/stray.txt: label file outside obj_*_data/"]
+
+# -- issue 22, defect 6: one frame for sizes, the displayed one (EXIF orientation applied) ----------
+
+
+def _rotated_coco(t: Path, tag: int, *, unturned: str = "all", nested: bool = False,
+                  folder: bool = False) -> list[str]:
+    """``import`` of a COCO file for batch 0 of a project of photos stored 48x30 with EXIF
+    orientation ``tag`` (30x48 as displayed), giving the unturned size for ``unturned``
+    (``all``, ``first`` or ``last`` image of the batch) and the displayed one for the others."""
+    from test_image_frame import rotated_jpeg
+
+    for i in range(10):
+        rotated_jpeg(t / "photos" / (f"sub/ph{i}.jpg" if nested else f"ph{i}.jpg"), tag, shade=30 * i)
+    _write(t / "classes.txt", "cat\ndog\nbird\n")
+    init_project(t / "proj", t / "photos", t / "classes.txt",
+                 config=load_config(None, ["initial_fraction=0.3", "max_labeled_fraction=0.42"]))
+    names = batch_names(t / "proj", 0)
+    wrong = {"all": set(names), "first": {names[0]}, "last": {names[-1]}}[unturned]
+    images = [{"id": i, "file_name": n, "width": 48 if n in wrong else 30, "height": 30 if n in wrong else 48}
+              for i, n in enumerate(names, start=1)]
+    doc = {"images": images, "categories": [{"id": k, "name": n} for k, n in enumerate(NAMES, start=1)],
+           "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [2, 2, 20, 10]}
+                           for i in range(1, len(images) + 1)]}
+    path = _write(t / ("ret/annotations/instances_default.json" if folder else "instances.json"), json.dumps(doc))
+    return ["import", str(t / "proj"), str(t / "ret" if folder else path), "--format", "coco"]
+
+
+def case_coco_rotated_photo_in_the_unturned_frame_tag_6(t):
+    return _rotated_coco(t, 6), ["COCO gives its size as 48x30 but the image is 30x48 as displayed", "swapped"]
+
+
+def case_coco_rotated_photo_in_the_unturned_frame_tag_8(t):
+    return _rotated_coco(t, 8), ["48x30 but the image is 30x48 as displayed", "swapped"]
+
+
+def case_coco_rotated_photo_in_the_unturned_frame_tag_5(t):
+    return _rotated_coco(t, 5), ["48x30 but the image is 30x48 as displayed"]
+
+
+def case_coco_rotated_photo_in_the_unturned_frame_tag_7(t):
+    return _rotated_coco(t, 7), ["48x30 but the image is 30x48 as displayed"]
+
+
+def case_coco_rotated_photo_only_the_first_unturned(t):
+    return _rotated_coco(t, 6, unturned="first"), ["1 problem", "48x30 but the image is 30x48"]
+
+
+def case_coco_rotated_photo_only_the_last_unturned(t):
+    return _rotated_coco(t, 8, unturned="last"), ["1 problem", "48x30 but the image is 30x48"]
+
+
+def case_coco_rotated_photo_nested_unturned(t):
+    return _rotated_coco(t, 6, nested=True), ["sub__ph", "48x30 but the image is 30x48 as displayed"]
+
+
+def case_coco_rotated_photo_unturned_in_a_coco_folder(t):
+    return _rotated_coco(t, 8, folder=True), ["instances_default.json", "48x30 but the image is 30x48"]
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 
@@ -530,7 +949,7 @@ def test_hostile_input(case, tmp_path, capsys):
 
 def test_there_are_enough_hostile_cases():
     assert len(CASES) >= 60
-    groups = {"coco", "cvat", "config", "cycle", "init", "prelabel", "score", "digits"}
+    groups = {"coco", "cvat", "config", "cycle", "init", "prelabel", "score", "digits", "yolo"}
     assert {c.__name__.split("_")[1] for c in CASES} == groups
 
 

@@ -33,6 +33,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from imagekit import cut, encoded, flat_jpeg, half, png_bad_crc
 from PIL import Image
 from projectkit import (
     NAMES,
@@ -160,6 +161,8 @@ def case_import_label_of_an_image_taken_out_of_the_pool(t):
     project = make_project(t, n=20)
     returned = write_returned(t / "ret", project, 0)
     key = min(returned.iterdir()).stem
+    with Store.open(project / "detal.db") as store:  # really gone (one back unchanged counts again)
+        (project / store.images_by_key()[key].relpath).unlink()
     _sql(project, f"UPDATE images SET problem = 'missing' WHERE key = '{key}'")
     return ["import", str(project), str(returned)], [
         f"{key}.txt", f"image {key} was taken out of the pool (missing since init)"]
@@ -169,6 +172,8 @@ def case_import_label_of_a_changed_image(t):
     project = make_project(t, n=20)
     returned = write_returned(t / "ret", project, 0)
     key = max(returned.iterdir()).stem
+    with Store.open(project / "detal.db") as store:  # the file really changed (one back unchanged counts again)
+        Image.new("RGB", (20, 20), (1, 2, 3)).save(project / store.images_by_key()[key].relpath)
     _sql(project, f"UPDATE images SET problem = 'changed' WHERE key = '{key}'")
     return ["import", str(project), str(returned)], [f"image {key} was taken out of the pool (changed"]
 
@@ -368,27 +373,27 @@ def case_import_part_of_the_prelabels_unchanged(t):
 
 def case_init_newline_in_an_image_name(t):
     make_images(t / "imgs", 3)
-    Image.new("RGB", (8, 8)).save(t / "imgs" / "a\nb.png")
+    Image.new("RGB", (12, 12)).save(t / "imgs" / "a\nb.png")
     return _init(t, t / "imgs"), ["imgs", "image 'a\\nb.png' has a newline in its name"]
 
 
 def case_init_tab_in_an_image_name(t):
     make_images(t / "imgs", 3)
-    Image.new("RGB", (8, 8)).save(t / "imgs" / "a\tb.png")
+    Image.new("RGB", (12, 12)).save(t / "imgs" / "a\tb.png")
     return _init(t, t / "imgs"), ["'a\\tb.png' has a tab in its name"]
 
 
 def case_init_carriage_return_in_a_folder_name(t):
     make_images(t / "imgs", 3)
     (t / "imgs" / "sub\r").mkdir()
-    Image.new("RGB", (8, 8)).save(t / "imgs" / "sub\r" / "x.png")
+    Image.new("RGB", (12, 12)).save(t / "imgs" / "sub\r" / "x.png")
     return _init(t, t / "imgs"), ["'sub\\r/x.png' has a carriage return in its name"]
 
 
 def case_init_escape_character_in_a_val_image_name(t):
     make_images(t / "imgs", 3)
     (t / "val").mkdir()
-    Image.new("RGB", (8, 8)).save(t / "val" / "v\x1b.png")
+    Image.new("RGB", (12, 12)).save(t / "val" / "v\x1b.png")
     (t / "vl").mkdir()
     return _init(t, t / "imgs", "--val-images", str(t / "val"), "--val-labels", str(t / "vl")), [
         "val", "the control character U+001B in its name"]
@@ -396,7 +401,7 @@ def case_init_escape_character_in_a_val_image_name(t):
 
 def case_init_delete_character_in_an_image_name(t):
     make_images(t / "imgs", 3)
-    Image.new("RGB", (8, 8)).save(t / "imgs" / "z\x7f.png")
+    Image.new("RGB", (12, 12)).save(t / "imgs" / "z\x7f.png")
     return _init(t, t / "imgs"), ["U+007F"]
 
 
@@ -441,27 +446,27 @@ def case_init_subfolder_clashes_with_double_underscore(t):
 
 def case_init_clash_across_suffixes(t):
     make_images(t / "imgs" / "a", 1)
-    Image.new("RGB", (9, 9)).save(t / "imgs" / "a__im000.jpg")
+    Image.new("RGB", (13, 13)).save(t / "imgs" / "a__im000.jpg")
     return _init(t, t / "imgs"), ["'a/im000.png' and 'a__im000.jpg' get the same bundle name"]
 
 
 def case_init_nfc_and_nfd_image_names(t):
     make_images(t / "imgs", 2)
-    Image.new("RGB", (8, 8)).save(t / "imgs" / f"{NFC}.png")
-    Image.new("RGB", (9, 8)).save(t / "imgs" / f"{NFD}.png")
+    Image.new("RGB", (12, 12)).save(t / "imgs" / f"{NFC}.png")
+    Image.new("RGB", (13, 12)).save(t / "imgs" / f"{NFD}.png")
     return _init(t, t / "imgs"), ["'cafe\\u0301.png'", "'café.png'", "differ only in Unicode normalisation"]
 
 
 def case_init_same_stem_two_suffixes_is_named_distinguishably(t):
     make_images(t / "imgs", 2)
-    Image.new("RGB", (8, 8)).save(t / "imgs" / f"{NFD}.png")
-    Image.new("RGB", (8, 8)).save(t / "imgs" / f"{NFD}.jpg")
+    Image.new("RGB", (12, 12)).save(t / "imgs" / f"{NFD}.png")
+    Image.new("RGB", (12, 12)).save(t / "imgs" / f"{NFD}.jpg")
     return _init(t, t / "imgs"), ["'cafe\\u0301.jpg' and 'cafe\\u0301.png' have the same name apart"]
 
 
 def case_import_nfd_label_for_an_nfc_image(t):
     make_images(t / "imgs", 9)
-    Image.new("RGB", (8, 8)).save(t / "imgs" / f"{NFC}.png")
+    Image.new("RGB", (12, 12)).save(t / "imgs" / f"{NFC}.png")
     from detal.config import load_config
 
     init_project(t / "p", t / "imgs", write_classes(t / "classes.txt"),
@@ -483,7 +488,7 @@ def _images(root: Path, *names: str) -> Path:
     for n, name in enumerate(names):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         fmt = "JPEG" if name.lower().rstrip(" .").endswith((".jpg", ".jpeg")) else "PNG"
-        Image.new("RGB", (8 + n, 8), (n * 30 % 255, 40, 90)).save(root / name, format=fmt)
+        Image.new("RGB", (10 + n, 10), (n * 30 % 255, 40, 90)).save(root / name, format=fmt)
     return root
 
 
@@ -601,6 +606,368 @@ def case_simulate_data_yaml_alias_bomb(t):
 def case_simulate_data_yaml_names_through_an_alias(t):
     return _simulate(t, "base: &n [cat, dog]\nnames: *n\ntrain: images\nval: images\n"), [
         "data.yaml", "(*n) are not allowed"]
+
+
+
+# -- issue 22, defects 8 and 17: images Ultralytics would leave out of training -----------------
+# Each kind of image is tried in every place init meets it: first and last in the pool, nested,
+# with a label, as a validation image, in the initial batch. The kinds OpenCV alone finds (a
+# truncated BMP or TIFF) are decoded only where detal trains on or ships the image first.
+
+_TRUNCATED_JPEG = half(encoded("JPEG", (64, 48)))
+_LEFT_OUT = {  # kind: (suffix, content, words of the reason)
+    "gif_named_png": (".png", encoded("GIF"), ["a GIF image by its content (its name says .png)",
+                                               "Ultralytics trains only on"]),
+    "gif_named_jpg": (".jpg", encoded("GIF"), ["a GIF image by its content (its name says .jpg)"]),
+    "gif_named_webp": (".webp", encoded("GIF"), ["a GIF image by its content (its name says .webp)"]),
+    "ico_named_png": (".png", encoded("ICO"), ["an ICO image by its content"]),
+    "ppm_named_bmp": (".bmp", encoded("PPM"), ["a PPM image by its content (its name says .bmp)"]),
+    "tga_named_tif": (".tif", encoded("TGA"), ["a TGA image by its content"]),
+    "png_9x9": (".png", encoded("PNG", (9, 9)), ["9x9 pixels", "at least 10 pixels a side"]),
+    "png_1x1": (".png", encoded("PNG", (1, 1)), ["1x1 pixels", "Ultralytics would leave it out"]),
+    "jpeg_9x200": (".jpg", encoded("JPEG", (9, 200)), ["9x200 pixels"]),
+    "webp_300x9": (".webp", encoded("WEBP", (300, 9)), ["300x9 pixels"]),
+    "jpeg_truncated_in_half": (".jpg", _TRUNCATED_JPEG, ["truncated JPEG", "image file is truncated"]),
+    "jpeg_truncated_named_jpeg": (".jpeg", cut(encoded("JPEG", (64, 48)), -400), ["truncated JPEG"]),
+    "png_truncated": (".png", cut(encoded("PNG", (40, 30)), 2000), ["corrupt image", "Truncated File Read"]),
+    "png_bad_checksum": (".png", png_bad_crc(), ["corrupt image", "broken PNG file"]),
+    "jpeg_over_a_gigapixel": (".jpg", flat_jpeg(33000, 33000), [
+        "33000x33000 = 1,089,000,000 pixels, over the limit of 1,073,741,824", "OpenCV"]),
+    "jpeg_over_two_gigapixels": (".jpg", flat_jpeg(50000, 50000), [
+        "more than 2,147,483,648 pixels, over the limit of 1,073,741,824"]),
+}
+_UNDECODABLE = {  # found by decoding only
+    "bmp_truncated": (".bmp", cut(encoded("BMP", (40, 30)), 2000), ["corrupt image, OpenCV cannot decode it"]),
+    "tiff_truncated": (".tiff", cut(encoded("TIFF", (40, 30)), 2000), ["OpenCV cannot decode it"]),
+    "bmp_truncated_named_png": (".png", cut(encoded("BMP", (40, 30)), 2000), ["OpenCV cannot decode it"]),
+}
+
+
+def _init_over(t: Path, kind: str, place: str) -> tuple[list[str], list[str]]:
+    suffix, data, words = {**_LEFT_OUT, **_UNDECODABLE}[kind]
+    make_images(t / "imgs", 6, sub_every=4)
+    where = {"first": "imgs/aaa", "last": "imgs/zzz", "nested": "imgs/sub/deeper/x", "labeled": "imgs/lab",
+             "val": "val/v", "initial_batch": "imgs/pick"}[place]
+    _bad_image(t / f"{where}{suffix}", data)
+    extra: list[str] = []
+    if place == "labeled":
+        (t / "lab").mkdir()
+        (t / "lab" / "lab.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+        (t / "lab" / "im001.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+        extra = ["--labels", str(t / "lab")]
+    elif place == "val":
+        make_images(t / "val", 2, start=60)
+        (t / "vl").mkdir()
+        for p in (t / "val").iterdir():
+            (t / "vl" / f"{p.stem}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+        extra = ["--val-images", str(t / "val"), "--val-labels", str(t / "vl")]
+    elif place == "initial_batch":
+        extra = ["--set", "initial_fraction=1", "--set", "max_labeled_fraction=1"]
+    return _init(t, t / "imgs", *extra), ["project not created", f"{Path(where).name}{suffix}", *words]
+
+
+def _left_out_case(kind: str, place: str):
+    def case(t):
+        return _init_over(t, kind, place)
+    case.__name__ = f"case_init_{kind}_{place}"
+    return case
+
+
+for _kind in _LEFT_OUT:
+    for _place in ("first", "last", "nested", "labeled", "val"):
+        globals()[f"case_init_{_kind}_{_place}"] = _left_out_case(_kind, _place)
+for _kind in _UNDECODABLE:
+    for _place in ("labeled", "val", "initial_batch"):
+        globals()[f"case_init_{_kind}_{_place}"] = _left_out_case(_kind, _place)
+globals()["case_init_gif_named_png_initial_batch"] = _left_out_case("gif_named_png", "initial_batch")
+globals()["case_init_jpeg_truncated_in_half_initial_batch"] = _left_out_case("jpeg_truncated_in_half",
+                                                                            "initial_batch")
+
+
+def _import_over(t: Path, data: bytes, fmt: str = "yolo") -> tuple[list[str], list[str]]:
+    """Batch 0 out; one of its images is replaced by ``data`` before its labels come back."""
+    project = make_project(t, n=20)
+    returned = write_returned(t / "ret", project, 0)
+    key = min(returned.iterdir()).stem
+    rel = next(r for r in (project / "images").rglob("*.png") if r.relative_to(project / "images").as_posix()
+               .replace("/", "__")[: -len(".png")] == key)
+    rel.write_bytes(data)
+    source = returned
+    if fmt == "zip":
+        source = t / "ret.zip"
+        with zipfile.ZipFile(source, "w") as zf:
+            for f in sorted(returned.iterdir()):
+                zf.write(f, f"labels/{f.name}")
+    return ["import", str(project), str(source)], ["nothing imported", f"{key}.txt",
+                                                   f"image images/{rel.relative_to(project / 'images')}"]
+
+
+def case_import_label_of_an_image_now_a_gif(t):
+    argv, words = _import_over(t, encoded("GIF"))
+    return argv, [*words, "a GIF image by its content (its name says .png)"]
+
+
+def case_import_label_of_an_image_now_a_gif_from_a_zip(t):
+    argv, words = _import_over(t, encoded("GIF"), "zip")
+    return argv, [*words, "ret.zip!labels/", "a GIF image by its content"]
+
+
+def case_import_label_of_an_image_now_9_pixels_wide(t):
+    argv, words = _import_over(t, encoded("PNG", (9, 30)))
+    return argv, [*words, "9x30 pixels"]
+
+
+def case_import_label_of_an_image_now_truncated(t):
+    argv, words = _import_over(t, cut(encoded("PNG", (40, 30)), 2000))
+    return argv, [*words, "corrupt image", "Truncated File Read"]
+
+
+def case_import_label_of_an_image_now_a_truncated_jpeg(t):
+    argv, words = _import_over(t, _TRUNCATED_JPEG)
+    return argv, [*words, "truncated JPEG"]
+
+
+def case_import_label_of_an_image_opencv_cannot_decode(t):
+    argv, words = _import_over(t, cut(encoded("BMP", (40, 30)), 2000))
+    return argv, [*words, "OpenCV cannot decode it"]
+
+
+def case_import_label_of_an_image_now_an_empty_file(t):
+    argv, words = _import_over(t, b"")
+    return argv, [*words, "corrupt image, empty file"]
+
+
+# -- issue 22, defect 11: label files beside labels/ in a returned folder or zip --------------------
+
+
+def _returned_with_labels_folder(t: Path, project: Path, outside: dict[str, str], under: str = "labels"):
+    """Batch 0's labels under ``under/`` (all but the ones moved to ``outside``: relpath -> key)."""
+    flat = write_returned(t / "flat", project, 0)
+    ret = t / "ret"
+    for f in sorted(flat.iterdir()):
+        moved = [rel for rel, key in outside.items() if key == f.stem]
+        target = ret / moved[0] if moved else ret / under / f.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, target)
+    shutil.rmtree(flat)
+    return ret
+
+
+def _keys0(project: Path) -> list[str]:
+    return [n.rsplit(".", 1)[0] for n in batch_names(project, 0)]
+
+
+def case_import_label_beside_labels_folder(t):
+    project = make_project(t, n=40)
+    key = _keys0(project)[-1]
+    ret = _returned_with_labels_folder(t, project, {f"{key}.txt": key})
+    return ["import", str(project), str(ret)], [
+        f"ret/{key}.txt: label file outside labels/ (only the files in labels/ are read)", "move it into labels/"]
+
+
+def case_import_first_label_beside_labels_folder(t):
+    project = make_project(t, n=40)
+    key = _keys0(project)[0]
+    ret = _returned_with_labels_folder(t, project, {f"{key}.txt": key})
+    return ["import", str(project), str(ret)], [f"{key}.txt: label file outside labels/"]
+
+
+def case_import_label_under_images_beside_labels(t):
+    project = make_project(t, n=40)
+    key = _keys0(project)[1]
+    ret = _returned_with_labels_folder(t, project, {f"images/{key}.txt": key})
+    return ["import", str(project), str(ret)], [f"ret/images/{key}.txt: label file outside labels/"]
+
+
+def case_import_unzipped_bundle_with_a_label_beside_labels(t):
+    project = make_project(t, n=40)
+    key = _keys0(project)[2]
+    ret = _returned_with_labels_folder(t, project, {f"batch-0/{key}.txt": key}, under="batch-0/labels")
+    (ret / "batch-0" / "classes.txt").write_text("\n".join(NAMES) + "\n")
+    return ["import", str(project), str(ret)], [f"batch-0/{key}.txt: label file outside labels/"]
+
+
+def case_import_stray_copy_beside_labels(t):
+    project = make_project(t, n=40)
+    ret = _returned_with_labels_folder(t, project, {})
+    shutil.copy(next((ret / "labels").iterdir()), ret / "copy of label.txt")
+    return ["import", str(project), str(ret)], ["ret/copy of label.txt: label file outside labels/"]
+
+
+def case_import_zip_with_a_label_beside_labels(t):
+    project = make_project(t, n=40)
+    key = _keys0(project)[-1]
+    ret = _returned_with_labels_folder(t, project, {f"{key}.txt": key})
+    with zipfile.ZipFile(t / "ret.zip", "w") as zf:
+        for f in sorted(ret.rglob("*.txt")):
+            zf.write(f, f.relative_to(ret).as_posix())
+    shutil.rmtree(ret)
+    return ["import", str(project), str(t / "ret.zip")], [f"ret.zip!{key}.txt: label file outside labels/"]
+
+
+def case_import_zip_with_labels_in_a_folder_and_one_at_the_top(t):
+    project = make_project(t, n=40)
+    key = _keys0(project)[0]
+    ret = _returned_with_labels_folder(t, project, {f"{key}.txt": key}, under="done/labels")
+    with zipfile.ZipFile(t / "ret.zip", "w") as zf:
+        for f in sorted(ret.rglob("*.txt")):
+            zf.write(f, f.relative_to(ret).as_posix())
+    shutil.rmtree(ret)
+    return ["import", str(project), str(t / "ret.zip")], [f"ret.zip!{key}.txt: label file outside labels/"]
+
+# -- issue 22, defect 5: an image folder that went away refuses the command, marks nothing ------------
+
+
+def _mount(src: Path, at: Path) -> Path:
+    """``src`` bind-mounted at ``at``, as a disk is (skips where mounting is not allowed)."""
+    at.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(["mount", "--bind", str(src), str(at)], capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {made.stderr.decode().strip()}")
+    _MOUNTS.append(at)
+    return at
+
+
+def _unmount(at: Path) -> None:
+    subprocess.run(["umount", str(at)], check=True)
+    _MOUNTS.remove(at)
+
+
+def _ready_for_cycle_2(t: Path, *, val: int = 0, pool: Path | None = None) -> Path:
+    """Batch 0 and batch 1 labeled: ``detal cycle`` would run cycle 2. ``pool``: the image folder."""
+    if pool is not None and pool != t / "images":
+        make_images(pool, 40, sub_every=10)
+        (t / "images").symlink_to(pool, target_is_directory=True)
+    project = make_project(t, n=40, val=val)
+    label_cycle(project, 0, t)
+    run_cycle(project, FakeAdapter(len(NAMES), seed=2))
+    label_cycle(project, 1, t)
+    return project
+
+
+def _cycle(project: Path) -> list[str]:
+    return ["cycle", str(project)]
+
+
+def case_cycle_pool_folder_gone(t):
+    project = _ready_for_cycle_2(t)
+    (t / "images").rename(t / "images-away")
+    return _cycle(project), ["proj/images: the image folder cannot be reached", "which does not exist",
+                             "nothing was changed", "ln -sfn"]
+
+
+def case_cycle_pool_disk_unmounted(t):
+    disk = t / "disk"
+    make_images(disk, 40, sub_every=10)
+    _mount(disk, t / "mnt")
+    project = _ready_for_cycle_2(t, pool=t / "mnt")
+    _unmount(t / "mnt")
+    return _cycle(project), ["cannot be reached", "it is empty", "not mounted"]
+
+
+def case_cycle_pool_folder_emptied(t):
+    project = _ready_for_cycle_2(t)
+    (t / "images").rename(t / "images-away")
+    (t / "images").mkdir()
+    return _cycle(project), ["cannot be reached", "it is empty"]
+
+
+def case_cycle_pool_folder_replaced_by_a_file(t):
+    project = _ready_for_cycle_2(t)
+    (t / "images").rename(t / "images-away")
+    (t / "images").write_text("not a folder")
+    return _cycle(project), ["cannot be reached", "it is not a folder"]
+
+
+def case_cycle_images_link_itself_removed(t):
+    project = _ready_for_cycle_2(t)
+    (project / "images").unlink()
+    return _cycle(project), ["proj/images: the image folder cannot be reached", "it does not exist"]
+
+
+def case_cycle_images_link_repointed_at_another_folder(t):
+    project = _ready_for_cycle_2(t)
+    make_images(t / "other", 40, start=200)
+    (project / "images").unlink()
+    (project / "images").symlink_to(t / "other", target_is_directory=True)
+    return _cycle(project), ["images just checked are missing or changed since init", "looks unmounted or replaced",
+                             "nothing was taken out of the pool", "--allow-missing"]
+
+
+def case_cycle_images_link_repointed_at_resized_copies(t):
+    project = _ready_for_cycle_2(t)
+    for p in sorted((t / "images").rglob("*.png")):
+        copy = t / "resized" / p.relative_to(t / "images")
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(p).resize((20, 20)).save(copy)
+    (project / "images").unlink()
+    (project / "images").symlink_to(t / "resized", target_is_directory=True)
+    return _cycle(project), ["missing or changed since init", ": changed)", "--allow-missing"]
+
+
+def case_cycle_pool_subfolder_gone(t):
+    make_images(t / "images", 40, sub_every=10)
+    for p in sorted((t / "images").glob("im0[0-3]*.png")):  # 36 of the 40 into one subfolder (one disk)
+        (t / "images" / "cam1").mkdir(exist_ok=True)
+        p.rename(t / "images" / "cam1" / p.name)
+    project = _ready_for_cycle_2(t)
+    shutil.rmtree(t / "images" / "cam1")
+    return _cycle(project), ["missing or changed since init", "images/cam1/", "nothing was taken out"]
+
+
+def case_cycle_val_folder_gone(t):
+    project = _ready_for_cycle_2(t, val=3)
+    (t / "val").rename(t / "val-away")
+    return _cycle(project), ["proj/val_images: the image folder cannot be reached", "does not exist"]
+
+
+def case_cycle_interrupted_then_pool_gone(t):
+    project = make_project(t, n=40)
+    label_cycle(project, 0, t)
+    hooks = Hooks()
+
+    def stop(**_):
+        raise KeyboardInterrupt
+
+    hooks.add("on_train_end", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_cycle(project, FakeAdapter(len(NAMES), seed=2), hooks=hooks)
+    (t / "images").rename(t / "images-away")
+    return _cycle(project), ["cannot be reached", "which does not exist"]
+
+
+def case_cycle_first_cycle_pool_gone(t):
+    project = make_project(t, n=40)
+    label_cycle(project, 0, t)
+    (t / "images").rename(t / "images-away")
+    return _cycle(project), ["cannot be reached"]
+
+
+def case_import_pool_folder_gone(t):
+    project = make_project(t, n=40)
+    label_cycle(project, 0, t)
+    run_cycle(project, FakeAdapter(len(NAMES), seed=2))
+    returned = write_returned(t / "ret1", project, 1)
+    (t / "images").rename(t / "images-away")
+    return ["import", str(project), str(returned)], ["proj/images: the image folder cannot be reached"]
+
+
+def case_import_initial_batch_pool_unmounted(t):
+    disk = t / "disk"
+    make_images(disk, 20)
+    _mount(disk, t / "mnt")
+    (t / "images").symlink_to(t / "mnt", target_is_directory=True)
+    project = make_project(t, n=20)
+    returned = write_returned(t / "ret0", project, 0)
+    _unmount(t / "mnt")
+    return ["import", str(project), str(returned)], ["cannot be reached", "it is empty"]
+
+
+def case_import_val_folder_gone(t):
+    project = make_project(t, n=20, val=2)
+    returned = write_returned(t / "ret0", project, 0)
+    shutil.rmtree(t / "val")
+    return ["import", str(project), str(returned)], ["proj/val_images: the image folder cannot be reached"]
 
 
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
@@ -892,10 +1259,10 @@ def test_many_missing_images_are_summed_up(tmp_path, capsys):
         for r in rows[:25]:
             (project / r.relpath).unlink()
         lines: list[str] = []
-        kept = usable_rows(project, store, rows, set(), warn=lines.append)
+        kept = usable_rows(project, store, rows, set(), warn=lines.append, allow_missing=True)
         assert len(kept) == len(rows) - 25
         assert len(lines) == MAX_WARNINGS + 1 and "25 images taken out of the pool" in lines[-1]
-        assert store.problem_counts() == {"missing": 25, "changed": 0}
+        assert store.problem_counts() == {"missing": 25, "changed": 0, "unreadable": 0}
         assert store.load_pool().size == 15
 
 
@@ -1079,7 +1446,7 @@ def test_status_does_not_migrate_an_old_database(tmp_path, capsys):
     assert st["images"]["pool"] == 20 and st["images"]["missing"] == 0
     assert hashlib.sha256((project / "detal.db").read_bytes()).hexdigest() == before
     with Store.open(project / "detal.db") as store:  # a command that writes brings it up to date
-        assert store.problem_counts() == {"missing": 0, "changed": 0}
+        assert store.problem_counts() == {"missing": 0, "changed": 0, "unreadable": 0}
         assert "problem" in {r[1] for r in store.execute("PRAGMA table_info(images)")}
 
 
@@ -1176,3 +1543,18 @@ def test_fake_adapter_reports_real_image_sizes(tmp_path):
     assert [(p.width, p.height) for p in result.predictions] == [(23, 17), (64, 48)]
     for p in result.predictions:
         assert (p.detections.xyxy[:, [0, 2]] <= p.width).all() and (p.detections.xyxy[:, [1, 3]] <= p.height).all()
+
+
+# -- issue 22, defect 11: what may lie beside labels/ -----------------------------------------------
+
+
+def test_an_unzipped_bundle_with_its_lists_beside_labels_imports(tmp_path, capsys):
+    """classes.txt, data.yaml, manifest.csv, readme.txt and the images beside labels/ are no labels."""
+    project = make_project(tmp_path, n=40)
+    ret = tmp_path / "ret"
+    with zipfile.ZipFile(project / "cycles/0/batch-0.zip") as zf:
+        zf.extractall(ret)
+    write_returned(ret / "labels", project, 0)
+    (ret / "readme.txt").write_text("labeled by the vendor\n")
+    assert main(["import", str(project), str(ret)]) == 0, capsys.readouterr().err
+    assert "imported 4 labels" in capsys.readouterr().out

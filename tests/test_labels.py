@@ -118,3 +118,20 @@ def test_read_classes(tmp_path):
         read_classes(p)
     with pytest.raises(DataError, match="not found"):
         read_classes(tmp_path / "missing.txt")
+
+
+@pytest.mark.parametrize(("name", "text", "names"), [
+    ("data.yaml", "path: .\ntrain: images/train\nval: images/val\nnc: 3\nnames: [cat, dog, bird]\n",
+     ["cat", "dog", "bird"]),
+    ("data.yaml", "names:\n  0: cat\n  1: dog\n  2: bird\n", ["cat", "dog", "bird"]),
+    ("dataset.YML", "names: {1: dog, 0: cat}\n", ["cat", "dog"]),
+    ("classes.txt", "train: images\nnames: [cat, dog]\n", ["cat", "dog"]),  # a data.yaml by another name
+    ("classes.txt", "0\n1\n2\n", ["0", "1", "2"]),  # digits are names (detal data digits)
+    ("classes.txt", "traffic light\n3 wheeler\n", ["traffic light", "3 wheeler"]),  # not every line has an id
+    ("classes.txt", "\ufeffcat\r\ndog\r\n", ["cat", "dog"]),
+], ids=["data-yaml-list", "data-yaml-map", "yml-map-unordered", "yaml-in-txt", "digits", "spaces", "bom-crlf"])
+def test_read_classes_reads_a_data_yaml_and_plain_names(tmp_path, name, text, names):
+    """issue 22, defect 10: a data.yaml given as --classes gives its names, not one class a line."""
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8"))
+    assert read_classes(path) == names

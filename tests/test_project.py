@@ -23,6 +23,7 @@ from projectkit import (
     write_returned,
 )
 
+from detal.cli import main
 from detal.config import load_config
 from detal.errors import DataError, StateError
 from detal.fake import FakeAdapter
@@ -176,7 +177,8 @@ def test_full_loop(tmp_path):
     st = project_status(project)
     assert [c["cycle"] for c in st["cycles"]] == [0, 1, 2]
     assert st["images"]["labeled"] == 10 and st["labeled_fraction"] == pytest.approx(0.2)
-    assert st["batch_out"] == [{"cycle": 2, "remaining": 5, "selected": 5, "bundle": "cycles/2/batch-2.zip"}]
+    assert st["batch_out"] == [{"cycle": 2, "remaining": 5, "selected": 5, "bundle": "cycles/2/batch-2.zip",
+                              "no_bundle": None}]
     json.dumps(st)
 
 
@@ -589,3 +591,62 @@ def test_init_ignores_a_readme_in_the_label_folder(tmp_path):
     (labels / "ghost.txt").unlink()
     report = init_project(tmp_path / "p", images, write_classes(tmp_path / "c.txt"), labels=labels)
     assert report.n_labeled == 1
+
+
+# -- issue 22, defect 12: status never points at a bundle that is not there --------------------------
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after_selection(**_):
+    raise _Stop
+
+
+def test_status_after_a_cycle_stopped_after_selection(tmp_path, capsys):
+    project = make_project(tmp_path, n=40)
+    label_cycle(project, 0, tmp_path)
+    hooks = Hooks()
+    hooks.add("on_select_end", _stop_after_selection)
+    with pytest.raises(_Stop):
+        run_cycle(project, FakeAdapter(3, seed=2), hooks=hooks)
+    assert not (project / "cycles/1/batch-1.zip").exists()
+    [out] = project_status(project)["batch_out"]
+    assert out["cycle"] == 1 and out["bundle"] is None
+    assert out["no_bundle"] == "not written yet: cycle 1 stopped at state 'selected'; run detal cycle to finish it"
+    capsys.readouterr()
+    assert main(["status", str(project)]) == 0
+    text = capsys.readouterr().out
+    assert "(no bundle: not written yet: cycle 1 stopped at state 'selected'" in text and "batch-1.zip" not in text
+    run_cycle(project, FakeAdapter(3, seed=2))  # the resumed cycle writes it, and status shows it
+    [out] = project_status(project)["batch_out"]
+    assert out["bundle"] == "cycles/1/batch-1.zip" and (project / out["bundle"]).is_file()
+
+
+@pytest.mark.parametrize("cycle", [0, 1])
+def test_status_of_a_project_written_without_bundles(tmp_path, capsys, cycle):
+    """As ``detal simulate`` runs a project: init and cycles with write_bundle=False."""
+    make_images(tmp_path / "images", 40)
+    cfg = load_config(None, ["initial_fraction=0.1", "batch_fraction=0.1", "max_labeled_fraction=0.5"])
+    project = tmp_path / "sim"
+    init_project(project, tmp_path / "images", write_classes(tmp_path / "classes.txt"), config=cfg,
+                 write_bundle=False)
+    if cycle:
+        _label_without_bundle(project, tmp_path)
+        run_cycle(project, FakeAdapter(3, seed=2), write_bundle=False)
+    [out] = project_status(project)["batch_out"]
+    assert out["cycle"] == cycle and out["bundle"] is None
+    assert out["no_bundle"].startswith(f"no cycles/{cycle}/batch-{cycle}.zip in the project")
+    capsys.readouterr()
+    assert main(["status", str(project)]) == 0
+    assert f"(no bundle: no cycles/{cycle}/batch-{cycle}.zip in the project" in capsys.readouterr().out
+
+
+def _label_without_bundle(project: Path, tmp: Path) -> None:
+    """Label batch 0 of a project that has no bundle (by its selected keys)."""
+    ret = tmp / "ret0"
+    ret.mkdir()
+    for key in selected_keys(project):
+        (ret / f"{key}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    import_labels(project, ret)

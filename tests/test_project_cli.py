@@ -324,3 +324,25 @@ def test_bad_input(case, tmp_path, capsys):
 
 def test_there_are_enough_bad_input_cases():
     assert len(CASES) >= 15
+
+
+@pytest.mark.parametrize(("names", "shown"), [
+    (["cat", "dog", "bird"], "3 classes (cat, dog, bird)"),
+    (["person"], "1 class (person)"),
+    ([str(i) for i in range(10)], "10 classes (0, 1, 2, 3, 4, 5, 6, 7, ...)"),
+])
+def test_init_prints_the_class_count(tmp_path, capsys, names, shown):
+    """issue 22, defect 10: init says how many classes it read (a data.yaml read line by line showed 16)."""
+    make_images(tmp_path / "imgs", 4)
+    classes = write_classes(tmp_path / "classes.txt", names)
+    assert main(["init", str(tmp_path / "p"), "--images", str(tmp_path / "imgs"), "--classes", str(classes)]) == 0
+    assert f"0 validation, {shown}\n" in capsys.readouterr().out
+
+
+def test_init_with_a_data_yaml_as_classes_gets_its_names(tmp_path, capsys):
+    make_images(tmp_path / "imgs", 4)
+    data = tmp_path / "data.yaml"
+    data.write_text("path: /data\ntrain: images/train\nval: images/val\nnc: 3\nnames:\n  0: cat\n  1: dog\n  2: bird\n")
+    assert main(["init", str(tmp_path / "p"), "--images", str(tmp_path / "imgs"), "--classes", str(data)]) == 0
+    assert "3 classes (cat, dog, bird)" in capsys.readouterr().out
+    assert (tmp_path / "p" / "classes.txt").read_text() == "cat\ndog\nbird\n"

@@ -26,7 +26,7 @@ def _dataset(root: Path, n_pool: int = 100, n_val: int = 6) -> Path:
         (root / "labels" / split).mkdir(parents=True)
         (root / "images" / split).mkdir(parents=True)
         for i in range(n):
-            Image.new("RGB", (8 + i % 5, 8), (i % 256, (3 * i) % 256, 7)).save(
+            Image.new("RGB", (10 + i % 5, 10), (i % 256, (3 * i) % 256, 7)).save(
                 root / "images" / split / f"{split}{i:03d}.png")
             boxes = "".join(f"{(i + j) % N_CLASSES} 0.5 0.5 0.2 0.2\n" for j in range(1 + i % 3))
             (root / "labels" / split / f"{split}{i:03d}.txt").write_text(boxes)

@@ -181,3 +181,8 @@ def test_self_training_keys_merge_over_the_defaults(tmp_path):
     cfg = load_config(cfg_file, ["self_training.real_share=0.7"])
     assert cfg.self_training == {**SELF_TRAINING, "enabled": True, "t_low": 0.2, "real_share": 0.7}
     assert load_config().self_training == SELF_TRAINING and SELF_TRAINING["enabled"] is False
+
+
+def test_real_share_repeat_is_the_smallest_at_an_exact_boundary():
+    # 0.8 * 1532 / 0.2 is 6128 in exact arithmetic and 6128.000000000001 in floats (found by Hypothesis)
+    assert repeat_for_share(1, 1532, 0.8) == 6128

@@ -24,7 +24,7 @@ N_CLASSES = 3
 
 def _png(path: Path, i: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (8 + i % 5, 8), (i % 256, (3 * i) % 256, 7)).save(path)
+    Image.new("RGB", (10 + i % 5, 10), (i % 256, (3 * i) % 256, 7)).save(path)
 
 
 def _make_dataset(root: Path, n_pool: int = 50, n_val: int = 6) -> Path:

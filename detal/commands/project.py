@@ -58,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("project", metavar="PROJECT")
     p.add_argument("--force", action="store_true", help="run even while a batch is still out")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="take images whose files are gone or changed out of the pool even when many are "
+                        "(by default that refuses: an unmounted disk or a re-pointed link looks like it)")
     p.add_argument("--if-ready", action="store_true",
                    help="a batch still out, or another detal command running, is not an error: "
                         "print one line and exit 0 (for cron)")
@@ -130,7 +133,7 @@ def run_init(args: argparse.Namespace) -> int:
         val_images=args.val_images, val_labels=args.val_labels, config=cfg, force=args.force,
     )
     print(f"created {report.project}: {report.n_images} images, {report.n_labeled} labeled, "
-          f"{report.n_val} validation")
+          f"{report.n_val} validation, {_classes(report.names)}")
     for group in report.duplicates[:20]:
         print(f"warning: duplicate images (same content): {', '.join(group)}", file=sys.stderr)
     if len(report.duplicates) > 20:
@@ -139,6 +142,12 @@ def run_init(args: argparse.Namespace) -> int:
     if report.bundle:
         print(f"initial batch: {report.n_selected} images to label in {report.bundle}")
     return 0
+
+
+def _classes(names: list[str], shown: int = 8) -> str:
+    """``3 classes (cat, dog, bird)``; past ``shown`` names, the first ones and ``...``."""
+    listed = ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+    return f"{_count(len(names), 'class', 'classes')} ({listed})"
 
 
 def run_cycle(args: argparse.Namespace) -> int:
@@ -153,7 +162,7 @@ def run_cycle(args: argparse.Namespace) -> int:
     try:
         report = api_run_cycle(project, adapter, force=args.force, formats=args.formats or ["yolo"],
                                overrides=args.overrides, hooks=printer.hooks(),
-                               log_echo=out if args.verbose else None)
+                               log_echo=out if args.verbose else None, allow_missing=args.allow_missing)
     except (BatchOutError, BusyError) as exc:
         return _nothing_to_do(project, exc, args.if_ready)
     finally:
@@ -317,12 +326,14 @@ def run_status(args: argparse.Namespace) -> int:
               "run detal cycle to resume it")
     if st["batch_out"]:
         for b in st["batch_out"]:
+            where = b["bundle"] if b["bundle"] is not None else f"no bundle: {b['no_bundle']}"
             print(f"batch out: cycle {b['cycle']}, {b['remaining']} of {b['selected']} images "
-                  f"still to label ({b['bundle']})")
+                  f"still to label ({where})")
     else:
         print("no batch out")
     if st["duplicates"]:
         print(f"{len(st['duplicates'])} group(s) of duplicate images")
-    if img["missing"] or img["changed"]:
-        print(f"out of the pool: {img['missing']} image(s) missing, {img['changed']} changed since init")
+    if img["missing"] or img["changed"] or img["unreadable"]:
+        print(f"out of the pool: {img['missing']} image(s) missing, {img['changed']} changed since init, "
+              f"{img['unreadable']} unreadable")
     return 0

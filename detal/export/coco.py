@@ -39,6 +39,7 @@ from detal.errors import DataError
 from detal.export.common import ImageLabels, ReturnedLabels, format_line, normalisation_hint
 from detal.export.keys import PoolNames, spelled_path
 from detal.export.options import ReadOptions, WriteOptions, copy_images, write_json
+from detal.image_frame import size_problem
 from detal.labels import LabelProblem, parse_yolo_line, show_name
 
 __all__ = ["CATEGORY_ID_BASE", "COCO_JSON", "MAX_COCO_BYTES", "coco_document", "read", "read_coco", "write"]
@@ -163,11 +164,12 @@ def read_coco(
     is a problem unless ``allow_no_annotations``: it would otherwise mark
     every listed image as empty without a word.
 
-    ``sizes`` holds the real ``(width, height)`` of the project's images,
-    keyed by image key (without ``pool``: by file name, base name or its
-    stem); an image whose
-    COCO ``width``/``height`` disagree is a problem, since every box would be
-    scaled wrongly. Categories map to project classes by name; two
+    ``sizes`` holds the real ``(width, height)`` of the project's images as
+    displayed (:mod:`detal.image_frame`), keyed by image key (without
+    ``pool``: by file name, base name or its stem); an image whose COCO
+    ``width``/``height`` disagree is a problem, since every box would be
+    scaled wrongly (a photo's size before its EXIF orientation turns it too:
+    its boxes are in the other frame). Categories map to project classes by name; two
     categories with one id are a problem. The file may be at most
     :data:`MAX_COCO_BYTES`.
     """
@@ -250,11 +252,9 @@ def read_coco(
         if sizes is not None:
             base = PurePosixPath(key)
             real = sizes.get(key) or sizes.get(base.name) or sizes.get(base.stem)
-        if real is not None and (int(real[0]), int(real[1])) != (width, height):
-            problem(
-                f"image {show_name(file_name)}: COCO gives its size as {width}x{height} but the image is "
-                f"{int(real[0])}x{int(real[1])}; every box would be scaled wrongly"
-            )
+        wrong = size_problem((width, height), (int(real[0]), int(real[1]))) if real is not None else None
+        if wrong is not None:
+            problem(f"image {show_name(file_name)}: COCO {wrong}")
         images[iid] = (key, width, height)
         out[key] = []
         spelled[key] = file_name

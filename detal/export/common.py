@@ -68,6 +68,7 @@ __all__ = [
     "label_path",
     "normalisation_hint",
     "not_a_project_class",
+    "outside_label_folder",
     "parse_lines",
     "problems_error",
     "skipped_path",
@@ -253,7 +254,7 @@ class Entry:
             raise DataError("not UTF-8 text") from None
 
 
-TEXT_SUFFIXES = (".txt", ".names", ".data", ".yaml", ".yml")
+TEXT_SUFFIXES = (".txt", ".names", ".labels", ".data", ".yaml", ".yml")
 
 
 def _unsafe(relpath: str) -> bool:
@@ -391,9 +392,10 @@ def normalisation_hint(name: str, names: Sequence[str]) -> str:
     return f"; it differs from {show_name(alike[0])} only in Unicode normalisation" if alike else ""
 
 
-def not_a_project_class(name: str, class_id: int, names: Sequence[str]) -> str:
-    """The message for a returned class ``name`` the project does not have."""
-    return f"class {show_name(name)} (id {class_id}) is not a project class{normalisation_hint(name, names)}"
+def not_a_project_class(name: str, class_id: int, names: Sequence[str], source: str | None = None) -> str:
+    """The message for a returned class ``name`` the project does not have (``source``: its names file)."""
+    named = f" (named so in {source})" if source else ""
+    return f"class {show_name(name)} (id {class_id}) is not a project class{named}{normalisation_hint(name, names)}"
 
 
 def parse_lines(
@@ -403,12 +405,14 @@ def parse_lines(
     names: Sequence[str],
     *,
     allow_confidence: bool = True,
+    names_source: str | None = None,
 ) -> tuple[str, list[LabelProblem]]:
     """Parse returned YOLO text whose class ids index ``file_names`` (with :func:`detal.labels.parse_label_lines`).
 
     Ids are remapped to the project's ``names`` by class name, so a vendor
     that reordered the classes still gives the right labels. A confidence
     column, if left in, is dropped. Returns canonical text and the problems.
+    ``names_source`` is the names file ``file_names`` come from, for messages.
     """
     index = {n: i for i, n in enumerate(names)}
     numbered, problems = parse_label_lines(text, len(file_names), where, allow_confidence=allow_confidence)
@@ -416,7 +420,7 @@ def parse_lines(
     for number, box in numbered:
         name = file_names[box.class_id]
         if name not in index:
-            problems.append(LabelProblem(where, number, not_a_project_class(name, box.class_id, names)))
+            problems.append(LabelProblem(where, number, not_a_project_class(name, box.class_id, names, names_source)))
             continue
         lines.append(format_line(index[name], box.cx, box.cy, box.w, box.h))
     problems.sort(key=lambda p: p.line)  # in file order, as a reader goes through it
@@ -439,6 +443,19 @@ class ReturnedLabels:
     labels: dict[str, str] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     problems: list[LabelProblem] = field(default_factory=list)
+
+
+def outside_label_folder(entries: Sequence[Entry], read: Sequence[Entry], folder: str) -> list[LabelProblem]:
+    """A problem for each ``.txt`` in ``entries`` that ``read`` leaves out (not a :data:`NOT_LABELS`
+    name): a return that has a label ``folder`` is read from there only, and a label beside it must
+    not be skipped without a word."""
+    inside = {e.relpath for e in read}
+    return [
+        LabelProblem(e.where, 0, f"label file outside {folder} (only the files in {folder} are read); "
+                                 f"move it into {folder} or remove it")
+        for e in entries
+        if e.relpath.lower().endswith(".txt") and e.name.lower() not in NOT_LABELS and e.relpath not in inside
+    ]
 
 
 def is_label_folder(folder: str) -> bool:
@@ -470,6 +487,7 @@ def collect_labels(
     *,
     allow_confidence: bool = True,
     pool: PoolNames | None = None,
+    names_source: str | None = None,
 ) -> ReturnedLabels:
     """Parse returned ``.txt`` label files into ``image key -> canonical text``.
 
@@ -478,7 +496,8 @@ def collect_labels(
     is the label path itself. The files are read as named after the image
     file (``x.png.txt``) too only when every one of them is named so. Two
     files for one image are a problem. With ``allow_confidence`` a sixth
-    column (confidence) is accepted and dropped.
+    column (confidence) is accepted and dropped; ``names_source`` is where
+    ``file_names`` were read (:mod:`detal.export.names`).
     """
     out = ReturnedLabels()
     spelled = [label_path(e.relpath) for e in files]
@@ -507,7 +526,7 @@ def collect_labels(
             out.problems.append(LabelProblem(e.where, 0, str(exc)))
             continue
         out.labels[key], file_problems = parse_lines(
-            text, e.where, file_names, names, allow_confidence=allow_confidence
+            text, e.where, file_names, names, allow_confidence=allow_confidence, names_source=names_source
         )
         out.sources[key] = e.where
         out.problems += file_problems

@@ -16,7 +16,8 @@ annotations" for a task expects. Every entry gets a fixed timestamp, so the
 same batch gives the same bytes.
 
 :func:`read_cvat` reads such a zip (or an unpacked folder) back, from any
-``obj_<subset>_data/`` folder, mapping ids through ``obj.names`` by name.
+``obj_<subset>_data/`` folder, mapping ids by name through ``obj.names`` and
+every other names file present (:mod:`detal.export.names`: all must agree).
 """
 
 from __future__ import annotations
@@ -25,17 +26,18 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from detal.errors import DataError
 from detal.export.common import (
     ImageLabels,
     ReturnedLabels,
     collect_labels,
     label_entries,
+    outside_label_folder,
     yolo_text,
 )
 from detal.export.keys import PoolNames
+from detal.export.names import returned_names
 from detal.export.options import ReadOptions, WriteOptions
-from detal.labels import LabelProblem, class_name_problems, parse_class_names
+from detal.labels import LabelProblem
 
 __all__ = ["obj_data", "obj_names", "read", "read_cvat", "train_list", "write", "write_cvat_zip"]
 
@@ -90,27 +92,19 @@ def read_cvat(path: Path, names: Sequence[str], *, allow_confidence: bool = True
     (``obj_train_data/sub/a.txt``: ``sub/a``), as
     :func:`~detal.export.common.collect_labels` matches it to ``pool``.
 
-    Ids are mapped through the shallowest ``obj.names`` by name; an
-    ``obj.names`` that lists no class, repeats one, or holds two names that
-    differ only in Unicode normalisation is refused (the ids would be ambiguous).
+    Ids are mapped by name through ``obj.names`` and any other names file
+    present (:func:`detal.export.names.returned_names`); one that lists no
+    class, repeats one, holds two names that differ only in Unicode
+    normalisation, or disagrees with another is refused (the ids would be ambiguous).
     """
     entries, problems = label_entries(path)
-    names_files = sorted(
-        (e for e in entries if e.name == "obj.names"), key=lambda e: (e.relpath.count("/"), e.relpath)
-    )
-    if not names_files:
+    if not any(e.name == "obj.names" for e in entries):
         if not any(p.message.startswith("file too large") and p.path.endswith("obj.names") for p in problems):
             problems.append(LabelProblem(str(path), 0, "no obj.names: not a CVAT YOLO 1.1 export"))
         return ReturnedLabels(problems=problems)
-    source = names_files[0]
-    try:
-        file_names = parse_class_names(source.read_text())
-    except DataError as exc:
-        problems.append(LabelProblem(source.where, 0, str(exc)))
-        return ReturnedLabels(problems=problems)
-    name_problems = class_name_problems(file_names) or ([] if file_names else ["lists no class names"])
-    if name_problems:
-        problems += [LabelProblem(source.where, 0, p) for p in name_problems]
+    carried = returned_names(entries)
+    problems += carried.problems
+    if carried.names is None:
         return ReturnedLabels(problems=problems)
     files = [
         e
@@ -118,7 +112,9 @@ def read_cvat(path: Path, names: Sequence[str], *, allow_confidence: bool = True
         if e.relpath.lower().endswith(".txt")
         and any(p.startswith("obj_") and p.endswith("_data") for p in PurePosixPath(e.relpath).parts[:-1])
     ]
-    out = collect_labels(files, file_names, names, allow_confidence=allow_confidence, pool=pool)
+    problems += outside_label_folder(entries, files, "obj_*_data/")
+    out = collect_labels(files, carried.names, names, allow_confidence=allow_confidence,
+                         names_source=carried.source, pool=pool)
     out.problems[:0] = problems
     return out
 

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from detal.errors import DataError
+from detal.image_frame import size_problem
 from detal.labels import format_line, parse_label_text
 
 __all__ = [
@@ -126,9 +127,21 @@ def chosen_annotation(annotations: Sequence[Mapping]) -> Mapping | None:
     return max(pool, key=lambda a: (_when(a), int(a.get("id") or 0)))
 
 
+def _given_size(region: Mapping) -> tuple[int, int] | None:
+    """The ``original_width`` x ``original_height`` a region gives, when it gives whole numbers."""
+    w, h = region.get("original_width"), region.get("original_height")
+    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and float(v).is_integer()
+             for v in (w, h))
+    return (int(w), int(h)) if ok else None
+
+
 def annotation_to_yolo(result: Sequence[Mapping], names: Sequence[str],
-                       where: str) -> tuple[str, list[str]]:
-    """YOLO label text of one annotation's ``result``, and the problems found (label by name)."""
+                       where: str, size: tuple[int, int] | None = None) -> tuple[str, list[str]]:
+    """YOLO label text of one annotation's ``result``, and the problems found (label by name).
+
+    ``size`` is the image's stored size, as displayed (:mod:`detal.image_frame`): a region whose
+    ``original_width`` / ``original_height`` differ was drawn in another frame, and is a problem.
+    """
     index = {n: i for i, n in enumerate(names)}
     lines, problems = [], []
     for k, region in enumerate(result):
@@ -137,6 +150,11 @@ def annotation_to_yolo(result: Sequence[Mapping], names: Sequence[str],
             continue  # other controls (choices, text) carry no box
         value = region.get("value") or {}
         at = f"{where}, region {region.get('id', k)}"
+        given = _given_size(region) if size is not None else None
+        wrong = size_problem(given, size) if given is not None and size is not None else None
+        if wrong is not None:
+            problems.append(f"{at}: Label Studio {wrong}")
+            continue
         labels = value.get("rectanglelabels") or []
         if len(labels) != 1:
             problems.append(f"{at}: a box needs exactly one label, it has {len(labels)}")

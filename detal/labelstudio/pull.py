@@ -17,7 +17,8 @@ from detal.labelstudio.state import (
     recorded_tasks,
     resolve_url,
 )
-from detal.project.folder import open_store
+from detal.project.folder import folder_lock, open_store
+from detal.project.verify import check_pool
 
 __all__ = ["PullReport", "pull_labels"]
 
@@ -64,6 +65,8 @@ def pull_labels(
     env = os.environ if env is None else env
     with open_store(project) as store:
         check_cycles(project, store)
+        with folder_lock(project):  # the sizes the annotations are checked against: as displayed
+            check_pool(project, store)
         names: list[str] = store.get_meta("classes")
         link = linked(store)
         if link is None:
@@ -103,7 +106,7 @@ def pull_labels(
             unannotated += row.status == "selected"
             continue
         where = f"task {tid} (image {row.key}), annotation {chosen.get('id')}"
-        text, probs = annotation_to_yolo(chosen.get("result") or [], names, where)
+        text, probs = annotation_to_yolo(chosen.get("result") or [], names, where, (row.width, row.height))
         problems.extend(probs)
         texts[row.key] = text
         wheres[row.key] = where

@@ -29,6 +29,7 @@ from detal.labelstudio.state import (
 from detal.project.folder import folder_lock, open_store
 from detal.project.paths import ProjectPaths
 from detal.project.pseudo import read_shipped
+from detal.project.verify import check_pool
 from detal.store import ImageRow, Store
 
 __all__ = ["PushReport", "push_batch"]
@@ -163,6 +164,7 @@ def push_batch(
     env = os.environ if env is None else env
     with open_store(project) as store, folder_lock(project):
         check_cycles(project, store)
+        check_pool(project, store)  # the images are uploaded: their folder must be there
         names: list[str] = store.get_meta("classes")
         link = None if relink else linked(store)
         url = resolve_url(url, link, env)

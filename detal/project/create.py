@@ -17,6 +17,10 @@ database never sees the old one's write-ahead log.
 The temporary folder is named ``.PROJECT.init-<pid>-<random>``; one whose
 process is gone (a killed ``init``) is removed by the next ``init``.
 
+Every image passes :mod:`detal.image_check` (those with labels, the
+validation images and the initial batch decoded), or the project is not
+created; the message names each image refused, with the reason.
+
 Refused with one line before anything is written: a project path under a
 regular file, a folder that cannot be written, and a project folder that is
 the image folder itself (it may lie beside the images or inside them: the
@@ -40,6 +44,7 @@ import yaml
 from detal.config import Config, load_config
 from detal.errors import DataError, StateError
 from detal.files import IMAGE_SUFFIXES
+from detal.image_check import inspect_image
 from detal.labels import LabelProblem, read_classes
 from detal.pool import Status
 from detal.project.bundle import write_bundle
@@ -57,6 +62,7 @@ from detal.project.paths import (
     ProjectPaths,
 )
 from detal.project.scan import ImageScan, link_into
+from detal.project.sizes import DISPLAYED, SIZE_FRAME_KEY
 from detal.selection import initial_size, random_subset
 from detal.store import DB_NAME, Store, checkpoint
 
@@ -206,10 +212,11 @@ def _build_project(
     try:
         scan = ImageScan(tmp, names, problems, exclude=[project])
         prefix = link_into(project, tmp, images, IMAGES_LINK)
-        pool_labels = label_folder(Path(labels), problems) if labels is not None else {}
+        pool_labels = label_folder(Path(labels), problems, names) if labels is not None else {}
         with store.transaction():
             store.set_meta("classes", names)
             store.set_meta("images_root", prefix)
+            store.set_meta(SIZE_FRAME_KEY, DISPLAYED)  # sizes as displayed (detal.image_frame)
             try:
                 n_pool = store.add_images(
                     scan.rows(images, prefix, Status.UNLABELED.value, pool_labels, "", False)
@@ -227,7 +234,7 @@ def _build_project(
             if val_images is not None:
                 vprefix = link_into(project, tmp, Path(val_images), VAL_IMAGES_LINK)
                 store.set_meta("val_root", vprefix)
-                vlabels = label_folder(Path(val_labels), problems)
+                vlabels = label_folder(Path(val_labels), problems, names)
                 n_val = store.add_images(
                     scan.rows(Path(val_images), vprefix, Status.VAL.value, vlabels, "val:", True)
                 )
@@ -246,6 +253,7 @@ def _build_project(
             if need > 0:
                 rng = np.random.default_rng(cfg.seed)
                 picked = random_subset(pool.unlabeled_ids(), need, rng)
+                _check_decodes(store.images(picked), _resolver(tmp, prefix, images), images)
                 pool.select(picked, 0)
                 store.save_pool(pool, picked)
             store.start_cycle(0, cfg.to_dict())
@@ -262,9 +270,22 @@ def _build_project(
             n_selected=int(picked.size),
             duplicates=store.duplicates(),
             bundle=out,
+            names=list(names),
         )
     finally:
         store.close()
+
+
+def _check_decodes(rows: list, resolve: Callable[[str], Path], images: Path) -> None:
+    """The initial batch goes out to be labeled and trained on: every image must decode."""
+    bad = []
+    for row in rows:
+        try:
+            inspect_image(resolve(row.relpath), decode=True)
+        except DataError as exc:
+            bad.append(str(exc))
+    if bad:
+        raise problems_error(images, bad, "project not created")
 
 
 def _resolver(tmp: Path, prefix: str, images: Path) -> Callable[[str], Path]:

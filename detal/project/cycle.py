@@ -47,6 +47,12 @@ and training emits ``on_train_progress(cycle, epoch, epochs)`` when it starts (e
 and after each finished epoch.
 While a batch is out, the plan step raises :class:`~detal.errors.BatchOutError`.
 
+Images Ultralytics cannot use leave the pool as ``unreadable`` with one warning
+line each (:mod:`detal.project.readable`): labeled and validation images the
+image check refuses before training (so ``train: N images`` is what
+Ultralytics trains on), images the predictor could not read, and picked
+images the check refuses before the batch is written (so no bundle holds one).
+
 A process killed at any point leaves the cycle in one of those states;
 ``run_cycle`` again resumes it: training restarts from scratch, selection
 repeats the same picks, and the files are rewritten.
@@ -87,6 +93,7 @@ from detal.project.predictions import CyclePredictions
 from detal.project.pseudo import self_train, write_shipped
 from detal.project.train_cache import TrainCache
 from detal.project.training import train_and_evaluate
+from detal.project.verify import check_pool
 from detal.selection import cap_plan, labeling_cap, select_batch, strategy_plan
 from detal.store import Store
 
@@ -104,6 +111,7 @@ def run_cycle(
     write_bundle: bool = True,
     train_cache: TrainCache | str | Path | None = None,
     log_echo: TextIO | None = None,
+    allow_missing: bool = False,
 ) -> CycleReport:
     """Train on every labeled image, select the next batch and export it with pre-labels.
 
@@ -115,14 +123,20 @@ def run_cycle(
     ``train_cache`` reuses identical earlier trainings (simulations). The
     adapter's own log goes to ``cycles/<k>/train.log`` when it can route it
     (``log_to``), and also to ``log_echo`` when given (``detal cycle --verbose``).
+
+    Before anything, the image folders must be reachable, and images back
+    unchanged are usable again (:func:`detal.project.verify.check_pool`);
+    a check that finds a large share of the images missing or changed
+    refuses, unless ``allow_missing`` (:func:`detal.project.verify.usable_rows`).
     """
     project = Path(project)
     formats = check_formats(formats)
     store = open_store(project)
     try:
         with folder_lock(project):
+            check_pool(project, store)
             run = CycleRun(project, store, adapter, project_config(project, overrides), hooks or NO_HOOKS,
-                           log_echo=log_echo)
+                           log_echo=log_echo, allow_missing=allow_missing)
             if train_cache is not None:
                 run.train_cache = train_cache if isinstance(train_cache, TrainCache) else TrainCache(train_cache)
             return run.run(force, formats, write_bundle)
@@ -134,7 +148,7 @@ class CycleRun:
     """One cycle of one project, step by step (see the module docstring)."""
 
     def __init__(self, project: Path, store: Store, adapter: ModelAdapter, cfg: Config, hooks: Hooks,
-                 *, log_echo: TextIO | None = None) -> None:
+                 *, log_echo: TextIO | None = None, allow_missing: bool = False) -> None:
         self.project = project
         self.store = store
         self.adapter = adapter
@@ -144,15 +158,22 @@ class CycleRun:
         self.scored: dict[int, tuple[float, int, int | None]] = {}
         self.train_cache: TrainCache | None = None
         self.log_echo = log_echo  # also show the adapter's log here
+        self.allow_missing = allow_missing  # take a large share of missing images out, not refuse
 
     def run(self, force: bool, formats: list[str], bundle: bool) -> CycleReport:
         self.checked, self.dropped = set(), []  # image files verified; those taken out (usable)
+        self.preds: CyclePredictions | None = None
         state, resumed_from = self.begin(force)
+        if state == "started":  # what training reads: images spoiled since init leave the pool first,
+            # then any Ultralytics would not train on (decoded, as its loader will); before a new
+            # cycle is recorded, so a check that refuses leaves the project as it was
+            rows = self.usable([*self.store.images(status=Status.LABELED.value),
+                                *self.store.images(status=Status.VAL.value)])
+            self.readable(rows, decode=True)
+        if resumed_from is None:
+            self.start()
         self.cycle_dir = ProjectPaths(self.project).cycle_dir(self.k)
         self.cycle_dir.mkdir(parents=True, exist_ok=True)
-        if state == "started":  # what training reads: images spoiled since init leave the pool first
-            self.usable([*self.store.images(status=Status.LABELED.value),
-                         *self.store.images(status=Status.VAL.value)])
         for stale in [*self.cycle_dir.glob(".*.tmp-*"), *self.cycle_dir.glob(".*.export-tmp")]:
             # left by a killed run
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
@@ -179,7 +200,8 @@ class CycleRun:
 
     # -- 1. plan --------------------------------------------------------------------
     def begin(self, force: bool) -> tuple[str, str | None]:
-        """Start the next cycle, or pick up the one that was interrupted; return its state."""
+        """Plan the next cycle (:meth:`start` records it), or pick up the one that was interrupted;
+        return its state and the state it is resumed from (``None``: a new cycle)."""
         store, cfg = self.store, self.cfg
         last = store.last_cycle()
         if last is not None and last.state != "done":
@@ -213,10 +235,13 @@ class CycleRun:
         if not pool.unlabeled_ids().size and nothing_new:
             raise StateError(f"{self.project}: no unlabeled images left to select from")
         self.k = (last.id + 1) if last is not None else 1
-        with store.transaction():
-            store.start_cycle(self.k, cfg.to_dict())
-        self.hooks.emit("on_cycle_start", cycle=self.k)
         return "started", None
+
+    def start(self) -> None:
+        """Record the new cycle ``k`` with the config snapshot."""
+        with self.store.transaction():
+            self.store.start_cycle(self.k, self.cfg.to_dict())
+        self.hooks.emit("on_cycle_start", cycle=self.k)
 
     def usable(self, rows: Sequence, again: bool = False) -> list:
         """``rows`` whose files are unchanged; the others leave the pool (:mod:`detal.project.verify`).
@@ -224,7 +249,16 @@ class CycleRun:
         ``again``: check files verified earlier in this run too (they are about to be copied)."""
         from detal.project.verify import usable_rows
 
-        return usable_rows(self.project, self.store, rows, set() if again else self.checked, self.dropped)
+        return usable_rows(self.project, self.store, rows, set() if again else self.checked, self.dropped,
+                           allow_missing=self.allow_missing)
+
+    def readable(self, rows: Sequence, *, decode: bool) -> list:
+        """``rows`` Ultralytics can use; the others, and those the predictor could not read, leave the
+        pool (:mod:`detal.project.readable`)."""
+        from detal.project.readable import readable_rows
+
+        failed = self.preds.failed if self.preds is not None else None
+        return readable_rows(self.project, self.store, rows, decode=decode, failed=failed, dropped=self.dropped)
 
     def room(self, pool: Pool) -> int:
         """Images that may still be sent out under ``max_labeled_fraction`` (the one budget rule)."""
@@ -238,6 +272,9 @@ class CycleRun:
         if train_dir.exists():
             shutil.rmtree(train_dir)
         labeled = store.images(status=Status.LABELED.value)
+        if not labeled:
+            raise StateError(f"{self.project}: no labeled images left to train on (all were taken out of "
+                             "the pool; detal status counts them)")
         val_rows = store.images(status=Status.VAL.value)
         trained_before = [c for c in store.cycles() if c.id < k and c.state == "done" and c.weights]
         init_weights = self.project / trained_before[-1].weights if warm_starts(cfg) and trained_before else None
@@ -300,18 +337,22 @@ class CycleRun:
         )
         self.timings["score_s"] = round(score_s, 3)
         self.timings["select_s"] = round(time.perf_counter() - t0 - score_s, 3)
+        unread = np.array(sorted(self.preds.failed), dtype=np.int64)
+        if unread.size:  # the predictor could not read them: they leave the pool, and no batch takes them
+            self.readable(store.images(unread.tolist()), decode=False)
+        keep = lambda ids: ids[~np.isin(ids, unread)]
+        ids, uncertain, randoms = keep(selection.ids), keep(selection.uncertain_ids), keep(selection.random_ids)
         with store.transaction():
             store.add_scores(k, [(i, *v) for i, v in self.scored.items()],
                              embeddings=self.preds.embeddings_of(list(self.scored)))
-            pool.select(selection.ids, k)
-            store.save_pool(pool, selection.ids)
-            store.update_cycle(k, state="selected", n_selected=int(selection.ids.size), timings=self.timings)
+            pool.select(ids, k)
+            store.save_pool(pool, ids)
+            store.update_cycle(k, state="selected", n_selected=int(ids.size), timings=self.timings)
         self.hooks.emit("on_stage_end", cycle=k, stage="score", seconds=self.timings["score_s"],
                         images=len(self.scored))
         self.hooks.emit("on_stage_end", cycle=k, stage="select", seconds=self.timings["select_s"],
-                        images=int(selection.ids.size), uncertain=int(selection.uncertain_ids.size),
-                        random=int(selection.random_ids.size))
-        self.hooks.emit("on_select_end", cycle=k, ids=selection.ids)
+                        images=int(ids.size), uncertain=int(uncertain.size), random=int(randoms.size))
+        self.hooks.emit("on_select_end", cycle=k, ids=ids)
 
     # -- 5. write the batch ------------------------------------------------------------
     def write_batch(self, formats: list[str], bundle: bool, resumed_from: str | None) -> CycleReport:
@@ -322,6 +363,9 @@ class CycleRun:
         missing = [r for r in batch if r.id not in cache]
         if missing:
             self.preds.predict(missing)
+        # nothing goes out that nobody can train on: an image the predictor could not
+        # read, or one the image check refuses (a truncated JPEG it decoded in part)
+        batch = self.readable(batch, decode=False)
         preds = {r.id: cache[r.id] for r in batch if r.id in cache}
         stored = store.scores(k)
         # Only the random picks lack a score from selection; score just those.
@@ -349,7 +393,8 @@ class CycleRun:
         with store.transaction():
             store.add_scores(k, [(i, *v) for i, v in computed.items()], in_subset=False,
                              embeddings=self.preds.embeddings_of(list(computed)))
-            store.update_cycle(k, state="done", timings=self.timings, finished_at=time.time())
+            store.update_cycle(k, state="done", n_selected=len(batch), timings=self.timings,
+                               finished_at=time.time())
         self.hooks.emit("on_export_end", cycle=k, bundle=zip_path)
         self.hooks.emit("on_stage_end", cycle=k, stage="export", seconds=self.timings["export_s"],
                         prelabels=len(prelabels), boxes=sum(v[1] for v in manifest.values()),

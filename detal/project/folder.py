@@ -100,6 +100,8 @@ class InitReport:
     n_selected: int
     duplicates: list[list[str]]
     bundle: Path | None
+    names: list[str] = field(default_factory=list)
+    """The project's class names, in id order."""
 
 
 @dataclass
@@ -117,7 +119,7 @@ class CycleReport:
     exports: list[str] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     dropped: list[tuple[str, str]] = field(default_factory=list)
-    """Images taken out of the pool in this run: ``(relpath, "missing" | "changed")``."""
+    """Images taken out of the pool in this run: ``(relpath, "missing" | "changed" | "unreadable")``."""
 
 
 @dataclass

@@ -20,6 +20,11 @@ in (linked folders are never entered, so no walk can loop). At ``init`` a
 non-label name is only ignored when the project has no image of that name,
 which the caller decides with :func:`is_not_a_label`.
 
+Class names: a names file in the folder (``classes.txt``, ``obj.names``, a
+``data.yaml`` or ``dataset.yaml`` ...) is read by the same rule as a return's
+(:func:`detal.export.names.returned_names`): its ids are mapped to the
+project's classes by name, or ``init`` is refused naming it.
+
 The YOLO rules inside a file (5 fields, class range, box inside the image)
 are :func:`detal.labels.parse_label_text`'s, applied by the callers.
 """
@@ -27,9 +32,11 @@ are :func:`detal.labels.parse_label_text`'s, applied by the callers.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from detal.export.common import MAX_LABEL_BYTES, NOT_LABELS, skipped_path
+from detal.export.common import MAX_LABEL_BYTES, NOT_LABELS, Entry, parse_lines, skipped_path
+from detal.export.names import names_kind, returned_names
 from detal.labels import LabelProblem
 
 __all__ = ["MAX_LABEL_BYTES", "NOT_LABELS", "is_not_a_label", "label_folder"]
@@ -56,21 +63,50 @@ def _read_text(path: Path, problems: list) -> str | None:
     return None
 
 
-def label_folder(root: Path, problems: list) -> dict[str, tuple[Path, str]]:
+def label_folder(
+    root: Path, problems: list, names: Sequence[str] | None = None
+) -> dict[str, tuple[Path, str]]:
     """``relpath without .txt -> (file, text)`` for a folder of labels laid out like the images.
 
     For ``init --labels`` / ``--val-labels``: linked files are read, linked
     folders are not entered. Unreadable files are added to ``problems``.
+    With the project's ``names``, a names file in the folder maps the ids by
+    name (the texts come back in the project's ids), and any problem with
+    it, or a class it names that the project lacks, is added to ``problems``.
     """
     out = {}
+    names_files: list[Entry] = []
     for dirpath, dirs, files in os.walk(root):  # followlinks=False: linked folders are never entered
         rel_dir = Path(dirpath).relative_to(root)
         dirs[:] = sorted(d for d in dirs if not skipped_path((rel_dir / d).as_posix()))
         for name in sorted(files):
             rel = (rel_dir / name).as_posix()
-            if skipped_path(rel) or not name.endswith(".txt"):
+            kind = names_kind(name)
+            if skipped_path(rel) or not (name.endswith(".txt") or kind is not None):
                 continue
             text = _read_text(Path(dirpath) / name, problems)
-            if text is not None:
+            if text is None:
+                continue
+            if kind is not None:
+                names_files.append(Entry(rel, str(Path(dirpath) / name), text.encode("utf-8")))
+            if name.endswith(".txt"):
                 out[rel[: -len(".txt")]] = (Path(dirpath) / name, text)
+    if names is not None and names_files:
+        _map_by_name(out, names_files, list(names), problems)
     return out
+
+
+def _map_by_name(labels: dict[str, tuple[Path, str]], names_files: list[Entry], names: list[str],
+                 problems: list) -> None:
+    """Rewrite ``labels`` in the project's ids through the folder's names files (in place)."""
+    carried = returned_names(names_files)
+    problems.extend(carried.problems)
+    if carried.names is None:
+        return
+    for key, (path, text) in labels.items():
+        if is_not_a_label(path.name):
+            continue
+        mapped, found = parse_lines(text, str(path), carried.names, names, allow_confidence=False,
+                                    names_source=carried.source)
+        problems.extend(found)  # the lines left are valid, so no problem is named twice
+        labels[key] = (path, mapped)

@@ -17,6 +17,9 @@ Unchanged pre-labels are not corrected labels: an import whose every new
 label equals the pre-label detal sent out for it (``cycles/<k>/prelabels``)
 is refused unless ``accept_prelabels``. A COCO file without any annotation
 is refused unless ``allow_empty`` (it would mark every image "no objects").
+A label for an image Ultralytics could not train on (:mod:`detal.image_check`,
+decoded: the file became a GIF, a truncated JPEG ...) is a problem naming the
+image and the reason.
 
 Partial imports are allowed: an import may carry labels for part of the
 batch that is out. Those images become labeled; the rest stay selected, and
@@ -27,6 +30,11 @@ Crash safety: label files are written (each to a temporary name, then
 renamed) before the one transaction that marks their images labeled, so a
 killed import leaves at most label files for images that are still
 selected, which the rerun replaces.
+
+An image folder that cannot be reached (an unmounted disk, a broken
+``images`` link) refuses the import with one line
+(:func:`detal.project.verify.check_pool`); images taken out as missing whose
+file is back unchanged count again first.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from pathlib import Path
 
 from detal.errors import DataError, StateError
 from detal.export import PoolNames, ReturnedLabels, read_returned
+from detal.image_check import why_unusable
 from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
 from detal.project.folder import (
@@ -51,6 +60,7 @@ from detal.project.folder import (
     problems_error,
 )
 from detal.project.paths import LABELS_DIR, REPLACED_DIR, ProjectPaths, label_relpath
+from detal.project.verify import check_pool
 from detal.store import ImageRow, Store
 
 __all__ = ["import_keyed_labels", "import_labels", "pool_names"]
@@ -205,6 +215,7 @@ def _import(project: Path, store: Store, path: Path | str, read: Reader, overwri
     last = store.last_cycle()
     if last is not None and last.state != "done":
         raise StateError(f"{project}: cycle {last.id} was interrupted; rerun detal cycle to finish it first")
+    check_pool(project, store)  # an unreachable image folder refuses; images back unchanged count again
     names: list[str] = store.get_meta("classes")
     labels_root = ProjectPaths(project).labels_dir
     for stale in labels_root.glob(".staging-*"):
@@ -250,6 +261,10 @@ def _import(project: Path, store: Store, path: Path | str, read: Reader, overwri
         else:
             not_out += 1
             problems.append(LabelProblem(where, 0, f"image {key} is not in a batch that is out"))
+    for row, _ in new + changed:  # what Ultralytics cannot train on is no label for it (detal.image_check)
+        why = why_unusable(project / row.relpath)
+        if why is not None:
+            problems.append(LabelProblem(seen[row.key], 0, f"image {row.relpath}: {why}"))
     if not batch_out(store) and not overwrite and (not_out or not (entries or problems)):
         raise StateError(
             f"{project}: no batch is out, so there is nothing to import from {path} "

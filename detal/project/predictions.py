@@ -40,6 +40,8 @@ class CyclePredictions:
         self.weights = weights
         self.class_ap = class_ap
         self.cache: dict[int, Prediction] = {}
+        self.failed: dict[int, str] = {}
+        """Images the adapter could not read, by id: the reason it gave."""
 
     def predict(self, image_rows: Sequence) -> dict[int, Prediction]:
         """Predictions of this cycle's weights for ``image_rows``, by image id (cached)."""
@@ -55,16 +57,18 @@ class CyclePredictions:
             progress=False,
             with_embeddings=True,
         )
-        out = {}
-        for p in result.predictions:
-            image_id = by_path.get(str(p.path))
+        def id_of(path: Path) -> int:
+            image_id = by_path.get(str(path))
             if image_id is None:  # an adapter that reports resolved paths
                 if not resolved:
                     resolved.update({str(Path(k).resolve()): v for k, v in by_path.items()})
-                image_id = resolved.get(str(Path(p.path).resolve()))
+                image_id = resolved.get(str(Path(path).resolve()))
             if image_id is None:
-                raise ModelError(f"{p.path}: the adapter returned a prediction for an image it was not given")
-            out[image_id] = p
+                raise ModelError(f"{path}: the adapter returned a prediction for an image it was not given")
+            return image_id
+
+        out = {id_of(p.path): p for p in result.predictions}
+        self.failed.update({id_of(path): reason for path, reason in result.failed})
         self.cache.update(out)
         return out
 

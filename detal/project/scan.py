@@ -3,18 +3,21 @@
 Images are referenced, not copied: a pool may hold 100,000 files and copying
 would double the disk use and the time of ``init``; hard links fail across
 file systems. A symbolic link ``PROJECT/images -> DIR`` keeps every stored
-path relative to the project (``images/sub/a.jpg``), so moving the image
-folder only means re-pointing one link, and the content hash of every image
-is kept to detect files that changed under the project
-(:mod:`detal.project.verify`).
+path relative to the project (``images/sub/a.jpg``), so a moved image folder
+only needs the link pointed at its new place once every file is there, and
+the content hash of every image is kept to detect files that changed under
+the project (:mod:`detal.project.verify`, which also refuses a folder that
+went away rather than taking its images out).
 
 The walk follows a linked folder once, never twice: the real path of every
 folder entered is remembered, so a link ``self -> .`` or a loop adds
 nothing, and the project folder itself (which may live inside its image
 folder, with an ``images`` link back to it) is never scanned. A file name
 with a control character (a newline, a tab ...) is refused: Ultralytics
-drops such an image from training without a word. Every corrupt image is
-named (:attr:`ImageScan.bad`), and so is every name Windows cannot hold
+drops such an image from training without a word. Every image the image
+check refuses (:mod:`detal.image_check`: corrupt, or one Ultralytics would
+leave out; an image that comes with labels is decoded too) is named with the
+reason (:attr:`ImageScan.bad`), and so is every name Windows cannot hold
 (:func:`windows_problem`: ``a<b>.png``, ``CON.png``, a folder ending in a
 space or a dot), and two images whose bundle names clash (``sub/a.png``
 against ``sub__a.png``, or names that differ only in Unicode normalisation
@@ -24,8 +27,6 @@ vendor on Windows or macOS would get one file for two.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from detal.errors import DataError
 from detal.files import IMAGE_SUFFIXES
+from detal.image_check import inspect_image
 from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
 from detal.project.paths import label_relpath
@@ -120,26 +122,14 @@ def walk_images(root: Path, exclude: Iterable[Path] = ()) -> Iterator[str]:
         stack.extend(reversed(subdirs))
 
 
-def image_info(path: Path) -> tuple[str, int, int]:
-    """Content hash, width and height; the header is parsed, the pixels are not decoded."""
-    from PIL import Image
+def image_info(path: Path, *, decode: bool = False) -> tuple[str, int, int]:
+    """Content hash, width and height of an image Ultralytics will train on (:mod:`detal.image_check`).
 
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read image ({exc.strerror})") from None
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            width, height = im.size
-    except Exception as exc:  # noqa: BLE001 - decoders raise many types on bad bytes
-        # (UnidentifiedImageError, OSError, SyntaxError, ValueError; and once Ultralytics has
-        # patched Image.open, ModuleNotFoundError from its HEIF fallback)
-        reason = "empty file" if not data else f"not a readable image ({exc.__class__.__name__})"
-        raise DataError(f"{path}: corrupt image, {reason}") from None
-    if width <= 0 or height <= 0:
-        raise DataError(f"{path}: corrupt image, size {width}x{height}")
-    return digest, width, height
+    ``decode``: also decode it (for images that come with labels); otherwise the
+    header is parsed and the pixels are not decoded.
+    """
+    facts = inspect_image(path, decode=decode)
+    return facts.sha256, facts.width, facts.height
 
 
 class ImageScan:
@@ -187,13 +177,13 @@ class ImageScan:
                 continue
             key = key_prefix + stem.replace("/", "__")
             self._check_key(root, rel, key)
-            try:
-                digest, width, height = image_info(root / rel)
+            label = labels.pop(stem, None)
+            try:  # an image that comes with labels is trained on: decoded, as training will
+                digest, width, height = image_info(root / rel, decode=label is not None or require_labels)
             except DataError as exc:
                 self.bad.append(str(exc))
                 continue
             relpath = f"{prefix}/{rel}"
-            label = labels.pop(stem, None)
             row_status = status
             if label is not None:
                 path, text = label

@@ -49,9 +49,9 @@ def project_status(project: str | Path) -> dict[str, Any]:
                 # calibrated_on, precision_target, precision, teacher, teacher_metrics, ...
                 "self_training": read_summary(ProjectPaths(project).cycle_dir(c.id)),
             })
+        states = {c["cycle"]: c["state"] for c in cycles}
         out = [
-            {"cycle": cyc, "remaining": rem, "selected": tot,
-             "bundle": ProjectPaths(Path()).bundle(cyc).as_posix()}
+            {"cycle": cyc, "remaining": rem, "selected": tot, **_bundle(project, cyc, states.get(cyc))}
             for cyc, (rem, tot) in sorted(batch_out(store).items())
         ]
         return {
@@ -61,6 +61,7 @@ def project_status(project: str | Path) -> dict[str, Any]:
             "labeled_fraction": counts[Status.LABELED.value] / pool_size if pool_size else 0.0,
             "max_labeled_fraction": cfg.max_labeled_fraction,
             "cycles": cycles,
+            # each batch out: cycle, remaining, selected, bundle (null: none on disk) and no_bundle (why)
             "batch_out": out,
             "duplicates": store.duplicates(),
             "imports": len(store.imports()),
@@ -68,3 +69,17 @@ def project_status(project: str | Path) -> dict[str, Any]:
         }
     finally:
         store.close()
+
+
+def _bundle(project: Path, cycle: int, state: str | None) -> dict[str, str | None]:
+    """The batch's bundle, relative to the project (``None`` when there is no such file), and,
+    without one, why: the cycle stopped before writing it, or it was never written
+    (``detal simulate`` writes none) or was removed since."""
+    rel = ProjectPaths(Path()).bundle(cycle)
+    if (project / rel).is_file():
+        return {"bundle": rel.as_posix(), "no_bundle": None}
+    if state not in (None, "done"):
+        why = f"not written yet: cycle {cycle} stopped at state {state!r}; run detal cycle to finish it"
+    else:
+        why = f"no {rel.as_posix()} in the project (never written, as by detal simulate, or removed)"
+    return {"bundle": None, "no_bundle": why}

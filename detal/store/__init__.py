@@ -25,10 +25,11 @@ image's embedding from the scoring pass as little-endian float16 bytes (NULL
 when none was computed); databases made before it existed get the column, NULL
 everywhere, when first opened (a nullable column added in place, so the schema
 version stays 1). ``images.problem`` is ``NULL`` for an image that can be used,
-or :data:`IMAGE_PROBLEMS` ``missing`` (its file is gone) or ``changed`` (its
-content hash differs from the one recorded at init): such an image is out of
+or :data:`IMAGE_PROBLEMS` ``missing`` (its file is gone), ``changed`` (its
+content hash differs from the one recorded at init) or ``unreadable``
+(Ultralytics cannot use it, :mod:`detal.image_check`): such an image is out of
 the pool for good but stays recorded, with the status it had. It is added to
-old databases the same way.
+old databases the same way, and an older list of problems is widened in place.
 
 :meth:`Store.open` with ``readonly=True`` opens the database with SQLite's
 ``mode=ro`` (for ``detal status``): nothing is written, not even the

@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from detal.errors import StateError
-from detal.store.schema import IMAGE_COLS, LABEL_STUDIO_SCHEMA, SCHEMA, SCHEMA_VERSION, TABLES
+from detal.store.schema import (
+    IMAGE_COLS,
+    IMAGES_INDEXES,
+    IMAGES_TABLE,
+    LABEL_STUDIO_SCHEMA,
+    PROBLEM_CHECK,
+    SCHEMA,
+    SCHEMA_VERSION,
+    TABLES,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -150,15 +159,52 @@ class StoreConnection:
         if "problem" not in self._columns("images"):
             with self.transaction():
                 if "problem" not in self._columns("images"):  # another process may have added it
-                    self._conn.execute(
-                        "ALTER TABLE images ADD COLUMN problem TEXT CHECK (problem IN ('missing', 'changed'))"
-                    )
+                    self._conn.execute(f"ALTER TABLE images ADD COLUMN problem TEXT {PROBLEM_CHECK}")
+        self._widen_problem_check()
         if "embedding" not in self._columns("scores"):
             with self.transaction():
                 if "embedding" not in self._columns("scores"):  # another process may have added it meanwhile
                     self._conn.execute("ALTER TABLE scores ADD COLUMN embedding BLOB")
         if "label_studio_tasks" not in _tables(self._conn):
             self._conn.executescript(f"BEGIN IMMEDIATE; {LABEL_STUDIO_SCHEMA} COMMIT;")
+
+    def _widen_problem_check(self) -> None:
+        """Let ``images.problem`` hold every :data:`~detal.store.schema.IMAGE_PROBLEMS` in an older database.
+
+        SQLite cannot change a CHECK constraint in place, so the table is rebuilt
+        as its documentation describes: a new table, every row copied, the old
+        one dropped, the new one renamed and its indexes made again, all in one
+        transaction (foreign keys off meanwhile, checked before the commit).
+        The values the column held stay valid: the list only grows.
+        """
+        def table_sql() -> str:
+            row = self._conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'images'").fetchone()
+            return row[0]
+
+        if PROBLEM_CHECK in table_sql():
+            return
+        cols = IMAGE_COLS + ", problem"
+        self._conn.execute("PRAGMA foreign_keys = OFF")  # no effect inside a transaction
+        try:
+            with self.transaction():
+                if PROBLEM_CHECK in table_sql():  # another process widened it meanwhile
+                    return
+                self._conn.execute(IMAGES_TABLE.replace("CREATE TABLE images (", "CREATE TABLE images_widened (", 1))
+                self._conn.execute(f"INSERT INTO images_widened ({cols}) SELECT {cols} FROM images")
+                self._conn.execute("DROP TABLE images")
+                self._conn.execute("ALTER TABLE images_widened RENAME TO images")
+                for index in IMAGES_INDEXES:
+                    self._conn.execute(index)
+                broken = self._conn.execute("PRAGMA foreign_key_check").fetchone()
+                if broken is not None:
+                    raise StateError(f"{self.path}: damaged project database (foreign key {broken})")
+        except sqlite3.Error as exc:
+            raise StateError(
+                f"{self.path}: cannot update the project database to this detal ({exc}); this command "
+                "changes the project, so it needs a folder it may write (detal status only reads)"
+            ) from None
+        finally:
+            self._conn.execute("PRAGMA foreign_keys = ON")
 
     def _adapt_to_columns(self) -> None:
         """Read an old database as it is (read-only: no column is added)."""

@@ -103,7 +103,7 @@ class ImageTable(StoreConnection):
         return {r[2]: ImageRow(*r) for r in cur}
 
     def mark_problem(self, ids: Iterable[int], problem: str) -> None:
-        """Take images out of the pool for good (``missing`` or ``changed``); call inside a transaction.
+        """Take images out of the pool for good (``missing``, ``changed`` or ``unreadable``); call inside a transaction.
 
         Their status and cycles stay as they were, for the record.
         """
@@ -112,6 +112,17 @@ class ImageTable(StoreConnection):
         self._conn.executemany(
             "UPDATE images SET problem = ? WHERE id = ?", [(problem, int(i)) for i in ids]
         )
+
+    def clear_problem(self, ids: Iterable[int]) -> None:
+        """Bring images taken out of the pool back (their file is back as recorded); call inside a
+        transaction."""
+        self._conn.executemany("UPDATE images SET problem = NULL WHERE id = ?", [(int(i),) for i in ids])
+
+    def set_sizes(self, sizes: Iterable[tuple[int, int, int]]) -> None:
+        """Store ``(width, height, id)`` sizes (the displayed frame, :mod:`detal.image_frame`);
+        call inside a transaction."""
+        self._conn.executemany("UPDATE images SET width = ?, height = ? WHERE id = ?",
+                               [(int(w), int(h), int(i)) for w, h, i in sizes])
 
     def problem_counts(self) -> dict[str, int]:
         """How many images are out of the pool, by :data:`IMAGE_PROBLEMS`."""

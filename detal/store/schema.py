@@ -8,13 +8,21 @@ are nullable and added in place when a database is opened
 
 from __future__ import annotations
 
-__all__ = ["CYCLE_STATES", "DB_NAME", "IMAGE_PROBLEMS", "SCHEMA_VERSION"]
+__all__ = [
+    "CYCLE_STATES", "DB_NAME", "IMAGES_INDEXES", "IMAGES_TABLE", "IMAGE_PROBLEMS", "PROBLEM_CHECK",
+    "SCHEMA_VERSION",
+]
 
 DB_NAME = "detal.db"
 SCHEMA_VERSION = 1
 
-IMAGE_PROBLEMS = ("missing", "changed")
-"""Why an image was taken out of the pool after init: its file is gone, or its content changed."""
+IMAGE_PROBLEMS = ("missing", "changed", "unreadable")
+"""Why an image was taken out of the pool after init: its file is gone, its content changed, or
+Ultralytics cannot use it (:mod:`detal.image_check`; a project made before that check)."""
+
+PROBLEM_CHECK = "CHECK (problem IN ({}))".format(", ".join(f"'{p}'" for p in IMAGE_PROBLEMS))
+"""The constraint on ``images.problem``; databases with an older list are widened in place
+(:meth:`detal.store.connection.StoreConnection.open`)."""
 
 CYCLE_STATES = ("started", "trained", "selected", "done")
 """A cycle moves through these states in order; ``done`` is final.
@@ -25,12 +33,7 @@ CYCLE_STATES = ("started", "trained", "selected", "done")
 ``done``: pre-labels and the bundle are written.
 """
 
-SCHEMA = """
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE images (
+IMAGES_TABLE = f"""CREATE TABLE images (
     id             INTEGER PRIMARY KEY,
     relpath        TEXT NOT NULL UNIQUE,
     key            TEXT NOT NULL UNIQUE,
@@ -40,17 +43,27 @@ CREATE TABLE images (
     status         TEXT NOT NULL CHECK (status IN ('unlabeled', 'selected', 'labeled', 'val')),
     selected_cycle INTEGER NOT NULL DEFAULT -1,
     labeled_cycle  INTEGER NOT NULL DEFAULT -1,
-    problem        TEXT CHECK (problem IN ('missing', 'changed'))
+    problem        TEXT {PROBLEM_CHECK}
+)"""
+IMAGES_INDEXES = (
+    "CREATE INDEX images_status ON images (status)",
+    "CREATE INDEX images_sha256 ON images (sha256)",
+)
+
+SCHEMA = f"""
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
-CREATE INDEX images_status ON images (status);
-CREATE INDEX images_sha256 ON images (sha256);
+{IMAGES_TABLE};
+{"; ".join(IMAGES_INDEXES)};
 CREATE TABLE cycles (
     id          INTEGER PRIMARY KEY,
     state       TEXT NOT NULL CHECK (state IN ('started', 'trained', 'selected', 'done')),
     config      TEXT NOT NULL,
     weights     TEXT,
     metrics     TEXT,
-    timings     TEXT NOT NULL DEFAULT '{}',
+    timings     TEXT NOT NULL DEFAULT '{{}}',
     n_train     INTEGER NOT NULL DEFAULT 0,
     n_selected  INTEGER NOT NULL DEFAULT 0,
     started_at  REAL NOT NULL,

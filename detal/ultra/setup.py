@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from detal.image_check import allow_large_images
+
 __all__ = ["default_config_dir", "offline", "prepare_ultralytics"]
 
 # Settings that make Ultralytics talk to servers or third-party loggers.
@@ -48,11 +50,14 @@ def prepare_ultralytics() -> None:
     itself; call it first when using ``ultralytics`` directly next to detal.
     It also undoes Ultralytics' patch of ``PIL.Image.open`` (see
     :func:`_restore_pil_open`); its ``torch.save`` wrapper (retries on
-    failure) stays. Ultralytics reads the environment only on its first import, so if
+    failure) stays. PIL's image size limit is raised to detal's
+    (:func:`detal.image_check.allow_large_images`), so Ultralytics trains on
+    the large photos ``init`` accepted instead of leaving them out. Ultralytics reads the environment only on its first import, so if
     something imported it earlier, its settings folder stays where that
     import put it (sync and integrations are still switched off).
     """
     global _imported
+    allow_large_images()  # PIL's limit, which Ultralytics' dataset check opens every image under
     with _import_lock:
         if _imported:
             return
