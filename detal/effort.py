@@ -22,14 +22,20 @@ returned with no pre-label shipped (the initial random batch) is all drawn.
 
 Cost (:class:`Effort`): ``per_image + sum(count[a] * seconds[a])`` over the
 five actions, and, for comparison, what the same returned boxes cost drawn
-from scratch: ``per_image + returned * draw``. The default seconds and their
+from scratch: ``per_image + returned * draw``. A batch (:func:`batch_cost`)
+sums both over its returned images; its pre-label precision is the share of
+shipped boxes that matched a returned box of their class (verified or
+adjusted), its recall the share of returned boxes so matched, both over the
+images that had pre-labels shipped (``None`` where there is nothing to
+divide by). The default seconds and their
 sources are in ``configs/default.yaml`` (``effort_seconds``) and docs/method.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
+from typing import Protocol
 
 import numpy as np
 
@@ -38,10 +44,14 @@ from detal.errors import unknown
 __all__ = [
     "ACTIONS",
     "OUTCOMES",
+    "BatchCost",
     "Diff",
     "Effort",
+    "ImageCounts",
+    "batch_cost",
     "box_iou",
     "diff_boxes",
+    "format_seconds",
     "from_yolo",
 ]
 
@@ -168,3 +178,65 @@ class Effort:
     def from_scratch(self, returned: int) -> float:
         """Time to draw the same ``returned`` boxes with no pre-labels."""
         return self.per_image + returned * self.draw
+
+
+class ImageCounts(Protocol):
+    """One returned image's figures (:class:`detal.store.CorrectionRow` is one)."""
+
+    @property
+    def prelabeled(self) -> bool: ...  # were pre-labels shipped for it?
+    @property
+    def shipped(self) -> int: ...
+    @property
+    def returned(self) -> int: ...
+    def counts(self) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True)
+class BatchCost:
+    """What correcting a batch took, summed over its returned images (see the module docstring)."""
+
+    images: int
+    prelabeled_images: int
+    shipped_boxes: int
+    returned_boxes: int
+    counts: dict[str, int]
+    precision: float | None
+    recall: float | None
+    annotator_s: float
+    from_scratch_s: float
+
+
+def batch_cost(images: Iterable[ImageCounts], effort: Effort) -> BatchCost:
+    """Sum the counts and the seconds of ``images``; precision and recall over the pre-labeled ones."""
+    n = pre = shipped = returned = returned_pre = 0
+    counts = dict.fromkeys(ACTIONS, 0)
+    seconds = scratch = 0.0
+    for im in images:
+        c = im.counts()
+        n += 1
+        shipped += im.shipped
+        returned += im.returned
+        if im.prelabeled:
+            pre += 1
+            returned_pre += im.returned
+        for a in ACTIONS:
+            counts[a] += c[a]
+        seconds += effort.seconds(c)
+        scratch += effort.from_scratch(im.returned)
+    matched = counts["verified"] + counts["adjusted"]
+    return BatchCost(
+        images=n, prelabeled_images=pre, shipped_boxes=shipped, returned_boxes=returned, counts=counts,
+        precision=matched / shipped if shipped else None,
+        recall=matched / returned_pre if returned_pre else None,
+        annotator_s=seconds, from_scratch_s=scratch,
+    )
+
+
+def format_seconds(seconds: float) -> str:
+    """Annotator time for people: ``45 s``, ``12.5 min``, ``3.2 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -26,8 +26,10 @@ Resume: after a kill, running the same simulation again resumes every
 project with its own crash-safe resume (an interrupted cycle is finished, an
 interrupted import is repeated). The outputs, ``results.csv`` (one row per
 trained cycle; ``cycle`` counts trained cycles from 0, project cycle
-``cycle + 1``), ``curves.png`` and ``summary.md`` (:mod:`detal.report`), are
-derived from the projects' stores after every cycle.
+``cycle + 1``; :data:`RESULT_COLUMNS`, with the cumulative annotator seconds
+of :func:`project_rows`), ``curves.png`` and ``summary.md``
+(:mod:`detal.report`), are derived from the projects' stores after every
+cycle.
 
 The vendor bundle zip is not written (``write_bundles=False``, the default
 here): it copies the batch's images and no one unpacks it. Everything else
@@ -52,10 +54,11 @@ import yaml
 from detal.adapter import ModelAdapter
 from detal.config import Config, cycle_epochs
 from detal.data_yaml import Dataset, load_dataset
+from detal.effort import Effort, batch_cost
 from detal.errors import ConfigError, DataError, StateError, unknown
 from detal.files import atomic_write
 from detal.pool import Status
-from detal.project import Hooks, import_labels, init_project, run_cycle
+from detal.project import Hooks, import_labels, init_project, project_config, run_cycle
 from detal.project.folder import EVENTS, folder_lock
 from detal.project.paths import ProjectPaths, label_relpath
 from detal.project.scan import walk_images
@@ -63,6 +66,7 @@ from detal.selection import STRATEGIES, labeling_cap, schedule_length
 from detal.store import Store
 
 __all__ = [
+    "DRAW_SLOW",
     "RESULT_COLUMNS",
     "Dataset",
     "cycle_epochs",
@@ -74,8 +78,11 @@ __all__ = [
 
 RESULT_COLUMNS = (
     "strategy", "seed", "cycle", "n_labeled", "labeled_fraction", "map50", "map50_95",
-    "train_s", "score_s", "select_s", "epochs", "n_boxes",
+    "train_s", "score_s", "select_s", "epochs", "n_boxes", "annotator_s", "annotator_s_draw25",
 )
+DRAW_SLOW = 25.0
+"""The second cost profile's seconds per drawn box (``annotator_s_draw25``): a classic two-click box
+with quality checks, Su, Deng and Fei-Fei 2012 (docs/method.md, "What a batch costs")."""
 RUN_FILE = "simulation.json"
 RUN_VERSION = 2
 _IGNORED_KEYS = ("seed", "device", "workers", "data")  # may change between a run and its resume
@@ -181,8 +188,6 @@ def _check_run(project: Path, identity: dict, cfg: Config) -> None:
         raise StateError(f"{path}: missing; this project was not made by detal simulate") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise StateError(f"{path}: damaged run file; delete {project} to restart this run") from None
-    from detal.project import project_config
-
     mine = {k: v for k, v in cfg.to_dict().items() if k not in _IGNORED_KEYS}
     theirs = {k: v for k, v in project_config(project).to_dict().items() if k not in _IGNORED_KEYS}
     if found != identity or mine != theirs:
@@ -226,10 +231,22 @@ def project_rows(project: Path, strategy: str, seed: int, boxes: dict[str, int] 
     """One result row per trained cycle of a project, from its store.
 
     ``n_boxes`` counts the labeled set's boxes from ``boxes`` (key -> boxes),
-    or from the project's label files when not given.
+    or from the project's label files when not given. ``annotator_s`` is the
+    estimated annotator time spent on the labels the cycle trained on: the
+    sum, over every batch imported before it, of what correcting its images
+    took as ``import`` recorded it (:mod:`detal.project.corrections`; the
+    initial batch all drawn), priced with the project's ``effort_seconds``;
+    ``annotator_s_draw25`` the same with ``draw`` = :data:`DRAW_SLOW`.
     """
+    seconds = project_config(project).effort_seconds
+    profiles = {"annotator_s": Effort(**seconds), "annotator_s_draw25": Effort(**{**seconds, "draw": DRAW_SLOW})}
     rows: list[dict[str, Any]] = []
     with Store.open(ProjectPaths(project).db) as store:
+        by_batch: dict[int, list] = {}
+        for r in store.corrections():
+            by_batch.setdefault(r.cycle, []).append(r)
+        batch_s = {j: {name: batch_cost(images, effort).annotator_s for name, effort in profiles.items()}
+                   for j, images in by_batch.items()}
         images = store.images()
         pool_size = sum(1 for r in images if r.status != Status.VAL.value)
         labeled = [r for r in images if r.status == Status.LABELED.value]
@@ -253,6 +270,8 @@ def project_rows(project: Path, strategy: str, seed: int, boxes: dict[str, int] 
                 "select_s": timings.get("select_s", 0.0),
                 "epochs": cycle_epochs(cfg, 0 if i == 0 else c.id, c.n_train),
                 "n_boxes": sum(boxes.get(r.key, 0) for r in labeled if r.labeled_cycle < c.id),
+                # the batches it trained on: those selected before it
+                **{name: round(sum(v[name] for j, v in batch_s.items() if j < c.id), 1) for name in profiles},
                 "picked": c.n_selected,
                 "reused": bool(timings.get("train_cached")),
             })

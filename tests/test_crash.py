@@ -9,6 +9,7 @@ reference project that ran the same steps without a crash.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -48,6 +49,17 @@ SCRIPT = textwrap.dedent(
                 die()
             return super().predict(*args, **kwargs)
 
+    if point == "in_record_corrections":  # inside the import's transaction, its last write done
+        from detal.store import Store
+
+        record = Store.record_corrections
+
+        def record_and_die(self, *args, **kwargs):
+            record(self, *args, **kwargs)
+            die()
+
+        Store.record_corrections = record_and_die
+
     hooks = Hooks()
     if point.startswith("on_"):
         if point == "on_label_written":
@@ -57,7 +69,7 @@ SCRIPT = textwrap.dedent(
     if action == "cycle":
         run_cycle(project, Crashy(N_CLASSES, seed=1), hooks=hooks)
     else:
-        import_labels(project, sys.argv[4], hooks=hooks)
+        import_labels(project, sys.argv[4], hooks=hooks, overwrite=action == "import-overwrite")
     print("finished without a crash")
     """
 ).replace("N_CLASSES", str(len(NAMES)))
@@ -177,6 +189,38 @@ def test_kill_during_import(point, tmp_path):
     check_consistent(crashed)
     a, b = _comparable(crashed), _comparable(reference)
     assert a == b
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_kill_while_recording_what_correcting_took_leaves_the_old_state(overwrite, tmp_path):
+    """kill -9 inside the import's transaction, after its correction rows are written: nothing of it stays."""
+    crashed, reference = _pair(tmp_path, cycles_done=1)
+    returned = {}
+    for name, project in (("c", crashed), ("r", reference)):
+        returned[name] = write_returned(tmp_path / f"ret_{name}", project, 1)
+        if overwrite:  # batch 1 is in; then the vendor sends a fix of every label: the pre-labels after all
+            import_labels(project, returned[name])
+            returned[name] = fix = tmp_path / f"fix_{name}"
+            fix.mkdir()
+            for key, boxes in json.loads((project / "cycles/1/shipped.json").read_text())["images"].items():
+                (fix / f"{key}.txt").write_text("".join(" ".join(map(str, b[:5])) + "\n" for b in boxes))
+    before = db_rows(crashed)
+    corrections_before = before["corrections"]
+    assert bool(corrections_before) and len(corrections_before) == (8 if overwrite else 4)
+
+    action = "import-overwrite" if overwrite else "import"
+    _crash(tmp_path, crashed, action, "in_record_corrections", str(returned["c"]))
+    check_consistent(crashed)
+    assert db_rows(crashed) == before  # the old state, whole
+
+    for project, name in ((crashed, "c"), (reference, "r")):
+        import_labels(project, returned[name], overwrite=overwrite)
+    check_consistent(crashed)
+    a, b = _comparable(crashed), _comparable(reference)
+    if overwrite:  # the killed run had replaced the files: the rerun finds them unchanged, and logs no import
+        assert [r[2] for r in a["db"].pop("imports")] == [0, 0] and [r[2] for r in b["db"].pop("imports")] == [0, 0, 4]
+    assert a == b  # the correction rows too: the rerun recorded them for the unchanged labels
+    assert db_rows(crashed)["corrections"] != corrections_before
 
 
 def test_crash_script_runs_clean_without_a_point(tmp_path):

@@ -84,3 +84,53 @@ def test_counts_conserve_boxes(shipped, returned):
     c = d.counts()
     assert c["verified"] + c["adjusted"] + c["relabeled"] + c["deleted"] == len(shipped)
     assert c["verified"] + c["adjusted"] + c["relabeled"] + c["drawn"] == len(returned)
+
+
+class _Image:
+    """A returned image's figures, as the store keeps them."""
+
+    def __init__(self, prelabeled, **counts):
+        self.prelabeled = prelabeled
+        self._counts = {"verified": 0, "adjusted": 0, "relabeled": 0, "deleted": 0, "drawn": 0, **counts}
+        c = self._counts
+        self.shipped = c["verified"] + c["adjusted"] + c["relabeled"] + c["deleted"]
+        self.returned = c["verified"] + c["adjusted"] + c["relabeled"] + c["drawn"]
+
+    def counts(self):
+        return dict(self._counts)
+
+
+def test_batch_cost_by_hand():
+    from detal.effort import batch_cost
+
+    images = [_Image(True, verified=2, adjusted=1, relabeled=1, deleted=3, drawn=2),  # shipped 7, returned 6
+              _Image(True, deleted=1),  # a false pre-label on an empty image
+              _Image(False, drawn=4)]  # the initial batch: nothing shipped, all drawn
+    b = batch_cost(images, Effort())
+    assert (b.images, b.prelabeled_images, b.shipped_boxes, b.returned_boxes) == (3, 2, 8, 10)
+    assert b.counts == {"verified": 2, "adjusted": 1, "relabeled": 1, "deleted": 4, "drawn": 6}
+    assert b.precision == pytest.approx(3 / 8)  # verified + adjusted of the shipped boxes
+    assert b.recall == pytest.approx(3 / 6)  # of the returned boxes of the pre-labeled images only
+    assert b.annotator_s == pytest.approx(31.7 + (3 + 1.5) + (3 + 4 * 7.0))
+    assert b.from_scratch_s == pytest.approx((3 + 6 * 7.0) + 3 + (3 + 4 * 7.0))
+    slow = batch_cost(images, Effort(draw=25.0))
+    assert slow.annotator_s - b.annotator_s == pytest.approx(6 * 18.0)  # six drawn boxes, 18 s more each
+
+
+@pytest.mark.parametrize(
+    ("images", "precision", "recall"),
+    [
+        ([], None, None),  # nothing came back
+        ([_Image(False, drawn=3)], None, None),  # no pre-labels shipped: nothing to judge
+        ([_Image(True)], None, None),  # pre-labeled, empty both ways
+        ([_Image(True, drawn=2)], None, 0.0),  # the model found nothing; two boxes were there
+        ([_Image(True, deleted=2)], 0.0, None),  # two false boxes on an empty image
+        ([_Image(True, verified=1, relabeled=1)], 0.5, 0.5),  # a class swap is a miss both ways
+    ],
+)
+def test_batch_precision_and_recall_edges(images, precision, recall):
+    from detal.effort import batch_cost
+
+    b = batch_cost(images, Effort())
+    assert (b.precision, b.recall) == (precision, recall)
+    assert b.annotator_s == pytest.approx(sum(Effort().seconds(i.counts()) for i in images))

@@ -461,3 +461,16 @@ def test_review_reads_without_changing_the_project_state(tmp_path):
     # and the next cycle still runs: the review folder is no obstacle
     label_cycle(project, 1, tmp_path)
     assert run_cycle(project, FakeAdapter(len(NAMES), seed=2)).cycle == 2
+
+
+def test_effort_panel_without_and_with_a_batch_back():
+    from detal.review import BatchEffort
+
+    assert "no batch has come back yet" in render_page(_page())
+    figures = {"images": 5, "prelabeled_images": 5, "shipped_boxes": 9, "returned_boxes": 8, "verified": 4,
+               "adjusted": 2, "relabeled": 1, "deleted": 2, "drawn": 1, "precision": 0.6667, "recall": 0.75,
+               "annotator_s": 45.4, "from_scratch_s": 71.0}
+    html = render_page(_page(effort=BatchEffort(3, figures)))
+    assert '<div class="panel" id="effort" data-cycle="3" data-images="5" data-annotator-s="45.4"' in html
+    assert "Correcting batch 3 (the last one back)" in html and "<div class=\"big\">45 s</div>" in html
+    assert "71 s drawn from scratch (26 s saved)" in html and "precision 0.67, recall 0.75" in html

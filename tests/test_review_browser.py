@@ -124,3 +124,37 @@ def test_screenshot_is_not_blank(page):
     # the boxes are drawn: pixels in the colour of class 0 (#e6194b, BGR 75 25 230)
     cat = np.all(np.abs(img.astype(int) - (75, 25, 230)) < 40, axis=2)
     assert int(cat.sum()) > 50
+
+
+def _effort_panel(dom: str) -> tuple[dict[str, str], str]:
+    """The attributes and the text of the page's panel of what correcting the last batch took."""
+    m = re.search(r'<div class="panel" id="effort"([^>]*)>(.*?</table>)</div>', dom, re.DOTALL)
+    assert m, "no effort panel on the page"
+    attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', m.group(1)))
+    return attrs, re.sub(r"<[^>]+>", " ", m.group(2))
+
+
+def test_page_shows_the_last_batch_corrections(page, tmp_path):
+    from detal.effort import format_seconds
+    from detal.project import project_status
+
+    browser, tmp, project, result = page
+    attrs, text = _effort_panel(_run(browser, tmp, result.path.as_uri(), "--dump-dom").stdout)
+    e0 = project_status(project)["cycles"][0]["effort"]  # only the initial batch is back: all drawn
+    assert attrs["cycle"] == "0" and float(attrs["annotator-s"]) == e0["annotator_s"] > 0
+    assert int(attrs["drawn"]) == e0["drawn"] == 6 and attrs["precision"] == attrs["recall"] == ""
+    assert "no pre-labels were shipped" in text
+
+    # batch 1 back, corrected: the page of cycle 2 shows batch 1's figures, as detal status gives them
+    second = project_with_cycle(tmp_path, n=60, cycles=2, line="1 0.4 0.4 0.3 0.3")
+    page2 = write_review(second)
+    assert page2.cycle == 2
+    attrs, text = _effort_panel(_run(browser, tmp, page2.path.as_uri(), "--dump-dom").stdout)
+    e1 = project_status(second)["cycles"][1]["effort"]
+    assert attrs["cycle"] == "1" and e1["prelabeled_images"] == e1["images"] == 6
+    for key in ("annotator_s", "from_scratch_s", "precision", "recall", "verified", "adjusted",
+                "relabeled", "deleted", "drawn"):
+        assert float(attrs[key.replace("_", "-")]) == e1[key], key
+    assert e1["shipped_boxes"] > 0 and e1["deleted"] + e1["drawn"] > 0  # the vendor changed things
+    assert format_seconds(e1["annotator_s"]) in text and format_seconds(e1["from_scratch_s"]) in text
+    assert f"precision {e1['precision']:.2f}, recall {e1['recall']:.2f}" in text

@@ -176,6 +176,41 @@ def test_cycle_epochs(cycles, n, kw, expected):
 
 
 # -- the same loop as a person's --------------------------------------------------------------
+def test_results_carry_the_cumulative_annotator_seconds(data_yaml, tmp_path):
+    """annotator_s: every batch so far, its shipped pre-labels costed against the ground truth (the files)."""
+    import json
+
+    from detal.effort import Effort, diff_boxes, from_yolo
+
+    out = _run(data_yaml, tmp_path / "sim", ("mixed",))
+    project = out / "mixed" / "seed-0"
+    rows = _rows(out)
+    truth = data_yaml.parent / "labels" / "train"
+
+    def boxes(items):
+        return from_yolo([b[1:5] for b in items]), [int(b[0]) for b in items]
+
+    per_batch = {}
+    for j, keys in enumerate(_batches(project)):
+        shipped = json.loads((project / f"cycles/{j}/shipped.json").read_text())["images"] if j else {}
+        spent = [0.0, 0.0]
+        for key in keys:
+            gt = [[float(v) for v in line.split()] for line in (truth / f"{key}.txt").read_text().splitlines()]
+            d = diff_boxes(*boxes(shipped.get(key, [])), *boxes(gt))
+            spent[0] += Effort().seconds(d.counts())
+            spent[1] += Effort(draw=25.0).seconds(d.counts())
+        per_batch[j] = spent
+    assert per_batch[0] == [3 + 7.0, 3 + 25.0]  # the initial image: one box, drawn
+    drawn_only = {j: len(keys) * (3 + 7.0) for j, keys in enumerate(_batches(project))}
+    assert any(per_batch[j][0] != drawn_only[j] for j in per_batch if j)  # pre-labels were shipped and costed
+    for r in rows:  # trained cycle c trained on the batches 0..c
+        c = int(r["cycle"])
+        assert float(r["annotator_s"]) == pytest.approx(sum(per_batch[j][0] for j in range(c + 1)), abs=0.06)
+        assert float(r["annotator_s_draw25"]) == pytest.approx(sum(per_batch[j][1] for j in range(c + 1)), abs=0.06)
+    seconds = [float(r["annotator_s"]) for r in rows]
+    assert seconds == sorted(seconds) and seconds[-1] > seconds[0]
+
+
 def test_simulation_is_the_hand_driven_project(data_yaml, tmp_path):
     cfg = _cfg(strategy="mixed", seed=3)
     out = _run(data_yaml, tmp_path / "sim", ("mixed",), (3,))

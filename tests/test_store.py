@@ -138,3 +138,85 @@ def test_images_filtered_by_selected_cycle(store):
     assert [r.id for r in store.images(selected_cycle=3)] == [2, 9]
     assert [r.id for r in store.images(ids=[9, 2])] == [2, 9]
     assert len(store.images(status="unlabeled")) == 10
+
+
+# -- corrections: what correcting each returned image took ------------------------------
+def _correction(image_id, cycle=1, **counts):
+    from detal.store import CorrectionRow
+
+    c = {"verified": 0, "adjusted": 0, "relabeled": 0, "deleted": 0, "drawn": 0, **counts}
+    shipped = c["verified"] + c["adjusted"] + c["relabeled"] + c["deleted"]
+    returned = c["verified"] + c["adjusted"] + c["relabeled"] + c["drawn"]
+    return CorrectionRow(image_id, cycle, shipped > 0, shipped, returned, **c)
+
+
+def _labeled(store, ids, cycle=1):
+    pool = store.load_pool()
+    pool.select(ids, cycle)
+    pool.label(ids, cycle)
+    with store.transaction():
+        store.save_pool(pool, ids)
+
+
+def test_correction_rows_round_trip_and_replace(store):
+    from detal.store import ShippedBoxRow
+
+    _labeled(store, [2, 5])
+    with store.transaction():
+        store.record_corrections([_correction(2, verified=1, deleted=1), _correction(5, drawn=3)],
+                                 [ShippedBoxRow(2, 0, 1, 0.9, "verified", 0.8),
+                                  ShippedBoxRow(2, 1, 0, None, "deleted", 0.0)])
+    assert [r.counts() for r in store.corrections(1)] == [
+        {"verified": 1, "adjusted": 0, "relabeled": 0, "deleted": 1, "drawn": 0},
+        {"verified": 0, "adjusted": 0, "relabeled": 0, "deleted": 0, "drawn": 3}]
+    assert store.corrections(2) == []
+    assert [r.prelabeled for r in store.corrections()] == [True, False]
+    assert store.shipped_boxes(1) == [ShippedBoxRow(2, 0, 1, 0.9, "verified", 0.8),
+                                      ShippedBoxRow(2, 1, 0, None, "deleted", 0.0)]
+    # written again (an --overwrite import): the image's rows are replaced, not added
+    with store.transaction():
+        store.record_corrections([_correction(2, adjusted=1)], [ShippedBoxRow(2, 0, 1, 0.9, "adjusted", 0.6)])
+    assert [(r.image_id, r.adjusted, r.verified) for r in store.corrections(1)] == [(2, 1, 0), (5, 0, 0)]
+    assert store.shipped_boxes(1) == [ShippedBoxRow(2, 0, 1, 0.9, "adjusted", 0.6)]
+
+
+def test_uncorrected_lists_labeled_batch_images_without_a_row(store):
+    _labeled(store, [1, 3, 4])
+    with store.transaction():
+        store.record_corrections([_correction(3, drawn=1)], [])
+    assert [r.id for r in store.uncorrected()] == [1, 4]
+    assert [r.id for r in store.uncorrected(exclude=[4])] == [1]
+
+
+@pytest.mark.parametrize("bad", [{"drawn": -1}, {"prelabeled": 2}])
+def test_bad_correction_is_rejected_by_the_schema(store, bad):
+    from dataclasses import replace
+
+    _labeled(store, [1])
+    row = replace(_correction(1, drawn=1), **bad)
+    with pytest.raises(sqlite3.IntegrityError), store.transaction():
+        store.record_corrections([row], [])
+    assert store.corrections() == []
+
+
+def test_an_old_database_gains_the_correction_tables(tmp_path):
+    """A database made before the tables existed: read-only it has no rows; opened to write, it gains them."""
+    path = tmp_path / "detal.db"
+    s = Store.create(path)
+    with s.transaction():
+        s.add_images(_rows(3))
+    s.execute("DROP TABLE shipped_boxes")
+    s.execute("DROP TABLE corrections")
+    s.close()
+    with Store.open(path, readonly=True) as ro:
+        assert ro.corrections() == [] and ro.shipped_boxes(1) == [] and ro.uncorrected() == []
+        assert ro.image_count() == 3
+    conn = sqlite3.connect(path)
+    assert "corrections" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}  # read-only wrote nothing
+    conn.close()
+    with Store.open(path) as rw:
+        _labeled(rw, [0])
+        with rw.transaction():
+            rw.record_corrections([_correction(0, drawn=2)], [])
+        assert [r.drawn for r in rw.corrections(1)] == [2]
+        assert rw.integrity_check() == "ok"

@@ -18,6 +18,7 @@ from detal.adapter import ModelAdapter, fake_adapter_requested
 from detal.adapter import make_adapter as adapter_factory
 from detal.commands.common import add_config_args, config_from_args
 from detal.config import Config
+from detal.effort import format_seconds
 from detal.errors import BatchOutError, BusyError
 from detal.export.registry import IMPORT_FORMATS
 from detal.store import DB_NAME, Store
@@ -299,6 +300,21 @@ def _self_training_line(s: dict | None) -> str:
             f"({how}; target {s['precision_target']:.2f}{precision}), teacher {s['teacher']}")
 
 
+def _effort_line(e: dict | None, n_selected: int) -> str:
+    """What correcting a cycle's batch took, in one line ('' when none of it is back)."""
+    if e is None:
+        return ""
+    if e["prelabeled_images"]:
+        p = "-" if e["precision"] is None else f"{e['precision']:.2f}"
+        r = "-" if e["recall"] is None else f"{e['recall']:.2f}"
+        what = (f"pre-labels precision {p}, recall {r}; {e['verified']} verified, {e['adjusted']} adjusted, "
+                f"{e['relabeled']} relabeled, {e['deleted']} deleted, {e['drawn']} drawn")
+    else:
+        what = f"no pre-labels, {e['drawn']} boxes drawn"
+    return (f"batch back: {e['images']} of {n_selected} images; {what}; about {format_seconds(e['annotator_s'])} "
+            f"of annotator time ({format_seconds(e['from_scratch_s'])} drawn from scratch)")
+
+
 def run_status(args: argparse.Namespace) -> int:
     from detal.project import project_status
 
@@ -315,9 +331,9 @@ def run_status(args: argparse.Namespace) -> int:
         m50 = "-" if c["map50"] is None else f"{c['map50']:.4f}"
         m95 = "-" if c["map50_95"] is None else f"{c['map50_95']:.4f}"
         print(f"{c['cycle']:>5}  {c['state']:<8}  {c['n_train']:>5}  {c['n_selected']:>8}  {m50:<6}  {m95}")
-        st_line = _self_training_line(c["self_training"])
-        if st_line:
-            print(f"       {st_line}")
+        for line in (_effort_line(c["effort"], c["n_selected"]), _self_training_line(c["self_training"])):
+            if line:
+                print(f"       {line}")
     last = st["cycles"][-1] if st["cycles"] else None
     if st["running"]:
         print("a detal cycle or import is running on this project now")
@@ -331,6 +347,13 @@ def run_status(args: argparse.Namespace) -> int:
                   f"still to label ({where})")
     else:
         print("no batch out")
+    total = st["effort_total"]
+    if total is not None:
+
+        saved = total["from_scratch_s"] - total["annotator_s"]
+        print(f"annotator time so far: about {format_seconds(total['annotator_s'])} for {total['images']} images "
+              f"({format_seconds(total['from_scratch_s'])} drawn from scratch, "
+              + (f"{format_seconds(saved)} saved)" if saved >= 0 else f"{format_seconds(-saved)} more)"))
     if st["duplicates"]:
         print(f"{len(st['duplicates'])} group(s) of duplicate images")
     if img["missing"] or img["changed"] or img["unreadable"]:

@@ -79,6 +79,7 @@ from detal.errors import BatchOutError, StateError
 from detal.labels import prediction_lines
 from detal.pool import Pool, Status
 from detal.project.bundle import check_formats, export_other, write_bundle, write_prelabels
+from detal.project.corrections import uncorrected_rows
 from detal.project.folder import (
     NO_HOOKS,
     CycleReport,
@@ -239,7 +240,10 @@ class CycleRun:
 
     def start(self) -> None:
         """Record the new cycle ``k`` with the config snapshot."""
+        # batches an older detal imported get their correction rows now, before self-training reads them
+        late = uncorrected_rows(self.project, self.store, len(self.names), self.cfg.effort_iou)
         with self.store.transaction():
+            self.store.record_corrections(*late)
             self.store.start_cycle(self.k, self.cfg.to_dict())
         self.hooks.emit("on_cycle_start", cycle=self.k)
 

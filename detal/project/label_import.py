@@ -26,10 +26,16 @@ batch that is out. Those images become labeled; the rest stay selected, and
 ``run_cycle`` refuses to start (unless ``force``) while any image of a batch
 is still out.
 
+What correcting the pre-labels took: every image whose labels come in is
+matched against the pre-label boxes shipped by the cycle that selected it
+(:mod:`detal.project.corrections`, with the config's ``effort_iou``), and
+its counts of verified, adjusted, relabeled, deleted and drawn boxes are
+stored, replacing any it had (a re-import with ``overwrite`` counts once).
+
 Crash safety: label files are written (each to a temporary name, then
-renamed) before the one transaction that marks their images labeled, so a
-killed import leaves at most label files for images that are still
-selected, which the rerun replaces.
+renamed) before the one transaction that marks their images labeled and
+records what correcting them took, so a killed import leaves at most label
+files for images that are still selected, which the rerun replaces.
 
 An image folder that cannot be reached (an unmounted disk, a broken
 ``images`` link) refuses the import with one line
@@ -50,6 +56,7 @@ from detal.export import PoolNames, ReturnedLabels, read_returned
 from detal.image_check import why_unusable
 from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
+from detal.project.corrections import correction_rows, uncorrected_rows
 from detal.project.folder import (
     NO_HOOKS,
     Hooks,
@@ -58,6 +65,7 @@ from detal.project.folder import (
     folder_lock,
     open_store,
     problems_error,
+    project_config,
 )
 from detal.project.paths import LABELS_DIR, REPLACED_DIR, ProjectPaths, label_relpath
 from detal.project.verify import check_pool
@@ -228,6 +236,7 @@ def _import(project: Path, store: Store, path: Path | str, read: Reader, overwri
     entries = [(returned.sources[k], k, text) for k, text in sorted(returned.labels.items())]
     seen: dict[str, str] = {}
     new, changed, unchanged, not_out = [], [], 0, 0
+    returned_boxes: list[tuple[ImageRow, list]] = []  # every image whose labels come in, with its boxes
     for where, key, text in entries:
         row = by_key.get(key)
         if row is None or row.status == Status.VAL.value:  # the readers match keys to pool images only
@@ -241,7 +250,7 @@ def _import(project: Path, store: Store, path: Path | str, read: Reader, overwri
             problems.append(LabelProblem(where, 0, f"second label for image {key} (first: {seen[key]})"))
             continue
         seen[key] = where
-        _, probs = parse_label_text(text, len(names), where)
+        boxes, probs = parse_label_text(text, len(names), where)
         if probs:
             problems.extend(probs)
             continue
@@ -250,14 +259,17 @@ def _import(project: Path, store: Store, path: Path | str, read: Reader, overwri
             old = target.read_text(encoding="utf-8") if target.is_file() else None
             if old is not None and _same_label(old, text):
                 unchanged += 1
+                returned_boxes.append((row, boxes))
             elif overwrite:
                 changed.append((row, text))
+                returned_boxes.append((row, boxes))
             else:
                 problems.append(LabelProblem(
                     where, 0, f"image {key} is already labeled with a different label; pass --overwrite to replace it"
                 ))
         elif row.status == Status.SELECTED.value:
             new.append((row, text))
+            returned_boxes.append((row, boxes))
         else:
             not_out += 1
             problems.append(LabelProblem(where, 0, f"image {key} is not in a batch that is out"))
@@ -276,6 +288,12 @@ def _import(project: Path, store: Store, path: Path | str, read: Reader, overwri
         raise DataError(f"{path}: no label files (.txt) found")
     if not accept_prelabels:
         _check_not_prelabels(project, path, new)
+    # what correcting the pre-labels took, for every image whose labels come in (unchanged ones
+    # too: a killed --overwrite import leaves their files new and their rows old), and for labeled
+    # batch images an older detal imported without rows
+    iou = project_config(project).effort_iou
+    corrections, shipped_boxes = correction_rows(project, returned_boxes, len(names), iou)
+    late, late_boxes = uncorrected_rows(project, store, len(names), iou, exclude=[r.id for r, _ in returned_boxes])
     hooks.emit("on_import_validated", n_new=len(new), n_changed=len(changed))
 
     staging = labels_root / f".staging-{os.getpid()}"
@@ -304,6 +322,7 @@ def _import(project: Path, store: Store, path: Path | str, read: Reader, overwri
             store.save_pool(pool, [row.id for row, _ in new])
         if new or changed:
             store.record_import(str(path), len(new), unchanged, len(changed))
+        store.record_corrections(corrections + late, shipped_boxes + late_boxes)
     shutil.rmtree(staging, ignore_errors=True)
     remaining = store.image_count(Status.SELECTED.value)
     hooks.emit("on_import_end", n_labeled=len(new), remaining=remaining)

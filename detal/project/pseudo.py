@@ -12,7 +12,9 @@ Called from the train step of :class:`detal.project.cycle.CycleRun` when
 2. **threshold**: ``t_high`` from the config, or calibrated on the last batch
    people corrected (:func:`last_corrected`: the shipped pre-label boxes with
    their confidences, ``cycles/<j>/shipped.json``, against the labels that
-   came back), or the fixed fallback before any corrected batch.
+   came back, as ``import`` recorded them in the store,
+   :mod:`detal.project.corrections`), or the fixed fallback before any
+   corrected batch.
 3. **pseudo-labels**: the teacher predicts a seeded sample (``(seed, k)``) of
    at most ``max_pseudo_images`` unlabeled images; the images the rule keeps
    get their confident boxes written to ``cycles/<k>/pseudo/labels/<id>.txt``
@@ -43,11 +45,8 @@ import numpy as np
 
 from detal.adapter import Metrics, ModelAdapter
 from detal.config import Config, cycle_epochs
-from detal.effort import diff_boxes, from_yolo
 from detal.files import atomic_write
-from detal.labels import YoloBox, normalized_box, parse_label_text
-from detal.pool import Status
-from detal.project.folder import label_relpath
+from detal.labels import YoloBox, normalized_box
 from detal.project.paths import PSEUDO_DIR, SHIPPED_FILE, TEACHER_DIR, ProjectPaths
 from detal.project.train_cache import TrainCache
 from detal.project.training import train_and_evaluate
@@ -115,38 +114,20 @@ def read_shipped(project: Path, k: int) -> dict[str, list[YoloBox]]:
         return {}
 
 
-def last_corrected(project: Path, store: Store, k: int, n_classes: int) -> tuple[int | None, list[float], list[bool]]:
+def last_corrected(store: Store, k: int) -> tuple[int | None, list[float], list[bool]]:
     """The latest cycle before ``k`` whose shipped batch came back labeled, and its boxes' verdicts.
 
-    Returns ``(cycle, confidences, correct)``: one entry per shipped box of the
-    batch's images that are labeled now; ``correct`` when the box matched a
-    returned box of its class at IoU >= 0.5 (:func:`detal.effort.diff_boxes`).
+    Returns ``(cycle, confidences, correct)``: one entry per shipped box (with
+    a confidence) of the batch's images that came back, as ``import``
+    recorded them (:mod:`detal.project.corrections`: matched to a returned
+    box of its class, verified or adjusted, with the config's ``effort_iou``).
     The validation split is never read. ``(None, [], [])`` when no batch with
     shipped pre-labels has come back.
     """
-    for c in sorted((c for c in store.cycles() if c.id < k), key=lambda c: c.id, reverse=True):
-        shipped_path = ProjectPaths(project).shipped(c.id)
-        if not shipped_path.is_file():
-            continue
-        shipped = json.loads(shipped_path.read_text(encoding="utf-8"))["images"]
-        confs: list[float] = []
-        correct: list[bool] = []
-        back = 0
-        for row in store.images(selected_cycle=c.id):
-            if row.status != Status.LABELED.value or row.key not in shipped:
-                continue
-            back += 1
-            boxes = shipped[row.key]
-            label = project / label_relpath(row.relpath)
-            returned, _ = parse_label_text(label.read_text(encoding="utf-8") if label.is_file() else "",
-                                           n_classes, str(label))
-            d = diff_boxes(from_yolo([b[1:5] for b in boxes]), [b[0] for b in boxes],
-                           from_yolo([(b.cx, b.cy, b.w, b.h) for b in returned]), [b.class_id for b in returned],
-                           shipped_conf=[b[5] for b in boxes])
-            confs += [float(b[5]) for b in boxes]
-            correct += list(d.correct)
-        if back:
-            return c.id, confs, correct
+    for c in sorted((c.id for c in store.cycles() if c.id < k), reverse=True):
+        boxes = [b for b in store.shipped_boxes(c) if b.confidence is not None]
+        if any(r.prelabeled for r in store.corrections(c)):
+            return c, [float(b.confidence) for b in boxes], [b.outcome in ("verified", "adjusted") for b in boxes]
     return None, [], []
 
 
@@ -212,7 +193,7 @@ def self_train(
         _write_summary(pseudo_dir, result)
         return weights, metrics, {**timings, **t}, result
 
-    calibration, on = _threshold(project, store, cfg, k, len(names))
+    calibration, on = _threshold(store, cfg, k)
     t_high = calibration.threshold
     rng = np.random.default_rng([cfg.seed, k, 7])
     pool = store.load_pool()
@@ -286,11 +267,11 @@ def self_train(
     return weights, metrics, timings, result
 
 
-def _threshold(project: Path, store: Store, cfg: Config, k: int, n_classes: int) -> tuple[Calibration, int | None]:
+def _threshold(store: Store, cfg: Config, k: int) -> tuple[Calibration, int | None]:
     st = cfg.self_training
     if st["t_high"] is not None:
         return Calibration(float(st["t_high"]), "config", None, 0), None
-    on, confs, correct = last_corrected(project, store, k, n_classes)
+    on, confs, correct = last_corrected(store, k)
     cal = calibrate_threshold(confs, correct, target=st["precision"], lo=st["t_min"], hi=st["t_max"],
                               fallback=st["t_fallback"], min_boxes=st["min_boxes"])
     return cal, (on if cal.how != "fallback" else None)

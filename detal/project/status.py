@@ -3,6 +3,25 @@
 It only reads: the store is opened with SQLite's ``mode=ro`` (see
 :meth:`detal.store.Store.open`), nothing is created or migrated, and a
 project the user may only read can be shown.
+
+What correcting each batch took (``--json``: ``cycles[].effort``, and
+``effort_total`` over every batch; ``null`` where no image of the batch has
+come back). The keys are stable:
+
+- ``images``: returned images of the batch (the cycle that selected them);
+  ``prelabeled_images``: those that had pre-labels shipped (none in cycle 0,
+  the initial random batch);
+- ``shipped_boxes``, ``returned_boxes``: pre-label boxes shipped, boxes in
+  the labels that came back;
+- ``verified``, ``adjusted``, ``relabeled``, ``deleted``, ``drawn``: the
+  action counts (:mod:`detal.effort`);
+- ``precision``, ``recall``: of the shipped pre-labels against the returned
+  labels (matched at IoU >= ``effort_iou.match``, same class), over the
+  pre-labeled images; ``null`` where there is nothing to divide by;
+- ``annotator_s``: estimated annotator seconds, with the project config's
+  ``effort_seconds`` (given at the top level, with ``effort_iou``);
+- ``from_scratch_s``: the seconds the same returned boxes would take drawn
+  with no pre-labels (``per_image + returned * draw`` per image).
 """
 
 from __future__ import annotations
@@ -10,12 +29,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from detal.effort import BatchCost, Effort, batch_cost
 from detal.pool import Status
 from detal.project.folder import batch_out, command_running, open_store, project_config
 from detal.project.paths import ProjectPaths
 from detal.project.pseudo import read_summary
 
-__all__ = ["project_status"]
+__all__ = ["EFFORT_KEYS", "effort_figures", "project_status"]
+
+EFFORT_KEYS = ("images", "prelabeled_images", "shipped_boxes", "returned_boxes", "verified", "adjusted",
+               "relabeled", "deleted", "drawn", "precision", "recall", "annotator_s", "from_scratch_s")
+"""The keys of ``effort`` in ``detal status --json`` (see the module docstring)."""
+
+
+def effort_figures(cost: BatchCost) -> dict[str, Any] | None:
+    """A batch's :class:`~detal.effort.BatchCost` as ``detal status`` shows it; ``None`` when nothing came back."""
+    if not cost.images:
+        return None
+    out = {"images": cost.images, "prelabeled_images": cost.prelabeled_images,
+           "shipped_boxes": cost.shipped_boxes, "returned_boxes": cost.returned_boxes, **cost.counts,
+           "precision": None if cost.precision is None else round(cost.precision, 4),
+           "recall": None if cost.recall is None else round(cost.recall, 4),
+           "annotator_s": round(cost.annotator_s, 1), "from_scratch_s": round(cost.from_scratch_s, 1)}
+    return {k: out[k] for k in EFFORT_KEYS}
 
 
 def project_status(project: str | Path) -> dict[str, Any]:
@@ -29,6 +65,11 @@ def project_status(project: str | Path) -> dict[str, Any]:
         cfg = project_config(project)
         cycles = []
         classes = store.get_meta("classes")
+        effort = Effort(**cfg.effort_seconds)
+        corrections = store.corrections()
+        by_cycle: dict[int, list] = {}
+        for row in corrections:
+            by_cycle.setdefault(row.cycle, []).append(row)
         for c in store.cycles():
             m = c.metrics
             cycles.append({
@@ -48,6 +89,8 @@ def project_status(project: str | Path) -> dict[str, Any]:
                 # (calibrated | clamped-low | clamped-high | unreached | fallback | config | none),
                 # calibrated_on, precision_target, precision, teacher, teacher_metrics, ...
                 "self_training": read_summary(ProjectPaths(project).cycle_dir(c.id)),
+                # what correcting this cycle's batch took (null: none of it back yet); keys: EFFORT_KEYS
+                "effort": effort_figures(batch_cost(by_cycle.get(c.id, ()), effort)),
             })
         states = {c["cycle"]: c["state"] for c in cycles}
         out = [
@@ -65,6 +108,9 @@ def project_status(project: str | Path) -> dict[str, Any]:
             "batch_out": out,
             "duplicates": store.duplicates(),
             "imports": len(store.imports()),
+            "effort_seconds": dict(cfg.effort_seconds),
+            "effort_iou": dict(cfg.effort_iou),
+            "effort_total": effort_figures(batch_cost(corrections, effort)),
             "running": command_running(project),
         }
     finally:

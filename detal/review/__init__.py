@@ -9,7 +9,10 @@ writes one self-contained HTML page with its thumbnails beside it::
 
 The page shows the project at a glance (labeled fraction, the mAP50-95 of
 every evaluated cycle as a small inline SVG plot, the class counts of the
-labeled set, counted from the label files in ``PROJECT/labels/``), then the
+labeled set, counted from the label files in ``PROJECT/labels/``, and what
+correcting the last batch that came back took: its pre-labels' precision and
+recall, the action counts, the estimated annotator time and the time to draw
+the same boxes from scratch, as ``detal status`` gives them), then the
 batch of cycle ``k``, most uncertain first, the order of the bundle's
 ``manifest.csv``. Each image is a card: the thumbnail with its pre-label
 boxes drawn over it in class colours, the confidence on each box, the
@@ -64,13 +67,14 @@ from detal.review.collect import (
     order_by_score,
     resolve_cycle,
 )
-from detal.review.model import CyclePoint, ReviewImage, ReviewPage, ReviewResult
+from detal.review.model import BatchEffort, CyclePoint, ReviewImage, ReviewPage, ReviewResult
 from detal.review.render import PALETTE, map_plot_svg, render_page
 from detal.review.thumbs import make_thumbnail
 from detal.review.write import write_review
 
 __all__ = [
     "PALETTE",
+    "BatchEffort",
     "CyclePoint",
     "ReviewImage",
     "ReviewPage",

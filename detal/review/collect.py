@@ -19,7 +19,7 @@ from detal.labels import YoloBox, parse_label_text
 from detal.project.bundle import bundle_label
 from detal.project.paths import PRELABELS_DIR, ProjectPaths
 from detal.project.pseudo import read_shipped
-from detal.review.model import CyclePoint, ReviewImage, ReviewPage
+from detal.review.model import BatchEffort, CyclePoint, ReviewImage, ReviewPage
 from detal.review.thumbs import thumb_relpath
 from detal.store import CycleRow, Store
 
@@ -220,6 +220,8 @@ def collect_review(project: str | Path, cycle: int | str | None = None) -> Revie
     points = tuple(
         CyclePoint(c["cycle"], c["n_train"], c["map50_95"]) for c in status["cycles"]
     )
+    back = [c for c in status["cycles"] if c.get("effort") is not None]
+    effort = BatchEffort(back[-1]["cycle"], back[-1]["effort"]) if back else None
     img = status["images"]
     return ReviewPage(
         project=str(project),
@@ -235,4 +237,5 @@ def collect_review(project: str | Path, cycle: int | str | None = None) -> Revie
         confidence_source=source,
         notes=tuple(notes),
         generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        effort=effort,
     )

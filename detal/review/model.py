@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from detal.labels import YoloBox
 
-__all__ = ["CyclePoint", "ReviewImage", "ReviewPage", "ReviewResult"]
+__all__ = ["BatchEffort", "CyclePoint", "ReviewImage", "ReviewPage", "ReviewResult"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,14 @@ class CyclePoint:
 
 
 @dataclass(frozen=True)
+class BatchEffort:
+    """What correcting the last batch that came back took: ``detal status``'s ``effort`` of its cycle."""
+
+    cycle: int
+    figures: dict[str, Any]  # the keys of detal.project.status.EFFORT_KEYS
+
+
+@dataclass(frozen=True)
 class ReviewPage:
     """Everything :func:`~detal.review.render_page` shows; plain data, no IO."""
 
@@ -50,6 +59,7 @@ class ReviewPage:
     confidence_source: str = "none"  # "pre-labels" | "shipped predictions" | "coco export" | "none"
     notes: tuple[str, ...] = ()
     generated: str = ""
+    effort: BatchEffort | None = None  # None: no batch has come back yet
 
     @property
     def n_boxes(self) -> int:

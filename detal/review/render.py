@@ -18,10 +18,11 @@ from importlib.resources import files
 from pathlib import Path
 from string import Template
 
+from detal.effort import format_seconds
 from detal.labels import YoloBox
-from detal.review.model import CyclePoint, ReviewImage, ReviewPage
+from detal.review.model import BatchEffort, CyclePoint, ReviewImage, ReviewPage
 
-__all__ = ["PALETTE", "TEMPLATES", "map_plot_svg", "render_page", "template_text"]
+__all__ = ["PALETTE", "TEMPLATES", "effort_panel_html", "map_plot_svg", "render_page", "template_text"]
 
 PALETTE = (
     "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324",
@@ -136,6 +137,38 @@ def _card_html(rank: int, im: ReviewImage, names: Sequence[str]) -> str:
         f'<div>score <b>{score}</b> &middot; {n}{top}</div>{problems}</div></article>'
     )
 
+def effort_panel_html(effort: BatchEffort | None) -> str:
+    """The panel of what correcting the last batch that came back took (its figures in ``data-*`` too)."""
+    if effort is None:
+        return ('<div class="panel" id="effort"><h2>Correcting the pre-labels</h2>'
+                '<div class="note">no batch has come back yet</div></div>')
+    f = effort.figures
+    attrs = "".join(
+        f' data-{k.replace("_", "-")}="{"" if f[k] is None else f[k]}"'
+        for k in ("images", "annotator_s", "from_scratch_s", "precision", "recall",
+                  "verified", "adjusted", "relabeled", "deleted", "drawn")
+    )
+    saved = f["from_scratch_s"] - f["annotator_s"]
+    if f["prelabeled_images"]:
+        quality = ("pre-labels: precision "
+                   + ("&mdash;" if f["precision"] is None else f"{f['precision']:.2f}") + ", recall "
+                   + ("&mdash;" if f["recall"] is None else f"{f['recall']:.2f}"))
+    else:
+        quality = "no pre-labels were shipped (every box drawn)"
+    rows = "".join(f'<tr><td>{a}</td><td class="n">{f[a]:,}</td></tr>'
+                   for a in ("verified", "adjusted", "relabeled", "deleted", "drawn"))
+    return (
+        f'<div class="panel" id="effort" data-cycle="{effort.cycle}"{attrs}>'
+        f"<h2>Correcting batch {effort.cycle} (the last one back)</h2>"
+        f'<div class="big">{format_seconds(f["annotator_s"])}</div>'
+        f"<div>estimated annotator time for {f['images']:,} images</div>"
+        f"<div>{format_seconds(f['from_scratch_s'])} drawn from scratch "
+        + (f"({format_seconds(saved)} saved)" if saved >= 0 else f"({format_seconds(-saved)} more)")
+        + f"</div><div>{quality}</div>"
+        f'<table class="counts">{rows}</table></div>'
+    )
+
+
 def render_page(page: ReviewPage) -> str:
     """The whole HTML document of ``page``: inline CSS and JS, no network resource."""
     names = page.names
@@ -168,6 +201,7 @@ def render_page(page: ReviewPage) -> str:
     )
     glance.append('<div class="panel"><h2>Boxes per class, labeled set</h2>'
                   f'<table class="counts">{rows}</table></div>')
+    glance.append(effort_panel_html(page.effort))
 
     batch_classes = {b.class_id for im in page.images for b in im.boxes or ()}
     per_class = {k: 0 for k in range(len(names))}

@@ -15,6 +15,11 @@ Tables::
              started_at, finished_at)
     scores  (image_id, cycle, score, n_boxes, top_class, in_subset, embedding)
     imports (id, source, at, n_labeled, n_unchanged, n_overwritten)
+    corrections (image_id, cycle, prelabeled, shipped, returned,
+                 verified, adjusted, relabeled, deleted, drawn)
+                                               what correcting each returned image took
+    shipped_boxes (image_id, box, class_id, confidence, outcome, iou)
+                                               each shipped pre-label box and its outcome
     label_studio_tasks (image_id, project, task_id, cycle)
                                                the Label Studio task of each pushed image
 
@@ -29,7 +34,9 @@ or :data:`IMAGE_PROBLEMS` ``missing`` (its file is gone), ``changed`` (its
 content hash differs from the one recorded at init) or ``unreadable``
 (Ultralytics cannot use it, :mod:`detal.image_check`): such an image is out of
 the pool for good but stays recorded, with the status it had. It is added to
-old databases the same way, and an older list of problems is widened in place.
+old databases the same way, an older list of problems is widened in place,
+and the ``label_studio_tasks``, ``corrections`` and ``shipped_boxes`` tables
+are created when missing.
 
 :meth:`Store.open` with ``readonly=True`` opens the database with SQLite's
 ``mode=ro`` (for ``detal status``): nothing is written, not even the
@@ -50,6 +57,7 @@ The store is the one place for SQL, one module per concern::
     cycles.py       cycle and import rows                (CycleRow, ImportRow)
     scores.py       score rows and embeddings            (ScoreRow)
     labelstudio.py  the Label Studio task of each pushed image
+    corrections.py  the diff of each returned image     (CorrectionRow, ShippedBoxRow)
 
 What it returns is typed: rows are dataclasses or named tuples, and a
 cycle's stored evaluation is a :class:`detal.adapter.Metrics`.
@@ -58,6 +66,7 @@ cycle's stored evaluation is a :class:`detal.adapter.Metrics`.
 from __future__ import annotations
 
 from detal.store.connection import checkpoint
+from detal.store.corrections import CorrectionRow, CorrectionTable, ShippedBoxRow
 from detal.store.cycles import CycleRow, CycleTable, ImportRow
 from detal.store.images import ImageRow, ImageTable
 from detal.store.labelstudio import LabelStudioTable
@@ -69,16 +78,18 @@ __all__ = [
     "DB_NAME",
     "IMAGE_PROBLEMS",
     "SCHEMA_VERSION",
+    "CorrectionRow",
     "CycleRow",
     "ImageRow",
     "ImportRow",
     "ScoreRow",
+    "ShippedBoxRow",
     "Store",
     "checkpoint",
 ]
 
 
-class Store(ImageTable, CycleTable, ScoreTable, LabelStudioTable):
+class Store(ImageTable, CycleTable, ScoreTable, LabelStudioTable, CorrectionTable):
     """An open project database. Use :meth:`create` or :meth:`open`, then :meth:`close`.
 
     Each base class holds the queries of one concern (see the module

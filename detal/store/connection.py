@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 from detal.errors import StateError
 from detal.store.schema import (
+    CORRECTION_TABLES,
+    CORRECTIONS_SCHEMA,
     IMAGE_COLS,
     IMAGES_INDEXES,
     IMAGES_TABLE,
@@ -74,6 +76,7 @@ class StoreConnection:
         self.readonly = readonly
         self._cols = IMAGE_COLS + ", problem"
         self._usable = "problem IS NULL"
+        self._has_corrections = True  # False: an old database opened read-only (no such tables yet)
 
     # -- opening ------------------------------------------------------------------
     @classmethod
@@ -83,7 +86,7 @@ class StoreConnection:
         if path.exists():
             raise StateError(f"{path}: a project database already exists")
         conn = _connect(path)
-        conn.executescript(f"BEGIN; {SCHEMA} {LABEL_STUDIO_SCHEMA} COMMIT;")
+        conn.executescript(f"BEGIN; {SCHEMA} {LABEL_STUDIO_SCHEMA} {CORRECTIONS_SCHEMA} COMMIT;")
         store = cls(conn, path)
         with store.transaction():
             store.set_meta("schema_version", SCHEMA_VERSION)
@@ -165,8 +168,11 @@ class StoreConnection:
             with self.transaction():
                 if "embedding" not in self._columns("scores"):  # another process may have added it meanwhile
                     self._conn.execute("ALTER TABLE scores ADD COLUMN embedding BLOB")
-        if "label_studio_tasks" not in _tables(self._conn):
+        tables = _tables(self._conn)
+        if "label_studio_tasks" not in tables:
             self._conn.executescript(f"BEGIN IMMEDIATE; {LABEL_STUDIO_SCHEMA} COMMIT;")
+        if not set(CORRECTION_TABLES) <= tables:
+            self._conn.executescript(f"BEGIN IMMEDIATE; {CORRECTIONS_SCHEMA} COMMIT;")
 
     def _widen_problem_check(self) -> None:
         """Let ``images.problem`` hold every :data:`~detal.store.schema.IMAGE_PROBLEMS` in an older database.
@@ -211,6 +217,7 @@ class StoreConnection:
         if "problem" not in self._columns("images"):
             self._cols = IMAGE_COLS + ", NULL"
             self._usable = "1"
+        self._has_corrections = set(CORRECTION_TABLES) <= _tables(self._conn)
 
     def close(self) -> None:
         self._conn.close()

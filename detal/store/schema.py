@@ -101,6 +101,38 @@ CREATE TABLE IF NOT EXISTS label_studio_tasks (
 """Added after schema 1 shipped: created when a store is opened, so older databases
 gain it without a migration (the schema version stays 1)."""
 
+CORRECTIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS corrections (
+    image_id   INTEGER PRIMARY KEY REFERENCES images (id),
+    cycle      INTEGER NOT NULL,
+    prelabeled INTEGER NOT NULL CHECK (prelabeled IN (0, 1)),
+    shipped    INTEGER NOT NULL CHECK (shipped >= 0),
+    returned   INTEGER NOT NULL CHECK (returned >= 0),
+    verified   INTEGER NOT NULL CHECK (verified >= 0),
+    adjusted   INTEGER NOT NULL CHECK (adjusted >= 0),
+    relabeled  INTEGER NOT NULL CHECK (relabeled >= 0),
+    deleted    INTEGER NOT NULL CHECK (deleted >= 0),
+    drawn      INTEGER NOT NULL CHECK (drawn >= 0)
+);
+CREATE INDEX IF NOT EXISTS corrections_cycle ON corrections (cycle);
+CREATE TABLE IF NOT EXISTS shipped_boxes (
+    image_id   INTEGER NOT NULL REFERENCES images (id),
+    box        INTEGER NOT NULL,
+    class_id   INTEGER NOT NULL,
+    confidence REAL,
+    outcome    TEXT NOT NULL CHECK (outcome IN ('verified', 'adjusted', 'relabeled', 'deleted')),
+    iou        REAL NOT NULL,
+    PRIMARY KEY (image_id, box)
+);
+"""
+"""Added after schema 1 shipped, like :data:`LABEL_STUDIO_SCHEMA`: what correcting each returned
+image took (:mod:`detal.store.corrections`). ``corrections.cycle`` is the cycle that selected the
+image and shipped its pre-labels; ``prelabeled`` is 0 where none were shipped (the initial batch);
+``shipped_boxes.box`` is the box's index among the image's shipped boxes, ``confidence`` is NULL
+where the shipped file carried none."""
+
+CORRECTION_TABLES = ("corrections", "shipped_boxes")
+
 TABLES = ("meta", "images", "cycles", "scores", "imports")
 """The tables every project database has (a database without one is damaged)."""
 
