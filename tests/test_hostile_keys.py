@@ -338,3 +338,75 @@ def test_detal_s_own_exports_of_such_pools_come_back_onto_their_images(tmp_path,
     out = export_predictions(preds, NAMES, tmp_path / "exports", [fmt], copy_images=False)
     assert main(["import", str(project), str(out[fmt]), "--format", fmt]) == 0, capsys.readouterr().err
     assert _label_boxes(project) == _expected_boxes(pool)
+
+
+# -- Label Studio: detal pull knows each task's image, so nothing is matched by name ----------------------
+
+
+class _LabelStudio:
+    """A Label Studio server reduced to what ``pull`` asks: the project, and its tasks with annotations."""
+
+    url = "http://127.0.0.1:9"
+
+    def __init__(self, tasks: list[dict]) -> None:
+        self._tasks = tasks
+
+    def project(self, ls_project: int) -> dict:
+        return {"id": ls_project}
+
+    def tasks(self, ls_project: int, page_size: int = 500, ids=None):
+        return iter(self._tasks)
+
+
+@pytest.mark.parametrize("pool", [NEST, DOUBLE, DEEP, LABELS_FOLDER], ids=["nested", "double suffix", "deep",
+                                                                           "labels folder"])
+def test_pull_puts_every_task_on_the_image_it_was_pushed_for(tmp_path, pool):
+    from detal.labelstudio import pull_labels
+    from detal.store import Store
+
+    project = _pool(tmp_path, pool)
+    with Store.open(project / "detal.db") as store:
+        rows = {r.relpath.removeprefix("images/"): r for r in store.images()}
+        with store.transaction():
+            store.set_meta("label_studio", {"url": _LabelStudio.url, "project": 7})
+            store.record_label_studio_tasks(7, [(rows[name], 100 + n) for n, name in enumerate(pool)])
+    tasks = []
+    for n, _name in enumerate(pool):
+        c, cx, cy, w, h = _box(n)
+        region = {"id": "r", "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+                  "original_width": SIZE, "original_height": SIZE,
+                  "value": {"x": (cx - w / 2) * 100, "y": (cy - h / 2) * 100, "width": w * 100, "height": h * 100,
+                            "rotation": 0, "rectanglelabels": [NAMES[c]]}}
+        tasks.append({"id": 100 + n, "annotations": [
+            {"id": n + 1, "result": [region], "was_cancelled": False, "updated_at": "2024-01-01T00:00:00Z"}]})
+    report = pull_labels(project, client=_LabelStudio(tasks), env={})
+    assert report.n_labeled == len(pool)
+    assert _label_boxes(project) == _expected_boxes(pool)
+
+
+# -- returns written by datumaro, an independent writer ------------------------------------------------------
+
+
+@pytest.mark.parametrize("pool", [NEST, DOUBLE, DEEP], ids=["nested", "double suffix", "deep"])
+@pytest.mark.parametrize("dm_format, fmt", [("yolo", "cvat-yolo"), ("yolo", "yolo"), ("coco_instances", "coco")])
+def test_a_return_written_by_datumaro_lands_on_its_images(tmp_path, capsys, pool, dm_format, fmt):
+    import numpy as np
+
+    datumaro = pytest.importorskip("datumaro")
+    from datumaro.components.annotation import Bbox
+    from datumaro.components.dataset_base import DatasetItem
+    from datumaro.components.media import Image as DmImage
+
+    project = _pool(tmp_path, pool)
+    items = []
+    for n, name in enumerate(pool):
+        c, cx, cy, w, h = _box(n)
+        stem, suffix = name.rsplit(".", 1)
+        media = DmImage.from_numpy(data=np.zeros((SIZE, SIZE, 3), dtype=np.uint8), ext=f".{suffix}")
+        items.append(DatasetItem(id=stem, subset="train", media=media, annotations=[
+            Bbox((cx - w / 2) * SIZE, (cy - h / 2) * SIZE, w * SIZE, h * SIZE, label=c)]))
+    out = tmp_path / "dm"
+    datumaro.Dataset.from_iterable(items, categories=NAMES).export(str(out), dm_format, save_media=False)
+    path = out / "annotations" / "instances_train.json" if fmt == "coco" else out
+    assert main(["import", str(project), str(path), "--format", fmt]) == 0, capsys.readouterr().err
+    assert _label_boxes(project) == _expected_boxes(pool)
