@@ -86,6 +86,21 @@ def _coco(names: list[str]) -> dict:
             "categories": [{"id": i + 1, "name": name} for i, name in enumerate(NAMES)]}
 
 
+def _cvat_xml(names: list[str]) -> str:
+    """CVAT for images 1.1, as CVAT writes it (2 decimals): one image per name, the n-th with box n."""
+    from xml.sax.saxutils import quoteattr
+
+    images = []
+    for n, name in enumerate(names):
+        c, cx, cy, w, h = _box(n)
+        x1, y1, x2, y2 = ((cx - w / 2) * SIZE, (cy - h / 2) * SIZE, (cx + w / 2) * SIZE, (cy + h / 2) * SIZE)
+        images.append(f'  <image id="{n}" name={quoteattr(name)} width="{SIZE}" height="{SIZE}">\n'
+                      f'    <box label="{NAMES[c]}" occluded="0" source="manual" xtl="{x1:.2f}" ytl="{y1:.2f}" '
+                      f'xbr="{x2:.2f}" ybr="{y2:.2f}" z_order="0">\n    </box>\n  </image>\n')
+    return ('<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n  <version>1.1</version>\n'
+            + "".join(images) + "</annotations>\n")
+
+
 def _cvat_lists() -> dict[str, str]:
     return {"obj.names": "".join(f"{n}\n" for n in NAMES),
             "obj.data": f"classes = {len(NAMES)}\nnames = data/obj.names\n"}
@@ -120,6 +135,12 @@ def _write_return(t: Path, fmt: str, spelled: list[str]) -> tuple[Path, str]:
         path = t / "instances.json"
         path.write_text(json.dumps(_coco(spelled)), encoding="utf-8")
         return path, "coco"
+    if fmt == "cvat-xml":
+        path = t / "annotations.xml"
+        path.write_text(_cvat_xml(spelled), encoding="utf-8")
+        return path, "cvat-xml"
+    if fmt == "cvat-xml-zip":  # CVAT's own export: annotations.xml at the top of a zip
+        return _zip(t / "task.zip", {"annotations.xml": _cvat_xml(spelled)}), "cvat-xml"
     if fmt == "coco-folder":
         return _folder(t / "ret", {"annotations/instances_default.json": json.dumps(_coco(spelled))}), "coco"
     raise AssertionError(fmt)
@@ -223,6 +244,23 @@ KEY_CASES = [
     ("coco nested image first", NESTED_FIRST, "coco", [("0/a.png", "0/a.png")], LANDS),
     ("coco accents in names", ACCENTS, "coco", [("été/café.png", "été/café.png")], LANDS),
     ("coco folder form", NEST, "coco-folder", [("sub/a.png", "sub/a.png")], LANDS),
+    # -- defect 2: CVAT for images 1.1 XML, whose image names keep their folders ---------------------
+    ("cvat xml nested name", NEST, "cvat-xml", [("sub/a.png", "sub/a.png")], LANDS),
+    ("cvat xml root and nested name", NEST, "cvat-xml", [("a.png", "a.png"), ("sub/a.png", "sub/a.png")], LANDS),
+    ("cvat xml name written on Windows", NEST, "cvat-xml", [("sub\\a.png", "sub/a.png")], LANDS),
+    ("cvat xml absolute name", NEST, "cvat-xml", [("/share/pool/sub/a.png", "sub/a.png")], LANDS),
+    ("cvat xml folder the pool has not", NEST, "cvat-xml", [("other/a.png", None)],
+     ["annotations.xml", "'other/a.png' could mean image 'a.png' or 'sub/a.png'"]),
+    ("cvat xml two levels deep", DEEP, "cvat-xml", [("sub/deeper/a.png", "sub/deeper/a.png")], LANDS),
+    ("cvat xml nested only, bare name", NESTED_ONLY, "cvat-xml", [("a.png", None)],
+     ["'a.png' could mean image 'other/a.png' or 'sub/a.png'"]),
+    ("cvat xml nested image first", NESTED_FIRST, "cvat-xml", [("0/a.png", "0/a.png")], LANDS),
+    ("cvat xml accents in names", ACCENTS, "cvat-xml", [("été/café.png", "été/café.png")], LANDS),
+    ("cvat xml zip nested name", NEST, "cvat-xml-zip", [("sub/a.png", "sub/a.png")], LANDS),
+    ("cvat xml zip nested only", NESTED_ONLY, "cvat-xml-zip", [("a.png", None)], ["task.zip!annotations.xml",
+                                                                                 "could mean image"]),
+    ("cvat xml x.png names the file x.png", DOUBLE, "cvat-xml", [("x.png", "x.png"), ("x.png.jpg", "x.png.jpg")],
+     LANDS),
     # -- defect 3: x.png beside x.png.jpg ------------------------------------------------------
     ("yolo double suffix beside plain labels", DOUBLE, "yolo", [("x.png", "x.png.jpg"), ("y", "y.png")], LANDS),
     ("yolo zip double suffix beside plain labels", DOUBLE, "yolo-zip",
@@ -257,9 +295,9 @@ def test_every_label_lands_on_its_own_image_or_the_import_is_refused(tmp_path, c
 
 
 def test_there_are_enough_key_cases():
-    assert len(KEY_CASES) >= 55
+    assert len(KEY_CASES) >= 70
     formats = {c[2] for c in KEY_CASES}
-    assert formats == {"yolo", "yolo-zip", "cvat", "cvat-folder", "coco", "coco-folder"}
+    assert formats == {"yolo", "yolo-zip", "cvat", "cvat-folder", "coco", "coco-folder", "cvat-xml", "cvat-xml-zip"}
 
 
 # -- defect 3 as the last round left it: a YOLO file named x.png.txt with nothing to tell ---------------
@@ -311,7 +349,7 @@ def test_an_absolute_coco_path_to_a_root_image_whose_base_name_is_shared_is_refu
     assert "could mean image 'a.png' or 'sub/a.png'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("fmt", ["yolo", "cvat-yolo", "coco"])
+@pytest.mark.parametrize("fmt", ["yolo", "cvat-yolo", "coco", "cvat-xml"])
 def test_detal_s_own_exports_of_such_pools_come_back_onto_their_images(tmp_path, capsys, fmt):
     """Every export of a pool holding a.png, sub/a.png, x.png and x.png.jpg imports back, image by image."""
     import numpy as np
@@ -388,7 +426,8 @@ def test_pull_puts_every_task_on_the_image_it_was_pushed_for(tmp_path, pool):
 
 
 @pytest.mark.parametrize("pool", [NEST, DOUBLE, DEEP], ids=["nested", "double suffix", "deep"])
-@pytest.mark.parametrize("dm_format, fmt", [("yolo", "cvat-yolo"), ("yolo", "yolo"), ("coco_instances", "coco")])
+@pytest.mark.parametrize("dm_format, fmt", [("yolo", "cvat-yolo"), ("yolo", "yolo"), ("coco_instances", "coco"),
+                                            ("cvat", "cvat-xml")])
 def test_a_return_written_by_datumaro_lands_on_its_images(tmp_path, capsys, pool, dm_format, fmt):
     import numpy as np
 
@@ -407,6 +446,6 @@ def test_a_return_written_by_datumaro_lands_on_its_images(tmp_path, capsys, pool
             Bbox((cx - w / 2) * SIZE, (cy - h / 2) * SIZE, w * SIZE, h * SIZE, label=c)]))
     out = tmp_path / "dm"
     datumaro.Dataset.from_iterable(items, categories=NAMES).export(str(out), dm_format, save_media=False)
-    path = out / "annotations" / "instances_train.json" if fmt == "coco" else out
+    path = {"coco": out / "annotations" / "instances_train.json", "cvat-xml": out / "train.xml"}.get(fmt, out)
     assert main(["import", str(project), str(path), "--format", fmt]) == 0, capsys.readouterr().err
     assert _label_boxes(project) == _expected_boxes(pool)

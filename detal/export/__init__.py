@@ -7,6 +7,7 @@
       yolo/                     Ultralytics layout        (detal.export.yolo)
       cvat-yolo.zip             CVAT "YOLO 1.1"           (detal.export.cvat)
       coco/annotations/instances_default.json             (detal.export.coco)
+      cvat-xml/annotations.xml  CVAT for images 1.1       (detal.export.cvat_xml)
       label-studio/tasks.json + config.xml                (detal.export.labelstudio)
 
 It checks everything first (format names, class ids, boxes, file names,
@@ -16,7 +17,7 @@ bad input leaves ``out_dir`` as it was. An artifact of the same format that
 is already in ``out_dir`` is replaced.
 
 :func:`read_returned` reads what a vendor sends back (``yolo``,
-``cvat-yolo`` or ``coco``) into ``key -> YOLO text`` plus every problem, for
+``cvat-yolo``, ``coco`` or ``cvat-xml``) into ``key -> YOLO text`` plus every problem, for
 ``detal import`` to validate and apply all or nothing;
 :func:`read_returned_labels` does the same and raises one
 :class:`~detal.errors.DataError` listing the problems.

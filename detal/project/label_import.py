@@ -135,13 +135,13 @@ def import_labels(
 
     ``path`` is a folder or a zip of YOLO label files (``fmt="yolo"``;
     a ``classes.txt`` or ``data.yaml`` in it maps the ids by name) or a
-    ``cvat-yolo`` / ``coco`` export. Each label's image is found by one rule
+    ``cvat-yolo`` / ``coco`` / ``cvat-xml`` export. Each label's image is found by one rule
     (:mod:`detal.export.keys`): by its path laid out like the image folder
     (``sub/a.txt``) or its bundle name (``sub__a.txt``), else by a base name
     only one image has; a label that fits two images, or none, is refused
     naming the file. Labels of images that are already labeled are left
     alone when identical and rejected when different, unless ``overwrite``.
-    ``allow_empty`` accepts a COCO file with no annotations;
+    ``allow_empty`` accepts a COCO or CVAT XML file with no boxes;
     ``accept_prelabels`` accepts labels that are all the pre-labels unchanged.
     """
     path = Path(path)
