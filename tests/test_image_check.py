@@ -10,15 +10,20 @@ is Ultralytics' and no bundle ships an image nobody can train on.
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 import shutil
 import sqlite3
+import struct
 import subprocess
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
 from imagekit import cut, encoded, flat_jpeg, half, png_bad_crc
+from PIL import Image
 from projectkit import NAMES, db_rows, label_cycle, make_project, write_classes
 
 from detal.cli import main
@@ -434,3 +439,93 @@ def test_a_jpeg_opencv_decodes_with_a_note_is_accepted_quietly(tmp_path, capfd):
     argv, _ = _pool_with(tmp_path, "noted.jpg", bytes(data), labeled=True)
     assert main(argv) == 0
     assert capfd.readouterr().err == ""
+
+
+# -- the plain-PNG path: the answer (facts or message) PIL gives, without PIL ------------------------
+def _chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:
+    crc = zlib.crc32(kind + data) if crc is None else crc
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def _png(w: int = 12, h: int = 10, depth: int = 8, colour: int = 2, flt: int = 0, before_idat: bytes = b"",
+         after_idat: bytes = b"", ihdr_crc: int | None = None, idat_crc: int | None = None, end: bool = True,
+         cut_at: int | None = None) -> bytes:
+    """A PNG built chunk by chunk; its pixel data is a few bytes (no check here decodes it)."""
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, flt, 0)
+    out = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr, ihdr_crc) + before_idat
+           + _chunk(b"IDAT", zlib.compress(b"\x00" * 16), idat_crc) + after_idat + (_chunk(b"IEND", b"") if end else b""))
+    return out if cut_at is None else out[:cut_at]
+
+
+def _pil_made(mode: str) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, (14, 11)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+PNG_CASES = {  # name: (bytes, answered without PIL?) None: either
+    "plain RGB": (_png(), True),
+    "PIL-made RGB": (_pil_made("RGB"), None),
+    "PIL-made L": (_pil_made("L"), None),
+    "PIL-made P (a palette before IDAT)": (_pil_made("P"), False),
+    "16-bit RGBA": (_png(depth=16, colour=6), True),
+    "pHYs before IDAT": (_png(before_idat=_chunk(b"pHYs", b"\x00" * 9)), False),
+    "tEXt after IDAT": (_png(after_idat=_chunk(b"tEXt", b"a\x00b")), True),
+    "a second IDAT": (_png(after_idat=_chunk(b"IDAT", zlib.compress(b"\x01"))), True),
+    "bad IHDR checksum": (_png(ihdr_crc=1), False),
+    "bad IDAT checksum": (_png(idat_crc=1), False),
+    "bad checksum after IDAT": (_png(after_idat=_chunk(b"tEXt", b"a\x00b", crc=5)), False),
+    "a chunk type that is no name": (_png(after_idat=_chunk(b"t-Xt", b"")), False),
+    "truncated after IHDR": (_png(cut_at=33), False),
+    "truncated in IDAT": (_png(cut_at=50), False),
+    "no IEND": (_png(end=False), False),
+    "unknown bit depth": (_png(depth=3), False),
+    "filter method 1": (_png(flt=1), False),
+    "too small": (_png(w=8, h=12), True),
+    "zero width": (_png(w=0), False),
+    "over OpenCV's limit, under PIL's refusal": (_png(w=40_000, h=40_000), False),
+    "a decompression bomb": (_png(w=60_000, h=60_000), False),
+}
+
+
+def _answer(path: Path):
+    try:
+        facts = inspect_image(path)
+    except DataError as exc:
+        return str(exc)
+    return facts
+
+
+@pytest.mark.parametrize("name", list(PNG_CASES))
+def test_a_plain_png_gets_the_answer_pil_gives(name, tmp_path, monkeypatch):
+    from detal import image_check
+
+    data, without_pil = PNG_CASES[name]
+    path = tmp_path / "x.png"
+    path.write_bytes(data)
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(1) or real_open(*a, **k))
+    got = _answer(path)
+    if without_pil is not None:
+        assert bool(opened) == (not without_pil)
+    monkeypatch.setattr(image_check, "_plain_png_size", lambda data: None)  # PIL alone
+    assert got == _answer(path)
+    if name == "plain RGB":
+        assert got == image_check.ImageFacts(hashlib.sha256(data).hexdigest(), 12, 10, "PNG")
+
+
+def test_read_all_survives_short_reads(tmp_path, monkeypatch):
+    from detal import image_check
+
+    path = tmp_path / "a.bin"
+    data = bytes(range(256)) * 40
+    path.write_bytes(data)
+    real_read = os.read
+    monkeypatch.setattr(image_check.os, "read", lambda fd, n: real_read(fd, min(n, 7)))
+    assert image_check._read_all(path) == data
+    assert image_check._read_all(str(path)) == data
+    path.write_bytes(b"")
+    assert image_check._read_all(path) == b""
+    with pytest.raises(FileNotFoundError):
+        image_check._read_all(tmp_path / "missing.png")

@@ -10,6 +10,7 @@ import pytest
 from detal.errors import DataError
 from detal.report import (
     auc,
+    axes_of,
     curve,
     final_step,
     first_reach,
@@ -308,3 +309,115 @@ def test_hold_is_a_line_across_the_range(protocol, tmp_path, monkeypatch):
     hold = [xs for xs, label in drawn if label.startswith("hold")]
     assert hold[0] == pytest.approx([0.02, 0.42])  # images panel: from the first to the last fraction
     assert hold[1] == pytest.approx([20, 600])  # boxes panel
+
+
+# -- annotator time: a third axis, when the results carry the seconds ---------------------------
+# Seconds an image per (strategy, profile): mixed's uncertain picks cost more to correct than random's.
+PER_IMAGE_S = {"random": (10.0, 30.0), "mixed": (20.0, 45.0), "topk": (10.0, 30.0)}
+
+
+@pytest.fixture
+def hours_results(tmp_path):
+    path = tmp_path / "run" / "results.csv"
+    path.parent.mkdir()
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["strategy", "seed", "cycle", "n_labeled", "labeled_fraction", "map50", "map50_95",
+                    "annotator_s", "annotator_s_draw25"])
+        for (s, seed), values in TABLE.items():
+            for c, (fr, v) in enumerate(zip(FRACS, values)):
+                n = round(fr * 100)
+                w.writerow([s, seed, c, n, fr, v, v, n * PER_IMAGE_S[s][0], n * PER_IMAGE_S[s][1]])
+    return path
+
+
+def test_saving_in_hours_along_the_curve(hours_results):
+    rows = load_results(hours_results)
+    assert [x for x, _ in axes_of(rows)] == ["labeled_fraction", "annotator_s", "annotator_s_draw25"]
+    # mixed reaches random's levels at these fractions (test_saving_along_the_curve_by_hand); its
+    # seconds are 2x (draw 7 s) and 1.5x (draw 25 s) random's at the same fraction
+    reached = [0.02 + 0.1 / 0.15 * 0.1, 0.145, 0.195, 0.27]
+    for x, ratio in (("annotator_s", 2.0), ("annotator_s_draw25", 1.5)):
+        a = saving_along_curve(rows, "mixed", x=x)
+        assert a.per_level == pytest.approx([1 - ratio * f / b for f, b in zip(reached, [0.12, 0.22, 0.32, 0.42])])
+    sav = label_savings(rows, x="annotator_s")
+    assert sav["mixed"]["fraction"] == pytest.approx(27 * 20.0)  # seconds at fraction .27
+    assert sav["mixed"]["savings"] == pytest.approx(1 - 540 / 420)
+
+
+def test_summary_in_hours(hours_results):
+    text = summary_markdown(load_results(hours_results), draw_s=7)
+    assert "![mAP50-95 against images and boxes labeled, and annotator hours](curves.png)" in text
+    assert "| strategy | fewer images | fewer hours (draw 7 s) | fewer hours (draw 25 s) |" in text
+    mixed = next(line for line in text.splitlines() if line.startswith("| mixed | +"))
+    imgs = saving_along_curve(load_results(hours_results), "mixed").mean
+    assert mixed.startswith(f"| mixed | {imgs:+.0%} | {2 * imgs - 1:+.0%} | {1.5 * imgs - 0.5:+.0%} |")
+    # the final-cycle table: 42 images at 20 s and 45 s
+    assert "| mixed | 2 | 0.420 | 0.23 (20.0 s an image) | 0.53 (45.0 s an image) |" in text
+    # the final target (random's .40 at 42 images, 420 s / 1260 s): mixed there at 27 images, 540 s / 1215 s
+    assert ("| strategy | labeled fraction needed | fewer images than random | hours (draw 7 s) needed "
+            "| fewer hours (draw 7 s) than random | hours (draw 25 s) needed | fewer hours (draw 25 s) than random |"
+            ) in text
+    assert "| mixed | 0.270 | 36% | 0.15 | -29% | 0.34 | 4% |" in text
+    assert "| topk | — | not reached | — | not reached | — | not reached |" in text
+    # along the curve, cycle 2: mixed 1 - .145/.22 in images, 1 - 2 * .145/.22 and 1 - 1.5 * .145/.22 in hours
+    assert "| 2 | 0.200 | 0.220 | 34% / -32% / 1% | -45% / -45% / -45% |" in text
+
+
+def test_no_time_columns_no_time_axis(results, hours_results, tmp_path):
+    rows = load_results(results)
+    assert [x for x, _ in axes_of(rows)] == ["labeled_fraction"]
+    assert "hours" not in summary_markdown(rows)
+    # a merged run where one arm has no time (empty cells) has no time axis either
+    lines = list(csv.reader(hours_results.open(newline="")))
+    for row in lines[1:]:
+        if row[0] == "topk":
+            row[7:9] = ["", ""]
+    merged = tmp_path / "merged.csv"
+    with merged.open("w", newline="") as f:
+        csv.writer(f).writerows(lines)
+    assert "hours" not in summary_markdown(load_results(merged))
+
+
+def test_time_axis_named_from_the_run_config(hours_results, tmp_path):
+    _, md = write_report(hours_results, tmp_path / "unnamed")
+    assert "fewer hours (the run's effort_seconds) |" in md.read_text()
+    (hours_results.parent / "config.yaml").write_text("effort_seconds:\n  draw: 5\n", encoding="utf-8")
+    _, md = write_report(hours_results, tmp_path / "named")
+    assert "fewer hours (draw 5 s) | fewer hours (draw 25 s) |" in md.read_text()
+    (hours_results.parent / "config.yaml").write_text("effort_secnds: 1\n", encoding="utf-8")
+    _, md = write_report(hours_results, tmp_path / "bad")  # a config that names nothing: no name, no failure
+    assert "fewer hours (the run's effort_seconds) |" in md.read_text()
+
+
+def test_bad_seconds_is_a_data_error(hours_results):
+    text = hours_results.read_text().replace(",420.0,", ",4 minutes,", 1)
+    hours_results.write_text(text)
+    with pytest.raises(DataError, match=r"results.csv:\d+: bad number in row"):
+        load_results(hours_results)
+
+
+def test_plot_has_hours_panels_in_hours(hours_results, tmp_path, monkeypatch):
+    import matplotlib.axes
+    import matplotlib.image as mpimg
+
+    from detal.report import plot_curves
+
+    rows = load_results(hours_results)
+    drawn, labels = [], []
+    real_plot, real_label = matplotlib.axes.Axes.plot, matplotlib.axes.Axes.set_xlabel
+
+    def spy(self, *args, **kwargs):
+        if kwargs.get("label", "").startswith("random"):
+            drawn.append(list(args[0]))
+        return real_plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_xlabel",
+                        lambda self, text, *a, **k: labels.append(text) or real_label(self, text, *a, **k))
+    plot_curves(rows, tmp_path / "c.png", draw_s=7)
+    assert labels == ["labeled fraction of the pool", "annotator hours (draw 7 s)", "annotator hours (draw 25 s)"]
+    assert drawn[1] == pytest.approx([n * 10.0 / 3600 for n in (2, 12, 22, 32, 42)])  # hours, not seconds
+    assert drawn[2] == pytest.approx([n * 30.0 / 3600 for n in (2, 12, 22, 32, 42)])
+    img = mpimg.imread(tmp_path / "c.png")
+    assert img.shape[0] > 1.5 * 4.2 * 110 and img.shape[1] < 2.2 * 6.4 * 110  # two rows of two panels

@@ -61,7 +61,7 @@ from detal.project.paths import (
     VAL_IMAGES_LINK,
     ProjectPaths,
 )
-from detal.project.scan import ImageScan, link_into
+from detal.project.scan import ImageScan, link_into, read_ahead
 from detal.project.sizes import DISPLAYED, SIZE_FRAME_KEY
 from detal.selection import initial_size, random_subset
 from detal.store import DB_NAME, Store, checkpoint
@@ -219,7 +219,7 @@ def _build_project(
             store.set_meta(SIZE_FRAME_KEY, DISPLAYED)  # sizes as displayed (detal.image_frame)
             try:
                 n_pool = store.add_images(
-                    scan.rows(images, prefix, Status.UNLABELED.value, pool_labels, "", False)
+                    read_ahead(scan.rows(images, prefix, Status.UNLABELED.value, pool_labels, "", False))
                 )
             except sqlite3.IntegrityError as exc:  # the scan names clashes; this is the backstop
                 raise DataError(f"{images}: two images get the same bundle name ({exc})") from None
@@ -236,7 +236,7 @@ def _build_project(
                 store.set_meta("val_root", vprefix)
                 vlabels = label_folder(Path(val_labels), problems, names)
                 n_val = store.add_images(
-                    scan.rows(Path(val_images), vprefix, Status.VAL.value, vlabels, "val:", True)
+                    read_ahead(scan.rows(Path(val_images), vprefix, Status.VAL.value, vlabels, "val:", True))
                 )
                 if scan.bad:
                     raise problems_error(val_images, scan.bad, "project not created")

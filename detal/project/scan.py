@@ -28,9 +28,13 @@ vendor on Windows or macOS would get one file for two.
 from __future__ import annotations
 
 import os
+import queue
+import re
+import threading
 import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from detal.errors import DataError
 from detal.files import IMAGE_SUFFIXES
@@ -39,10 +43,13 @@ from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
 from detal.project.paths import label_relpath
 
-__all__ = ["ImageScan", "image_info", "link_into", "walk_images", "windows_problem"]
+__all__ = ["ImageScan", "image_info", "link_into", "read_ahead", "walk_images", "windows_problem"]
+
+T = TypeVar("T")
 
 
 _CONTROL_NAMES = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab"}
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, all of it
 
 _WINDOWS_CHARS = '<>:"\\|?*'
 """Characters Windows does not allow in a file or folder name (besides control characters)."""
@@ -54,6 +61,13 @@ _WINDOWS_DEVICES = frozenset(
 """Names Windows keeps for devices, with any suffix (``CON.png``, ``aux.tar.jpg``), in any case."""
 
 
+_WINDOWS_ANY = re.compile(
+    r'[<>:"\\|?*]|[ .](?:/|$)|(?:^|/)(?:CON|PRN|AUX|NUL|COM[0-9\u00b9\u00b2\u00b3]|LPT[0-9\u00b9\u00b2\u00b3]) *(?:[./]|$)',
+    re.IGNORECASE,
+)
+"""Whether a path may hold a name Windows cannot: one search, so a clean pool costs one regex an image."""
+
+
 def windows_problem(rel: str) -> tuple[str, str] | None:
     """``(the part of rel, what is wrong)`` for the first folder or file name Windows cannot hold, or ``None``.
 
@@ -62,6 +76,8 @@ def windows_problem(rel: str) -> tuple[str, str] | None:
     allow (``a<b>.png``), a device name (``CON.png``, ``aux.jpg``), or a name
     ending in a space or a dot (Windows drops them, so ``sub.`` is ``sub``).
     """
+    if _WINDOWS_ANY.search(rel) is None:
+        return None
     parts = rel.split("/")
     for i, name in enumerate(parts):
         where = "/".join(parts[: i + 1])
@@ -78,10 +94,19 @@ def windows_problem(rel: str) -> tuple[str, str] | None:
 
 def control_character(name: str) -> str | None:
     """How to call the first control character in ``name`` (``"a newline"``), or ``None``."""
-    for ch in name:
-        if unicodedata.category(ch) == "Cc":
-            return _CONTROL_NAMES.get(ch, f"the control character U+{ord(ch):04X}")
-    return None
+    found = _CONTROL.search(name)
+    if found is None:
+        return None
+    ch = found.group()
+    return _CONTROL_NAMES.get(ch, f"the control character U+{ord(ch):04X}")
+
+
+def _is(entry: os.DirEntry, kind: str) -> bool:
+    """``entry.is_file()`` / ``is_dir()`` (links followed), False where the target cannot be reached."""
+    try:
+        return entry.is_file() if kind == "file" else entry.is_dir()
+    except OSError:  # a link loop, a vanished target: pathlib's is_file/is_dir say False too
+        return False
 
 
 def walk_images(root: Path, exclude: Iterable[Path] = ()) -> Iterator[str]:
@@ -89,23 +114,26 @@ def walk_images(root: Path, exclude: Iterable[Path] = ()) -> Iterator[str]:
 
     A folder is entered once: one reached again through a link (by its real
     path) is skipped, and so are the folders in ``exclude`` (the project).
+    One ``scandir`` a folder: the entry types come with the listing, so a
+    plain file costs no ``stat`` (a million-image pool is a million fewer
+    system calls).
     """
     skip = {os.path.realpath(p) for p in exclude}
     seen = {os.path.realpath(root)}
     stack = [""]
     while stack:
         rel = stack.pop()
+        folder = os.path.join(root, rel) if rel else os.fspath(root)
         try:
-            names = sorted(os.listdir(root / rel))
+            with os.scandir(folder) as it:
+                entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
         except OSError as exc:
             raise DataError(f"{root / rel}: cannot list folder ({exc.strerror})") from None
         subdirs = []
-        for name in names:
-            if name.startswith("."):
-                continue
+        for entry in entries:
+            name = entry.name
             child = f"{rel}/{name}" if rel else name
-            full = root / child
-            if os.path.splitext(name.rstrip(" ."))[1].lower() in IMAGE_SUFFIXES and full.is_file():
+            if os.path.splitext(name.rstrip(" ."))[1].lower() in IMAGE_SUFFIXES and _is(entry, "file"):
                 what = control_character(child)
                 if what is not None:
                     raise DataError(
@@ -113,8 +141,8 @@ def walk_images(root: Path, exclude: Iterable[Path] = ()) -> Iterator[str]:
                         "Ultralytics would drop it without a word, rename it"
                     )
                 yield child
-            elif full.is_dir():
-                real = os.path.realpath(full)
+            elif _is(entry, "dir"):
+                real = os.path.realpath(entry.path)
                 if real in seen or real in skip:
                     continue
                 seen.add(real)
@@ -122,7 +150,7 @@ def walk_images(root: Path, exclude: Iterable[Path] = ()) -> Iterator[str]:
         stack.extend(reversed(subdirs))
 
 
-def image_info(path: Path, *, decode: bool = False) -> tuple[str, int, int]:
+def image_info(path: str | Path, *, decode: bool = False) -> tuple[str, int, int]:
     """Content hash, width and height of an image Ultralytics will train on (:mod:`detal.image_check`).
 
     ``decode``: also decode it (for images that come with labels); otherwise the
@@ -130,6 +158,64 @@ def image_info(path: Path, *, decode: bool = False) -> tuple[str, int, int]:
     """
     facts = inspect_image(path, decode=decode)
     return facts.sha256, facts.width, facts.height
+
+
+def _put(q: queue.Queue, item: tuple, stop: threading.Event) -> bool:
+    """Put ``item`` on ``q`` unless ``stop`` is set while waiting for room; whether it was put."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def read_ahead(items: Iterator[T], chunk: int = 256, depth: int = 16) -> Iterator[T]:
+    """``items``, produced by a thread up to ``depth`` chunks of ``chunk`` ahead of the consumer.
+
+    ``init`` hands the scan's rows to SQLite, which releases the GIL while it
+    inserts; with the next files listed, read, hashed and measured in the
+    meantime, the two halves of a large ``init`` overlap instead of taking
+    turns. The order is kept. An exception raised by ``items`` is raised
+    here, after the items before it; a consumer that stops early (an
+    exception of its own, a closed generator) stops the thread.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        buf: list = []
+        try:
+            for item in items:
+                buf.append(item)
+                if len(buf) >= chunk:
+                    if not _put(q, ("items", buf), stop):
+                        return
+                    buf = []
+            if _put(q, ("items", buf), stop):
+                _put(q, ("end", None), stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            if _put(q, ("items", buf), stop):
+                _put(q, ("error", exc), stop)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="detal-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "error":
+                raise value
+            if kind == "end":
+                return
+            yield from value
+    finally:
+        stop.set()
+        thread.join()
 
 
 class ImageScan:
@@ -142,7 +228,11 @@ class ImageScan:
         self.exclude = list(exclude)
         self.bad: list[str] = []  # one message per corrupt or unreadable image
         self.next_id = 0
-        self._keys: dict[str, tuple[str, str]] = {}  # folded key -> (relpath, key), every folder
+        # The folded keys (NFC, lower case) of every folder so far: a set of the keys alone, since a
+        # million-image pool would hold 240 MiB as key -> (relpath, key). The rare clash finds the
+        # other file again.
+        self._keys: set[str] = set()
+        self._roots: list[tuple[Path, str]] = []  # (folder, key prefix) of every scan so far
         self._windows: set[str] = set()  # names Windows cannot hold, reported
 
     def rows(
@@ -154,8 +244,10 @@ class ImageScan:
         # folder's files together: remembering one folder at a time keeps memory flat.
         seen_stems: dict[str, str] = {}
         folder = None
+        self._roots.append((root, key_prefix))
+        base = os.fspath(root)  # str paths: a Path per image costs more than reading a tiny one
         for rel in walk_images(root, self.exclude):
-            stem = rel.rsplit(".", 1)[0]
+            stem = _stem(rel)
             if rel.rpartition("/")[0] != folder:
                 folder = rel.rpartition("/")[0]
                 seen_stems.clear()
@@ -175,11 +267,12 @@ class ImageScan:
                     self.bad.append(f"{root}: {kind} {show_name(part)}: {what}; rename it (a vendor on "
                                     "Windows could not unzip the bundle)")
                 continue
-            key = key_prefix + stem.replace("/", "__")
+            key = _key(key_prefix, stem)
             self._check_key(root, rel, key)
             label = labels.pop(stem, None)
             try:  # an image that comes with labels is trained on: decoded, as training will
-                digest, width, height = image_info(root / rel, decode=label is not None or require_labels)
+                digest, width, height = image_info(os.path.join(base, rel),
+                                                   decode=label is not None or require_labels)
             except DataError as exc:
                 self.bad.append(str(exc))
                 continue
@@ -200,15 +293,14 @@ class ImageScan:
             yield (self.next_id, relpath, key, digest, width, height, row_status)
             self.next_id += 1
 
-
     def _check_key(self, root: Path, rel: str, key: str) -> None:
         """Refuse a key that one file system may take for another's: the bundle would hold both."""
         nfc = unicodedata.normalize("NFC", key)
         folded = nfc.lower()
         if folded not in self._keys:
-            self._keys[folded] = (rel, key)
+            self._keys.add(folded)
             return
-        other, other_key = self._keys[folded]
+        other, other_key = self._first_with(folded)
         first, second = sorted((other, rel))
         if unicodedata.normalize("NFC", other_key) != nfc:
             raise DataError(
@@ -225,6 +317,25 @@ class ImageScan:
             f"{root}: images {show_name(first)} and {show_name(second)} get the same bundle name "
             f"{show_name(key)} (a '__' in a file name stands for a subfolder); rename one of them"
         )
+
+    def _first_with(self, folded: str) -> tuple[str, str]:
+        """``(relpath, key)`` of the first image scanned whose key is ``folded`` in NFC and lower case
+        (a walk again)."""
+        for root, key_prefix in self._roots:
+            for rel in walk_images(root, self.exclude):
+                key = _key(key_prefix, _stem(rel))
+                if unicodedata.normalize("NFC", key).lower() == folded and windows_problem(rel) is None:
+                    return rel, key
+        raise DataError(f"{self._roots[-1][0]}: an image vanished during the scan; run init again")
+
+
+def _stem(rel: str) -> str:
+    return rel.rsplit(".", 1)[0]
+
+
+def _key(key_prefix: str, stem: str) -> str:
+    """An image's key (its bundle name): ``sub/a`` is ``sub__a``, with ``val:`` before a val image's."""
+    return key_prefix + stem.replace("/", "__")
 
 
 def link_into(project: Path, tmp: Path, src: Path, name: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from detal.report.numbers import (
     AXES,
+    HOURS,
     AlongCurve,
     Curve,
     auc,
@@ -24,14 +25,16 @@ from detal.report.numbers import (
     labels_matter,
     load_results,
     paired_gaps,
+    per_unit,
     saving_along_curve,
     strategies_of,
 )
-from detal.report.plot import plot_curves, write_report
+from detal.report.plot import plot_curves, run_draw_seconds, write_report
 from detal.report.summary import summary_markdown
 
 __all__ = [
     "AXES",
+    "HOURS",
     "AlongCurve",
     "Curve",
     "auc",
@@ -45,7 +48,9 @@ __all__ = [
     "labels_matter",
     "load_results",
     "paired_gaps",
+    "per_unit",
     "plot_curves",
+    "run_draw_seconds",
     "saving_along_curve",
     "strategies_of",
     "summary_markdown",

@@ -2,7 +2,11 @@
 
 Curves (:func:`curve`): per strategy and cycle, the mean over seeds of mAP50-95
 against a label axis (:data:`AXES`: images as the labeled fraction, boxes as
-``n_boxes`` when the results carry it).
+``n_boxes``, and annotator time as the cumulative seconds ``annotator_s``
+(the run's ``effort_seconds``) and ``annotator_s_draw25`` (the same with
+draw = 25 s), each when the results carry it; :func:`axes_of`). Savings are
+ratios, so the unit does not matter to them; the report shows time in hours
+(:func:`per_unit`).
 
 The headline, :func:`saving_along_curve`: for every level of the baseline's
 mean curve after the initial set (cycles 1 to the last; at cycle 0 every
@@ -43,6 +47,7 @@ from detal.errors import DataError
 
 __all__ = [
     "AXES",
+    "HOURS",
     "AlongCurve",
     "Curve",
     "auc",
@@ -56,9 +61,14 @@ __all__ = [
     "labels_matter",
     "load_results",
     "paired_gaps",
+    "per_unit",
     "saving_along_curve",
     "strategies_of",
 ]
+
+# The annotator-time columns of a results.csv (cumulative seconds) and the draw seconds of their
+# profile: None for the run's own ``effort_seconds`` (its draw is the run's config's).
+HOURS: dict[str, float | None] = {"annotator_s": None, "annotator_s_draw25": 25.0}
 
 _NEEDED = ("strategy", "seed", "cycle", "labeled_fraction", "map50", "map50_95")
 
@@ -94,7 +104,7 @@ def load_results(path: str | Path) -> list[dict]:
                 row["cycle"] = int(raw["cycle"])
                 for k in ("labeled_fraction", "map50", "map50_95"):
                     row[k] = float(raw[k])
-                for k in ("n_labeled", "n_boxes"):
+                for k in ("n_labeled", "n_boxes", *HOURS):
                     if raw.get(k) not in (None, ""):
                         row[k] = float(raw[k])
                     else:
@@ -260,13 +270,36 @@ def labels_matter(
 
 
 # The label axes a report measures savings on: (results column, name). Images is always there
-# (the labeled fraction); the others when every row carries the column.
-AXES: tuple[tuple[str, str], ...] = (("labeled_fraction", "images"), ("n_boxes", "boxes"))
+# (the labeled fraction); the others when every row carries the column. The names of the time
+# axes are :func:`axes_of`'s, which knows the run's draw seconds.
+AXES: tuple[tuple[str, str], ...] = (
+    ("labeled_fraction", "images"), ("n_boxes", "boxes"), *((x, "hours") for x in HOURS))
 
 
-def axes_of(rows: Sequence[dict]) -> list[tuple[str, str]]:
-    """The :data:`AXES` that every row of ``rows`` carries (images always)."""
-    return [(x, name) for x, name in AXES if x == "labeled_fraction" or (bool(rows) and all(x in r for r in rows))]
+def _hours_name(draw_s: float | None) -> str:
+    return "hours (the run's effort_seconds)" if draw_s is None else f"hours (draw {draw_s:g} s)"
+
+
+def axes_of(rows: Sequence[dict], draw_s: float | None = None) -> list[tuple[str, str]]:
+    """The :data:`AXES` that every row of ``rows`` carries (images always), with their names.
+
+    A time axis is named by its profile's draw seconds: ``annotator_s`` by
+    ``draw_s`` (the run's ``effort_seconds.draw``; unknown when ``None``),
+    ``annotator_s_draw25`` by its 25 s.
+    """
+    out = []
+    for x, name in AXES:
+        if x != "labeled_fraction" and not (bool(rows) and all(x in r for r in rows)):
+            continue
+        if x in HOURS:
+            name = _hours_name(draw_s if HOURS[x] is None else HOURS[x])
+        out.append((x, name))
+    return out
+
+
+def per_unit(x: str) -> float:
+    """What one shown unit of axis ``x`` is in its column: 3600 (seconds an hour) for time, else 1."""
+    return 3600.0 if x in HOURS else 1.0
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """``summary.md``: the report's tables, in markdown, from the numbers of :mod:`detal.report.numbers`.
 
 The headline comes first: the label saving along the whole curve, with the
-AUC gap and its sign on every seed beside it. The final-target saving follows
+AUC gap and its sign on every seed beside it. Every saving is given on each
+label axis the results carry (:func:`~detal.report.numbers.axes_of`):
+images, boxes, and annotator hours under both cost profiles. The final-target saving follows
 only where the baseline's last batch moved the curve by more than the seed
 noise (:func:`~detal.report.numbers.final_step`); elsewhere the summary says
 that it cannot be measured, and why.
@@ -20,10 +22,10 @@ from detal.report.numbers import (
     curve,
     cycles_below,
     final_step,
-    has_boxes,
     label_savings,
     labels_matter,
     paired_gaps,
+    per_unit,
     saving_along_curve,
     strategies_of,
 )
@@ -48,16 +50,28 @@ def _pct(v: float | None, bound: bool = False) -> str:
     return ("< " if bound else "") + f"{v:+.0%}"
 
 
-def _headline(rows: Sequence[dict], baseline: str, compared: Sequence[str], seeds: Sequence[int]) -> list[str]:
+def _hours_cell(rows: Sequence[dict], strategy: str, x: str) -> str:
+    """Annotator hours at the last cycle (mean over seeds), and seconds per labeled image where known."""
+    seconds = float(curve(rows, strategy, x=x).fraction[-1])
+    cell = f"{seconds / per_unit(x):.2f}"
+    if all("n_labeled" in r for r in rows if r["strategy"] == strategy):
+        n = float(curve(rows, strategy, x="n_labeled").fraction[-1])
+        cell += f" ({seconds / n:.1f} s an image)" if n > 0 else ""
+    return cell
+
+
+def _headline(
+    rows: Sequence[dict], baseline: str, compared: Sequence[str], seeds: Sequence[int], axes: Sequence[tuple[str, str]]
+) -> list[str]:
     """The saving along the whole curve, per label axis, with the AUC gap on every seed."""
     if not compared:
         return []
-    axes = axes_of(rows)
     n_levels = max(0, curve(rows, baseline).cycles.size - 1)
     lines = [f"## Headline: labels saved along the curve (against {baseline})", ""]
     lines.append(
         f"For each of {baseline}'s {n_levels} mean mAP50-95 levels after the initial set, how many fewer "
-        f"labels a strategy needed to reach it on its own mean curve (interpolated between cycles), "
+        f"labels{' (or annotator hours)' if any(per_unit(x) != 1 for x, _ in axes) else ''} a strategy "
+        "needed to reach it on its own mean curve (interpolated between cycles), "
         "averaged over the levels; negative: more labels. `<`: some level was never reached, counted as "
         "reached at the strategy's last point, so the true saving is lower. Per seed: the same on that "
         f"seed's curves. AUC gap: strategy − {baseline}, mean and per seed."
@@ -89,7 +103,7 @@ def _headline(rows: Sequence[dict], baseline: str, compared: Sequence[str], seed
 
 
 def _savings_along(
-    rows: Sequence[dict], baseline: str, strategies: Sequence[str], boxes: bool, final_ok: bool
+    rows: Sequence[dict], baseline: str, strategies: Sequence[str], axes: Sequence[tuple[str, str]], final_ok: bool
 ) -> list[str]:
     """The savings table at every cycle of the baseline after the first (the last row is the final one)."""
     base = curve(rows, baseline)
@@ -99,24 +113,19 @@ def _savings_along(
     last = ("The last row is the final-target table above." if final_ok else
             f"The last row (‡) is {baseline}'s flat tail: its last batch added less than twice the seed noise, "
             "so that row alone cannot be read as a saving.")
-    lines.append(f"Fewer images{' / fewer boxes' if boxes else ''} than {baseline} needed to reach {baseline}'s "
+    lines.append(f"Fewer {' / fewer '.join(name for _, name in axes)} than {baseline} needed to reach {baseline}'s "
                  f"mean at that cycle, on the mean curves (negative: more); the headline is their mean. {last}")
     lines.append("")
     head = ["cycle", f"{baseline} mAP50-95", f"{baseline} labeled fraction", *strategies]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for i in range(1, base.cycles.size):
-        sav = label_savings(rows, baseline, at=i)
-        sav_b = label_savings(rows, baseline, x="n_boxes", at=i) if boxes else {}
+        sav = [label_savings(rows, baseline, x=x, at=i) for x, _ in axes]
         tail = " ‡" if i == base.cycles.size - 1 and not final_ok else ""
         cells = [f"{int(base.cycles[i])}{tail}", f"{base.mean[i]:.3f}", f"{base.fraction[i]:.3f}"]
         for s in strategies:
-            sv = sav[s]["savings"]
-            cell = "not reached" if sv is None else f"{sv:.0%}"
-            if boxes:
-                svb = sav_b[s]["savings"]
-                cell += " / " + ("not reached" if svb is None else f"{svb:.0%}")
-            cells.append(cell)
+            cells.append(" / ".join("not reached" if a[s]["savings"] is None else f"{a[s]['savings']:.0%}"
+                                    for a in sav))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     return lines
@@ -124,31 +133,37 @@ def _savings_along(
 
 def summary_markdown(
     rows: Sequence[dict], baseline: str = "random", title: str = "Simulation", control: str = "hold",
-    curves_png: str | None = "curves.png",
+    curves_png: str | None = "curves.png", draw_s: float | None = None,
 ) -> str:
+    """The report's markdown. ``draw_s``: the run's ``effort_seconds.draw``, which names its time axis."""
     strategies = strategies_of(rows)
     seeds = sorted({r["seed"] for r in rows})
-    boxes = has_boxes(rows)
+    axes = axes_of(rows, draw_s)
+    boxes = any(x == "n_boxes" for x, _ in axes)
+    hours = [(x, name) for x, name in axes if per_unit(x) != 1]
     lines = [f"# {title}", ""]
     lines.append(f"Strategies: {', '.join(strategies)}; seeds: {', '.join(map(str, seeds))}.")
     lines.append("")
     if curves_png:
-        lines += [f"![mAP50-95 against images and boxes labeled]({curves_png})", ""]
+        also = ", and annotator hours" if hours else ""
+        lines += [f"![mAP50-95 against images and boxes labeled{also}]({curves_png})", ""]
     if baseline in strategies:
-        lines += _headline(rows, baseline, [s for s in strategies if s not in (baseline, control)], seeds)
+        lines += _headline(rows, baseline, [s for s in strategies if s not in (baseline, control)], seeds, axes)
     lines.append("## Final cycle (mean ± std over seeds)")
     lines.append("")
     lines.append("AUC: area under mAP50-95 against labeled fraction, over its range (the mean mAP50-95 "
                  "across the labeling budget).")
     lines.append("")
     head = "| strategy | seeds | labeled fraction |" + (" boxes labeled |" if boxes else "")
+    head += "".join(f" annotator {name} |" for _, name in hours)
     lines.append(head + " mAP50 | mAP50-95 | AUC |")
-    lines.append("|---|---|---|" + ("---|" if boxes else "") + "---|---|---|")
+    lines.append("|---|---|---|" + ("---|" if boxes else "") + "---|" * len(hours) + "---|---|---|")
     for s in strategies:
         c50, c = curve(rows, s, "map50"), curve(rows, s, "map50_95")
         cells = [s, str(int(c.n_seeds[-1])), f"{c.fraction[-1]:.3f}"]
         if boxes:
             cells.append(f"{curve(rows, s, x='n_boxes').fraction[-1]:.0f}")
+        cells += [_hours_cell(rows, s, x) for x, _ in hours]
         cells += [f"{c50.mean[-1]:.3f} ± {c50.std[-1]:.3f}", f"{c.mean[-1]:.3f} ± {c.std[-1]:.3f}",
                   _mean_sd(auc(rows, s).values())]
         lines.append("| " + " | ".join(cells) + " |")
@@ -229,24 +244,28 @@ def summary_markdown(
             lines.append("")
         step = final_step(rows, baseline)
         if step["measurable"]:
-            sav = label_savings(rows, baseline)
-            target = sav[baseline]["target"]
-            sav_b = label_savings(rows, baseline, x="n_boxes") if boxes else {}
+            sav = [label_savings(rows, baseline, x=x) for x, _ in axes]
+            target = sav[0][baseline]["target"]
             lines.append(f"## Label savings (to reach {baseline}'s final mean mAP50-95 = {target:.3f})")
             lines.append("")
-            head = "| strategy | labeled fraction needed | fewer images than random |"
-            lines.append(head + (" boxes needed | fewer boxes than random |" if boxes else ""))
-            lines.append("|---|---|---|" + ("---|---|" if boxes else ""))
+            head = ["strategy"]
+            for x, name in axes:
+                head += ["labeled fraction needed" if x == "labeled_fraction" else f"{name} needed",
+                         f"fewer {name} than {baseline}"]
+            lines.append("| " + " | ".join(head) + " |")
+            lines.append("|" + "---|" * len(head))
             for s in strategies:
-                f, sv = sav[s]["fraction"], sav[s]["savings"]
-                cells = [s, _fmt(f), "not reached" if sv is None else f"{sv:.0%}"]
-                if boxes:
-                    fb, svb = sav_b[s]["fraction"], sav_b[s]["savings"]
-                    cells += [_fmt(fb, ".0f"), "not reached" if svb is None else f"{svb:.0%}"]
+                cells = [s]
+                for (x, _), a in zip(axes, sav):
+                    f, sv = a[s]["fraction"], a[s]["savings"]
+                    spec = ".3f" if x == "labeled_fraction" else ".0f" if per_unit(x) == 1 else ".2f"
+                    cells += [_fmt(None if f is None else f / per_unit(x), spec),
+                              "not reached" if sv is None else f"{sv:.0%}"]
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
             lines.append(
-                "Fractions and box counts are linearly interpolated between cycles on the mean curve. "
+                f"Fractions, box counts{' and hours' if hours else ''} are linearly interpolated between "
+                "cycles on the mean curve. "
                 "A strategy that never reaches the target within the budget saves nothing."
             )
             lines.append("")
@@ -265,11 +284,11 @@ def summary_markdown(
                 "(the saving along the whole curve) is the measure."
             )
             lines.append("")
-        lines += _savings_along(rows, baseline, [s for s in others if s != control], boxes,
+        lines += _savings_along(rows, baseline, [s for s in others if s != control], axes,
                                 step["measurable"])
     times = [r for r in rows if "train_s" in r]
     if times:
-        lines.append("## Time (seconds, mean per cycle over seeds)")
+        lines.append("## Compute time (seconds, mean per cycle over seeds)")
         lines.append("")
         lines.append("| strategy | train | score | select |")
         lines.append("|---|---|---|---|")

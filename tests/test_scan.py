@@ -1,0 +1,79 @@
+"""The init scan (detal/project/scan.py): its fast paths give what the slow ones gave."""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from detal.errors import DataError
+from detal.project.scan import control_character, read_ahead, walk_images
+
+
+def test_control_characters_are_category_cc():
+    for code in range(0x3000):
+        ch = chr(code)
+        assert (control_character(f"a{ch}b.png") is not None) == (unicodedata.category(ch) == "Cc"), hex(code)
+    assert control_character("a\nb") == "a newline"
+    assert control_character("a\x85b") == "the control character U+0085"
+
+
+def test_walk_skips_links_that_lead_nowhere(tmp_path):
+    root = tmp_path / "imgs"
+    (root / "sub").mkdir(parents=True)
+    for rel in ("b.png", "sub/a.png", "sub/c.jpg", ".hidden.png"):
+        (root / rel).write_bytes(b"x")
+    (root / "dangling.png").symlink_to(tmp_path / "nothing.png")
+    (root / "loop.png").symlink_to(root / "loop.png")
+    (root / "linked.png").symlink_to(root / "b.png")
+    (root / "sub.png").mkdir()  # a folder with an image suffix is a folder
+    (root / "sub.png" / "d.png").write_bytes(b"x")
+    assert list(walk_images(root)) == ["b.png", "linked.png", "sub/a.png", "sub/c.jpg", "sub.png/d.png"]
+
+
+def test_read_ahead_keeps_order_and_raises_where_it_failed():
+    def items():
+        yield from range(1000)
+        raise DataError("bad item")
+
+    got = []
+    with pytest.raises(DataError, match="bad item"):
+        got.extend(read_ahead(items(), chunk=7, depth=2))
+    assert got == list(range(1000))
+
+
+def test_read_ahead_stops_its_thread_when_the_consumer_stops():
+    closed = threading.Event()
+
+    def items():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    before = {t.ident for t in threading.enumerate()}
+    it = read_ahead(items(), chunk=3, depth=2)
+    assert [next(it) for _ in range(10)] == list(range(10))
+    it.close()
+    assert closed.wait(5)
+    assert not [t for t in threading.enumerate() if t.name == "detal-read-ahead" and t.ident not in before]
+
+
+def test_a_key_clash_names_the_file_found_again(tmp_path):
+    from detal.project import init_project
+
+    root = tmp_path / "imgs"
+    (root / "a" / "b").mkdir(parents=True)
+    for rel in ("a/b/c.png", "a/b__c.png", "z.png"):
+        Image.new("RGB", (12, 12)).save(root / rel)
+    (tmp_path / "classes.txt").write_text("x\n")
+    with pytest.raises(DataError, match=r"'a/b/c.png' and 'a/b__c.png' get the same bundle name 'a__b__c'"):
+        init_project(tmp_path / "p", root, tmp_path / "classes.txt")
+    assert not (tmp_path / "p").exists()
+    assert Path(root / "z.png").is_file()
