@@ -449,3 +449,17 @@ def test_a_return_written_by_datumaro_lands_on_its_images(tmp_path, capsys, pool
     path = {"coco": out / "annotations" / "instances_train.json", "cvat-xml": out / "train.xml"}.get(fmt, out)
     assert main(["import", str(project), str(path), "--format", fmt]) == 0, capsys.readouterr().err
     assert _label_boxes(project) == _expected_boxes(pool)
+
+
+def test_the_rule_holds_for_keys_made_otherwise():
+    """A key init did not derive from the path (a long name cut to a hash, say) is matched by its path too."""
+    from detal.export.keys import PoolNames
+
+    pool = PoolNames([("sub__a", "sub/a.png"), ("a", "a.png"), ("sub__long-5f3a", "sub/" + "l" * 300 + ".png")])
+    assert pool.match("sub/" + "l" * 300).key == "sub__long-5f3a"
+    assert pool.match("sub/" + "l" * 300 + ".png", file_name=True).key == "sub__long-5f3a"
+    assert pool.match("sub__long-5f3a").key == "sub__long-5f3a"
+    assert pool.match("sub__long-5f3a.png", file_name=True).key == "sub__long-5f3a"
+    assert pool.match("batch/sub/a").key == "sub__a"
+    assert "could mean image 'a.png' or 'sub/a.png'" in str(pool.match("batch/a").problem)
+    assert "differs from 'sub/a' only in case" in str(pool.match("SUB/A").problem)

@@ -75,32 +75,51 @@ def _fold(name: str) -> str:
     return unicodedata.normalize("NFC", name).lower()
 
 
+def _stem_of(path: str) -> str:
+    """``sub/a.png`` -> ``sub/a``: the last suffix off, as :attr:`PurePosixPath.suffix` sees one."""
+    dot = path.rfind(".")
+    if dot <= path.rfind("/") + 1 or dot == len(path) - 1:  # none, a hidden name, or a trailing dot
+        return path
+    return path[:dot]
+
+
+def _as_key(stem: str) -> str:
+    """The key init gives an image of this stem path: ``sub/a`` is ``sub__a``."""
+    return stem.replace("/", "__")
+
+
 class PoolNames:
     """Every name a pool image answers to, and :meth:`match`, the one key rule.
 
     ``images`` are ``(key, path in the image folder)`` pairs of the pool's
     images (not the validation images): ``("sub__a", "sub/a.png")``.
+
+    Light on a large pool: one ``key -> path`` map (the other names are
+    derived from it when asked: ``sub/a`` is key ``sub__a``, as init makes
+    keys; any key made otherwise is remembered by its stem path), and the
+    base names are indexed only when a return needs step 3.
     """
 
     def __init__(self, images: Iterable[tuple[str, str]]) -> None:
-        self._stem: dict[str, str] = {}  # 'sub/a' -> key
-        self._file: dict[str, str] = {}  # 'sub/a.png' -> key
-        self._key: dict[str, str] = {}  # 'sub__a' -> key
-        self._bundle: dict[str, str] = {}  # 'sub__a.png' -> key
-        self._base: dict[str, set[str]] = {}  # 'a' -> keys
-        self._base_file: dict[str, set[str]] = {}  # 'a.png' -> keys
-        self._path: dict[str, str] = {}  # key -> 'sub/a.png', for messages
-        self._folded: dict[str, str] | None = None
+        self._path: dict[str, str] = {}  # key -> 'sub/a.png'
+        self._odd: dict[str, str] = {}  # stem path -> key, for keys not made as init makes them
         for key, path in images:
-            suffix = PurePosixPath(path).suffix
             self._path[key] = path
-            self._stem[path[: len(path) - len(suffix)]] = key
-            self._file[path] = key
-            self._key[key] = key
-            self._bundle[key + suffix] = key
-            base = PurePosixPath(path).name
-            self._base.setdefault(base[: len(base) - len(suffix)], set()).add(key)
-            self._base_file.setdefault(base, set()).add(key)
+            stem = _stem_of(path)
+            if _as_key(stem) != key:
+                self._odd[stem] = key
+        self._base: dict[str, set[str]] | None = None  # 'a' -> keys, built at the first step 3
+        self._base_file: dict[str, set[str]] = {}  # 'a.png' -> keys
+        self._folded: dict[str, str] | None = None
+
+    def _bases(self) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        if self._base is None:
+            self._base = {}
+            for key, path in self._path.items():
+                base = path.rsplit("/", 1)[-1]
+                self._base.setdefault(_stem_of(base), set()).add(key)
+                self._base_file.setdefault(base, set()).add(key)
+        return self._base, self._base_file
 
     def path(self, key: str) -> str:
         """The image's path in the image folder."""
@@ -141,17 +160,32 @@ class PoolNames:
             return stems(name)
         return files(name) or stems(_without_image_suffix(name))
 
+    def _by_stem(self, stem: str) -> str | None:
+        """The key of the image whose path without suffix is ``stem`` (``sub/a``)."""
+        key = self._odd.get(stem) or _as_key(stem)
+        path = self._path.get(key)
+        return key if path is not None and _stem_of(path) == stem else None
+
+    def _by_bundle(self, name: str) -> str | None:
+        """The key of the image whose bundle name (key and suffix) is ``name`` (``sub__a.png``)."""
+        key = _stem_of(name)
+        path = self._path.get(key)
+        return key if path is not None and key != name and path.endswith(name[len(key):]) else None
+
     def _stems_exact(self, name: str) -> set[str]:
-        return {k for k in (self._stem.get(name), self._key.get(name)) if k is not None}
+        return {k for k in (self._by_stem(name), name if name in self._path else None) if k is not None}
 
     def _files_exact(self, name: str) -> set[str]:
-        return {k for k in (self._file.get(name), self._bundle.get(name)) if k is not None}
+        by_file = self._by_stem(_stem_of(name))
+        if by_file is not None and self._path[by_file] != name:
+            by_file = None
+        return {k for k in (by_file, self._by_bundle(name)) if k is not None}
 
     def _stems_base(self, name: str) -> set[str]:
-        return self._base.get(name, set()) | self._stems_exact(name)
+        return self._bases()[0].get(name, set()) | self._stems_exact(name)
 
     def _files_base(self, name: str) -> set[str]:
-        return self._base_file.get(name, set()) | self._files_exact(name)
+        return self._bases()[1].get(name, set()) | self._files_exact(name)
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -171,8 +205,9 @@ class PoolNames:
         """The message for a returned path that names no pool image, with a look-alike if there is one."""
         if self._folded is None:
             self._folded = {}
-            for index in (self._stem, self._key, self._file, self._bundle):
-                for name in index:
+            for key, path in self._path.items():
+                suffix = path[len(_stem_of(path)):]
+                for name in (_stem_of(path), key, path, key + suffix):
                     self._folded.setdefault(_fold(name), name)
         tries = [spelled, _without_image_suffix(spelled)] if file_name else [spelled]
         hint = ""
