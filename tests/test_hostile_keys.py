@@ -7,7 +7,8 @@ with ``detal import``. Then every label must be on the image it was written
 for, and no other image may have one; or the import is refused with one
 line naming the file, and nothing changed. Each case put a label on the
 wrong image before detal's one key rule (:mod:`detal.export.keys`), or
-refused a return whose every name fits one image only.
+refused a return whose every name fits one image only (the ``cvat-xml``
+cases: CVAT for images XML, which main could not import at all).
 
 The pools: ``a.png`` beside ``sub/a.png`` (defects 1 and 2), ``x.png`` beside
 ``x.png.jpg`` (defect 3), and variants (deeper, nested only, a pool folder
