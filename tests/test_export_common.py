@@ -126,9 +126,10 @@ def test_returned_paths_and_layout(batch, tmp_path):
         "yolo": root / "yolo",
         "cvat-yolo": root / "cvat-yolo.zip",
         "coco": root / "coco" / "annotations" / "instances_default.json",
+        "cvat-xml": root / "cvat-xml" / "annotations.xml",
         "label-studio": root / "label-studio" / "tasks.json",
     }
-    assert sorted(p.name for p in root.iterdir()) == ["coco", "cvat-yolo.zip", "label-studio", "yolo"]
+    assert sorted(p.name for p in root.iterdir()) == ["coco", "cvat-xml", "cvat-yolo.zip", "label-studio", "yolo"]
     assert (root / "yolo" / "data.yaml").is_file()
     assert sorted(p.name for p in (root / "yolo" / "images").iterdir()) == sorted(SIZES)
     assert sorted(p.name for p in (root / "coco" / "images").iterdir()) == sorted(SIZES)
@@ -159,7 +160,7 @@ def test_parse_formats():
     assert parse_formats("yolo, coco,yolo") == ["yolo", "coco"]
     assert parse_formats(["Label-Studio"]) == ["label-studio"]
     with pytest.raises(ConfigError, match="did you mean 'cvat-yolo'"):
-        parse_formats("cvat")
+        parse_formats("cvat-yollo")
     with pytest.raises(ConfigError, match="no format"):
         parse_formats(" , ")
 
@@ -268,7 +269,7 @@ def test_failed_write_leaves_nothing(batch, tmp_path, monkeypatch):
 def test_round_trip_gives_identical_labels(batch, tmp_path, fmt, conf):
     out = export_predictions(batch, NAMES, tmp_path / "out", [fmt], conf=conf, with_confidence=True)
     back = read_returned_labels(out[fmt], fmt, NAMES)
-    key = (lambda p: p.path.name) if fmt == "coco" else (lambda p: p.path.stem)
+    key = (lambda p: p.path.name) if fmt in ("coco", "cvat-xml") else (lambda p: p.path.stem)  # file names
     assert back == {key(p): expected_text(p, conf) for p in batch}
 
 
@@ -306,5 +307,5 @@ def test_round_trip_many_random_images(tmp_path):
         preds.append(Prediction(paths[name], w, h, Detections(np.stack([x1, y1, x2, y2], 1), cls, probs.max(1), probs)))
     out = export_predictions(preds, NAMES, tmp_path / "out", IMPORT_FORMATS, copy_images=False)
     for fmt in IMPORT_FORMATS:
-        key = (lambda p: p.path.name) if fmt == "coco" else (lambda p: p.path.stem)
+        key = (lambda p: p.path.name) if fmt in ("coco", "cvat-xml") else (lambda p: p.path.stem)
         assert read_returned_labels(out[fmt], fmt, NAMES) == {key(p): expected_text(p) for p in preds}, fmt

@@ -61,7 +61,7 @@ def _assert_same(found, want):
 @pytest.fixture
 def exported(tmp_path):
     preds = make_batch(tmp_path / "pool")
-    out = export_predictions(preds, NAMES, tmp_path / "out", ["yolo", "cvat-yolo", "coco"])
+    out = export_predictions(preds, NAMES, tmp_path / "out", ["yolo", "cvat-yolo", "coco", "cvat-xml"])
     return preds, out, tmp_path
 
 
@@ -94,6 +94,15 @@ def test_datumaro_reads_the_cvat_yolo_zip(exported):
     dataset = Dataset.import_from(str(unpacked), "yolo")
     assert {item.subset for item in dataset} == {"train"}
     _assert_same(_datumaro_boxes(dataset), _detal_boxes(preds))
+
+
+def test_datumaro_reads_the_cvat_xml(exported):
+    preds, out, _ = exported
+    dataset = Dataset.import_from(str(out["cvat-xml"]), "cvat")
+    assert [c.name for c in dataset.categories()[AnnotationType.label]] == NAMES
+    _assert_same(_datumaro_boxes(dataset), _detal_boxes(preds))
+    sizes = {item.id: item.media.size for item in dataset}
+    assert sizes == {p.path.stem: (p.height, p.width) for p in preds}
 
 
 def test_datumaro_skips_labels_with_the_confidence_column(tmp_path):

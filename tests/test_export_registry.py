@@ -16,7 +16,7 @@ def _option(command: str, flag: str):
 
 
 def test_names_and_artifacts_come_from_the_registry():
-    assert FORMATS == ("yolo", "cvat-yolo", "coco", "label-studio")
+    assert FORMATS == ("yolo", "cvat-yolo", "coco", "cvat-xml", "label-studio")
     assert IMPORT_FORMATS == tuple(n for n in FORMATS if EXPORT_FORMATS[n].read is not None)
     assert ARTIFACTS == {n: f.artifact for n, f in EXPORT_FORMATS.items()}
     assert len(set(ARTIFACTS.values())) == len(ARTIFACTS)  # no two formats own one path

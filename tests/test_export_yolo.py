@@ -113,7 +113,7 @@ BAD = [
     ("not a number", {"labels/a.txt": "0 0.5 abc 0.2 0.2\n"}, "non-numeric"),
     ("unknown class name", {"data.yaml": "names: [cat, horse]\n", "labels/a.txt": "1 0.5 0.5 0.2 0.2\n"}, "class 'horse' \\(id 1\\) is not a project class"),
     ("escaping path", {"../evil.txt": "0 0.5 0.5 0.2 0.2\n", "labels/a.txt": ""}, "path escapes the archive"),
-    ("same stem twice", {"labels/a.txt": "", "labels/sub/a.txt": ""}, "stem 'a' also labeled"),
+    ("same image twice", {"labels/a.txt": "", "batch/labels/a.txt": ""}, "second label for image 'a'"),
     ("not utf-8", {"labels/a.txt": "\udcff"}, "not UTF-8"),
 ]
 

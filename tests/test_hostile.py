@@ -1036,6 +1036,14 @@ def _simple_coco(width=40, height=30, name="a.png") -> dict:
     }
 
 
+_BOX = '<box label="dog" occluded="0" xtl="4.00" ytl="3.00" xbr="12.00" ybr="9.00" z_order="0"/>'
+
+
+def _cvat_xml(shapes: str, *, width: str = "40", twice: bool = False) -> str:
+    image = f'<image id="0" name="images/a.png" width="{width}" height="30">{shapes}</image>'
+    return f'<?xml version="1.0"?><annotations><version>1.1</version>{image * (2 if twice else 1)}</annotations>'
+
+
 READER_CASES = [
     # (id, format, files or builder, kwargs, expected words)
     ("yolo classes.txt repeats a name", "yolo",
@@ -1066,13 +1074,44 @@ READER_CASES = [
      {"labels/a.txt": "0 0.5 0.5 0.2 0.2 0.9\n"}, {"allow_confidence": False}, ["a.txt:1", "expected 5 fields"]),
     ("coco width disagrees with the image", "coco",
      _simple_coco(), {"sizes": {"a.png": (41, 30)}},
-     ["instances.json", "image 'a.png'", "as 40x30 but the image is 41x30"]),
+     ["instances.json", "image 'images/a.png'", "as 40x30 but the image is 41x30"]),
     ("coco height disagrees, sizes by key", "coco",
-     _simple_coco(), {"sizes": {"a": (40, 60)}}, ["image 'a.png'", "40x30 but the image is 40x60"]),
+     _simple_coco(), {"sizes": {"a": (40, 60)}}, ["image 'images/a.png'", "40x30 but the image is 40x60"]),
     ("coco non-integer width", "coco", _simple_coco(width=40.5), {}, ["width/height must be positive whole"]),
     ("coco no annotations", "coco",
      {**_simple_coco(), "annotations": []}, {}, ["no annotations at all", "1 listed image(s)"]),
     ("coco over the size cap", "coco-capped", _simple_coco(), {}, ["COCO file too large", "limit is"]),
+    # CVAT for images 1.1 XML (detal.export.cvat_xml)
+    ("cvat xml polygon is not a box", "cvat-xml", _cvat_xml('<polygon label="dog" points="1,1;5,5;1,5"/>'), {},
+     ["annotations.xml", "image 'images/a.png': polygon 'dog' is not a box"]),
+    ("cvat xml points are not a box", "cvat-xml", _cvat_xml('<points label="cat" points="1,1"/>'), {},
+     ["points 'cat' is not a box"]),
+    ("cvat xml mask is not a box", "cvat-xml", _cvat_xml('<mask label="cat" rle="1,2" left="0" top="0" width="2" '
+                                                         'height="1"/>'), {}, ["mask 'cat' is not a box"]),
+    ("cvat xml rotated box", "cvat-xml", _cvat_xml(_BOX.replace('z_order="0"', 'rotation="30.0" z_order="0"')), {},
+     ["box 'dog': rotated by 30.0 degrees"]),
+    ("cvat xml label no project class", "cvat-xml", _cvat_xml(_BOX.replace('"dog"', '"horse"')), {},
+     ["box 'horse': label is not a project class (cat, dog, bird)"]),
+    ("cvat xml box outside the image", "cvat-xml", _cvat_xml(_BOX.replace('xbr="12.00"', 'xbr="80.00"')), {},
+     ["box 'dog': box [4, 3, 80, 9]"]),
+    ("cvat xml corner not a number", "cvat-xml", _cvat_xml(_BOX.replace('ytl="3.00"', 'ytl="nan"')), {},
+     ["xtl, ytl, xbr, ybr must be finite numbers"]),
+    ("cvat xml width disagrees with the image", "cvat-xml", _cvat_xml(_BOX), {"sizes": {"a.png": (41, 30)}},
+     ["image 'images/a.png': CVAT gives its size as 40x30 but the image is 41x30"]),
+    ("cvat xml size of the unturned photo", "cvat-xml", _cvat_xml(_BOX), {"sizes": {"a": (30, 40)}},
+     ["width and height are swapped"]),
+    ("cvat xml non-integer width", "cvat-xml", _cvat_xml(_BOX, width="40.5"), {}, ["width/height must be positive"]),
+    ("cvat xml image listed twice", "cvat-xml", _cvat_xml(_BOX, twice=True), {}, ["'images/a.png' listed twice"]),
+    ("cvat xml video tracks", "cvat-xml", _cvat_xml(_BOX).replace("</annotations>", '<track id="0" label="dog"/>'
+                                                                   "</annotations>"), {}, ["<track> elements"]),
+    ("cvat xml no boxes at all", "cvat-xml", _cvat_xml(""), {}, ["no boxes at all", "1 listed image(s)"]),
+    ("cvat xml entity bomb", "cvat-xml-raises",
+     ('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xxxxxxxx"><!ENTITY y "&x;&x;&x;&x;">]><annotations>&y;'
+      '</annotations>'), {}, ["annotations.xml", "DOCTYPE or entities is not read"]),
+    ("cvat xml not xml", "cvat-xml-raises", "<annotations><image", {}, ["annotations.xml", "not valid XML"]),
+    ("cvat xml another root", "cvat-xml-raises", "<dataset/>", {}, ["root is <dataset>"]),
+    ("cvat xml zip without annotations.xml", "cvat-xml-zip", {"other.xml": _cvat_xml(_BOX)}, {},
+     ["expected one annotations.xml in the zip, found 0"]),
 ]
 
 
@@ -1082,6 +1121,10 @@ def _reader_input(tmp_path: Path, kind: str, files, monkeypatch) -> tuple[Path, 
     if kind == "coco-capped":
         monkeypatch.setattr("detal.export.coco.MAX_COCO_BYTES", 100)
         return _coco_file(tmp_path, files), "coco"
+    if kind in ("cvat-xml", "cvat-xml-raises"):
+        return _write(tmp_path / "annotations.xml", files), "cvat-xml"
+    if kind == "cvat-xml-zip":
+        return _zip(tmp_path / "task.zip", files), "cvat-xml"
     if kind.startswith("yolo-folder"):
         root = tmp_path / "ret"
         for name, text in files.items():
@@ -1104,7 +1147,7 @@ def test_reader_refuses(tmp_path, monkeypatch, kind, files, kwargs, expected):
     assert "\n" not in message
     for text in expected:
         assert text in message, f"{text!r} not in {message[:2000]!r}"
-    if kind != "coco-capped":  # a file too large to read at all raises; the rest are problems
+    if kind not in ("coco-capped", "cvat-xml-raises", "cvat-xml-zip"):  # what cannot be read at all raises
         assert read_returned(path, fmt, NAMES, **kwargs).problems
 
 
@@ -1124,10 +1167,11 @@ def test_yolo_zip_with_classes_in_another_order_is_mapped_by_name(tmp_path, name
 def test_coco_sizes_that_agree_and_allowed_empty_files(tmp_path):
     path = _coco_file(tmp_path, _simple_coco())
     text = "1 0.200000 0.200000 0.200000 0.200000\n"
-    assert read_returned_labels(path, "coco", NAMES, sizes={"a.png": (40, 30)}) == {"a.png": text}
-    assert read_returned_labels(path, "coco", NAMES, sizes={"a": (40, 30), "other": (1, 1)}) == {"a.png": text}
+    # without the project's pool, an image is keyed by its file_name as written, folder and all
+    assert read_returned_labels(path, "coco", NAMES, sizes={"a.png": (40, 30)}) == {"images/a.png": text}
+    assert read_returned_labels(path, "coco", NAMES, sizes={"a": (40, 30), "other": (1, 1)}) == {"images/a.png": text}
     empty = _coco_file(tmp_path, {**_simple_coco(), "annotations": []})
-    assert read_returned_labels(empty, "coco", NAMES, allow_no_annotations=True) == {"a.png": ""}
+    assert read_returned_labels(empty, "coco", NAMES, allow_no_annotations=True) == {"images/a.png": ""}
 
 
 def test_read_returned_collects_sources_and_problems(tmp_path):
@@ -1137,7 +1181,8 @@ def test_read_returned_collects_sources_and_problems(tmp_path):
     assert returned.sources["a"] == f"{path}!labels/a.txt"
     assert [str(p) for p in returned.problems] == [f"{path}!labels/b.txt:1: class id 7 out of range [0, 2]"]
     coco = read_returned(_coco_file(tmp_path, _simple_coco()), "coco", NAMES)
-    assert coco.sources == {"a.png": f"{tmp_path / 'instances.json'}: image a.png"} and not coco.problems
+    assert coco.sources == {"images/a.png": f"{tmp_path / 'instances.json'}: image images/a.png"}
+    assert not coco.problems
 
 
 # -- what `detal import` gains from the reader --------------------------------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -478,6 +479,113 @@ def case_import_nfd_label_for_an_nfc_image(t):
     return ["import", str(t / "p"), str(t / "ret")], [
         "label for an image the project does not have ('cafe\\u0301'",
         "differs from 'café' only in Unicode normalisation"]
+
+
+# -- issue 22, defect 7: names Windows or macOS cannot keep apart, or cannot hold ------------------
+
+
+def _images(root: Path, *names: str) -> Path:
+    for n, name in enumerate(names):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        fmt = "JPEG" if name.lower().rstrip(" .").endswith((".jpg", ".jpeg")) else "PNG"
+        Image.new("RGB", (10 + n, 10), (n * 30 % 255, 40, 90)).save(root / name, format=fmt)
+    return root
+
+
+def _with_val(t: Path, *names: str) -> list[str]:
+    val = _images(t / "val", *names)
+    (t / "vl").mkdir()
+    for name in names:
+        (t / "vl" / (name.rsplit(".", 1)[0] + ".txt")).write_text("0 0.5 0.5 0.2 0.2\n")
+    return _init(t, _images(t / "imgs", "a.png", "b.png"), "--val-images", str(val), "--val-labels", str(t / "vl"))
+
+
+def case_init_names_differ_only_in_case(t):
+    return _init(t, _images(t / "imgs", "IMG_1.JPG", "img_1.jpg", "b.png")), [
+        "'IMG_1.JPG' and 'img_1.jpg' have names that differ only in case", "rename one of them"]
+
+
+def case_init_names_differ_in_case_and_suffix(t):
+    return _init(t, _images(t / "imgs", "A.png", "a.jpg")), ["'A.png' and 'a.jpg'", "differ only in case"]
+
+
+def case_init_folder_names_differ_only_in_case(t):
+    return _init(t, _images(t / "imgs", "Sub/a.png", "sub/a.png", "b.png")), [
+        "'Sub/a.png' and 'sub/a.png'", "differ only in case"]
+
+
+def case_init_nested_names_differ_only_in_case(t):
+    return _init(t, _images(t / "imgs", "sub/Photo.png", "sub/photo.png")), [
+        "'sub/Photo.png' and 'sub/photo.png'", "differ only in case"]
+
+
+def case_init_case_against_a_double_underscore_name(t):
+    return _init(t, _images(t / "imgs", "Sub__a.png", "sub/a.png")), [
+        "'Sub__a.png' and 'sub/a.png'", "differ only in case"]
+
+
+def case_init_case_first_and_last_image(t):
+    names = ["AAA.png", *[f"m{i}.png" for i in range(9)], "aaa.png"]
+    return _init(t, _images(t / "imgs", *names)), ["'AAA.png' and 'aaa.png'", "differ only in case"]
+
+
+def case_init_case_and_normalisation_at_once(t):
+    return _init(t, _images(t / "imgs", unicodedata.normalize("NFC", "Café.png"), f"{NFD}.png")), [
+        "'Café.png'", "'cafe\\u0301.png'", "differ only in case"]
+
+
+def case_init_val_names_differ_only_in_case(t):
+    return _with_val(t, "V.png", "v.png"), ["'V.png' and 'v.png'", "differ only in case"]
+
+
+def _windows_case(n: int, name: str, words: list[str]):
+    def case(t):
+        return _init(t, _images(t / "imgs", name, "ok.png")), words
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", name.encode("ascii", "backslashreplace").decode()).strip("_")
+    case.__name__ = f"case_init_windows_name_{n:02d}_{slug}"
+    return case
+
+
+for _n, (_name, _words) in enumerate([
+    ("a<b>.png", ["image 'a<b>.png'", "has '<', which Windows does not allow", "rename it"]),
+    ("a>b.png", ["'a>b.png'", "has '>'"]),
+    ("12:30:00.png", ["'12:30:00.png'", "has ':'"]),
+    ('say "hi".png', ["has '\"'"]),
+    ("a|b.png", ["has '|'"]),
+    ("why?.png", ["has '?'"]),
+    ("star*.png", ["has '*'"]),
+    ("back\\slash.png", ["has '\\\\'"]),
+    ("CON.png", ["image 'CON.png'", "'CON' is a name Windows keeps for a device"]),
+    ("con.png", ["'con' is a name Windows keeps for a device"]),
+    ("aux.jpg", ["'aux.jpg'", "'aux' is a name Windows keeps"]),
+    ("NUL.png", ["'NUL' is a name Windows keeps"]),
+    ("COM1.png", ["'COM1' is a name Windows keeps"]),
+    ("lpt9.jpg", ["'lpt9' is a name Windows keeps"]),
+    ("CON.tar.png", ["'CON.tar.png'", "'CON' is a name Windows keeps"]),
+    ("COM\u00b9.png", ["'COM\u00b9' is a name Windows keeps"]),
+    ("CON/a.png", ["folder 'CON'", "Windows keeps for a device"]),
+    ("sub./a.png", ["folder 'sub.'", "ends in a dot, which Windows drops"]),
+    ("sub /a.png", ["folder 'sub '", "ends in a space, which Windows drops"]),
+    ("a.png ", ["image 'a.png '", "ends in a space"]),
+    ("a.png.", ["image 'a.png.'", "ends in a dot"]),
+    ("deep/er:/a.png", ["folder 'deep/er:'", "has ':'"]),
+]):
+    _case = _windows_case(_n, _name, _words)
+    globals()[_case.__name__] = _case
+
+
+def case_init_windows_folder_of_many_images_named_once(t):
+    _images(t / "imgs", *[f"bad:dir/im{i}.png" for i in range(5)], "ok.png")
+    return _init(t, t / "imgs"), ["1 problem(s), project not created", "folder 'bad:dir'"]
+
+
+def case_init_windows_names_all_named_in_one_line(t):
+    _images(t / "imgs", "a<b>.png", "PRN.png", "x /y.png", "ok.png")
+    return _init(t, t / "imgs"), ["3 problem(s)", "'a<b>.png'", "'PRN.png'", "folder 'x '"]
+
+
+def case_init_windows_name_of_a_val_image(t):
+    return _with_val(t, "PRN.png", "ok.png"), ["val", "'PRN' is a name Windows keeps for a device"]
 
 
 # -- data.yaml read like every other YAML: no aliases -------------------------------------------

@@ -89,7 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace labels imported before (the old files are kept in labels/.replaced)")
     p.add_argument("--allow-empty", action="store_true",
-                   help="accept a COCO file without any annotation (every image it lists has no objects)")
+                   help="accept a COCO or CVAT XML file without any box (every image it lists has no objects)")
     p.add_argument("--accept-prelabels", action="store_true",
                    help="accept labels that are all detal's pre-labels unchanged (refused by default)")
     p.set_defaults(func=run_import)

@@ -7,6 +7,7 @@
       yolo/                     Ultralytics layout        (detal.export.yolo)
       cvat-yolo.zip             CVAT "YOLO 1.1"           (detal.export.cvat)
       coco/annotations/instances_default.json             (detal.export.coco)
+      cvat-xml/annotations.xml  CVAT for images 1.1       (detal.export.cvat_xml)
       label-studio/tasks.json + config.xml                (detal.export.labelstudio)
 
 It checks everything first (format names, class ids, boxes, file names,
@@ -16,7 +17,7 @@ bad input leaves ``out_dir`` as it was. An artifact of the same format that
 is already in ``out_dir`` is replaced.
 
 :func:`read_returned` reads what a vendor sends back (``yolo``,
-``cvat-yolo`` or ``coco``) into ``key -> YOLO text`` plus every problem, for
+``cvat-yolo``, ``coco`` or ``cvat-xml``) into ``key -> YOLO text`` plus every problem, for
 ``detal import`` to validate and apply all or nothing;
 :func:`read_returned_labels` does the same and raises one
 :class:`~detal.errors.DataError` listing the problems.
@@ -47,6 +48,7 @@ from detal.export.common import (
     check_names,
     problems_error,
 )
+from detal.export.keys import PoolNames
 from detal.export.labelstudio import normalize_uncertainty
 from detal.export.options import ReadOptions, WriteOptions
 from detal.export.registry import (
@@ -65,6 +67,7 @@ __all__ = [
     "FORMATS",
     "IMPORT_FORMATS",
     "ExportFormat",
+    "PoolNames",
     "ReturnedLabels",
     "export_predictions",
     "normalize_uncertainty",
@@ -181,16 +184,21 @@ def read_returned(
     fmt: str,
     names: Sequence[str],
     *,
+    pool: PoolNames | None = None,
     sizes: Mapping[str, tuple[int, int]] | None = None,
     allow_no_annotations: bool = False,
     allow_confidence: bool = True,
 ) -> ReturnedLabels:
     """Read labels a vendor returns, collecting every problem instead of raising on them.
 
-    ``yolo`` (folder or zip of ``.txt``) and ``cvat-yolo`` (YOLO 1.1 zip or
-    folder) are keyed by the label file's stem; ``coco`` (instances JSON, or
-    a folder holding ``annotations/instances_*.json``) by image file name,
-    and every image it lists gets an entry (``""``: no objects).
+    ``yolo`` (folder or zip of ``.txt``), ``cvat-yolo`` (YOLO 1.1 zip or
+    folder) and ``coco`` (instances JSON, or a folder holding
+    ``annotations/instances_*.json``; every image it lists gets an entry,
+    ``""`` for no objects) are keyed by the pool image each label is for,
+    found by one rule (:mod:`detal.export.keys`) from ``pool``, the
+    project's images; a name that fits no image or two is a problem naming
+    the file. Without ``pool`` the keys are the names as the return spells
+    them (label path without ``.txt``, COCO file name).
 
     Class ids are mapped to ``names`` by class name whenever the returned
     files carry names (``data.yaml``/``classes.txt``, ``obj.names``, COCO
@@ -211,7 +219,7 @@ def read_returned(
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: not found")
-    options = ReadOptions(sizes=sizes, allow_no_annotations=allow_no_annotations,
+    options = ReadOptions(pool=pool, sizes=sizes, allow_no_annotations=allow_no_annotations,
                           allow_confidence=allow_confidence)
     return EXPORT_FORMATS[fmt].read(path, names, options)
 

@@ -37,6 +37,7 @@ from typing import Any
 
 from detal.errors import DataError
 from detal.export.common import ImageLabels, ReturnedLabels, format_line, normalisation_hint
+from detal.export.keys import PoolNames, spelled_path
 from detal.export.options import ReadOptions, WriteOptions, copy_images, write_json
 from detal.image_frame import size_problem
 from detal.labels import LabelProblem, parse_yolo_line, show_name
@@ -147,10 +148,16 @@ def read_coco(
     path: Path,
     names: Sequence[str],
     *,
+    pool: PoolNames | None = None,
     sizes: Mapping[str, tuple[int, int]] | None = None,
     allow_no_annotations: bool = False,
 ) -> ReturnedLabels:
-    """``image file name -> canonical YOLO text`` from a COCO JSON, and every problem.
+    """``image key -> canonical YOLO text`` from a COCO JSON, and every problem.
+
+    Each ``file_name`` (``sub/a.png``: a folder is part of the name) is matched
+    to the ``pool``'s images by :meth:`PoolNames.match
+    <detal.export.keys.PoolNames.match>`, the one key rule; one that fits no
+    image or two is a problem. Without ``pool`` the key is the file name.
 
     Every image listed gets an entry, so an image without annotations comes
     back as ``""`` (labeled, no objects). A file with no annotations at all
@@ -158,10 +165,11 @@ def read_coco(
     every listed image as empty without a word.
 
     ``sizes`` holds the real ``(width, height)`` of the project's images as
-    displayed (:mod:`detal.image_frame`), keyed by file name or by key (file
-    name without suffix); an image whose COCO ``width``/``height`` disagree
-    is a problem, since every box would be scaled wrongly (a photo's size
-    before its EXIF orientation turns it too: its boxes are in the other frame). Categories map to project classes by name; two
+    displayed (:mod:`detal.image_frame`), keyed by image key (without
+    ``pool``: by file name, base name or its stem); an image whose COCO
+    ``width``/``height`` disagree is a problem, since every box would be
+    scaled wrongly (a photo's size before its EXIF orientation turns it too:
+    its boxes are in the other frame). Categories map to project classes by name; two
     categories with one id are a problem. The file may be at most
     :data:`MAX_COCO_BYTES`.
     """
@@ -204,7 +212,9 @@ def read_coco(
         cat_name[cid] = name
 
     images: dict[Any, tuple[str, int, int]] = {}
+    refused: set[Any] = set()  # images reported once; their annotations are not reported again
     out: dict[str, list[str]] = {}
+    spelled: dict[str, str] = {}  # key -> the file_name that named it first
     for im in doc["images"]:
         if not isinstance(im, dict) or not {"id", "file_name", "width", "height"} <= set(im):
             problem(f"image {_short(im)} lacks id, file_name, width or height")
@@ -213,28 +223,41 @@ def read_coco(
         if not isinstance(file_name, str) or not file_name.strip():
             problem(f"image id {_short(iid)}: file_name must be a non-empty string, got {_short(file_name)}")
             continue
-        key = PurePosixPath(file_name.replace("\\", "/")).name
         if not _is_id(iid):
-            problem(f"image {show_name(key)}: id {_short(iid)} is not an integer")
+            problem(f"image {show_name(file_name)}: id {_short(iid)} is not an integer")
             continue
         width, height = _size(im["width"]), _size(im["height"])
         if width is None or height is None:
-            problem(f"image {show_name(key)}: width/height must be positive whole numbers")
+            problem(f"image {show_name(file_name)}: width/height must be positive whole numbers")
             continue
-        if key in out:
-            problem(f"image file name {show_name(key)} listed twice")
-            continue
-        if iid in images:
+        if iid in images or iid in refused:
             problem(f"image id {iid!r} listed twice")
+            continue
+        if pool is None:
+            key = "/".join(spelled_path(file_name))
+        else:
+            match = pool.match(file_name, file_name=True)
+            if match.key is None:
+                problem(str(match.problem))
+                refused.add(iid)
+                continue
+            key = match.key
+        if key in out:
+            first = spelled[key]
+            also = "" if first == file_name else f" (as {show_name(first)} too)"
+            problem(f"image {show_name(file_name)} listed twice{also}")
+            refused.add(iid)
             continue
         real = None
         if sizes is not None:
-            real = sizes.get(key) or sizes.get(PurePosixPath(key).stem)
+            base = PurePosixPath(key)
+            real = sizes.get(key) or sizes.get(base.name) or sizes.get(base.stem)
         wrong = size_problem((width, height), (int(real[0]), int(real[1]))) if real is not None else None
         if wrong is not None:
-            problem(f"image {show_name(key)}: COCO {wrong}")
+            problem(f"image {show_name(file_name)}: COCO {wrong}")
         images[iid] = (key, width, height)
         out[key] = []
+        spelled[key] = file_name
 
     if not doc["annotations"] and out and not allow_no_annotations:
         problem(
@@ -248,13 +271,16 @@ def read_coco(
             problem(f"{label}: not an object")
             continue
         image_id = ann.get("image_id")
+        if _is_id(image_id) and image_id in refused:
+            continue  # its image is reported already
         if not _is_id(image_id) or image_id not in images:
             problem(f"{label}: unknown image_id {_short(image_id)}")
             continue
         key, width, height = images[image_id]
+        shown = spelled[key]
         category_id = ann.get("category_id")
         if not _is_id(category_id) or category_id not in cat_class:
-            problem(f"{label} ({key}): unknown category_id {_short(category_id)}")
+            problem(f"{label} ({shown}): unknown category_id {_short(category_id)}")
             continue
         cls = cat_class[category_id]
         if cls == ambiguous:
@@ -262,28 +288,28 @@ def read_coco(
         if cls is None:
             name = cat_name[category_id]
             problem(
-                f"{label} ({key}): category {category_id!r} is not a project class "
+                f"{label} ({shown}): category {category_id!r} is not a project class "
                 f"(name {show_name(name)}{normalisation_hint(name, names)})"
             )
             continue
         if ann.get("iscrowd", 0):
-            problem(f"{label} ({key}): iscrowd regions are not boxes")
+            problem(f"{label} ({shown}): iscrowd regions are not boxes")
             continue
         bbox = ann.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) for v in bbox)):
-            problem(f"{label} ({key}): bbox must be 4 numbers [x, y, w, h]")
+            problem(f"{label} ({shown}): bbox must be 4 numbers [x, y, w, h]")
             continue
         x, y, w, h = (float(v) for v in bbox)
         line = format_line(cls, (x + w / 2) / width, (y + h / 2) / height, w / width, h / height)
         try:
             parse_yolo_line(line, len(names))
         except DataError as exc:
-            problem(f"{label} ({key}): bbox {bbox}: {exc}")
+            problem(f"{label} ({shown}): bbox {bbox}: {exc}")
             continue
         out[key].append(line)
     return ReturnedLabels(
         labels={k: "".join(line + "\n" for line in v) for k, v in out.items()},
-        sources={k: f"{where}: image {k}" for k in out},
+        sources={k: f"{where}: image {spelled[k]}" for k in out},
         problems=problems,
     )
 
@@ -305,4 +331,5 @@ def read(path: Path, names: Sequence[str], options: ReadOptions) -> ReturnedLabe
                 f"{path}: expected one COCO file (annotations/instances_*.json), found {len(found)}"
             )
         path = found[0]
-    return read_coco(path, names, sizes=options.sizes, allow_no_annotations=options.allow_no_annotations)
+    return read_coco(path, names, pool=options.pool, sizes=options.sizes,
+                     allow_no_annotations=options.allow_no_annotations)

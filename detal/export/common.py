@@ -46,6 +46,7 @@ import numpy as np
 
 from detal.detections import Prediction
 from detal.errors import DataError
+from detal.export.keys import Match, PoolNames, image_suffix
 from detal.labels import LabelProblem, format_line, normalized_box, parse_label_lines, show_name
 
 __all__ = [
@@ -62,7 +63,9 @@ __all__ = [
     "check_names",
     "collect_labels",
     "format_line",
+    "is_label_folder",
     "label_entries",
+    "label_path",
     "normalisation_hint",
     "not_a_project_class",
     "outside_label_folder",
@@ -428,7 +431,9 @@ def parse_lines(
 class ReturnedLabels:
     """What a reader found in returned labels, before anything is applied.
 
-    ``labels`` maps an image key (label file stem, or COCO file name) to
+    ``labels`` maps an image key (the pool image's key when the reader was
+    given the pool's :class:`~detal.export.keys.PoolNames`, else the path as
+    the return spells it: label path without ``.txt``, or COCO file name) to
     canonical YOLO text in the project's class ids; ``sources`` maps the same
     key to where it was read (``folder/a.txt``, ``batch.zip!labels/a.txt``,
     ``instances.json: image a.png``), for messages; ``problems`` lists
@@ -453,35 +458,76 @@ def outside_label_folder(entries: Sequence[Entry], read: Sequence[Entry], folder
     ]
 
 
+def is_label_folder(folder: str) -> bool:
+    """Whether a folder of a return holds its labels laid out as the images are: ``labels``
+    (Ultralytics) or ``obj_<subset>_data`` (CVAT YOLO 1.1, darknet, datumaro)."""
+    return folder == "labels" or (folder.startswith("obj_") and folder.endswith("_data"))
+
+
+def label_path(relpath: str) -> str:
+    """How a returned label file spells its image: its path without ``.txt``, below its label folder.
+
+    The path is taken below the first :func:`is_label_folder` among the
+    folders of ``relpath`` (``batch/labels/sub/a.txt``: ``sub/a``), or from
+    the return's root when there is none.
+    """
+    parts = PurePosixPath(relpath).parts
+    for i, part in enumerate(parts[:-1]):
+        if is_label_folder(part):
+            parts = parts[i + 1:]
+            break
+    path = "/".join(parts)
+    return path[: -len(".txt")] if path.lower().endswith(".txt") else path
+
+
 def collect_labels(
     files: Sequence[Entry],
     file_names: Sequence[str],
     names: Sequence[str],
     *,
     allow_confidence: bool = True,
+    pool: PoolNames | None = None,
     names_source: str | None = None,
 ) -> ReturnedLabels:
-    """Parse returned ``.txt`` label files into ``stem -> canonical text``.
+    """Parse returned ``.txt`` label files into ``image key -> canonical text``.
 
-    With ``allow_confidence`` a sixth column (confidence) is accepted and dropped;
-    ``names_source`` is where ``file_names`` were read (:mod:`detal.export.names`).
+    Each file's image is found by :meth:`PoolNames.match <detal.export.keys.PoolNames.match>`
+    from its :func:`label_path` (the one key rule); without a ``pool`` the key
+    is the label path itself. The files are read as named after the image
+    file (``x.png.txt``) too only when every one of them is named so. Two
+    files for one image are a problem. With ``allow_confidence`` a sixth
+    column (confidence) is accepted and dropped; ``names_source`` is where
+    ``file_names`` were read (:mod:`detal.export.names`).
     """
     out = ReturnedLabels()
-    for e in files:
-        stem = PurePosixPath(e.relpath).stem
-        if stem in out.labels:
-            out.problems.append(
-                LabelProblem(e.where, 0, f"stem {stem!r} also labeled by {out.sources[stem]}")
-            )
+    spelled = [label_path(e.relpath) for e in files]
+    file_name = None if spelled and all(image_suffix(s) for s in spelled) else False
+    for e, path in zip(files, spelled):
+        if pool is None:
+            key = path
+        else:
+            match = pool.match(path, file_name=file_name)
+            whole = e.relpath[: -len(".txt")] if e.relpath.lower().endswith(".txt") else e.relpath
+            if match.key is not None and whole != path:  # a folder of the pool may be called labels/ too
+                also = pool.match(whole, file_name=file_name, by_base=False).key
+                if also is not None and also != match.key:
+                    match = Match(None, pool.ambiguous(whole, {match.key, also}))
+            if match.key is None:
+                out.problems.append(LabelProblem(e.where, 0, str(match.problem)))
+                continue
+            key = match.key
+        if key in out.labels:
+            image = show_name(pool.path(key) if pool is not None else key)
+            out.problems.append(LabelProblem(e.where, 0, f"second label for image {image} (first: {out.sources[key]})"))
             continue
         try:
             text = e.read_text()
         except DataError as exc:
             out.problems.append(LabelProblem(e.where, 0, str(exc)))
             continue
-        out.labels[stem], file_problems = parse_lines(
+        out.labels[key], file_problems = parse_lines(
             text, e.where, file_names, names, allow_confidence=allow_confidence, names_source=names_source
         )
-        out.sources[stem] = e.where
+        out.sources[key] = e.where
         out.problems += file_problems
     return out

@@ -34,6 +34,7 @@ from detal.export.common import (
     outside_label_folder,
     yolo_text,
 )
+from detal.export.keys import PoolNames
 from detal.export.names import returned_names
 from detal.export.options import ReadOptions, WriteOptions
 from detal.labels import LabelProblem
@@ -83,8 +84,13 @@ def write_cvat_zip(
     return zip_path
 
 
-def read_cvat(path: Path, names: Sequence[str], *, allow_confidence: bool = True) -> ReturnedLabels:
-    """``stem -> canonical YOLO text`` from a returned YOLO 1.1 zip or folder, and every problem.
+def read_cvat(path: Path, names: Sequence[str], *, allow_confidence: bool = True,
+              pool: PoolNames | None = None) -> ReturnedLabels:
+    """``image key -> canonical YOLO text`` from a returned YOLO 1.1 zip or folder, and every problem.
+
+    Each label names its image by its path below ``obj_<subset>_data/``
+    (``obj_train_data/sub/a.txt``: ``sub/a``), as
+    :func:`~detal.export.common.collect_labels` matches it to ``pool``.
 
     Ids are mapped by name through ``obj.names`` and any other names file
     present (:func:`detal.export.names.returned_names`); one that lists no
@@ -108,7 +114,7 @@ def read_cvat(path: Path, names: Sequence[str], *, allow_confidence: bool = True
     ]
     problems += outside_label_folder(entries, files, "obj_*_data/")
     out = collect_labels(files, carried.names, names, allow_confidence=allow_confidence,
-                         names_source=carried.source)
+                         names_source=carried.source, pool=pool)
     out.problems[:0] = problems
     return out
 
@@ -120,4 +126,4 @@ def write(target: Path, images: Sequence[ImageLabels], names: Sequence[str], opt
 
 def read(path: Path, names: Sequence[str], options: ReadOptions) -> ReturnedLabels:
     """The registry's reader (:mod:`detal.export.registry`): :func:`read_cvat`."""
-    return read_cvat(path, names, allow_confidence=options.allow_confidence)
+    return read_cvat(path, names, allow_confidence=options.allow_confidence, pool=options.pool)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detal.export.common import ImageLabels
+from detal.export.keys import PoolNames
 
 __all__ = ["ReadOptions", "WriteOptions", "copy_images", "write_json"]
 
@@ -38,9 +39,12 @@ class ReadOptions:
     """What :func:`detal.export.read_returned` hands every format's reader; each reads what it needs.
 
     ``sizes`` and ``allow_no_annotations`` are for ``coco``
-    (:func:`detal.export.coco.read_coco`).
+    (:func:`detal.export.coco.read_coco`). ``pool`` names the project's
+    images: every reader keys its labels by :meth:`PoolNames.match
+    <detal.export.keys.PoolNames.match>`, the one key rule.
     """
 
+    pool: PoolNames | None = None
     sizes: Mapping[str, tuple[int, int]] | None = None
     allow_no_annotations: bool = False
     allow_confidence: bool = True

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detal.errors import ConfigError, unknown
-from detal.export import coco, cvat, labelstudio, yolo
+from detal.export import coco, cvat, cvat_xml, labelstudio, yolo
 from detal.export.common import ImageLabels, ReturnedLabels
 from detal.export.options import ReadOptions, WriteOptions
 
@@ -76,6 +76,8 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {
         ExportFormat("yolo", "yolo", "", "Ultralytics layout", yolo.write, yolo.read),
         ExportFormat("cvat-yolo", "cvat-yolo.zip", "", "CVAT YOLO 1.1 zip", cvat.write, cvat.read),
         ExportFormat("coco", "coco", coco.COCO_JSON, "instances JSON", coco.write, coco.read),
+        ExportFormat("cvat-xml", "cvat-xml", cvat_xml.CVAT_XML, "CVAT for images 1.1 XML", cvat_xml.write,
+                     cvat_xml.read),
         ExportFormat("label-studio", "label-studio", "tasks.json", "tasks with predictions + config",
                      labelstudio.write, check=labelstudio.check),
     )

@@ -41,6 +41,7 @@ from detal.export.common import (
     outside_label_folder,
     yolo_text,
 )
+from detal.export.keys import PoolNames
 from detal.export.names import returned_names
 from detal.export.options import ReadOptions, WriteOptions
 
@@ -83,13 +84,16 @@ def write_yolo(
     return root
 
 
-def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True) -> ReturnedLabels:
-    """``stem -> canonical YOLO text`` from a returned folder or zip, and every problem.
+def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True,
+              pool: PoolNames | None = None) -> ReturnedLabels:
+    """``image key -> canonical YOLO text`` from a returned folder or zip, and every problem.
 
     Label files are the ``.txt`` files under a ``labels/`` folder if there is
     one (then a ``.txt`` beside it is a problem, never skipped), else every
-    ``.txt`` (except lists such as ``classes.txt``). Class
-    ids are mapped by name through every names file present
+    ``.txt`` (except lists such as ``classes.txt``); each names its image by
+    its path below ``labels/`` (or ``obj_<subset>_data/``, or the return's
+    root), as :func:`~detal.export.common.collect_labels` matches it to
+    ``pool``. Class ids are mapped by name through every names file present
     (:func:`detal.export.names.returned_names`), else taken as the project's ids.
     """
     entries, problems = label_entries(path)
@@ -107,7 +111,7 @@ def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True
     if under_labels:
         problems += outside_label_folder(txts, under_labels, "labels/")
     out = collect_labels(under_labels or txts, file_names, names, allow_confidence=allow_confidence,
-                         names_source=carried.source)
+                         names_source=carried.source, pool=pool)
     out.problems[:0] = problems
     return out
 
@@ -119,4 +123,4 @@ def write(target: Path, images: Sequence[ImageLabels], names: Sequence[str], opt
 
 def read(path: Path, names: Sequence[str], options: ReadOptions) -> ReturnedLabels:
     """The registry's reader (:mod:`detal.export.registry`): :func:`read_yolo`."""
-    return read_yolo(path, names, allow_confidence=options.allow_confidence)
+    return read_yolo(path, names, allow_confidence=options.allow_confidence, pool=options.pool)

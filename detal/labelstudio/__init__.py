@@ -42,9 +42,9 @@ Push (:func:`push_batch`)
 
 Pull (:func:`pull_labels`)
     The annotations of the tasks of the images that are out are fetched,
-    converted to YOLO label files named ``<key>.txt`` in a temporary folder,
-    and handed to :func:`detal.project.import_labels`: the same validated,
-    all-or-nothing import as label files, with its partial-import rule (images
+    converted to YOLO labels and handed, keyed by the image each task was
+    pushed for (no file name to match), to :func:`detal.project.import_keyed_labels`:
+    the same validated, all-or-nothing import as label files, with its partial-import rule (images
     whose task is unannotated stay out). Labels are mapped by class **name**,
     never by index (Label Studio's own YOLO export sorts classes
     alphabetically). A label that is not one of the project's classes, a

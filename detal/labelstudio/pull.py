@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +59,7 @@ def pull_labels(
     a changed annotation replaces the label (the old file is kept, as in
     :func:`detal.project.import_labels`).
     """
-    from detal.project import import_labels
+    from detal.project import import_keyed_labels
 
     project = Path(project)
     env = os.environ if env is None else env
@@ -90,6 +88,7 @@ def pull_labels(
             found[tid] = task
 
     texts: dict[str, str] = {}
+    wheres: dict[str, str] = {}
     problems: list[str] = []
     unannotated = missing = 0
     for tid, row in wanted.items():
@@ -110,6 +109,7 @@ def pull_labels(
         text, probs = annotation_to_yolo(chosen.get("result") or [], names, where, (row.width, row.height))
         problems.extend(probs)
         texts[row.key] = text
+        wheres[row.key] = where
     if problems:
         shown = "; ".join(problems[:_MAX_PROBLEMS])
         more = f"; and {len(problems) - _MAX_PROBLEMS} more" if len(problems) > _MAX_PROBLEMS else ""
@@ -117,12 +117,8 @@ def pull_labels(
                         f"nothing imported: {shown}{more}")
     if not texts:
         return PullReport(url, pid, 0, 0, 0, unannotated, missing, n_out)
-    folder = Path(tempfile.mkdtemp(prefix=f"label-studio-{pid}-pull-"))
-    try:
-        for key, text in texts.items():
-            (folder / f"{key}.txt").write_text(text, encoding="utf-8")
-        report = import_labels(project, folder, overwrite=overwrite)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    # each task is the image detal pushed it for: the labels go by key, with no file name to match
+    report = import_keyed_labels(project, texts, f"Label Studio project {pid} at {client.url}",
+                                 sources=wheres, overwrite=overwrite)
     return PullReport(url, pid, report.n_labeled, report.n_unchanged, report.n_overwritten,
                       unannotated, missing, report.remaining)

@@ -56,7 +56,7 @@ from detal.project.folder import (
     InitReport,
     project_config,
 )
-from detal.project.label_import import import_labels
+from detal.project.label_import import import_keyed_labels, import_labels
 from detal.project.status import project_status
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "Hooks",
     "ImportReport",
     "InitReport",
+    "import_keyed_labels",
     "import_labels",
     "init_project",
     "project_config",

@@ -2,9 +2,12 @@
 
 All or nothing: every file is read by :func:`detal.export.read_returned` (the
 one reader of returned labels, which maps class ids by name whenever the
-source carries names, and checks a COCO file's image sizes against the ones
-the project recorded) and validated first, and every problem is reported in
-one :class:`DataError`. Labels people made are never destroyed: a label that
+source carries names, finds each label's image by the one key rule of
+:mod:`detal.export.keys` from :func:`pool_names`, and checks a COCO file's
+image sizes against the ones the project recorded) and validated first, and
+every problem is reported in one :class:`DataError`. Labels whose image is
+known already (``detal pull``) come in through :func:`import_keyed_labels`,
+with the same checks. Labels people made are never destroyed: a label that
 differs from the one the project holds is refused unless ``overwrite``, and
 then the old file is kept under ``labels/.replaced/`` with a name no other
 backup has (time to the microsecond, then a counter; the file is created
@@ -45,11 +48,11 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import unicodedata
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from detal.errors import DataError, StateError
-from detal.export import read_returned
+from detal.export import PoolNames, ReturnedLabels, read_returned
 from detal.image_check import why_unusable
 from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
@@ -64,14 +67,14 @@ from detal.project.folder import (
     problems_error,
     project_config,
 )
-from detal.project.label_files import is_not_a_label
 from detal.project.paths import LABELS_DIR, REPLACED_DIR, ProjectPaths, label_relpath
 from detal.project.verify import check_pool
 from detal.store import ImageRow, Store
 
-__all__ = ["import_labels"]
+__all__ = ["import_keyed_labels", "import_labels", "pool_names"]
 
-
+Reader = Callable[[list[str], PoolNames, dict[str, tuple[int, int]]], ReturnedLabels]
+"""Reads the labels of one import: (project classes, pool names, image sizes by key) -> labels by key."""
 
 
 def _boxes(text: str) -> list[tuple]:
@@ -118,12 +121,6 @@ def _check_not_prelabels(project: Path, path: Path, new: list[tuple[ImageRow, st
         )
 
 
-def _unknown_key(key: str, by_nfc: dict[str, str]) -> str:
-    alike = by_nfc.get(unicodedata.normalize("NFC", key))
-    hint = f"; it differs from {show_name(alike)} only in Unicode normalisation" if alike else ""
-    return f"label for an image the project does not have ({show_name(key)}{hint})"
-
-
 def import_labels(
     project: str | Path,
     path: str | Path,
@@ -136,22 +133,73 @@ def import_labels(
 ) -> ImportReport:
     """Import corrected labels for the batch that is out, all or nothing.
 
-    ``path`` is a folder or a zip of ``<key>.txt`` YOLO files (``fmt="yolo"``;
+    ``path`` is a folder or a zip of YOLO label files (``fmt="yolo"``;
     a ``classes.txt`` or ``data.yaml`` in it maps the ids by name) or a
-    ``cvat-yolo`` / ``coco`` export. Labels of images that are already
-    labeled are left alone when identical and rejected when different,
-    unless ``overwrite``. ``allow_empty`` accepts a COCO file with no
-    annotations; ``accept_prelabels`` accepts labels that are all the
-    pre-labels unchanged.
+    ``cvat-yolo`` / ``coco`` / ``cvat-xml`` export. Each label's image is found by one rule
+    (:mod:`detal.export.keys`): by its path laid out like the image folder
+    (``sub/a.txt``) or its bundle name (``sub__a.txt``), else by a base name
+    only one image has; a label that fits two images, or none, is refused
+    naming the file. Labels of images that are already labeled are left
+    alone when identical and rejected when different, unless ``overwrite``.
+    ``allow_empty`` accepts a COCO or CVAT XML file with no boxes;
+    ``accept_prelabels`` accepts labels that are all the pre-labels unchanged.
     """
-    project, path = Path(project), Path(path)
+    path = Path(path)
+
+    def read(names: list[str], pool: PoolNames, sizes: dict[str, tuple[int, int]]) -> ReturnedLabels:
+        return read_returned(path, fmt, names, pool=pool, sizes=sizes, allow_no_annotations=allow_empty,
+                             allow_confidence=fmt != "yolo")
+
+    return _locked(Path(project), path, read, overwrite, hooks, accept_prelabels)
+
+
+def import_keyed_labels(
+    project: str | Path,
+    labels: Mapping[str, str],
+    source: str,
+    *,
+    sources: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+    hooks: Hooks | None = None,
+) -> ImportReport:
+    """:func:`import_labels` for YOLO label texts already keyed by image key, with the same checks.
+
+    For a source that knows each label's image (``detal pull``: the task
+    detal pushed for it), so no file name is read and nothing is guessed.
+    ``source`` names it in messages; ``sources`` names each label's origin.
+    """
+    def read(names: list[str], pool: PoolNames, sizes: dict[str, tuple[int, int]]) -> ReturnedLabels:
+        where = dict(sources or {})
+        return ReturnedLabels(labels=dict(labels), sources={k: where.get(k, f"{source}: image {k}") for k in labels})
+
+    return _locked(Path(project), source, read, overwrite, hooks, False)
+
+
+def _locked(project: Path, source: Path | str, read: Reader, overwrite: bool, hooks: Hooks | None,
+            accept_prelabels: bool) -> ImportReport:
     store = open_store(project)
     try:
         with folder_lock(project):
-            return _import(project, store, path, fmt, overwrite, hooks or NO_HOOKS,
-                           allow_empty, accept_prelabels)
+            return _import(project, store, source, read, overwrite, hooks or NO_HOOKS, accept_prelabels)
     finally:
         store.close()
+
+
+def pool_names(store: Store, by_key: Mapping[str, ImageRow] | None = None) -> PoolNames:
+    """The names the pool's images answer to in a return (:class:`~detal.export.keys.PoolNames`).
+
+    Validation images are not among them: they are never sent out.
+    """
+    rows = (by_key or store.images_by_key()).values()
+    root = store.get_meta("images_root")
+    prefix = f"{root}/" if root else ""
+
+    def in_folder(relpath: str) -> str:
+        if prefix and relpath.startswith(prefix):
+            return relpath[len(prefix):]
+        return relpath.split("/", 1)[-1]
+
+    return PoolNames((r.key, in_folder(r.relpath)) for r in rows if r.status != Status.VAL.value)
 
 
 def _backup(labels_root: Path, row: ImageRow, stamp: str) -> Path:
@@ -170,8 +218,8 @@ def _backup(labels_root: Path, row: ImageRow, stamp: str) -> Path:
     raise StateError(f"{folder}: cannot find a free name for the backup of {rel}")
 
 
-def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, hooks: Hooks,
-            allow_empty: bool = False, accept_prelabels: bool = False) -> ImportReport:
+def _import(project: Path, store: Store, path: Path | str, read: Reader, overwrite: bool, hooks: Hooks,
+            accept_prelabels: bool = False) -> ImportReport:
     last = store.last_cycle()
     if last is not None and last.state != "done":
         raise StateError(f"{project}: cycle {last.id} was interrupted; rerun detal cycle to finish it first")
@@ -183,34 +231,16 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
 
     by_key = store.images_by_key()
     sizes = {r.key: (r.width, r.height) for r in by_key.values()}
-    returned = read_returned(path, fmt, names, sizes=sizes, allow_no_annotations=allow_empty,
-                             allow_confidence=fmt != "yolo")
+    returned = read(names, pool_names(store, by_key), sizes)
     problems: list = list(returned.problems)
     entries = [(returned.sources[k], k, text) for k, text in sorted(returned.labels.items())]
-    by_nfc: dict[str, str] = {}
     seen: dict[str, str] = {}
     new, changed, unchanged, not_out = [], [], 0, 0
     returned_boxes: list[tuple[ImageRow, list]] = []  # every image whose labels come in, with its boxes
     for where, key, text in entries:
-        spelled = PurePosixPath(key)
-        other = by_key.get(spelled.stem) if spelled.suffix else None
-        if (other is not None and key in by_key and other.key != key
-                and PurePosixPath(other.relpath).suffix.lower() == spelled.suffix.lower()):
-            # 'x.png' names the image x.png by its file name and x.png.jpg by its key:
-            # refuse rather than guess which one the labels are for
-            problems.append(LabelProblem(where, 0, (
-                f"label {key!r} could mean image {other.relpath} or {by_key[key].relpath}; "
-                "rename one of them")))
-            continue
-        if key not in by_key and spelled.suffix:
-            key = spelled.stem  # COCO names images with their suffix
         row = by_key.get(key)
-        if row is None or row.status == Status.VAL.value:
-            if is_not_a_label(f"{key}.txt"):
-                continue
-            if not by_nfc:
-                by_nfc = {unicodedata.normalize("NFC", k): k for k in by_key}
-            problems.append(LabelProblem(where, 0, _unknown_key(key, by_nfc)))
+        if row is None or row.status == Status.VAL.value:  # the readers match keys to pool images only
+            problems.append(LabelProblem(where, 0, f"label for an image the project does not have ({show_name(key)})"))
             continue
         if row.problem is not None:
             problems.append(LabelProblem(
@@ -247,7 +277,7 @@ def _import(project: Path, store: Store, path: Path, fmt: str, overwrite: bool, 
         why = why_unusable(project / row.relpath)
         if why is not None:
             problems.append(LabelProblem(seen[row.key], 0, f"image {row.relpath}: {why}"))
-    if not batch_out(store) and not overwrite and (not_out or not entries):
+    if not batch_out(store) and not overwrite and (not_out or not (entries or problems)):
         raise StateError(
             f"{project}: no batch is out, so there is nothing to import from {path} "
             "(run detal cycle to select one)"

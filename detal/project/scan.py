@@ -17,9 +17,12 @@ with a control character (a newline, a tab ...) is refused: Ultralytics
 drops such an image from training without a word. Every image the image
 check refuses (:mod:`detal.image_check`: corrupt, or one Ultralytics would
 leave out; an image that comes with labels is decoded too) is named with the
-reason (:attr:`ImageScan.bad`), and two images whose bundle names clash
-(``sub/a.png`` against ``sub__a.png``, or names that differ only in
-Unicode normalisation) are refused naming both.
+reason (:attr:`ImageScan.bad`), and so is every name Windows cannot hold
+(:func:`windows_problem`: ``a<b>.png``, ``CON.png``, a folder ending in a
+space or a dot), and two images whose bundle names clash (``sub/a.png``
+against ``sub__a.png``, or names that differ only in Unicode normalisation
+or in case, ``IMG_1.JPG`` and ``img_1.jpg``) are refused naming both: a
+vendor on Windows or macOS would get one file for two.
 """
 
 from __future__ import annotations
@@ -40,13 +43,53 @@ from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
 from detal.project.paths import label_relpath
 
-__all__ = ["ImageScan", "image_info", "link_into", "read_ahead", "walk_images"]
+__all__ = ["ImageScan", "image_info", "link_into", "read_ahead", "walk_images", "windows_problem"]
 
 T = TypeVar("T")
 
 
 _CONTROL_NAMES = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab"}
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, all of it
+
+_WINDOWS_CHARS = '<>:"\\|?*'
+"""Characters Windows does not allow in a file or folder name (besides control characters)."""
+
+_WINDOWS_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL"]
+    + [f"{port}{n}" for port in ("COM", "LPT") for n in [*"0123456789", "\u00b9", "\u00b2", "\u00b3"]]
+)
+"""Names Windows keeps for devices, with any suffix (``CON.png``, ``aux.tar.jpg``), in any case."""
+
+
+_WINDOWS_ANY = re.compile(
+    r'[<>:"\\|?*]|[ .](?:/|$)|(?:^|/)(?:CON|PRN|AUX|NUL|COM[0-9\u00b9\u00b2\u00b3]|LPT[0-9\u00b9\u00b2\u00b3]) *(?:[./]|$)',
+    re.IGNORECASE,
+)
+"""Whether a path may hold a name Windows cannot: one search, so a clean pool costs one regex an image."""
+
+
+def windows_problem(rel: str) -> tuple[str, str] | None:
+    """``(the part of rel, what is wrong)`` for the first folder or file name Windows cannot hold, or ``None``.
+
+    A vendor on Windows could not unzip a bundle holding it, nor keep
+    labels laid out like the image folder: a character Windows does not
+    allow (``a<b>.png``), a device name (``CON.png``, ``aux.jpg``), or a name
+    ending in a space or a dot (Windows drops them, so ``sub.`` is ``sub``).
+    """
+    if _WINDOWS_ANY.search(rel) is None:
+        return None
+    parts = rel.split("/")
+    for i, name in enumerate(parts):
+        where = "/".join(parts[: i + 1])
+        bad = next((ch for ch in name if ch in _WINDOWS_CHARS), None)
+        if bad is not None:
+            return where, f"the name has {bad!r}, which Windows does not allow"
+        device = name.split(".", 1)[0].rstrip(" ")
+        if device.upper() in _WINDOWS_DEVICES:
+            return where, f"{device!r} is a name Windows keeps for a device"
+        if name.endswith((" ", ".")):
+            return where, f"the name ends in a {'space' if name.endswith(' ') else 'dot'}, which Windows drops"
+    return None
 
 
 def control_character(name: str) -> str | None:
@@ -90,7 +133,7 @@ def walk_images(root: Path, exclude: Iterable[Path] = ()) -> Iterator[str]:
         for entry in entries:
             name = entry.name
             child = f"{rel}/{name}" if rel else name
-            if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES and _is(entry, "file"):
+            if os.path.splitext(name.rstrip(" ."))[1].lower() in IMAGE_SUFFIXES and _is(entry, "file"):
                 what = control_character(child)
                 if what is not None:
                     raise DataError(
@@ -185,10 +228,12 @@ class ImageScan:
         self.exclude = list(exclude)
         self.bad: list[str] = []  # one message per corrupt or unreadable image
         self.next_id = 0
-        # The NFC keys of every folder so far: a set of the keys alone, since a million-image pool
-        # would hold 240 MiB as key -> (relpath, key). The rare clash finds the other file again.
+        # The folded keys (NFC, lower case) of every folder so far: a set of the keys alone, since a
+        # million-image pool would hold 240 MiB as key -> (relpath, key). The rare clash finds the
+        # other file again.
         self._keys: set[str] = set()
         self._roots: list[tuple[Path, str]] = []  # (folder, key prefix) of every scan so far
+        self._windows: set[str] = set()  # names Windows cannot hold, reported
 
     def rows(
         self, root: Path, prefix: str, status: str, labels: dict[str, tuple[Path, str]], key_prefix: str,
@@ -213,6 +258,15 @@ class ImageScan:
                     "name apart from the suffix; YOLO labels are matched by name, rename one of them"
                 )
             seen_stems[stem] = rel
+            windows = windows_problem(rel)
+            if windows is not None:  # named once, even for a folder of many images
+                part, what = windows
+                if part not in self._windows:
+                    self._windows.add(part)
+                    kind = "image" if part == rel else "folder"
+                    self.bad.append(f"{root}: {kind} {show_name(part)}: {what}; rename it (a vendor on "
+                                    "Windows could not unzip the bundle)")
+                continue
             key = _key(key_prefix, stem)
             self._check_key(root, rel, key)
             label = labels.pop(stem, None)
@@ -240,12 +294,20 @@ class ImageScan:
             self.next_id += 1
 
     def _check_key(self, root: Path, rel: str, key: str) -> None:
+        """Refuse a key that one file system may take for another's: the bundle would hold both."""
         nfc = unicodedata.normalize("NFC", key)
-        if nfc not in self._keys:
-            self._keys.add(nfc)
+        folded = nfc.lower()
+        if folded not in self._keys:
+            self._keys.add(folded)
             return
-        other, other_key = self._first_with(nfc)
+        other, other_key = self._first_with(folded)
         first, second = sorted((other, rel))
+        if unicodedata.normalize("NFC", other_key) != nfc:
+            raise DataError(
+                f"{root}: images {show_name(first)} and {show_name(second)} have names that differ only "
+                "in case (Windows and macOS take them for one file, so a vendor unzipping the bundle "
+                "would keep one); rename one of them"
+            )
         if other_key != key:
             raise DataError(
                 f"{root}: images {show_name(first)} and {show_name(second)} have names that differ only "
@@ -256,12 +318,13 @@ class ImageScan:
             f"{show_name(key)} (a '__' in a file name stands for a subfolder); rename one of them"
         )
 
-    def _first_with(self, nfc: str) -> tuple[str, str]:
-        """``(relpath, key)`` of the first image scanned whose key is ``nfc`` in NFC (a walk again)."""
+    def _first_with(self, folded: str) -> tuple[str, str]:
+        """``(relpath, key)`` of the first image scanned whose key is ``folded`` in NFC and lower case
+        (a walk again)."""
         for root, key_prefix in self._roots:
             for rel in walk_images(root, self.exclude):
                 key = _key(key_prefix, _stem(rel))
-                if unicodedata.normalize("NFC", key) == nfc:
+                if unicodedata.normalize("NFC", key).lower() == folded and windows_problem(rel) is None:
                     return rel, key
         raise DataError(f"{self._roots[-1][0]}: an image vanished during the scan; run init again")
 
