@@ -78,7 +78,7 @@ RESULT_COLUMNS = (
 )
 RUN_FILE = "simulation.json"
 RUN_VERSION = 2
-_IGNORED_KEYS = ("seed", "device", "workers", "data")  # may change between a run and its resume
+_IGNORED_KEYS = ("seed", "device", "workers", "data", "scoring")  # may change between a run and its resume
 
 AdapterFactory = Callable[[Config], ModelAdapter]
 
