@@ -228,7 +228,7 @@ class RayEngine:
         dataset = ray.data.from_items(rows, override_num_blocks=n_batches)
         options = {"conf": conf, "iou": iou, "batch": batch, "with_dfl": with_dfl,
                    "with_embeddings": with_embeddings}
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet("ray.data"):
             # max_restarts / max_task_retries are Ray remote arguments, which Ray 2.60 still takes
             # through **kwargs with a deprecation warning (ray is pinned in constraints.txt).
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -247,9 +247,10 @@ class RayEngine:
         results: list[Any] = [None] * len(images)
         bar = tqdm(total=len(images), desc="predict (ray)", unit="img", disable=not progress, leave=False)
         try:
-            for row in mapped.iter_rows():
-                results[int(row["index"])] = pickle.loads(row["payload"])
-                bar.update(1)
+            with _quiet("ray.data"):  # its INFO lines (plan, "execution finished") are not detal's output
+                for row in mapped.iter_rows():
+                    results[int(row["index"])] = pickle.loads(row["payload"])
+                    bar.update(1)
         except DetalError:
             raise
         except Exception as exc:  # noqa: BLE001 - Ray wraps a worker's error in its own types
@@ -280,6 +281,18 @@ def _worker_error(exc: BaseException) -> DetalError:
             return e
         todo += [e.__cause__, e.__context__, getattr(e, "cause", None)]
     return ModelError(f"scoring on Ray failed ({_first_line(exc)})")
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """The logger ``logger_name`` shows only errors meanwhile."""
+    logger = logging.getLogger(logger_name)
+    saved = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
 
 
 class _Worker:
