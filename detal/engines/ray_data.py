@@ -111,14 +111,14 @@ def ray_engine(cfg: Config, worker_adapter: AdapterFactory | None = None) -> Ite
 
 def _connect(ray: Any, address: str | None) -> bool:
     """Connect this process to the Ray cluster at ``address``; True when this call connected it."""
+    if address not in (None, "auto"):
+        _check_reachable(address)
     if ray.is_initialized():
         current = ray.get_runtime_context().gcs_address
-        if address not in (None, "auto") and not address.startswith("ray://") and address != current:
+        if address not in (None, "auto") and not address.startswith("ray://") and not _same(address, current):
             raise ConfigError(f"scoring.address {address}: this process is already connected to the Ray "
                               f"cluster at {current}")
         return False
-    if address not in (None, "auto"):
-        _check_reachable(address)
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     env: dict[str, str] = {}
     if address is None:
@@ -132,6 +132,14 @@ def _connect(ray: Any, address: str | None) -> bool:
         where = "a local Ray instance" if address is None else f"the Ray cluster at {address}"
         raise RemoteError(f"scoring: cannot connect to {where} ({_first_line(exc)})") from None
     return True
+
+
+def _same(address: str, current: str) -> bool:
+    """Whether ``HOST:PORT`` names the cluster at ``current`` (a loopback host matches this node's address)."""
+    host, _, port = address.rpartition(":")
+    current_host, _, current_port = current.rpartition(":")
+    loopback = host == "localhost" or host.startswith("127.")
+    return port == current_port and (loopback or host == current_host)
 
 
 def _check_reachable(address: str) -> None:
