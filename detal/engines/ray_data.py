@@ -1,7 +1,7 @@
 """The Ray engine: predictions sharded over a Ray cluster with Ray Data.
 
 :func:`ray_engine` connects to the cluster ``cfg.scoring["address"]`` names
-(``null``: a fresh Ray instance on this machine, bound to loopback; ``auto``:
+(``null``: a new Ray instance on this machine, for this run only; ``auto``:
 the cluster ``ray start`` left here or ``RAY_ADDRESS``; ``HOST:PORT`` or
 ``ray://HOST:PORT``) and yields a :class:`RayEngine`, whose ``predict`` has
 the signature of :meth:`detal.adapter.ModelAdapter.predict`:
@@ -27,7 +27,9 @@ A worker that dies mid-run (killed, out of memory, its node lost) is
 restarted by Ray and its batch run again, up to :data:`RETRIES` times; the
 result does not change, since a batch's predictions depend only on its images
 and the weights. A :class:`~detal.errors.DetalError` raised in a worker (an
-unreadable weights file, a head without DFL) reaches the caller as itself.
+unreadable weights file, a head without DFL) is sent back as a result and
+raised by the driver as itself, the same line the local engine gives; any
+other worker error is a :class:`~detal.errors.ModelError` quoting it.
 
 Without the ``ray`` package, opening the engine is one
 :class:`~detal.errors.ConfigError` line naming the extra to install.
@@ -42,6 +44,7 @@ import logging
 import math
 import os
 import pickle
+import re
 import socket
 import warnings
 from collections import Counter
@@ -123,8 +126,7 @@ def _connect(ray: Any, address: str | None) -> bool:
     env: dict[str, str] = {}
     if address is None:
         kwargs["include_dashboard"] = False
-        # A Ray instance for this run only: bound to loopback (Ray's local-only mode), no usage report.
-        env = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+        env = {"RAY_USAGE_STATS_ENABLED": "0"}  # a Ray instance for this run only: no usage report
     try:
         with _environ(env):
             ray.init(address="local" if address is None else address, **kwargs)
@@ -227,45 +229,22 @@ class RayEngine:
             raise ModelError(f"{weights}: weights file not found")
         if not images:
             return PredictResult([], [])
-        ray = self.ray
-        n_batches = math.ceil(len(images) / batch)
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        context.print_on_execution_start = False
-        rows = [{"index": i, "path": str(p)} for i, p in enumerate(images)]
-        dataset = ray.data.from_items(rows, override_num_blocks=n_batches)
         options = {"conf": conf, "iou": iou, "batch": batch, "with_dfl": with_dfl,
                    "with_embeddings": with_embeddings}
-        with warnings.catch_warnings(), _quiet("ray.data"):
-            # max_restarts / max_task_retries are Ray remote arguments, which Ray 2.60 still takes
-            # through **kwargs with a deprecation warning (ray is pinned in constraints.txt).
-            warnings.simplefilter("ignore", DeprecationWarning)
-            mapped = dataset.map_batches(
-                _Worker,
-                batch_size=batch,
-                batch_format="numpy",
-                compute=ray.data.ActorPoolStrategy(size=min(self.workers, n_batches)),
-                fn_constructor_kwargs={"cfg": self.cfg.to_dict(), "factory": self.factory,
-                                       "weights": str(weights.resolve()), "options": options},
-                num_cpus=self.num_cpus,
-                num_gpus=self.num_gpus,
-                max_restarts=-1,
-                max_task_retries=RETRIES,
-            )
-        results: list[Any] = [None] * len(images)
         bar = tqdm(total=len(images), desc="predict (ray)", unit="img", disable=not progress, leave=False)
         try:
-            with _quiet("ray.data"):  # its INFO lines (plan, "execution finished") are not detal's output
-                for row in mapped.iter_rows():
-                    results[int(row["index"])] = pickle.loads(row["payload"])
-                    bar.update(1)
+            with _calm():
+                results = self._run(images, weights, batch, options, bar)
         except DetalError:
             raise
         except Exception as exc:  # noqa: BLE001 - Ray wraps a worker's error in its own types
-            raise _worker_error(exc) from None
+            raise ModelError(f"scoring on Ray failed ({_worker_error(exc)})") from None
         finally:
             bar.close()
         predictions, failed = [], []
+        for entry in results:
+            if entry is not None and entry[0] == "error":
+                raise entry[1]  # the DetalError a worker met, as the local engine raises it
         for i, entry in enumerate(results):
             if entry is None:
                 raise ModelError(f"{images[i]}: the Ray workers returned no result for this image")
@@ -275,30 +254,60 @@ class RayEngine:
                 failed.append((images[i], entry[1]))
         return PredictResult(predictions, failed)
 
+    def _run(self, images: list[Path], weights: Path, batch: int, options: dict, bar: Any) -> list[Any]:
+        """Each image's ``("ok", Prediction)``, ``("failed", reason)`` or ``("error", DetalError)``."""
+        ray = self.ray
+        n_batches = math.ceil(len(images) / batch)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        rows = [{"index": i, "path": str(p)} for i, p in enumerate(images)]
+        dataset = ray.data.from_items(rows, override_num_blocks=n_batches)
+        mapped = dataset.map_batches(
+            _Worker,
+            batch_size=batch,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=min(self.workers, n_batches)),
+            fn_constructor_kwargs={"cfg": self.cfg.to_dict(), "factory": self.factory,
+                                   "weights": str(weights.resolve()), "options": options},
+            num_cpus=self.num_cpus,
+            num_gpus=self.num_gpus,
+            max_restarts=-1,
+            max_task_retries=RETRIES,
+        )
+        results: list[Any] = [None] * len(images)
+        for row in mapped.iter_rows():
+            entry = pickle.loads(row["payload"])
+            results[int(row["index"])] = entry
+            bar.update(1)
+            if entry[0] == "error":
+                break  # the run stops here; the driver raises it
+        return results
 
-def _worker_error(exc: BaseException) -> DetalError:
-    """The :class:`DetalError` a worker raised, found in Ray's wrappers; else a :class:`ModelError`."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, DetalError):
-            return e
-        todo += [e.__cause__, e.__context__, getattr(e, "cause", None)]
-    return ModelError(f"scoring on Ray failed ({_first_line(exc)})")
+
+def _worker_error(exc: BaseException) -> str:
+    """The worker's own exception line (``TypeError: ...``) in the traceback text Ray wraps it in."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    own = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*: ", line)
+           and not line.startswith("ray.")]
+    return own[-1] if own else _first_line(exc)
 
 
 @contextlib.contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
-    """The logger ``logger_name`` shows only errors meanwhile."""
-    logger = logging.getLogger(logger_name)
+def _calm() -> Iterator[None]:
+    """Ray Data without its INFO lines (plan, "execution finished") and its deprecation warnings.
+
+    Ray 2.60 takes ``max_restarts`` / ``max_task_retries`` (Ray remote arguments) through
+    ``map_batches``' keyword arguments with a deprecation warning, and warns about its own
+    deprecated context fields when it copies the context; ray is pinned in constraints.txt.
+    """
+    logger = logging.getLogger("ray.data")
     saved = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
     finally:
         logger.setLevel(saved)
 
@@ -322,7 +331,10 @@ class _Worker:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         paths = [Path(str(p)) for p in batch["path"]]
-        result = self.adapter.predict(self.weights, paths, progress=False, **self.options)
+        try:
+            result = self.adapter.predict(self.weights, paths, progress=False, **self.options)
+        except DetalError as exc:  # returned, not raised: Ray would keep only its traceback text
+            return self._rows(batch, [pickle.dumps(("error", exc))] * len(paths))
         failed = Counter(str(p) for p, _ in result.failed)
         reasons = {str(p): reason for p, reason in result.failed}
         predictions = iter(result.predictions)
@@ -337,6 +349,10 @@ class _Worker:
             if prediction is None:
                 raise ModelError(f"{path}: the adapter returned fewer predictions than images")
             payload.append(pickle.dumps(("ok", prediction)))
+        return self._rows(batch, payload)
+
+    @staticmethod
+    def _rows(batch: dict[str, np.ndarray], payload: list[bytes]) -> dict[str, np.ndarray]:
         out = np.empty(len(payload), dtype=object)
         out[:] = payload
         return {"index": np.asarray(batch["index"]), "payload": out}
