@@ -286,3 +286,29 @@ def test_a_bug_in_a_worker_is_one_model_error_quoting_it(cluster, weights, pool)
     with pytest.raises(ModelError) as err:
         score_images(weights, sorted(pool.glob("*.png"))[:2], cfg, progress=False, worker_adapter=failing_adapter)
     assert str(err.value) == "scoring on Ray failed (RuntimeError: a bug in the adapter)"
+
+
+def test_more_workers_than_the_cluster_can_hold_is_one_line_before_the_cycle_writes(cluster, pool, tmp_path,
+                                                                                     monkeypatch, capsys):
+    monkeypatch.setenv("DETAL_FAKE_ADAPTER", "1")
+    project = make_ray_project(tmp_path, pool, "proj")
+    before = snapshot(tmp_path)
+    argv = ["cycle", str(project), *(a for s in ray_set(cluster, 3) for a in ("--set", s))]
+    assert main(argv) == 1  # 3 actors of at least one CPU each on a cluster of 2 CPUs would wait forever
+    assert capsys.readouterr().err == ("detal: error: scoring.workers: 3 workers, but the Ray cluster has 2 CPUs "
+                                       "and no GPU\n")
+    assert snapshot(tmp_path) == before
+
+
+def test_detal_cycle_on_ray_with_the_fake_adapter_equals_the_local_cycle(cluster, pool, tmp_path, monkeypatch,
+                                                                         capsys):
+    # The CLI path end to end; the workers build the fake adapter because the driver's environment asks for
+    # it (DETAL_FAKE_ADAPTER=1), as the local engine's adapter is.
+    monkeypatch.setenv("DETAL_FAKE_ADAPTER", "1")
+    local = make_ray_project(tmp_path, pool, "local")
+    on_ray = make_ray_project(tmp_path, pool, "ray")
+    assert main(["cycle", str(local)]) == 0
+    assert main(["cycle", str(on_ray), *(a for s in ray_set(cluster, 2) for a in ("--set", s))]) == 0
+    out = capsys.readouterr().out
+    assert "select: 3 images" in out
+    assert outcome(on_ray) == outcome(local)
