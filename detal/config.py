@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from detal.engines import ENGINES
 from detal.errors import ConfigError, did_you_mean, unknown
 from detal.files import read_small_text
 from detal.safeyaml import MAX_YAML_BYTES, load_yaml
@@ -38,7 +39,7 @@ from detal.self_training import AMBIGUOUS_RULES
 from detal.uncertainty import AGGREGATIONS, CLASS_WEIGHTINGS, measure_weights
 
 __all__ = [
-    "DEFAULTS_PATH", "DEFAULT_CONFIG_PATH", "SELF_TRAINING", "Config", "defaults_text", "load_config",
+    "DEFAULTS_PATH", "DEFAULT_CONFIG_PATH", "SCORING", "SELF_TRAINING", "Config", "defaults_text", "load_config",
     "parse_override", "warm_starts",
 ]
 
@@ -79,6 +80,10 @@ EFFORT_SECONDS: dict[str, float] = {
 }
 EFFORT_IOU: dict[str, float] = {"match": 0.5, "verify": 0.7}
 
+# Where predictions are computed (detal/engines): this process, or a Ray cluster. A config gives any
+# subset; the rest keep these. `--set scoring.KEY=VALUE` sets one key.
+SCORING: dict[str, Any] = {"engine": "local", "address": None, "workers": None}
+
 
 @dataclass
 class Config:
@@ -116,6 +121,8 @@ class Config:
     difficulty_beta: float = 1.0
     # pre-labels
     prelabel_conf: float = 0.25
+    # where scoring runs (detal/engines)
+    scoring: dict = field(default_factory=lambda: dict(SCORING))
     # self-training (docs/method.md, "Self-training")
     self_training: dict = field(default_factory=lambda: dict(SELF_TRAINING))
     # what a batch costs
@@ -289,6 +296,7 @@ def _validate(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: model must name a YAML (e.g. yolov8n.yaml) or a .pt file")
     if cfg.warm_start not in (True, False, "auto"):
         raise ConfigError(f"{source}: warm_start must be true, false or auto, got {_show(cfg.warm_start)}")
+    object.__setattr__(cfg, "scoring", _scoring(cfg.scoring, source))
     object.__setattr__(cfg, "self_training", _self_training(cfg.self_training, source))
     object.__setattr__(cfg, "effort_seconds", _number_block("effort_seconds", cfg.effort_seconds, EFFORT_SECONDS,
                                                             source, 0.0, 3600.0))
@@ -311,6 +319,38 @@ def _number_block(name: str, block: Mapping[str, Any], defaults: Mapping[str, fl
             raise ConfigError(f"{source}: {name}.{key} must be a number in [{lo:g}, {hi:g}], got {_show(v)}")
         out[key] = float(v)
     return out
+
+
+def _scoring(block: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The scoring block with its defaults filled in: engine, the Ray address, the worker count."""
+    where = f"{source}: scoring"
+    for key in block:
+        if key not in SCORING:
+            raise ConfigError(f"{where}: {unknown('key', key, SCORING)}")
+    out = {**SCORING, **block}
+    engine = out["engine"]
+    if engine not in ENGINES:
+        raise ConfigError(f"{where}.engine must be one of {', '.join(ENGINES)}, got {_show(engine)}"
+                          f"{did_you_mean(engine, ENGINES) if isinstance(engine, str) else ''}")
+    address = out["address"]
+    if address is not None and (not isinstance(address, str) or not _address_ok(address)):
+        raise ConfigError(f"{where}.address must be null (a local Ray instance), auto, HOST:PORT or "
+                          f"ray://HOST:PORT, got {_show(address)}")
+    workers = out["workers"]
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or not 1 <= workers <= 4096):
+        raise ConfigError(f"{where}.workers must be an integer in [1, 4096] or null (one per GPU), "
+                          f"got {_show(workers)}")
+    return out
+
+
+def _address_ok(address: str) -> bool:
+    """``auto``, ``HOST:PORT`` or ``ray://HOST:PORT`` with a port in [1, 65535]."""
+    if address == "auto":
+        return True
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    return bool(sep and host.strip() and host == host.strip() and port.isdigit() and 1 <= int(port) <= 65535)
 
 
 def _self_training(block: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -376,7 +416,7 @@ def from_mapping(data: Mapping[str, Any], source: str = "config") -> Config:
     return cfg
 
 
-_BLOCK_PREFIXES = ("self_training.", "effort_seconds.", "effort_iou.")
+_BLOCK_PREFIXES = ("scoring.", "self_training.", "effort_seconds.", "effort_iou.")
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -13,6 +13,10 @@ same way. The embeddings file holds each image's embedding (``paths``,
 
 ``class_weighting: difficulty`` needs per-class AP from an evaluation; without
 ``class_ap`` every class weight is 1.
+
+The predictions are computed by the engine the config's ``scoring`` block
+names (:mod:`detal.engines`): this process, or a Ray cluster; the scores are
+computed here from what it returns, the same way for both.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from detal.config import Config
+from detal.engines import AdapterFactory, open_engine
 from detal.errors import DataError, ModelError
 from detal.files import atomic_write
 from detal.scoring import ImageScore, score_predictions
@@ -42,6 +47,7 @@ def score_images(
     progress: bool = True,
     embeddings: bool = False,
     class_ap: Sequence[float | None] | None = None,
+    worker_adapter: AdapterFactory | None = None,
 ) -> tuple[list[ImageScore], list[tuple[Path, str]]]:
     """Predict with ``weights`` and score each image with ``cfg``'s measure and aggregation.
 
@@ -49,6 +55,8 @@ def score_images(
     NMS at ``cfg.iou``, ``cfg.predict_batch`` images per forward pass. DFL
     logits are read when the measure needs them; ``embeddings`` fills
     :attr:`ImageScore.embedding`. ``class_ap`` feeds ``class_weighting``.
+    With ``scoring.engine: ray``, Ray workers build their adapters with
+    ``worker_adapter(cfg)`` (default :func:`detal.adapter.make_adapter`).
     Returns the scores in input order and the images that could not be read.
     """
     from detal.adapter import make_adapter
@@ -56,17 +64,17 @@ def score_images(
     weights = Path(weights)
     if not weights.is_file():
         raise ModelError(f"{weights}: weights file not found")
-    adapter = make_adapter(cfg)
-    result = adapter.predict(
-        weights,
-        images,
-        conf=cfg.score_conf,
-        iou=cfg.iou,
-        batch=cfg.predict_batch,
-        progress=progress,
-        with_dfl=needs_dfl(cfg.measure),
-        with_embeddings=embeddings,
-    )
+    with open_engine(cfg, make_adapter(cfg), worker_adapter=worker_adapter) as predictor:
+        result = predictor.predict(
+            weights,
+            images,
+            conf=cfg.score_conf,
+            iou=cfg.iou,
+            batch=cfg.predict_batch,
+            progress=progress,
+            with_dfl=needs_dfl(cfg.measure),
+            with_embeddings=embeddings,
+        )
     return score_predictions(result.predictions, cfg, class_ap=class_ap), result.failed
 
 

@@ -85,7 +85,7 @@ DRAW_SLOW = 25.0
 with quality checks, Su, Deng and Fei-Fei 2012 (docs/method.md, "What a batch costs")."""
 RUN_FILE = "simulation.json"
 RUN_VERSION = 2
-_IGNORED_KEYS = ("seed", "device", "workers", "data")  # may change between a run and its resume
+_IGNORED_KEYS = ("seed", "device", "workers", "data", "scoring")  # may change between a run and its resume
 
 AdapterFactory = Callable[[Config], ModelAdapter]
 

@@ -8,6 +8,9 @@ moves the cycle row along ``started -> trained -> selected -> done``
    ``force``), before anything is labeled, and at the budget once the model
    has trained on every label; otherwise start cycle ``k`` with the config
    snapshot. A cycle that is not ``done`` is resumed from its state instead.
+   The scoring engine the config's ``scoring`` block names (:mod:`detal.engines`:
+   this process, or a Ray cluster) is opened here, before the first write, so a
+   cluster that cannot be reached leaves the project unchanged.
 2. **train** (:meth:`CycleRun.train`, :mod:`detal.project.training`): train on every labeled image, with no
    per-epoch validation (``val_items=[]``), warm-started from the last
    trained cycle when :func:`detal.config.warm_starts` (``warm_start``: auto = only without ``weights``); ``first_cycle_epochs`` for the first
@@ -75,6 +78,7 @@ import numpy as np
 
 from detal.adapter import ModelAdapter
 from detal.config import Config, cycle_epochs, warm_starts
+from detal.engines import AdapterFactory, Predictor, open_engine
 from detal.errors import BatchOutError, StateError
 from detal.labels import prediction_lines
 from detal.pool import Pool, Status
@@ -113,6 +117,7 @@ def run_cycle(
     train_cache: TrainCache | str | Path | None = None,
     log_echo: TextIO | None = None,
     allow_missing: bool = False,
+    worker_adapter: AdapterFactory | None = None,
 ) -> CycleReport:
     """Train on every labeled image, select the next batch and export it with pre-labels.
 
@@ -129,6 +134,9 @@ def run_cycle(
     unchanged are usable again (:func:`detal.project.verify.check_pool`);
     a check that finds a large share of the images missing or changed
     refuses, unless ``allow_missing`` (:func:`detal.project.verify.usable_rows`).
+    The config's ``scoring`` block picks where predictions run
+    (:mod:`detal.engines`); Ray workers build their adapters with
+    ``worker_adapter(cfg)`` (default :func:`detal.adapter.make_adapter`).
     """
     project = Path(project)
     formats = check_formats(formats)
@@ -137,10 +145,14 @@ def run_cycle(
         with folder_lock(project):
             check_pool(project, store)
             run = CycleRun(project, store, adapter, project_config(project, overrides), hooks or NO_HOOKS,
-                           log_echo=log_echo, allow_missing=allow_missing)
+                           log_echo=log_echo, allow_missing=allow_missing,
+                           worker_adapter=worker_adapter)
             if train_cache is not None:
                 run.train_cache = train_cache if isinstance(train_cache, TrainCache) else TrainCache(train_cache)
-            return run.run(force, formats, write_bundle)
+            try:
+                return run.run(force, formats, write_bundle)
+            finally:
+                run.engines.close()
     finally:
         store.close()
 
@@ -149,7 +161,8 @@ class CycleRun:
     """One cycle of one project, step by step (see the module docstring)."""
 
     def __init__(self, project: Path, store: Store, adapter: ModelAdapter, cfg: Config, hooks: Hooks,
-                 *, log_echo: TextIO | None = None, allow_missing: bool = False) -> None:
+                 *, log_echo: TextIO | None = None, allow_missing: bool = False,
+                 worker_adapter: AdapterFactory | None = None) -> None:
         self.project = project
         self.store = store
         self.adapter = adapter
@@ -160,6 +173,9 @@ class CycleRun:
         self.train_cache: TrainCache | None = None
         self.log_echo = log_echo  # also show the adapter's log here
         self.allow_missing = allow_missing  # take a large share of missing images out, not refuse
+        self.worker_adapter = worker_adapter
+        self.engines = contextlib.ExitStack()  # the scoring engine, open from the plan step on
+        self.predictor: Predictor = adapter
 
     def run(self, force: bool, formats: list[str], bundle: bool) -> CycleReport:
         self.checked, self.dropped = set(), []  # image files verified; those taken out (usable)
@@ -183,7 +199,7 @@ class CycleRun:
             if state == "started":
                 self.train()
             self.weights = self.project / self.store.cycle(self.k).weights
-            self.preds = CyclePredictions(self.project, self.store, self.adapter, self.cfg, self.weights,
+            self.preds = CyclePredictions(self.project, self.store, self.predictor, self.cfg, self.weights,
                                           self.class_ap())
             if state in ("started", "trained"):
                 self.select()
@@ -209,6 +225,7 @@ class CycleRun:
             # Resume with the config given to this run (so a failed cycle can be fixed
             # with --set); the cycle's snapshot is updated to match.
             self.k = last.id
+            self.open_engine()
             if cfg.to_dict() != last.config:
                 with store.transaction():
                     store.update_cycle(self.k, config=cfg.to_dict())
@@ -236,6 +253,7 @@ class CycleRun:
         if not pool.unlabeled_ids().size and nothing_new:
             raise StateError(f"{self.project}: no unlabeled images left to select from")
         self.k = (last.id + 1) if last is not None else 1
+        self.open_engine()
         return "started", None
 
     def start(self) -> None:
@@ -246,6 +264,13 @@ class CycleRun:
             self.store.record_corrections(*late)
             self.store.start_cycle(self.k, self.cfg.to_dict())
         self.hooks.emit("on_cycle_start", cycle=self.k)
+
+    def open_engine(self) -> None:
+        """Open the scoring engine (:mod:`detal.engines`) before the plan writes anything.
+
+        A Ray cluster that cannot be reached is then one error line, with the project unchanged."""
+        self.predictor = self.engines.enter_context(
+            open_engine(self.cfg, self.adapter, worker_adapter=self.worker_adapter))
 
     def usable(self, rows: Sequence, again: bool = False) -> list:
         """``rows`` whose files are unchanged; the others leave the pool (:mod:`detal.project.verify`).

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from detal.adapter import ModelAdapter
 from detal.config import Config
 from detal.detections import Prediction
+from detal.engines import Predictor
 from detal.errors import ModelError
 from detal.scoring import score_predictions
 from detal.store import Store
@@ -27,15 +27,16 @@ __all__ = ["CyclePredictions"]
 class CyclePredictions:
     """Predictions of one cycle's ``weights``, by image id (``cache``).
 
-    ``class_ap`` is the per-class mAP50-95 the class-difficulty weights use
-    (``None``: no weighting).
+    ``predictor`` is the scoring engine's (:mod:`detal.engines`: the adapter
+    itself, or the Ray engine). ``class_ap`` is the per-class mAP50-95 the
+    class-difficulty weights use (``None``: no weighting).
     """
 
-    def __init__(self, project: Path, store: Store, adapter: ModelAdapter, cfg: Config, weights: Path,
+    def __init__(self, project: Path, store: Store, predictor: Predictor, cfg: Config, weights: Path,
                  class_ap: list | None) -> None:
         self.project = project
         self.store = store
-        self.adapter = adapter
+        self.predictor = predictor
         self.cfg = cfg
         self.weights = weights
         self.class_ap = class_ap
@@ -48,7 +49,7 @@ class CyclePredictions:
         project = self.project
         by_path = {str(project / r.relpath): r.id for r in image_rows}
         resolved: dict[str, int] = {}
-        result = self.adapter.predict(
+        result = self.predictor.predict(
             self.weights,
             [project / r.relpath for r in image_rows],
             conf=min(self.cfg.score_conf, self.cfg.prelabel_conf),
