@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,7 +26,7 @@ from detal.ultra.log import LogRoute, first_line, logged
 from detal.ultra.metrics import metrics_from, per_class_ap
 from detal.ultra.postprocess import postprocess
 from detal.ultra.predict import predict_stream
-from detal.ultra.preprocess import Item
+from detal.ultra.preprocess import DecodePool, Item
 from detal.ultra.setup import check_gpus, offline, prepare_ultralytics
 from detal.ultra.staging import stage_split, write_data_yaml
 from detal.uncertainty import needs_dfl
@@ -48,6 +49,11 @@ class UltralyticsAdapter:
     ``readers`` is the number of threads that decode and letterbox images for
     ``predict``; by default one on the CPU (the forward pass needs the cores)
     and up to eight on a GPU, where decoding is what limits throughput.
+    With ``cfg.decode_workers`` N >= 1, N worker processes decode instead
+    (fed by ``2 * N`` threads; ``readers`` is then unused). The predictions
+    are the same bytes either way. The workers start with the first
+    ``predict`` and serve every later one until :meth:`close` (or until the
+    adapter is garbage-collected, or the interpreter exits).
     """
 
     def __init__(self, cfg: Config, *, readers: int | None = None) -> None:
@@ -58,8 +64,14 @@ class UltralyticsAdapter:
         if readers is not None and readers < 1:
             raise ConfigError(f"readers must be a positive integer, got {readers!r}")
         self.readers = readers
+        self._decode_pool = DecodePool()
+        weakref.finalize(self, self._decode_pool.close)
         self._cache: tuple[tuple[str, float, str], Loaded] | None = None
         self._route: LogRoute | None = None
+
+    def close(self) -> None:
+        """Stop the decode worker processes, if any (a later ``predict`` starts new ones)."""
+        self._decode_pool.close()
 
     @contextlib.contextmanager
     def log_to(
@@ -324,6 +336,8 @@ class UltralyticsAdapter:
             batch=batch,
             progress=progress,
             readers=self.readers,
+            workers=self.cfg.decode_workers,
+            pool=self._decode_pool,
         )
 
     def _run(
