@@ -12,6 +12,9 @@ in input order, so the batches are the same.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -167,8 +170,6 @@ def test_worker_processes_did_the_decoding(runs):
 
 
 def test_a_dead_decode_worker_is_one_error(runs, monkeypatch):
-    import os
-
     adapter = UltralyticsAdapter(config(decode_workers=1))
     monkeypatch.setattr(PoolDecoder, "__call__", lambda self, path: self._pool.submit(os._exit, 3).result())
     with pytest.raises(ModelError) as err:
@@ -195,8 +196,6 @@ def test_decode_workers_is_checked(value, message):
 
 def test_a_script_without_main_guard_is_not_rerun_in_the_workers(runs, tmp_path):
     """Spawned workers would re-run the caller's script; detal's start them without it."""
-    import subprocess
-    import sys
 
     ran = tmp_path / "ran.txt"
     script = tmp_path / "unguarded.py"
@@ -212,8 +211,9 @@ def test_a_script_without_main_guard_is_not_rerun_in_the_workers(runs, tmp_path)
         "print('predicted', len(result.predictions))\n"
     )
     root = Path(__file__).resolve().parent.parent
-    env = {**__import__("os").environ, "PYTHONPATH": str(root)}
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, str(script)], check=False, capture_output=True, text=True, env=env,
+                         timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "predicted 4" in out.stdout
     assert ran.read_text() == "ran\n"  # once: the worker did not run the script again

@@ -63,6 +63,7 @@ class UltralyticsAdapter:
             raise ConfigError(f"train_args: {', '.join(bad)} are set by detal and cannot be overridden")
         if readers is not None and readers < 1:
             raise ConfigError(f"readers must be a positive integer, got {readers!r}")
+        check_gpus(cfg.device)  # GPUs this machine lacks: one line before any command starts
         self.readers = readers
         self._decode_pool = DecodePool()
         weakref.finalize(self, self._decode_pool.close)
@@ -103,8 +104,13 @@ class UltralyticsAdapter:
     # -- helpers ---------------------------------------------------------------
     @property
     def _device_arg(self) -> str | None:
-        """The ``device`` argument for Ultralytics; ``None`` lets it pick."""
+        """The ``device`` argument for Ultralytics' training; ``None`` lets it pick."""
         return None if self.cfg.device == "auto" else self.cfg.device
+
+    @property
+    def _one_device(self) -> str:
+        """The device of evaluation and prediction: the first of several GPUs (DDP is for training)."""
+        return self.cfg.device.split(",")[0].strip() if "," in self.cfg.device else self.cfg.device
 
     def _start_model(self, init_weights: Path | None) -> str:
         """What to build the model from: warm-start weights, cfg.weights, or cfg.model."""
@@ -191,13 +197,15 @@ class UltralyticsAdapter:
 
         model = self._build(source)
         on_epoch = self._route.on_epoch if self._route is not None else None
-        if on_epoch is not None:
+        if on_epoch is not None:  # closures: under DDP they stay here, driven by rank 0 (detal.ultra.ddp)
             model.add_callback("on_train_start", lambda t: on_epoch(0, int(t.epochs)))
             model.add_callback("on_fit_epoch_end", lambda t: on_epoch(int(t.epoch) + 1, int(t.epochs)))
         start = time.perf_counter()
         try:
             with offline():
-                model.train(**args)
+                from detal.ultra.ddp import DetalTrainer
+
+                model.train(trainer=DetalTrainer, **args)
         except Exception as exc:
             raise ModelError(f"training in {out_dir / 'train'} failed ({first_line(exc)})") from exc
         seconds = time.perf_counter() - start
@@ -208,7 +216,9 @@ class UltralyticsAdapter:
         if not weights.is_file():
             raise ModelError(f"training in {out_dir / 'train'} wrote no weights ({best.name}, {last.name})")
         metrics = None
-        if has_val:
+        if has_val and trainer.ddp:  # the validator ran in rank 0, which reported its figures
+            metrics = trainer.reported_metrics
+        elif has_val:
             metrics = metrics_from(trainer.metrics, getattr(trainer, "validator", None), len(names))
         return TrainResult(weights=weights, metrics=metrics, seconds=seconds, epochs=int(epochs))
 
@@ -251,7 +261,7 @@ class UltralyticsAdapter:
                     imgsz=self.cfg.imgsz,
                     batch=self.cfg.batch,
                     workers=self.cfg.workers,
-                    device=self._device_arg,
+                    device=None if self._one_device == "auto" else self._one_device,
                     project=str(out_dir),
                     name="val",
                     exist_ok=True,
@@ -280,11 +290,11 @@ class UltralyticsAdapter:
         weights = Path(weights)
         if not weights.is_file():
             raise ModelError(f"{weights}: weights file not found")
-        key = (str(weights.resolve()), weights.stat().st_mtime, self.cfg.device)
+        key = (str(weights.resolve()), weights.stat().st_mtime, self._one_device)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         prepare_ultralytics()
-        loaded = load_model(weights, self.cfg.device, self.cfg.imgsz)
+        loaded = load_model(weights, self._one_device, self.cfg.imgsz)
         self._cache = (key, loaded)
         return loaded
 
