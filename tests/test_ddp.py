@@ -332,3 +332,37 @@ def test_the_generated_script_trains_in_a_fresh_process(as_ddp_parent, monkeypat
     assert len(result.metrics.per_class) == len(NAMES)
     assert "DDP: debug command" in log and "epochs completed" in log  # the worker's own log, relayed
     assert "\x1e" not in log
+
+
+@pytest.mark.parametrize("text", [
+    # as Ultralytics' save_metrics writes it: "%.6g" values, the epoch first
+    "epoch,time,train/box_loss,metrics/mAP50(B),lr/pg0\n1,3.52,1.8734,0,0.000333\n2,6.9,1.51,0.0123,1e-05\n",
+    "a,b,c\n1,x,\n2,y,2.5\n",  # text, and an empty cell
+    "",
+])
+def test_results_csv_reads_as_polars_would(tmp_path, text):
+    """Where polars is not installed (a GPU machine given only pure-Python wheels), the same columns."""
+    pl = pytest.importorskip("polars")
+    from detal.ultra.ddp import results_columns
+
+    path = tmp_path / "results.csv"
+    path.write_text(text)
+    try:
+        expected = pl.read_csv(path.read_bytes(), infer_schema_length=None).to_dict(as_series=False)
+    except Exception:  # noqa: BLE001 - Ultralytics' reader answers {} for whatever polars refuses
+        expected = {}
+    got = results_columns(path)
+    assert got == expected
+    assert [[type(v) for v in col] for col in got.values()] == [[type(v) for v in col] for col in expected.values()]
+    assert results_columns(tmp_path / "missing.csv") == {}
+
+
+def test_the_trainer_reads_results_without_polars(tmp_path, monkeypatch):
+    from detal.ultra.ddp import DetalTrainer
+
+    path = tmp_path / "results.csv"
+    path.write_text("epoch,time\n1,2.5\n")
+    monkeypatch.setitem(sys.modules, "polars", None)  # import polars -> ImportError
+    trainer = DetalTrainer.__new__(DetalTrainer)
+    trainer.csv = path
+    assert trainer.read_results_csv() == {"epoch": [1], "time": [2.5]}

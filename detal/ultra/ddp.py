@@ -36,7 +36,8 @@ the trainer detal always trains with, keeps each setting alive:
   of its final validation (:attr:`DetalTrainer.reported_metrics`), which the
   calling process cannot read from a validator it never ran.
 
-Outside DDP, :class:`DetalTrainer` is Ultralytics' ``DetectionTrainer``.
+Outside DDP, :class:`DetalTrainer` is Ultralytics' ``DetectionTrainer`` (save
+that it reads ``results.csv`` without polars where polars is not installed).
 
 Importing this module imports ``ultralytics`` (the trainer is subclassed), so
 it first calls :func:`~detal.ultra.setup.prepare_ultralytics`; the adapter
@@ -64,7 +65,7 @@ from ultralytics.utils import LOGGER, RANK, colorstr
 from ultralytics.utils.dist import ddp_cleanup, generate_ddp_command
 from ultralytics.utils.torch_utils import unset_deterministic
 
-__all__ = ["MARK", "REPLAYED", "WORKER_ENV", "DetalTrainer", "start_workers", "travels"]
+__all__ = ["MARK", "REPLAYED", "WORKER_ENV", "DetalTrainer", "results_columns", "start_workers", "travels"]
 
 WORKER_ENV = "DETAL_DDP_WORKER"
 """Set to ``1`` in the environment of the workers that :class:`DetalTrainer` launches."""
@@ -103,6 +104,20 @@ class DetalTrainer(DetectionTrainer):
         if os.environ.get(WORKER_ENV) == "1" and RANK in (-1, 0):
             for event in REPLAYED:
                 self.add_callback(event, _REPORTERS[event])
+
+    def read_results_csv(self) -> dict:
+        """``results.csv`` as columns, as Ultralytics reads it into every checkpoint (``train_results``).
+
+        Ultralytics reads it with polars, a binary package of some 170 MB that
+        nothing else in a training needs; where polars is not installed (a GPU
+        machine given only pure-Python wheels, ``benchmarks/gpu_check.sh``),
+        the csv module reads the same columns and types.
+        """
+        try:
+            import polars  # noqa: F401 - only whether it is there
+        except ImportError:
+            return results_columns(self.csv)
+        return super().read_results_csv()
 
     def train(self) -> None:
         """Train here, or (``self.ddp``) launch Ultralytics' DDP workers and relay their log and reports.
@@ -201,6 +216,44 @@ class DetalTrainer(DetectionTrainer):
         self.epoch, self.epochs = int(report_["epoch"]), int(report_["epochs"])
         for callback in staying.get(event, []):
             callback(self)
+
+
+def results_columns(path: Any) -> dict[str, list]:
+    """A CSV as ``{column: values}``: a column of integers as ints, of numbers as floats, else text.
+
+    What polars' ``read_csv(...).to_dict(as_series=False)`` gives for
+    Ultralytics' ``results.csv`` (column names as in the file); an
+    unreadable file gives ``{}``, as there.
+    """
+    import csv
+    from pathlib import Path
+
+    try:
+        with Path(path).open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
+    if not rows:
+        return {}
+    header, body = rows[0], rows[1:]
+    out: dict[str, list] = {}
+    for i, name in enumerate(header):
+        cells = [row[i] if i < len(row) else "" for row in body]
+        out[name] = _typed(cells)
+    return out
+
+
+def _typed(cells: list[str]) -> list:
+    """One column's cells as polars infers them: all integers, else all numbers, else strings (empty: None)."""
+    present = [c for c in cells if c != ""]
+    for kind in (int, float):
+        try:
+            values = [kind(c) for c in present]
+        except ValueError:
+            continue
+        it = iter(values)
+        return [next(it) if c != "" else None for c in cells]
+    return [c if c != "" else None for c in cells]
 
 
 def _report(trainer: Any, event: str) -> None:
