@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_scoring.py [--model yolov8n.yaml | --weights W.pt]
         [--imgsz 320] [--batch 32] [--device cpu] [--n 500] [--rounds 3]
         [--memory 2000,10000] [--memory-imgsz 128] [--only-detal]
+        [--decode-workers 0,1,2,4] [--decode-n 400]
 
 (a) Throughput, in one process, on the same ``--n`` generated images, with the
 same weights, imgsz, device and thresholds:
@@ -243,6 +244,57 @@ def throughput(args: argparse.Namespace, weights: Path, folder: Path, paths: lis
         print(f"ratio detal / {label:32s} wall {ours / best[key]:.2f}   CPU {ours_cpu / best_cpu[key]:.2f}")
 
 
+# ----------------------------------------------------------------------------- (c) decode workers
+
+
+def decode_only(adapter: UltralyticsAdapter, weights: Path, paths: list[Path], batch: int) -> int:
+    """The predict loop with a forward stage that does nothing: decoding and letterboxing alone."""
+    from detal.ultra.predict import predict_stream
+
+    loaded = adapter.load(weights)
+    seen = [0]
+
+    def run(group: list) -> list:
+        seen[0] += len(group)
+        return []
+
+    predict_stream(paths, loaded, run, batch=batch, progress=False, readers=adapter.readers,
+                   workers=adapter.cfg.decode_workers, pool=adapter._decode_pool)
+    return seen[0]
+
+
+def decode_workers(args: argparse.Namespace, weights: Path, paths: list[Path]) -> None:
+    counts = [int(x) for x in args.decode_workers.split(",") if x.strip()]
+    paths = paths[: args.decode_n]
+    base = Config(model=args.model, imgsz=args.imgsz, device=args.device, predict_batch=args.batch,
+                  score_conf=args.conf, iou=args.iou)
+    print(f"\n(c) decode workers: {len(paths)} images, imgsz {args.imgsz}, batch {args.batch}, "
+          f"best of {args.rounds} after a warm-up pass")
+    print(f"{'decode_workers':>14s} {'decode img/s':>13s} {'predict+score img/s':>20s} {'speed-up':>9s} "
+          f"{'same bytes':>10s}")
+    reference = None
+    first = None
+    for n in counts:
+        cfg = base.replace(decode_workers=n)
+        adapter = UltralyticsAdapter(cfg)
+        result = adapter.predict(weights, paths, conf=cfg.score_conf, iou=cfg.iou, batch=cfg.predict_batch,
+                                 progress=False)  # warm-up: workers start, model loads
+        fingerprint = [(p.detections.xyxy.tobytes(), p.detections.class_probs.tobytes()) for p in result.predictions]
+        reference = fingerprint if reference is None else reference
+        decode_best = full_best = 0.0
+        for _ in range(args.rounds):
+            t0 = time.perf_counter()
+            decode_only(adapter, weights, paths, args.batch)
+            decode_best = max(decode_best, len(paths) / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            run_detal(adapter, weights, paths, cfg)
+            full_best = max(full_best, len(paths) / (time.perf_counter() - t0))
+        adapter.close()
+        first = full_best if first is None else first
+        same = "yes" if fingerprint == reference else "NO"
+        print(f"{n:14d} {decode_best:13.1f} {full_best:20.1f} {full_best / first:9.2f} {same:>10s}", flush=True)
+
+
 # ----------------------------------------------------------------------------- (b) memory
 
 
@@ -332,6 +384,8 @@ def main() -> None:
     ap.add_argument("--memory", default="2000,10000", help="image counts for the RSS runs ('' to skip)")
     ap.add_argument("--memory-imgsz", type=int, default=128)
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--decode-workers", default="", help="decode_workers counts for (c), e.g. 0,1,2,4 ('' skips)")
+    ap.add_argument("--decode-n", type=int, default=400, help="images for (c), at most --n")
     ap.add_argument("--only-detal", action="store_true", help="throughput of the two detal paths only")
     ap.add_argument("--workdir", default=str(ROOT / "runs" / "bench_scoring"))
     ap.add_argument("--child-n", type=int, help=argparse.SUPPRESS)
@@ -353,11 +407,14 @@ def main() -> None:
     print(f"model {args.model if not args.weights else '-'}  weights {weights}")
     print(f"imgsz {args.imgsz}  batch {args.batch}  device {args.device}  conf {args.conf}  iou {args.iou}  "
           f"cores {os.cpu_count()}  torch threads {torch.get_num_threads()}  torch {torch.__version__}")
-    if not args.skip_throughput:
+    if not args.skip_throughput or args.decode_workers:
         folder = workdir / f"images_{args.n}"
         paths = make_images(folder, args.n, SIZES)
         print(f"{args.n} JPEGs, sizes (h, w) {SIZES} cycled\n")
+    if not args.skip_throughput:
         throughput(args, weights, folder, paths)
+    if args.decode_workers:
+        decode_workers(args, weights, paths)
     if args.memory:
         memory(args, weights)
 

@@ -117,6 +117,7 @@ class Config:
     empty_image_score: float = 0.0
     iou: float = 0.7
     predict_batch: int = 32
+    decode_workers: int = 0
     class_weighting: str = "none"
     difficulty_beta: float = 1.0
     # pre-labels
@@ -276,6 +277,8 @@ def _validate(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: candidate_factor must be a finite number >= 1, got {cfg.candidate_factor!r}")
     if cfg.workers < 0:
         raise ConfigError(f"{source}: workers must be >= 0, got {cfg.workers!r}")
+    if not 0 <= cfg.decode_workers <= 256:
+        raise ConfigError(f"{source}: decode_workers must lie in [0, 256], got {_show(cfg.decode_workers)}")
     try:
         measure_weights(cfg.measure)
     except ConfigError as exc:

@@ -18,7 +18,7 @@ What it guarantees:
   set it) and ``YOLO_OFFLINE`` is set; settings sync and the logging
   integrations are switched off. During training and evaluation the two checks
   that would download files (the font check and, on CUDA, the AMP check, which
-  fetches a model) are replaced by offline versions. A ``.pt`` that is not on
+  fetches a model) are replaced by offline versions, in DDP workers too. A ``.pt`` that is not on
   disk is an error, never a download.
 - **Full class-probability vectors.** ``predict`` runs the network itself on
   batches from a streaming loader, applies Ultralytics' own NMS with
@@ -52,6 +52,8 @@ breaks one small file):
   :mod:`~detal.ultra.postprocess`: the predictor's three stages, and
   :mod:`detal.ultra.predict` the loop that drives them.
 - :mod:`detal.ultra.heads`: class vectors, DFL logits and embeddings from the head's output.
+- :mod:`detal.ultra.ddp`: the trainer detal trains with, which keeps its settings alive in the
+  fresh processes of Ultralytics' multi-GPU (DDP) training.
 - :mod:`detal.ultra.metrics`: mAP figures from the trainer and validator.
 - :mod:`detal.ultra.adapter`: :class:`UltralyticsAdapter`, tying them together.
 """

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,7 +26,7 @@ from detal.ultra.log import LogRoute, first_line, logged
 from detal.ultra.metrics import metrics_from, per_class_ap
 from detal.ultra.postprocess import postprocess
 from detal.ultra.predict import predict_stream
-from detal.ultra.preprocess import Item
+from detal.ultra.preprocess import DecodePool, Item
 from detal.ultra.setup import check_gpus, offline, prepare_ultralytics
 from detal.ultra.staging import stage_split, write_data_yaml
 from detal.uncertainty import needs_dfl
@@ -48,6 +49,11 @@ class UltralyticsAdapter:
     ``readers`` is the number of threads that decode and letterbox images for
     ``predict``; by default one on the CPU (the forward pass needs the cores)
     and up to eight on a GPU, where decoding is what limits throughput.
+    With ``cfg.decode_workers`` N >= 1, N worker processes decode instead
+    (fed by ``2 * N`` threads; ``readers`` is then unused). The predictions
+    are the same bytes either way. The workers start with the first
+    ``predict`` and serve every later one until :meth:`close` (or until the
+    adapter is garbage-collected, or the interpreter exits).
     """
 
     def __init__(self, cfg: Config, *, readers: int | None = None) -> None:
@@ -57,9 +63,16 @@ class UltralyticsAdapter:
             raise ConfigError(f"train_args: {', '.join(bad)} are set by detal and cannot be overridden")
         if readers is not None and readers < 1:
             raise ConfigError(f"readers must be a positive integer, got {readers!r}")
+        check_gpus(cfg.device)  # GPUs this machine lacks: one line before any command starts
         self.readers = readers
+        self._decode_pool = DecodePool()
+        weakref.finalize(self, self._decode_pool.close)
         self._cache: tuple[tuple[str, float, str], Loaded] | None = None
         self._route: LogRoute | None = None
+
+    def close(self) -> None:
+        """Stop the decode worker processes, if any (a later ``predict`` starts new ones)."""
+        self._decode_pool.close()
 
     @contextlib.contextmanager
     def log_to(
@@ -91,8 +104,13 @@ class UltralyticsAdapter:
     # -- helpers ---------------------------------------------------------------
     @property
     def _device_arg(self) -> str | None:
-        """The ``device`` argument for Ultralytics; ``None`` lets it pick."""
+        """The ``device`` argument for Ultralytics' training; ``None`` lets it pick."""
         return None if self.cfg.device == "auto" else self.cfg.device
+
+    @property
+    def _one_device(self) -> str:
+        """The device of evaluation and prediction: the first of several GPUs (DDP is for training)."""
+        return self.cfg.device.split(",")[0].strip() if "," in self.cfg.device else self.cfg.device
 
     def _start_model(self, init_weights: Path | None) -> str:
         """What to build the model from: warm-start weights, cfg.weights, or cfg.model."""
@@ -179,13 +197,15 @@ class UltralyticsAdapter:
 
         model = self._build(source)
         on_epoch = self._route.on_epoch if self._route is not None else None
-        if on_epoch is not None:
+        if on_epoch is not None:  # closures: under DDP they stay here, driven by rank 0 (detal.ultra.ddp)
             model.add_callback("on_train_start", lambda t: on_epoch(0, int(t.epochs)))
             model.add_callback("on_fit_epoch_end", lambda t: on_epoch(int(t.epoch) + 1, int(t.epochs)))
         start = time.perf_counter()
         try:
             with offline():
-                model.train(**args)
+                from detal.ultra.ddp import DetalTrainer
+
+                model.train(trainer=DetalTrainer, **args)
         except Exception as exc:
             raise ModelError(f"training in {out_dir / 'train'} failed ({first_line(exc)})") from exc
         seconds = time.perf_counter() - start
@@ -196,7 +216,9 @@ class UltralyticsAdapter:
         if not weights.is_file():
             raise ModelError(f"training in {out_dir / 'train'} wrote no weights ({best.name}, {last.name})")
         metrics = None
-        if has_val:
+        if has_val and trainer.ddp:  # the validator ran in rank 0, which reported its figures
+            metrics = trainer.reported_metrics
+        elif has_val:
             metrics = metrics_from(trainer.metrics, getattr(trainer, "validator", None), len(names))
         return TrainResult(weights=weights, metrics=metrics, seconds=seconds, epochs=int(epochs))
 
@@ -239,7 +261,7 @@ class UltralyticsAdapter:
                     imgsz=self.cfg.imgsz,
                     batch=self.cfg.batch,
                     workers=self.cfg.workers,
-                    device=self._device_arg,
+                    device=None if self._one_device == "auto" else self._one_device,
                     project=str(out_dir),
                     name="val",
                     exist_ok=True,
@@ -268,11 +290,11 @@ class UltralyticsAdapter:
         weights = Path(weights)
         if not weights.is_file():
             raise ModelError(f"{weights}: weights file not found")
-        key = (str(weights.resolve()), weights.stat().st_mtime, self.cfg.device)
+        key = (str(weights.resolve()), weights.stat().st_mtime, self._one_device)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         prepare_ultralytics()
-        loaded = load_model(weights, self.cfg.device, self.cfg.imgsz)
+        loaded = load_model(weights, self._one_device, self.cfg.imgsz)
         self._cache = (key, loaded)
         return loaded
 
@@ -324,6 +346,8 @@ class UltralyticsAdapter:
             batch=batch,
             progress=progress,
             readers=self.readers,
+            workers=self.cfg.decode_workers,
+            pool=self._decode_pool,
         )
 
     def _run(

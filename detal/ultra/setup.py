@@ -19,7 +19,7 @@ from typing import Any
 
 from detal.image_check import allow_large_images
 
-__all__ = ["default_config_dir", "offline", "prepare_ultralytics"]
+__all__ = ["check_gpus", "default_config_dir", "install_offline_checks", "offline", "prepare_ultralytics"]
 
 # Settings that make Ultralytics talk to servers or third-party loggers.
 _SETTINGS_OFF = (
@@ -114,18 +114,23 @@ def _amp_without_download(model: Any) -> bool:
     return next(model.parameters()).device.type == "cuda"
 
 
-@contextlib.contextmanager
-def offline() -> Iterator[None]:
-    """Swap Ultralytics' downloading checks for offline ones while a call runs."""
+def _offline_patches() -> list[tuple[Any, str, Any]]:
+    """``(module, name, offline version)`` of every Ultralytics check that would download."""
     import ultralytics.data.utils as data_utils
     from ultralytics.engine import trainer
     from ultralytics.utils import checks
 
-    patches = [
+    return [
         (data_utils, "check_font", _local_font),
         (checks, "check_font", _local_font),
         (trainer, "check_amp", _amp_without_download),
     ]
+
+
+@contextlib.contextmanager
+def offline() -> Iterator[None]:
+    """Swap Ultralytics' downloading checks for offline ones while a call runs."""
+    patches = _offline_patches()
     saved = [(mod, name, getattr(mod, name)) for mod, name, _ in patches]
     try:
         for mod, name, value in patches:
@@ -136,11 +141,24 @@ def offline() -> Iterator[None]:
             setattr(mod, name, value)
 
 
+def install_offline_checks() -> None:
+    """The offline checks of :func:`offline`, for the rest of this process.
+
+    Only for a process that exists to train once: a DDP worker that
+    Ultralytics starts (:mod:`detal.ultra.ddp`), where no call of detal's
+    could wrap the training.
+    """
+    for mod, name, value in _offline_patches():
+        setattr(mod, name, value)
+
+
 def check_gpus(device: str) -> None:
     """Refuse a ``device`` naming CUDA indices this machine lacks, before anything starts.
 
     ``device`` is the config value (``auto``, ``cpu``, ``mps``, ``0`` or ``0,1``
-    for Ultralytics' DDP). Raises :class:`ConfigError` in one line.
+    for Ultralytics' DDP). Raises :class:`ConfigError` in one line; several
+    GPUs also need cloudpickle, which Ultralytics' DDP launch would otherwise
+    try to pip-install.
     """
     import torch
 
@@ -152,9 +170,29 @@ def check_gpus(device: str) -> None:
     parts = [p.strip() for p in dev.split(",") if p.strip()]
     if not all(p.isdigit() for p in parts):
         raise ConfigError(f"device: {device!r} is not auto, cpu, mps or GPU indices like 0 or 0,1")
+    twice = sorted({int(p) for p in parts if [int(q) for q in parts].count(int(p)) > 1})
+    if twice:
+        raise ConfigError(f"device: {device!r} names GPU {', '.join(map(str, twice))} more than once")
     have = torch.cuda.device_count()
     missing = sorted({int(p) for p in parts if int(p) >= have})
     if missing:
         raise ConfigError(
             f"device: {device!r} asks for GPU {', '.join(map(str, missing))} but this machine has {have} GPU(s)"
         )
+    if len(parts) > 1 and not _has_cloudpickle():
+        raise ConfigError(
+            f"device: {device!r} trains on {len(parts)} GPUs through Ultralytics' DDP, which needs "
+            "cloudpickle>=3.1.1 (pip install 'cloudpickle>=3.1.1'; detal never installs packages)"
+        )
+
+
+def _has_cloudpickle() -> bool:
+    """Whether cloudpickle >= 3.1.1 is installed (Ultralytics would pip-install it at the DDP launch)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("cloudpickle")
+    except metadata.PackageNotFoundError:
+        return False
+    parts = [int(p) if p.isdigit() else 0 for p in version.split(".")[:3]]
+    return tuple(parts + [0] * (3 - len(parts))) >= (3, 1, 1)
