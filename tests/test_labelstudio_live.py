@@ -329,16 +329,21 @@ def case_project_deleted_on_push(project, server, monkeypatch):
     return ["push", str(project)], "--relink creates a new one"
 
 
+def _wh(project: Path, task: dict) -> tuple[int, int]:
+    """The image's size as the project holds it (as displayed), which pull checks regions against."""
+    return _db(project, "SELECT width, height FROM images WHERE key = ?", (task["data"]["detal_key"],))[0]
+
+
 def case_label_not_in_classes(project, server, monkeypatch):
     tasks = _tasks(server, _pid(project))
-    _annotate(server, tasks[0]["id"], [_box("cat", 10, 10, 20, 20, 20, 20, "ok")])
-    _annotate(server, tasks[1]["id"], [_box("horse", 10, 10, 20, 20, 20, 20, "bad")])
+    _annotate(server, tasks[0]["id"], [_box("cat", 10, 10, 20, 20, *_wh(project, tasks[0]), "ok")])
+    _annotate(server, tasks[1]["id"], [_box("horse", 10, 10, 20, 20, *_wh(project, tasks[1]), "bad")])
     return ["pull", str(project)], "label 'horse' is not one of the project's classes (cat, dog, bird)"
 
 
 def case_rotated_box(project, server, monkeypatch):
     tasks = _tasks(server, _pid(project))
-    box = _box("dog", 10, 10, 20, 20, 20, 20, "rot")
+    box = _box("dog", 10, 10, 20, 20, *_wh(project, tasks[2]), "rot")
     box["value"]["rotation"] = 15
     _annotate(server, tasks[2]["id"], [box])
     return ["pull", str(project)], "rotated by 15 degrees"
@@ -388,11 +393,11 @@ def test_pull_overwrite_brings_later_corrections(env, tmp_path, capsys):
     pid = _push(project, env)
     tasks = _tasks(env, pid)
     rows = dict(_db(project, "SELECT key, relpath FROM images"))
-    first = [_annotate(env, t["id"], [_box("cat", 10, 10, 20, 20, 20, 20, "a")]) for t in tasks[:3]]
+    first = [_annotate(env, t["id"], [_box("cat", 10, 10, 20, 20, *_wh(project, t), "a")]) for t in tasks[:3]]
     assert main(["pull", str(project)]) == 0
     assert "imported 3 labels" in capsys.readouterr().out
     key = tasks[0]["data"]["detal_key"]
-    fixed = [_box("bird", 50, 50, 30, 30, 20, 20, "b")]
+    fixed = [_box("bird", 50, 50, 30, 30, *_wh(project, tasks[0]), "b")]
     env.api("PATCH", f"/api/annotations/{first[0]['id']}", {"result": fixed})
     before = snapshot(project)
     assert main(["pull", str(project)]) == 0  # labeled images are not pulled again by default
@@ -409,7 +414,7 @@ def test_server_stops_in_the_middle_of_a_pull(env, tmp_path, monkeypatch, capsys
     project = _batch_project(tmp_path, n=100)
     pid = _push(project, server)
     for task in _tasks(server, pid)[:6]:
-        _annotate(server, task["id"], [_box("cat", 10, 10, 20, 20, 20, 20, "c")])
+        _annotate(server, task["id"], [_box("cat", 10, 10, 20, 20, *_wh(project, task), "c")])
     capsys.readouterr()
     monkeypatch.setattr(pull_mod, "_PAGE", 3)
     real = ls_mod.Client.request

@@ -71,29 +71,31 @@ def _uncertainties(store: Store, rows: Sequence[ImageRow]) -> tuple[dict[int, fl
 def _scored_regions(project: Path, cycle: int, names: Sequence[str]) -> dict[str, list[dict]]:
     """``image key -> regions with a score`` for the cycle's pre-labels, whose files carry no confidence.
 
-    From ``cycles/<k>/shipped.json`` (every cycle keeps its batch's boxes with
-    their confidences), then from ``exports/label-studio/tasks.json`` where
-    ``detal cycle --format label-studio`` wrote one (older cycles). A missing
-    or unreadable file only costs the per-box scores.
+    From ``exports/label-studio/tasks.json`` where ``detal cycle --format
+    label-studio`` wrote one (scores to 6 decimals), else from
+    ``cycles/<k>/shipped.json`` (every cycle keeps its batch's boxes with their
+    confidences, to 4). A missing or unreadable file only costs the per-box scores.
     """
     out: dict[str, list[dict]] = {}
+    path = ProjectPaths(project).labelstudio_tasks(cycle)
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        tasks = []
+    for task in tasks if isinstance(tasks, list) else []:  # 6 decimals there, 4 in shipped.json
+        try:
+            key = PurePosixPath(str(task["data"][TO_NAME])).stem
+            out[key] = [r for r in task["predictions"][0]["result"] if "score" in r]
+        except (KeyError, IndexError, TypeError):
+            continue
     for key, boxes in read_shipped(project, cycle).items():
+        if key in out:
+            continue
         text = "".join(f"{b.class_id} {b.cx} {b.cy} {b.w} {b.h} {b.confidence}\n" for b in boxes
                        if 0 <= b.class_id < len(names))
         try:
             out[key] = prediction_regions(text, names, 0, 0, "shipped.json")
         except DataError:
-            continue
-    path = ProjectPaths(project).labelstudio_tasks(cycle)
-    try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return out
-    for task in tasks if isinstance(tasks, list) else []:
-        try:
-            key = PurePosixPath(str(task["data"][TO_NAME])).stem
-            out.setdefault(key, [r for r in task["predictions"][0]["result"] if "score" in r])
-        except (KeyError, IndexError, TypeError):
             continue
     return out
 
