@@ -269,7 +269,8 @@ class RayEngine:
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=min(self.workers, n_batches)),
             fn_constructor_kwargs={"cfg": self.cfg.to_dict(), "factory": self.factory,
-                                   "weights": str(weights.resolve()), "options": options},
+                                   "weights": str(weights.resolve()), "options": options,
+                                   "threads": _torch_threads()},
             num_cpus=self.num_cpus,
             num_gpus=self.num_gpus,
             max_restarts=-1,
@@ -312,11 +313,26 @@ def _calm() -> Iterator[None]:
         logger.setLevel(saved)
 
 
+def _torch_threads() -> int | None:
+    """The driver's torch thread count (Ultralytics sets it when it trains), for the actors to match."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.get_num_threads()
+
+
 class _Worker:
     """One actor of the pool: one adapter (one model), on the GPU Ray gave it, if any."""
 
-    def __init__(self, cfg: dict, factory: AdapterFactory, weights: str, options: dict) -> None:
+    def __init__(self, cfg: dict, factory: AdapterFactory, weights: str, options: dict,
+                 threads: int | None = None) -> None:
         import ray
+
+        if threads is not None:  # the driver's: a CPU conv sums in another order with another count
+            import torch
+
+            torch.set_num_threads(threads)
 
         config = from_mapping(cfg, source="scoring worker")
         if ray.get_gpu_ids():
