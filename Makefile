@@ -47,7 +47,10 @@ $(VENV_LS)/.installed:
 
 test: venv browser
 	@$(MAKE) --no-print-directory label-studio || echo "warning: could not build $(VENV_LS); the Label Studio tests will skip" >&2
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --ignore=tests/test_ray.py
+	@# The Ray tests in a process of their own: after the rest of the suite, their local-vs-Ray
+	@# equality checks differ in the last float bits (an order effect not yet explained; alone they are exact).
+	$(PY) -m pytest -q tests/test_ray.py
 
 test-fast: venv browser
 	$(PY) -m pytest -q -m "not slow"

@@ -46,7 +46,8 @@ run_one() {  # dataset arm seed
     *-stprev) extra=(--set self_training.enabled=true --set self_training.ambiguous=mask
                      --set self_training.teacher=previous) ;;
     *-stdrop) extra=(--set self_training.enabled=true --set self_training.ambiguous=drop) ;;
-    *-st) extra=(--set self_training.enabled=true --set self_training.ambiguous=mask) ;;
+    *-st) extra=(--set self_training.enabled=true --set self_training.ambiguous=mask
+                 --set self_training.teacher=supervised) ;;  # as seed 0 ran (the default became previous)
   esac
   PYTHONUNBUFFERED=1 "$DETAL" simulate "configs/st-$d.yaml" --strategies "$strategy" --seeds "$seed" \
     --name "st-$d-$arm-s$seed" --runs "$RUNS" --train-cache "$RUNS/st-$d-cache" "${extra[@]}" \
