@@ -16,13 +16,14 @@ from typing import Any
 
 from detal.errors import DataError
 from detal.image_frame import size_problem
-from detal.labels import format_line, parse_label_text
+from detal.labels import YoloBox, format_line, parse_label_text
 
 __all__ = [
     "FROM_NAME",
     "TO_NAME",
     "annotation_to_yolo",
     "attach_scores",
+    "box_regions",
     "chosen_annotation",
     "config_classes",
     "prediction_regions",
@@ -55,6 +56,11 @@ def prediction_regions(text: str, names: Sequence[str], width: int, height: int,
     if problems:
         first = problems[0]
         raise DataError(f"{first.path}: line {first.line}: {first.message}")
+    return box_regions(boxes, names, width, height)
+
+
+def box_regions(boxes: Sequence[YoloBox], names: Sequence[str], width: int, height: int) -> list[dict]:
+    """Label Studio regions of YOLO boxes whose class ids index ``names``; a confidence becomes ``score``."""
     regions = []
     for k, b in enumerate(boxes):
         region: dict[str, Any] = {

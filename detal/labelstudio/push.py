@@ -14,7 +14,13 @@ from typing import Any
 from detal.errors import DataError, StateError
 from detal.export.labelstudio import labeling_config, normalize_uncertainty
 from detal.labelstudio.client import Client, normalize_url, read_token
-from detal.labelstudio.convert import FROM_NAME, TO_NAME, attach_scores, prediction_regions
+from detal.labelstudio.convert import (
+    FROM_NAME,
+    TO_NAME,
+    attach_scores,
+    box_regions,
+    prediction_regions,
+)
 from detal.labelstudio.state import (
     META_KEY,
     check_config,
@@ -89,14 +95,8 @@ def _scored_regions(project: Path, cycle: int, names: Sequence[str]) -> dict[str
         except (KeyError, IndexError, TypeError):
             continue
     for key, boxes in read_shipped(project, cycle).items():
-        if key in out:
-            continue
-        text = "".join(f"{b.class_id} {b.cx} {b.cy} {b.w} {b.h} {b.confidence}\n" for b in boxes
-                       if 0 <= b.class_id < len(names))
-        try:
-            out[key] = prediction_regions(text, names, 0, 0, "shipped.json")
-        except DataError:
-            continue
+        if key not in out:
+            out[key] = box_regions([b for b in boxes if 0 <= b.class_id < len(names)], names, 0, 0)
     return out
 
 
