@@ -43,7 +43,7 @@ import yaml
 
 from detal.config import Config, load_config
 from detal.errors import DataError, StateError
-from detal.files import IMAGE_SUFFIXES
+from detal.files import IMAGE_SUFFIXES, check_can_write
 from detal.image_check import inspect_image
 from detal.labels import LabelProblem, read_classes
 from detal.pool import Status
@@ -102,16 +102,6 @@ def clean_stale_init(parent: Path, name: str) -> list[Path]:
     return removed
 
 
-def _check_writable(folder: Path, project: Path) -> None:
-    """Create and remove a file in ``folder``; :class:`DataError` naming ``project`` if that fails."""
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".detal-write-test-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise DataError(f"{project}: cannot write in {folder} ({exc.strerror})") from None
-
-
 def _check_place(project: Path, images: Path) -> Path:
     """Refuse a project path that cannot hold a project; return the folder the build happens in."""
     anc = _existing_ancestor(project)
@@ -125,9 +115,9 @@ def _check_place(project: Path, images: Path) -> Path:
             "(beside the images, or inside the image folder)"
         )
     parent = _existing_ancestor(project.parent)
-    _check_writable(parent, project)
+    check_can_write(parent, project)
     if project.is_dir():
-        _check_writable(project, project)
+        check_can_write(project, project)
     return parent
 
 
