@@ -60,7 +60,7 @@ from detal.files import atomic_write
 from detal.pool import Status
 from detal.project import Hooks, import_labels, init_project, project_config, run_cycle
 from detal.project.folder import EVENTS, folder_lock
-from detal.project.paths import ProjectPaths, label_relpath
+from detal.project.paths import ProjectPaths, label_relpath, prelabel_file
 from detal.project.scan import walk_images
 from detal.selection import STRATEGIES, labeling_cap, schedule_length
 from detal.store import Store
@@ -205,7 +205,7 @@ def _reveal(project: Path, staged: Staged, hooks: Hooks) -> None:
         for key in keys:
             label = staged.truth[key]
             text = label.read_text(encoding="utf-8") if label is not None else ""
-            (Path(tmp) / f"{key}.txt").write_text(text, encoding="utf-8")
+            (Path(tmp) / prelabel_file(key)).write_text(text, encoding="utf-8")
         # the ground truth, even where it equals the model's pre-labels
         import_labels(project, tmp, hooks=hooks, accept_prelabels=True)
 

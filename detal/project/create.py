@@ -251,7 +251,8 @@ def _build_project(
         out = None
         if picked.size and bundle:
             rows = store.images(picked)
-            out = write_bundle(tmp, 0, rows, names, None, {}, resolve_root=_resolver(tmp, prefix, images))
+            out = write_bundle(tmp, 0, rows, names, None, {}, resolve_root=_resolver(tmp, prefix, images),
+                               images_root=prefix)
         return InitReport(
             project=project,
             n_images=n_pool,
