@@ -49,7 +49,7 @@ from detal.labels import LabelProblem, read_classes
 from detal.pool import Status
 from detal.project.bundle import write_bundle
 from detal.project.folder import InitReport, folder_lock, problems_error
-from detal.project.label_files import is_not_a_label, label_folder
+from detal.project.label_files import is_not_a_label, label_folder, labels_by_image
 from detal.project.paths import (
     CLASSES_FILE,
     CONFIG_FILE,
@@ -202,7 +202,10 @@ def _build_project(
     try:
         scan = ImageScan(tmp, names, problems, exclude=[project])
         prefix = link_into(project, tmp, images, IMAGES_LINK)
-        pool_labels = label_folder(Path(labels), problems, names) if labels is not None else {}
+        pool_labels = {}
+        if labels is not None:
+            pool_labels = labels_by_image(label_folder(Path(labels), problems, names), images, scan.exclude,
+                                          problems)
         with store.transaction():
             store.set_meta("classes", names)
             store.set_meta("images_root", prefix)
@@ -224,7 +227,8 @@ def _build_project(
             if val_images is not None:
                 vprefix = link_into(project, tmp, Path(val_images), VAL_IMAGES_LINK)
                 store.set_meta("val_root", vprefix)
-                vlabels = label_folder(Path(val_labels), problems, names)
+                vlabels = labels_by_image(label_folder(Path(val_labels), problems, names), Path(val_images),
+                                          scan.exclude, problems)
                 n_val = store.add_images(
                     read_ahead(scan.rows(Path(val_images), vprefix, Status.VAL.value, vlabels, "val:", True))
                 )

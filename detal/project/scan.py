@@ -43,7 +43,7 @@ from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
 from detal.project.paths import label_relpath
 
-__all__ = ["ImageScan", "image_info", "link_into", "read_ahead", "walk_images", "windows_problem"]
+__all__ = ["ImageScan", "image_info", "image_key", "link_into", "read_ahead", "walk_images", "windows_problem"]
 
 T = TypeVar("T")
 
@@ -336,6 +336,11 @@ def _stem(rel: str) -> str:
 def _key(key_prefix: str, stem: str) -> str:
     """An image's key (its bundle name): ``sub/a`` is ``sub__a``, with ``val:`` before a val image's."""
     return key_prefix + stem.replace("/", "__")
+
+
+def image_key(key_prefix: str, rel: str) -> str:
+    """The key of the image at ``rel`` in its folder (``sub/a.png`` is ``sub__a``)."""
+    return _key(key_prefix, _stem(rel))
 
 
 def link_into(project: Path, tmp: Path, src: Path, name: str) -> str:
