@@ -52,6 +52,7 @@ from detal.labels import (
     format_line,
     normalized_box,
     parse_label_lines,
+    returned_line,
     show_name,
     show_number,
 )
@@ -429,7 +430,10 @@ def parse_lines(
         if name not in index:
             problems.append(LabelProblem(where, number, not_a_project_class(name, box.class_id, names, names_source)))
             continue
-        lines.append(format_line(index[name], box.cx, box.cy, box.w, box.h))
+        try:
+            lines.append(returned_line(index[name], box.cx, box.cy, box.w, box.h, len(names)))
+        except DataError as exc:  # a box too small for the 6 decimals it is kept with
+            problems.append(LabelProblem(where, number, str(exc)))
     problems.sort(key=lambda p: p.line)  # in file order, as a reader goes through it
     return "".join(line + "\n" for line in lines), problems
 
