@@ -409,3 +409,11 @@ def test_hybrid_under_the_bound_is_unbounded_hybrid_bit_for_bit(n_labeled, limit
     assert bounded_ref.tolist() == full_ref.tolist() == labeled.tolist()  # every labeled image, as given
     assert bounded.ids.tolist() == full.ids.tolist()  # the random share too: the generator was not touched
     assert bounded.uncertain_ids.tolist() == full.uncertain_ids.tolist()
+
+
+def test_hybrid_under_the_bound_picks_what_hybrid_picked_before_the_bound():
+    # The picks of this setup on the code before hybrid_max_labeled existed (commit 50f90ff).
+    labeled = np.random.default_rng(9).permutation(400)[:40]
+    before = [47, 57, 364, 73, 375, 363, 312, 90, 71, 273, 250, 368, 394, 333, 48, 74, 398, 259, 195, 357,
+              383, 211, 266, 127, 33, 133, 213, 17, 245, 287, 191, 224, 23, 231, 249, 146, 324, 220, 16, 247]
+    assert _bounded_run(labeled, 2000, seed=4)[0].ids.tolist() == before
