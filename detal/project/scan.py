@@ -43,7 +43,6 @@ from detal.project.paths import label_relpath
 __all__ = ["ImageScan", "image_info", "link_into", "walk_images", "windows_problem"]
 
 
-
 _CONTROL_NAMES = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab"}
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, all of it
 
