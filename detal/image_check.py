@@ -42,11 +42,13 @@ photo is used like any other and a 108-megapixel one prints no warning.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
 import re
 import sys
+import types
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -84,6 +86,14 @@ class ImageFacts:
     width: int
     height: int
     format: str
+
+
+@functools.cache
+def _pil_image() -> types.ModuleType:
+    """``PIL.Image``, imported once (a ``from PIL import Image`` an image costs a quarter of the PNG check)."""
+    from PIL import Image
+
+    return Image
 
 
 def allow_large_images() -> None:
@@ -195,11 +205,10 @@ def _plain_png_size(data: bytes) -> tuple[int, int] | None:
         if end + 4 > len(data) or zlib.crc32(data[pos + 4 : end]) != int.from_bytes(data[end : end + 4], "big"):
             return None
         pos = end + 4
-    from PIL import Image
-
-    allow_large_images()
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    limit = Image.MAX_IMAGE_PIXELS
+    limit = _pil_image().MAX_IMAGE_PIXELS  # as allow_large_images() leaves it, without the import a file
+    if limit is not None:
+        limit = max(limit, MAX_PIXELS)
     if width <= 0 or height <= 0 or (limit is not None and width * height > limit):  # PIL refuses, or warns
         return None
     return width, height
