@@ -138,9 +138,12 @@ def inspect_image(path: str | Path, *, decode: bool = False) -> ImageFacts:
     return ImageFacts(hashlib.sha256(data).hexdigest(), width, height, fmt)
 
 
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def _read_all(path: str | Path) -> bytes:
     """The file's bytes in four system calls (open, stat, read, close) where ``open().read()`` makes nine."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, _READ_FLAGS)
     try:
         size = os.fstat(fd).st_size
         data = os.read(fd, size + 1)
@@ -195,14 +198,15 @@ def _plain_png_size(data: bytes) -> tuple[int, int] | None:
         return None
     if (data[24], data[25]) not in _PNG_MODES or data[27] != 0:
         return None
-    pos = 33
+    pos, size = 33, len(data)
     while True:
-        if pos + 8 > len(data) or not _IS_CHUNK_TYPE(data[pos + 4 : pos + 8]):
+        kind = data[pos + 4 : pos + 8]
+        if pos + 8 > size or not _IS_CHUNK_TYPE(kind):
             return None
-        if data[pos + 4 : pos + 8] == b"IEND":
+        if kind == b"IEND":
             break
         end = pos + 8 + int.from_bytes(data[pos : pos + 4], "big")
-        if end + 4 > len(data) or zlib.crc32(data[pos + 4 : end]) != int.from_bytes(data[end : end + 4], "big"):
+        if end + 4 > size or zlib.crc32(data[pos + 4 : end]) != int.from_bytes(data[end : end + 4], "big"):
             return None
         pos = end + 4
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
