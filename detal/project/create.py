@@ -61,7 +61,7 @@ from detal.project.paths import (
     VAL_IMAGES_LINK,
     ProjectPaths,
 )
-from detal.project.scan import ImageScan, link_into, read_ahead
+from detal.project.scan import ImageScan, link_into
 from detal.project.sizes import DISPLAYED, SIZE_FRAME_KEY
 from detal.selection import initial_size, random_subset
 from detal.store import DB_NAME, Store, checkpoint
@@ -217,32 +217,33 @@ def _build_project(
             store.set_meta("classes", names)
             store.set_meta("images_root", prefix)
             store.set_meta(SIZE_FRAME_KEY, DISPLAYED)  # sizes as displayed (detal.image_frame)
-            try:
-                n_pool = store.add_images(
-                    read_ahead(scan.rows(images, prefix, Status.UNLABELED.value, pool_labels, "", False))
-                )
-            except sqlite3.IntegrityError as exc:  # the scan names clashes; this is the backstop
-                raise DataError(f"{images}: two images get the same bundle name ({exc})") from None
-            if scan.bad:
-                raise problems_error(images, scan.bad, "project not created")
-            if n_pool == 0:
-                raise DataError(
-                    f"{images}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})"
-                )
-            problems.extend(_unmatched(pool_labels))
-            n_val = 0
-            if val_images is not None:
-                vprefix = link_into(project, tmp, Path(val_images), VAL_IMAGES_LINK)
-                store.set_meta("val_root", vprefix)
-                vlabels = label_folder(Path(val_labels), problems, names)
-                n_val = store.add_images(
-                    read_ahead(scan.rows(Path(val_images), vprefix, Status.VAL.value, vlabels, "val:", True))
-                )
+            with store.bulk_load():  # the secondary indexes are made once, after the last row
+                try:
+                    n_pool = store.add_images(
+                        scan.rows(images, prefix, Status.UNLABELED.value, pool_labels, "", False)
+                    )
+                except sqlite3.IntegrityError as exc:  # the scan names clashes; this is the backstop
+                    raise DataError(f"{images}: two images get the same bundle name ({exc})") from None
                 if scan.bad:
-                    raise problems_error(val_images, scan.bad, "project not created")
-                if n_val == 0:
-                    raise DataError(f"{val_images}: no images found")
-                problems.extend(_unmatched(vlabels))
+                    raise problems_error(images, scan.bad, "project not created")
+                if n_pool == 0:
+                    raise DataError(
+                        f"{images}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})"
+                    )
+                problems.extend(_unmatched(pool_labels))
+                n_val = 0
+                if val_images is not None:
+                    vprefix = link_into(project, tmp, Path(val_images), VAL_IMAGES_LINK)
+                    store.set_meta("val_root", vprefix)
+                    vlabels = label_folder(Path(val_labels), problems, names)
+                    n_val = store.add_images(
+                        scan.rows(Path(val_images), vprefix, Status.VAL.value, vlabels, "val:", True)
+                    )
+                    if scan.bad:
+                        raise problems_error(val_images, scan.bad, "project not created")
+                    if n_val == 0:
+                        raise DataError(f"{val_images}: no images found")
+                    problems.extend(_unmatched(vlabels))
             if problems:
                 raise problems_error(labels or val_labels, problems, "project not created")
 
