@@ -324,6 +324,8 @@ def run_status(args: argparse.Namespace) -> int:
         return 0
     img = st["images"]
     print(f"project {st['project']}: {img['pool']} pool images, {img['val']} validation")
+    for note in st["unreachable"]:
+        print(f"warning: {note}")
     print(f"labeled {img['labeled']} ({st['labeled_fraction']:.1%}, budget "
           f"{st['max_labeled_fraction']:.0%}), selected {img['selected']}, unlabeled {img['unlabeled']}")
     print("cycle  state     train  selected  mAP50   mAP50-95")
