@@ -156,20 +156,27 @@ def _free_bytes(path: Path) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
-def disk_full(exc: BaseException, path: str | os.PathLike[str] | None = None) -> StateError | None:
+def disk_full(
+    exc: BaseException, path: str | os.PathLike[str] | None = None, *, name_file: bool = True
+) -> StateError | None:
     """The one line for ``exc`` when it means the disk is full, or ``None`` when it means something else.
 
     ``"<path>: the disk is full (no space left on device); free space and rerun"``,
-    where ``path`` is the file the error names (an ``OSError``'s ``filename``),
-    else the one given (the database, the project). Recognised: an ``OSError``
+    where ``path`` is the file the error names (an ``OSError``'s ``filename``,
+    unless ``name_file`` is false: a temporary file the caller removed), else
+    the one given (the database, the project). Recognised: an ``OSError``
     with errno ``ENOSPC`` or ``EDQUOT`` (:data:`DISK_FULL_ERRNOS`), SQLite's
-    ``SQLITE_FULL`` ("database or disk is full"), and its ``SQLITE_IOERR``
-    ("disk I/O error") while less than :data:`LOW_SPACE_BYTES` are free there.
+    ``SQLITE_FULL`` ("database or disk is full"), its ``SQLITE_IOERR`` ("disk
+    I/O error") while less than :data:`LOW_SPACE_BYTES` are free there, and a
+    :class:`DetalError` raised from one of these (a line this function made,
+    said again of another path).
     """
     what = None
+    if isinstance(exc, DetalError):
+        return None if exc.__cause__ is None else disk_full(exc.__cause__, path, name_file=name_file)
     if isinstance(exc, OSError):
         what = DISK_FULL_ERRNOS.get(exc.errno)
-        if exc.filename is not None:
+        if exc.filename is not None and name_file:
             path = exc.filename
     elif isinstance(exc, sqlite3.Error):
         code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF

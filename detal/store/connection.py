@@ -86,7 +86,7 @@ def _disk_errors(path: Path) -> Iterator[None]:
         full = disk_full(exc, path)
         if full is None:
             raise
-        raise full from None
+        raise full from exc  # the cause lets a caller name another path (init names the project)
 
 
 class StoreConnection:
