@@ -120,7 +120,7 @@ def make_adapter(cfg: Config, project: Path) -> ModelAdapter:
     """The adapter a cycle trains with (:func:`detal.adapter.make_adapter`), a fake one sized to the project."""
     n_classes = None
     if fake_adapter_requested():
-        with Store.open(project / DB_NAME) as store:
+        with Store.open(project / DB_NAME, readonly=True) as store:
             n_classes = len(store.get_meta("classes"))
     return adapter_factory(cfg, n_classes=n_classes)
 
