@@ -280,6 +280,28 @@ def test_a_full_disk_while_pulling_labels_is_one_line_and_nothing_changes(disk, 
     assert _state(disk) == before
 
 
+@pytest.mark.parametrize("leave", [0, 48 << 10], ids=["0k-free", "48k-free"])
+def test_a_full_disk_while_pushing_is_one_line_and_the_rerun_adopts_the_tasks(disk, tmp_path, leave):
+    """``detal push`` uploads, then records the task ids in the store: a full disk refuses the record
+    with the one line, and the rerun adopts the tasks it made (no task twice)."""
+    from test_image_frame import FakeLabelStudio
+
+    from detal.errors import StateError
+    from detal.labelstudio import push_batch
+
+    project = _fresh(disk, tmp_path)
+    server = FakeLabelStudio()
+    disk.fill(leave)
+    with pytest.raises(StateError, match="the disk is full") as info:
+        push_batch(project, server.url, client=server, token="x")
+    assert str(disk.root) in str(info.value)
+    disk.free()
+    report = push_batch(project, server.url, client=server, token="x")
+    assert report.n_pushed + report.n_adopted == 4
+    keys = sorted(t["data"]["detal_key"] for t in server.tasks_by_id.values())
+    assert len(keys) == len(set(keys)) == 4
+
+
 # -- all or nothing, whatever fails after the files are staged ----------------------------------------
 
 
