@@ -44,6 +44,7 @@ import pytest
 from projectkit import (
     NAMES,
     label_cycle,
+    make_images,
     make_project,
     snapshot,
     write_classes,
@@ -73,20 +74,16 @@ class Disk:
         self.filler = root / "filler"
 
     def fill(self, leave: int = 0) -> None:
-        chunk = b"\0" * (1 << 16)
-        with open(self.filler, "ab") as fh:
-            try:
-                while True:
-                    fh.write(chunk)
-                    fh.flush()
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-            try:
-                while True:  # the last pages, smaller than a chunk
-                    fh.write(b"\0" * 4096)
-                    fh.flush()
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            for size in (1 << 16, 4096):  # big writes, then the last pages
+                try:
+                    while True:
+                        os.write(fd, b"\0" * size)
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+        finally:
+            os.close(fd)
         if leave:
             os.truncate(self.filler, max(0, self.filler.stat().st_size - leave))
         assert self.free_bytes() <= leave + 4096
@@ -151,9 +148,9 @@ def _weights(project: Path) -> Path:
 # -- every command that writes: (setup, argv); the command runs in t --------------------------------
 
 COMMANDS = {
-    "init": (lambda d, t: None, lambda d, t: [
+    "init": (lambda d, t: make_images(d.root / "images", 40, sub_every=10), lambda d, t: [
         "init", d.root / "q", "--images", d.root / "images", "--classes", write_classes(t / "classes.txt")]),
-    "init-with-labels": (lambda d, t: None, lambda d, t: [
+    "init-with-labels": (lambda d, t: make_images(d.root / "images", 40, sub_every=10), lambda d, t: [
         "init", d.root / "q", "--images", d.root / "images", "--classes", write_classes(t / "classes.txt"),
         "--labels", _own_labels(t)]),
     "init-force": (_fresh, lambda d, t: [
@@ -190,9 +187,11 @@ def _zipped(folder: Path) -> Path:
     return Path(shutil.make_archive(str(folder), "zip", folder))
 
 
-LEAVE = [0, 8 << 10, 48 << 10, 160 << 10]
-"""Bytes left free: none (SQLite cannot even make its ``-shm`` file), a few pages, room for the
-``-shm`` but not for the writes, and room for some writes but not all."""
+LEAVE = [0, 4 << 10, 8 << 10, 16 << 10, 24 << 10, 32 << 10, 40 << 10, 48 << 10, 64 << 10, 96 << 10,
+         128 << 10, 192 << 10, 256 << 10, 384 << 10, 512 << 10, 1 << 20, 2 << 20, 4 << 20, 8 << 20]
+"""Bytes left free, one try each until the command runs through: none (SQLite cannot even make its
+``-shm`` file), a few pages, room for the ``-shm`` but not for the writes, then room for some writes
+but not all, and so on. Every try before the one that runs through meets the disk at another point."""
 
 
 def _state(disk: Disk) -> dict:
@@ -219,32 +218,38 @@ def _cycle_kept_a_stage(before: dict, after: dict) -> bool:
     return len(new) == 1 and new[0][1] in ("started", "trained", "selected")
 
 
-@pytest.mark.parametrize("leave", LEAVE, ids=[f"{n >> 10}k-free" for n in LEAVE])
 @pytest.mark.parametrize("name", list(COMMANDS))
-def test_a_full_disk_is_one_line_and_the_project_is_as_it_was(disk, tmp_path, name, leave):
+def test_a_full_disk_is_one_line_and_the_project_is_as_it_was(disk, tmp_path, name):
+    """The command, tried with less and less room taken away (:data:`LEAVE`), on the same project: each
+    try that fails is the one line and leaves everything as it was, so the next try starts from the
+    same project, and the first one with room enough runs through."""
     setup, argv = COMMANDS[name]
     setup(disk, tmp_path)
     args = argv(disk, tmp_path)
     before = _state(disk)
-    disk.fill(leave)
-
-    proc = detal(*args, cwd=tmp_path)
-    assert proc.returncode == 1, (proc.stdout[-2000:], proc.stderr[-3000:])
-    line = _one_line(proc)
-    assert FULL_LINE in line and str(disk.root) in line, line
-    assert "not a detal project database" not in line
-    status = detal("status", disk.root / "p", cwd=tmp_path) if (disk.root / "p").exists() else None
-    disk.free()
-
-    after = _state(disk)
-    if after != before:
-        assert name.startswith("cycle") and _cycle_kept_a_stage(before, after), (name, leave)
-        assert not [f for f in after["files"] if ".tmp-" in f or ".staging-" in f]
-    if status is not None:  # status only reads: a full disk does not stop it
-        assert status.returncode == 0, status.stderr[-2000:]
-        assert "project " in status.stdout
-    rerun = detal(*args, cwd=tmp_path)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    failed = []
+    for leave in LEAVE:
+        disk.fill(leave)
+        proc = detal(*args, cwd=tmp_path)
+        status = detal("status", disk.root / "p", cwd=tmp_path) if (disk.root / "p" / "detal.db").exists() else None
+        disk.free()
+        if proc.returncode == 0:
+            break
+        failed.append(leave)
+        assert proc.returncode == 1, (leave, proc.stdout[-2000:], proc.stderr[-3000:])
+        line = _one_line(proc)
+        assert FULL_LINE in line and str(disk.root) in line, (leave, line)
+        assert "not a detal project database" not in line
+        after = _state(disk)
+        if after != before:
+            assert name.startswith("cycle") and _cycle_kept_a_stage(before, after), (name, leave)
+            assert not [f for f in after["files"] if ".tmp-" in f or ".staging-" in f], after["files"]
+        if status is not None:  # status only reads: a full disk does not stop it
+            assert status.returncode == 0, (leave, status.stderr[-2000:])
+    else:
+        raise AssertionError(f"{name} never ran through, even with {LEAVE[-1]} bytes free")
+    assert failed and failed[0] == 0, failed  # no room at all fails, every time
+    assert "Traceback" not in proc.stderr
 
 
 def test_a_full_disk_during_an_import_loses_no_label_and_the_rerun_equals_one_on_a_roomy_disk(disk, tmp_path):
