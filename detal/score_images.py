@@ -132,7 +132,10 @@ def write_embeddings(scores: Sequence[ImageScore], out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npz")
     paths = np.array([str(s.path) for s in scores])
-    with removed_on_failure(tmp):
-        np.savez(tmp, paths=paths, embeddings=np.stack([s.embedding for s in scores]))
-        tmp.replace(out)
+    try:
+        with removed_on_failure(tmp):
+            np.savez(tmp, paths=paths, embeddings=np.stack([s.embedding for s in scores]))
+            tmp.replace(out)
+    except OSError as exc:
+        raise disk_full(exc, out, name_file=False) or DataError(f"{out}: cannot write ({exc.strerror})") from None
     return out
