@@ -62,7 +62,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from detal.errors import DataError, StateError
+from detal.errors import DataError, StateError, disk_full
 from detal.export import PoolNames, ReturnedLabels, read_returned
 from detal.image_check import why_unusable
 from detal.labels import LabelProblem, parse_label_text, show_name
@@ -281,8 +281,9 @@ def _stage(project: Path, labels_root: Path, staging: Path,
            rows: list[tuple[ImageRow, str]]) -> tuple[list[_Write], list[Path]]:
     """Write every new label text, every backup and every folder before any label file changes.
 
-    What needs room on the disk happens here: a failure (a full disk) removes
-    what was made and leaves ``labels/`` as it was. What is left to do
+    What needs room on the disk happens here: a failure removes what was made
+    and leaves ``labels/`` as it was (a full disk is the one line of
+    :func:`detal.errors.disk_full`, naming ``labels/``). What is left to do
     (:func:`_apply`) are renames. Returns the writes and the folders made.
     """
     now = time.time()
@@ -306,9 +307,12 @@ def _stage(project: Path, labels_root: Path, staging: Path,
                     shutil.copy2(target, backup)
                     continue
             writes.append(_Write(target, staged, before, backup))
-    except BaseException:
+    except BaseException as exc:
         _undo(writes, made, 0)
         shutil.rmtree(staging, ignore_errors=True)
+        full = disk_full(exc, labels_root, name_file=False)  # not the staged file just removed
+        if full is not None:
+            raise full from exc
         raise
     return writes, made
 
