@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from detal.config import Config
 from detal.detections import Prediction
+from detal.errors import disk_full
 from detal.export.yolo import data_yaml as yolo_data_yaml
 from detal.files import removed_on_failure
 from detal.project.paths import PRELABELS_DIR, ProjectPaths
@@ -128,6 +129,11 @@ def export_other(
             renamed, names, ProjectPaths(project).exports_dir(k), formats,
             scores=normalize_uncertainty(scores), cycle=k, conf=cfg.prelabel_conf,
         )
+    except OSError as exc:  # a full disk names the exports, not the scratch folder removed below
+        full = disk_full(exc, ProjectPaths(project).exports_dir(k), name_file=False)
+        if full is None:
+            raise
+        raise full from exc
     finally:
         shutil.rmtree(links, ignore_errors=True)
     return formats
