@@ -3,30 +3,52 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from detal.errors import DataError, DetalError
 
-__all__ = ["IMAGE_SUFFIXES", "atomic_write", "list_images", "read_small_text"]
+__all__ = ["IMAGE_SUFFIXES", "atomic_write", "list_images", "read_small_text", "removed_on_failure"]
 
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 """Image file suffixes detal scans for, trains on and predicts on (lower case)."""
+
+
+@contextmanager
+def removed_on_failure(path: Path) -> Iterator[Path]:
+    """``path`` (a temporary file or folder being written), removed if the block fails.
+
+    A write the disk has no room for leaves no half-written file behind to
+    hold the space; the error goes on up.
+    """
+    try:
+        yield path
+    except BaseException:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
 
     The bytes go to a hidden per-process temporary file beside ``path``, are
-    flushed to disk, and then renamed over ``path``. Text is written as UTF-8.
+    flushed to disk, and then renamed over ``path``; a write that fails
+    removes the temporary file. Text is written as UTF-8.
     """
     path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with removed_on_failure(tmp):
+        with open(tmp, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
 
 
 def read_small_text(

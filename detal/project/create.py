@@ -3,7 +3,8 @@
 Nothing under the project folder changes unless init succeeds: the new
 project is built in a temporary folder beside it and moved into place at the
 end (the database last: the folder only counts as a project once it is
-there). ``force=True`` moves the old project's state into
+there). A disk that fills up meanwhile leaves nothing either, and the one
+line names the project (:func:`detal.errors.disk_full`). ``force=True`` moves the old project's state into
 ``PROJECT/backup-<time>/`` instead of deleting it.
 
 ``init`` over an existing project holds the project's lock
@@ -42,7 +43,7 @@ import numpy as np
 import yaml
 
 from detal.config import Config, load_config
-from detal.errors import DataError, StateError
+from detal.errors import DataError, StateError, disk_full
 from detal.files import IMAGE_SUFFIXES
 from detal.image_check import inspect_image
 from detal.labels import LabelProblem, read_classes
@@ -185,8 +186,11 @@ def init_project(
             report = _build_project(project, tmp, cfg, images, names, labels, val_images, val_labels,
                                     write_bundle)
             _move_into_place(project, tmp, force)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            full = disk_full(exc, project, name_file=False)  # the project, not the folder just removed
+            if full is not None:
+                raise full from exc
             raise
     report.bundle = project / report.bundle.relative_to(tmp) if report.bundle else None
     return report

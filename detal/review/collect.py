@@ -172,7 +172,7 @@ def collect_review(project: str | Path, cycle: int | str | None = None) -> Revie
     status = project_status(project)  # raises StateError for a folder that is no project
     cfg = project_config(project)
     names = tuple(status["classes"])
-    with Store.open(paths.db) as store:
+    with Store.open(paths.db, readonly=True) as store:  # never written: a read-only database is no obstacle
         cycles = store.cycles()
         k = resolve_cycle(cycles, cycle, project)
         rows = store.images(selected_cycle=k)
