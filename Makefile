@@ -10,9 +10,15 @@ venv: $(VENV)/.installed
 # starts a local Ray cluster on 127.0.0.1. Where no ray wheel installs (a platform or Python it has none
 # for), the rest still installs and those tests skip, loudly.
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+# $(VENV)/.base: detal and its runtime dependencies only, all `make demo` needs (the dev and ray
+# extras cost about a minute more on a fresh machine); `make venv` and `make test` add the extras.
+$(VENV)/.base: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
+	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.base
 	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
 	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,ray]' \
 		|| echo "make: could not install the ray extra: the Ray engine's tests will be skipped" >&2
@@ -61,7 +67,7 @@ test-fast: venv browser
 # then the headline (saving along the curve, AUC gap) and the per-cycle table of summary.md.
 # Rerunning resumes; delete runs/simulate/demo to start over.
 DEMO_DATA := data/digits-150
-demo: venv
+demo: $(VENV)/.base
 	@test -f $(DEMO_DATA)/data.yaml || $(VENV)/bin/detal data digits --out $(DEMO_DATA) --pool 150 --val 400 --imgsz 128 --seed 0
 	@rm -f runs/simulate/demo/summary.md
 	@PYTHONUNBUFFERED=1 $(VENV)/bin/detal simulate configs/demo.yaml --strategies hybrid,random,hold --seeds 0 \
@@ -70,7 +76,7 @@ demo: venv
 	@test -f runs/simulate/demo/summary.md || { tail -n 20 runs/simulate-demo.log; exit 1; }
 	@echo; awk '/^## (Headline|mAP50-95 per cycle)/{p=1} /^## / && !/^## (Headline|mAP50-95 per cycle)/{p=0} p' \
 		runs/simulate/demo/summary.md
-	@echo "One seed at half the benchmark's steps is an illustration, not a result: the 3-seed benchmark is in"
+	@echo "One seed at a quarter of the benchmark's steps is an illustration, not a result: the 3-seed benchmark is in"
 	@echo "benchmarks/RESULTS.md; the full report of this run is runs/simulate/demo/summary.md (curves.png beside it)."
 
 lint: venv

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_scoring.py [--model yolov8n.yaml | --weights W.pt]
         [--imgsz 320] [--batch 32] [--device cpu] [--n 500] [--rounds 3]
-        [--memory 2000,10000] [--memory-imgsz 128] [--only-detal]
+        [--memory 2000,10000] [--memory-imgsz 128] [--memory-side 0] [--memory-embeddings] [--only-detal]
         [--decode-workers 0,1,2,4] [--decode-n 400]
 
 (a) Throughput, in one process, on the same ``--n`` generated images, with the
@@ -25,9 +25,14 @@ embeddings).
 
 Each is run ``--rounds`` times, alternating, after a warm-up; the best round
 counts, in wall-clock images per second and in images per CPU-second of this
-process (steadier when other jobs share the machine). (b) Peak RSS of a fresh process scoring each of ``--memory`` images
-(``resource.getrusage`` ``ru_maxrss``), next to its RSS once the model is
-loaded: if the loader held every image, the peak would grow with the count.
+process (steadier when other jobs share the machine). (b) RSS of a fresh process scoring each of ``--memory`` images:
+once the model is loaded and warm (start), the most while scoring (peak,
+sampled every 20 ms, and ``ru_maxrss``), once every image is scored with the
+results still held (end), and the growth from start to peak. If the loader
+held every image, the peak would grow with the count; what does grow is the
+results, which the printed bytes per image account for. ``--memory-side N``
+scores N x N JPEGs instead of 160 x 120 ones (64 is quick to make at 100,000);
+``--memory-embeddings`` reads each image's embedding too, as a cycle does.
 
 Without ``--weights`` the model is ``--model`` built untrained with 3 classes
 and a class-score head drawn at random (seeded), so that images get a few
@@ -314,7 +319,9 @@ def memory_child(args: argparse.Namespace) -> None:
         imgsz=args.memory_imgsz, device=args.device, predict_batch=args.batch, score_conf=args.conf, iou=args.iou
     )
     adapter = UltralyticsAdapter(cfg)
-    run_detal(adapter, weights, paths[: args.batch], cfg)
+    embeddings = args.memory_embeddings
+    adapter.predict(weights, paths[: args.batch], conf=cfg.score_conf, iou=cfg.iou, batch=cfg.predict_batch,
+                    progress=False, with_embeddings=embeddings)  # warm-up
     proc = psutil.Process()
     base = proc.memory_info().rss / 2**20
     peak = [base]
@@ -328,46 +335,52 @@ def memory_child(args: argparse.Namespace) -> None:
     sampler.start()
     t0 = time.perf_counter()
     result = adapter.predict(
-        weights, paths, conf=cfg.score_conf, iou=cfg.iou, batch=cfg.predict_batch, progress=False
+        weights, paths, conf=cfg.score_conf, iou=cfg.iou, batch=cfg.predict_batch, progress=False,
+        with_embeddings=embeddings,
     )
     scores = score_predictions(result.predictions, cfg)
     seconds = time.perf_counter() - t0
     done.set()
     sampler.join()
-    peak[0] = max(peak[0], proc.memory_info().rss / 2**20)
+    end = proc.memory_info().rss / 2**20
+    peak[0] = max(peak[0], end)
     boxes = sum(len(p.detections) for p in result.predictions)
     print(json.dumps({
-        "n": len(scores), "seconds": seconds, "base_mb": base, "peak_mb": peak[0],
+        "n": len(scores), "seconds": seconds, "base_mb": base, "peak_mb": peak[0], "end_mb": end,
         "maxrss_mb": peak_rss_mb(), "boxes": boxes,
     }))
 
 
 def memory(args: argparse.Namespace, weights: Path) -> None:
     counts = [int(x) for x in args.memory.split(",") if x.strip()]
-    sizes = [(120, 160), (160, 120)]
-    folder = Path(args.workdir) / "memory_images"
+    side = args.memory_side
+    sizes = [(side, side)] if side else [(120, 160), (160, 120)]
+    folder = Path(args.workdir) / ("memory_images" if not side else f"memory_images_{side}")
     t0 = time.perf_counter()
     make_images(folder, max(counts), sizes, seed=2)
     h, w = sizes[0]
-    print(f"\n(b) memory: {max(counts)} JPEGs of {w}x{h} / {h}x{w} ready in {time.perf_counter() - t0:.1f}s; "
-          f"imgsz {args.memory_imgsz}, batch {args.batch}; decoded, all of them would take "
-          f"{max(counts) * h * w * 3 / 2**20:.0f} MiB")
-    print(f"{'images':>8s} {'seconds':>8s} {'img/s':>8s} {'boxes/img':>9s} {'RSS after load':>15s} "
-          f"{'peak RSS scoring':>17s} {'growth':>7s} {'ru_maxrss':>10s}   (MiB)")
+    shapes = f"{w}x{h}" if side else f"{w}x{h} / {h}x{w}"
+    print(f"\n(b) memory: {max(counts)} JPEGs of {shapes} ready in {time.perf_counter() - t0:.1f}s; "
+          f"imgsz {args.memory_imgsz}, batch {args.batch}, embeddings {'yes' if args.memory_embeddings else 'no'}; "
+          f"decoded, all of them would take {max(counts) * h * w * 3 / 2**20:.0f} MiB; load {os.getloadavg()[0]:.1f}")
+    print(f"{'images':>8s} {'seconds':>8s} {'img/s':>8s} {'boxes/img':>9s} {'RSS start':>10s} "
+          f"{'peak':>7s} {'end':>7s} {'growth':>7s} {'ru_maxrss':>10s} {'KiB/img held':>13s}  (MiB)")
     for n in counts:
         cmd = [
             sys.executable, __file__, "--child-n", str(n), "--child-weights", str(weights),
             "--child-folder", str(folder), "--memory-imgsz", str(args.memory_imgsz), "--batch", str(args.batch),
             "--device", args.device, "--conf", str(args.conf), "--iou", str(args.iou),
+            *(["--memory-embeddings"] if args.memory_embeddings else []),
         ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if out.returncode != 0:
             print(f"{n:8d} child failed:\n{out.stderr[-2000:]}")
             continue
         rec = json.loads(out.stdout.strip().splitlines()[-1])
+        held = (rec["end_mb"] - rec["base_mb"]) * 1024 / max(1, rec["n"])
         print(f"{rec['n']:8d} {rec['seconds']:8.1f} {rec['n'] / rec['seconds']:8.1f} {rec['boxes'] / rec['n']:9.2f} "
-              f"{rec['base_mb']:15.0f} {rec['peak_mb']:17.0f} {rec['peak_mb'] - rec['base_mb']:7.0f} "
-              f"{rec['maxrss_mb']:10.0f}")
+              f"{rec['base_mb']:10.0f} {rec['peak_mb']:7.0f} {rec['end_mb']:7.0f} "
+              f"{rec['peak_mb'] - rec['base_mb']:7.0f} {rec['maxrss_mb']:10.0f} {held:13.2f}", flush=True)
 
 
 def main() -> None:
@@ -383,6 +396,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--memory", default="2000,10000", help="image counts for the RSS runs ('' to skip)")
     ap.add_argument("--memory-imgsz", type=int, default=128)
+    ap.add_argument("--memory-side", type=int, default=0, help="square JPEGs of this side for (b) (0: 160x120)")
+    ap.add_argument("--memory-embeddings", action="store_true", help="(b) reads embeddings too, as a cycle does")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--decode-workers", default="", help="decode_workers counts for (c), e.g. 0,1,2,4 ('' skips)")
     ap.add_argument("--decode-n", type=int, default=400, help="images for (c), at most --n")

@@ -7,13 +7,14 @@
 #   random, random-st (random + self-training), hybrid (+ multilabel_entropy), hybrid-st, hold;
 #   -st arms self-train with `ambiguous: mask` (ambiguous boxes painted over; `drop`, the method's literal
 #   rule, kept 15 of 600 images on digits-hard at t_high 0.8, mask 521: benchmarks/RESULTS.md, round 3);
-#   on request (ARMS=...) hybrid-stprev: hybrid-st with `teacher: previous` (the teacher choice), and
-#   random-stdrop: random-st with `ambiguous: drop`.
+#   <strategy>-stprev: the same with `teacher: previous` (the previous cycle's student teaches: one
+#   training a cycle; what benchmarks/st_round3.sh runs), and random-stdrop: random-st with
+#   `ambiguous: drop`.
 # Each (dataset, arm, seed) is its own `detal simulate` run (runs/simulate/st-<dataset>-<arm>-s<seed>/),
 # resumable after a kill. When one finishes, its rows are copied (strategy column = the arm) to
 # benchmarks/results/round3/<dataset>/<arm>-seed<k>.csv, a committed place: runs/ does not
 # survive between sessions, so a finished project is never run again once its rows are there.
-# At the end of each dataset the finished rows are merged into one report:
+# Each finished run is merged at once into its dataset's report:
 # benchmarks/results/round3/<dataset>/{results.csv,summary.md,curves.png}.
 # Two lanes (Ultralytics trains single-threaded on 2 cores); they share one train cache per
 # dataset, so random-st's teacher reuses random's training (same labels, same weights).
@@ -22,7 +23,7 @@ cd "$(dirname "$0")/.."
 DETAL=${DETAL:-.venv/bin/detal}
 PY=${PY:-.venv/bin/python}
 SEEDS=${SEEDS:-"0 1 2"}
-ARMS=${ARMS:-"random hybrid random-st hybrid-st hold"}
+ARMS=${ARMS:-"random hybrid random-stprev hybrid-stprev hold"}
 DATASETS=("$@")
 [ ${#DATASETS[@]} -gt 0 ] || DATASETS=(digits-hard shapes-lt)
 OUT=${OUT:-benchmarks/results/round3}
@@ -96,19 +97,23 @@ if rows:
 PY
 }
 
-for d in "${DATASETS[@]}"; do
-  make_data "$d"
-  jobs_list=()
-  for seed in $SEEDS; do for arm in $ARMS; do jobs_list+=("$arm $seed"); done; done
-  lane() {  # every other job, from offset $1
-    local i
-    for ((i = $1; i < ${#jobs_list[@]}; i += 2)); do
-      # shellcheck disable=SC2086
-      run_one "$d" ${jobs_list[$i]}
-    done
-  }
-  lane 0 > >(sed -u "s/^/[lane 1] /") 2>&1 &
-  lane 1 > >(sed -u "s/^/[lane 2] /") 2>&1 &
-  wait
-  merge "$d"
-done
+# One job list over every dataset, seed-major (a finished seed covers every dataset), two lanes over it;
+# each finished run is merged into its dataset's report at once (under a lock: the lanes share it).
+jobs_list=()
+for d in "${DATASETS[@]}"; do make_data "$d"; done
+for seed in $SEEDS; do for d in "${DATASETS[@]}"; do for arm in $ARMS; do
+  [ -f "$OUT/$d/$arm-seed$seed.csv" ] || jobs_list+=("$d $arm $seed")
+done; done; done
+echo "st_experiment: ${#jobs_list[@]} runs to go: ${jobs_list[*]}"
+lane() {  # every other job, from offset $1
+  local i
+  for ((i = $1; i < ${#jobs_list[@]}; i += 2)); do
+    local job
+    read -ra job <<< "${jobs_list[$i]}"
+    run_one "${job[@]}"
+    ( flock 9; merge "${job[0]}" ) 9> "$OUT/${job[0]}/.merge.lock"
+  done
+}
+lane 0 > >(sed -u "s/^/[lane 1] /") 2>&1 &
+lane 1 > >(sed -u "s/^/[lane 2] /") 2>&1 &
+wait

@@ -108,6 +108,7 @@ class Config:
     uncertain_share: float = 0.5
     strategy: str = "hybrid"
     candidate_factor: float = 3.0
+    hybrid_max_labeled: int | None = 2000
     max_labeled_fraction: float = 0.42
     # scoring
     measure: str | dict = "multilabel_entropy"
@@ -275,6 +276,10 @@ def _validate(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: min_steps_per_cycle must be a positive integer or null, got {cfg.min_steps_per_cycle!r}")
     if not (math.isfinite(cfg.candidate_factor) and cfg.candidate_factor >= 1.0):
         raise ConfigError(f"{source}: candidate_factor must be a finite number >= 1, got {cfg.candidate_factor!r}")
+    if cfg.hybrid_max_labeled is not None and cfg.hybrid_max_labeled < 1:
+        raise ConfigError(
+            f"{source}: hybrid_max_labeled must be a positive integer or null, got {cfg.hybrid_max_labeled!r}"
+        )
     if cfg.workers < 0:
         raise ConfigError(f"{source}: workers must be >= 0, got {cfg.workers!r}")
     if not 0 <= cfg.decode_workers <= 256:

@@ -27,6 +27,14 @@ that pass a bad argument can catch the builtin they expect.
 A ``DataError`` about many inputs at once (a folder of labels, a bundle) keeps
 them all in ``.problems``; its message lists the first few.
 
+A write that fails because the disk is full is not a damaged input: the
+store and the CLI pass every ``OSError`` and ``sqlite3.Error`` they do not
+expect through :func:`disk_full`, which turns the ones caused by a full disk
+(``ENOSPC``, ``EDQUOT``, SQLite's "database or disk is full", and its "disk
+I/O error" while the disk has no room left) into one ``StateError`` line
+naming the path, so a full disk is never reported as a foreign or damaged
+database.
+
 Messages name the file (or config key) and what is wrong, so that the one
 line is enough to fix the input. A name that is not among the choices is
 reported with :func:`unknown` (or :func:`did_you_mean` where a message has its
@@ -36,11 +44,15 @@ own wording), which adds the likeliest intended choice.
 from __future__ import annotations
 
 import difflib
+import errno
+import os
+import sqlite3
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 __all__ = [
     "BatchOutError", "BusyError", "ConfigError", "DataError", "DetalError", "ModelError", "NotFound",
-    "RemoteError", "StateError", "did_you_mean", "unknown",
+    "RemoteError", "StateError", "did_you_mean", "disk_full", "unknown",
 ]
 
 
@@ -118,3 +130,64 @@ def unknown(kind: str, name: object, choices: Iterable[object], *, list_choices:
     choices = [str(c) for c in choices]
     expected = f"; expected one of {', '.join(choices)}" if list_choices else ""
     return f"unknown {kind} {name!r}{expected}{did_you_mean(name, choices)}"
+
+
+DISK_FULL_ERRNOS = {errno.ENOSPC: "the disk is full (no space left on device)",
+                    errno.EDQUOT: "the disk quota is full (disk quota exceeded)"}
+"""The ``errno`` values of a write refused for want of space, with what the message says."""
+
+LOW_SPACE_BYTES = 1 << 20
+"""Below this many free bytes, SQLite's "disk I/O error" is taken for a full disk (it reports a
+``-shm`` file it cannot grow that way)."""
+
+_SQLITE_FULL = 13
+_SQLITE_IOERR = 10
+
+
+def _free_bytes(path: Path) -> int | None:
+    """Free bytes (for an unprivileged user) on the file system of ``path`` or its nearest existing parent."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def disk_full(
+    exc: BaseException, path: str | os.PathLike[str] | None = None, *, name_file: bool = True
+) -> StateError | None:
+    """The one line for ``exc`` when it means the disk is full, or ``None`` when it means something else.
+
+    ``"<path>: the disk is full (no space left on device); free space and rerun"``,
+    where ``path`` is the file the error names (an ``OSError``'s ``filename``,
+    unless ``name_file`` is false: a temporary file the caller removed), else
+    the one given (the database, the project). Recognised: an ``OSError``
+    with errno ``ENOSPC`` or ``EDQUOT`` (:data:`DISK_FULL_ERRNOS`), SQLite's
+    ``SQLITE_FULL`` ("database or disk is full"), its ``SQLITE_IOERR`` ("disk
+    I/O error") while less than :data:`LOW_SPACE_BYTES` are free there, and a
+    :class:`DetalError` raised from one of these (a line this function made,
+    said again of another path).
+    """
+    what = None
+    if isinstance(exc, DetalError):
+        return None if exc.__cause__ is None else disk_full(exc.__cause__, path, name_file=name_file)
+    if isinstance(exc, OSError):
+        what = DISK_FULL_ERRNOS.get(exc.errno)
+        if exc.filename is not None and name_file:
+            path = exc.filename
+    elif isinstance(exc, sqlite3.Error):
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        text = str(exc)
+        if code == _SQLITE_FULL or "database or disk is full" in text:
+            what = DISK_FULL_ERRNOS[errno.ENOSPC]
+        elif (code == _SQLITE_IOERR or "disk I/O error" in text) and path is not None:
+            free = _free_bytes(Path(path))
+            if free is not None and free < LOW_SPACE_BYTES:
+                what = DISK_FULL_ERRNOS[errno.ENOSPC]
+    if what is None:
+        return None
+    where = f"{os.fsdecode(path)}: " if path is not None else ""
+    return StateError(f"{where}{what}; free space and rerun")

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from detal.errors import DataError, DetalError
 
 __all__ = [
     "IMAGE_SUFFIXES", "NAME_BYTES", "atomic_write", "check_can_write", "check_out_dir", "check_out_file",
-    "list_images", "read_small_text", "short_name",
+    "list_images", "read_small_text", "removed_on_failure", "short_name",
 ]
 
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
@@ -46,20 +49,39 @@ def short_name(name: str) -> str:
     return f"{head}~{digest}"
 
 
+@contextmanager
+def removed_on_failure(path: Path) -> Iterator[Path]:
+    """``path`` (a temporary file or folder being written), removed if the block fails.
+
+    A write the disk has no room for leaves no half-written file behind to
+    hold the space; the error goes on up.
+    """
+    try:
+        yield path
+    except BaseException:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
 
     The bytes go to a hidden per-process temporary file beside ``path``, are
-    flushed to disk, and then renamed over ``path``. Text is written as UTF-8.
+    flushed to disk, and then renamed over ``path``; a write that fails
+    removes the temporary file. Text is written as UTF-8.
     """
     path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with removed_on_failure(tmp):
+        with open(tmp, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
 
 
 def read_small_text(

@@ -42,11 +42,13 @@ photo is used like any other and a 108-megapixel one prints no warning.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
 import re
 import sys
+import types
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -84,6 +86,14 @@ class ImageFacts:
     width: int
     height: int
     format: str
+
+
+@functools.cache
+def _pil_image() -> types.ModuleType:
+    """``PIL.Image``, imported once (a ``from PIL import Image`` an image costs a quarter of the PNG check)."""
+    from PIL import Image
+
+    return Image
 
 
 def allow_large_images() -> None:
@@ -128,9 +138,12 @@ def inspect_image(path: str | Path, *, decode: bool = False) -> ImageFacts:
     return ImageFacts(hashlib.sha256(data).hexdigest(), width, height, fmt)
 
 
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def _read_all(path: str | Path) -> bytes:
     """The file's bytes in four system calls (open, stat, read, close) where ``open().read()`` makes nine."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, _READ_FLAGS)
     try:
         size = os.fstat(fd).st_size
         data = os.read(fd, size + 1)
@@ -185,21 +198,21 @@ def _plain_png_size(data: bytes) -> tuple[int, int] | None:
         return None
     if (data[24], data[25]) not in _PNG_MODES or data[27] != 0:
         return None
-    pos = 33
+    pos, size = 33, len(data)
     while True:
-        if pos + 8 > len(data) or not _IS_CHUNK_TYPE(data[pos + 4 : pos + 8]):
+        kind = data[pos + 4 : pos + 8]
+        if pos + 8 > size or not _IS_CHUNK_TYPE(kind):
             return None
-        if data[pos + 4 : pos + 8] == b"IEND":
+        if kind == b"IEND":
             break
         end = pos + 8 + int.from_bytes(data[pos : pos + 4], "big")
-        if end + 4 > len(data) or zlib.crc32(data[pos + 4 : end]) != int.from_bytes(data[end : end + 4], "big"):
+        if end + 4 > size or zlib.crc32(data[pos + 4 : end]) != int.from_bytes(data[end : end + 4], "big"):
             return None
         pos = end + 4
-    from PIL import Image
-
-    allow_large_images()
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    limit = Image.MAX_IMAGE_PIXELS
+    limit = _pil_image().MAX_IMAGE_PIXELS  # as allow_large_images() leaves it, without the import a file
+    if limit is not None:
+        limit = max(limit, MAX_PIXELS)
     if width <= 0 or height <= 0 or (limit is not None and width * height > limit):  # PIL refuses, or warns
         return None
     return width, height

@@ -206,6 +206,17 @@ def parse_label_text(
     return [box for _, box in numbered], problems
 
 
+def read_label_file(
+    path: Path, n_classes: int, *, allow_confidence: bool = False
+) -> tuple[list[YoloBox], list[LabelProblem]] | None:
+    """:func:`parse_label_text` of a file on disk; ``None`` where it cannot be read as UTF-8 text."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return parse_label_text(text, n_classes, str(path), allow_confidence=allow_confidence)
+
+
 def parse_class_names(text: str) -> list[str]:
     """Class names from ``classes.txt``/``obj.names`` text: one a line, blank lines skipped.
 

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from detal.config import Config
 from detal.engines import AdapterFactory, open_engine
-from detal.errors import DataError, ModelError
-from detal.files import atomic_write, check_out_file
+from detal.errors import DataError, ModelError, disk_full
+from detal.files import atomic_write, check_out_file, removed_on_failure
 from detal.scoring import ImageScore, score_predictions
 from detal.uncertainty import measure_weights, needs_dfl
 
@@ -102,7 +102,7 @@ def write_scores_csv(scores: Sequence[ImageScore], out: Path, measure: object = 
         atomic_write(out, buf.getvalue())
     except OSError as exc:
         out.with_name(f".{out.name}.tmp-{os.getpid()}").unlink(missing_ok=True)  # atomic_write's temp
-        raise DataError(f"{out}: cannot write ({exc.strerror})") from None
+        raise disk_full(exc, out, name_file=False) or DataError(f"{out}: cannot write ({exc.strerror})") from None
     return out
 
 
@@ -119,6 +119,10 @@ def write_embeddings(scores: Sequence[ImageScore], out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npz")
     paths = np.array([str(s.path) for s in scores])
-    np.savez(tmp, paths=paths, embeddings=np.stack([s.embedding for s in scores]))
-    tmp.replace(out)
+    try:
+        with removed_on_failure(tmp):
+            np.savez(tmp, paths=paths, embeddings=np.stack([s.embedding for s in scores]))
+            tmp.replace(out)
+    except OSError as exc:
+        raise disk_full(exc, out, name_file=False) or DataError(f"{out}: cannot write ({exc.strerror})") from None
     return out

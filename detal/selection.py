@@ -29,7 +29,9 @@ top ``uncertain_share * B`` of the subset and draws the rest at random.
 step 3: the uncertain share ``k`` is chosen by greedy k-center
 (:func:`k_center_greedy`, cosine distance on image embeddings) among the top
 ``candidate_factor * k`` of the subset, with distances running to the labeled
-images too. ``hold`` is the benchmark's control: it picks nothing, so the
+images too: to all of them, or to a random sample of ``max_reference`` of them
+when there are more (``hybrid_max_labeled``), so that a large labeled set does
+not have to be predicted again every cycle for its embeddings. ``hold`` is the benchmark's control: it picks nothing, so the
 labeled set stays the initial one while training goes on as for the others.
 """
 
@@ -54,6 +56,7 @@ __all__ = [
     "k_center_greedy",
     "labeling_cap",
     "random_subset",
+    "reference_sample",
     "schedule_length",
     "select_batch",
     "strategy_plan",
@@ -192,7 +195,8 @@ class Plan:
     them, ``0``: none). ``n_uncertain`` of the batch come from the top of the
     scored subset; the rest are random. With ``candidate_factor`` set
     (``hybrid``), the ``n_uncertain`` are chosen for diversity among the top
-    ``ceil(candidate_factor * n_uncertain)`` of the subset.
+    ``ceil(candidate_factor * n_uncertain)`` of the subset, and ``max_reference``
+    bounds how many labeled images the distances run to (``None``: all of them).
     """
 
     strategy: str
@@ -200,6 +204,7 @@ class Plan:
     subset_size: int | None
     n_uncertain: int
     candidate_factor: float | None = None
+    max_reference: int | None = None
 
     @property
     def needs_scores(self) -> bool:
@@ -218,13 +223,15 @@ def strategy_plan(
     subset_fraction: float = 0.20,
     uncertain_share: float = 0.5,
     candidate_factor: float = 3.0,
+    max_labeled: int | None = None,
 ) -> Plan:
     """Turn a named strategy and the pool size ``T`` into a :class:`Plan`.
 
     Fractions are of the whole pool (labeled and unlabeled, validation
     excluded), as in ``docs/method.md``: ``B = batch_fraction * T`` and the subset is
-    ``subset_fraction * T``. ``candidate_factor`` (``m``, at least 1) only
-    matters for ``hybrid``.
+    ``subset_fraction * T``. ``candidate_factor`` (``m``, at least 1) and
+    ``max_labeled`` (the most labeled images the k-center distances run to, at
+    least 1; ``None``: all) only matter for ``hybrid``.
     """
     if strategy not in STRATEGIES:
         raise ConfigError(unknown("strategy", strategy, STRATEGIES))
@@ -235,6 +242,9 @@ def strategy_plan(
         raise ConfigError(f"uncertain_share must lie in [0, 1], got {uncertain_share!r}")
     if not (math.isfinite(candidate_factor) and candidate_factor >= 1.0):
         raise ConfigError(f"candidate_factor must be a finite number >= 1, got {candidate_factor!r}")
+    if max_labeled is not None and (isinstance(max_labeled, bool) or not isinstance(max_labeled, int)
+                                    or max_labeled < 1):
+        raise ConfigError(f"hybrid_max_labeled must be a positive integer or null, got {max_labeled!r}")
     batch = fraction_count(batch_fraction, pool_size)
     if strategy == "hold":
         return Plan(strategy, 0, 0, 0)
@@ -247,7 +257,7 @@ def strategy_plan(
         return Plan(strategy, batch, subset, batch)
     n_uncertain = math.floor(uncertain_share * batch + 0.5)
     if strategy == "hybrid":
-        return Plan(strategy, batch, subset, n_uncertain, float(candidate_factor))
+        return Plan(strategy, batch, subset, n_uncertain, float(candidate_factor), max_labeled)
     return Plan(strategy, batch, subset, n_uncertain)
 
 
@@ -348,9 +358,12 @@ def select_batch(
 
     A ``hybrid`` plan also needs ``embedder``, called once with the candidate
     ids (the top ``candidate_factor * n_uncertain`` of the subset, images that
-    could not be scored excluded) followed by ``labeled_ids``; the uncertain
-    share is their greedy k-center (:func:`k_center_greedy`) on embeddings
-    centred by the mean of those rows.
+    could not be scored excluded) followed by ``labeled_ids``; the
+    uncertain share is their greedy k-center (:func:`k_center_greedy`) on
+    embeddings centred by the mean of those rows. With more labeled ids than
+    ``plan.max_reference``, a sample of that many, drawn with ``rng`` before
+    the random share, stands for them (then, and only then, the random share
+    differs from an unbounded plan's with the same seed).
     """
     unlabeled = np.sort(_as_ids(unlabeled_ids, "unlabeled_ids"))
     rng = _check_rng(rng)
@@ -375,7 +388,7 @@ def select_batch(
         order = np.arange(scored_ids.size)
         n_uncertain = min(plan.n_uncertain, batch)
         if plan.needs_embeddings:
-            uncertain = _diverse_top(scored_ids, scores, order, n_uncertain, plan, embedder, labeled_ids)
+            uncertain = _diverse_top(scored_ids, scores, order, n_uncertain, plan, embedder, labeled_ids, rng)
         else:
             uncertain = top_k(scored_ids, scores, n_uncertain, tiebreak=order)
 
@@ -393,7 +406,7 @@ def select_batch(
 
 def _diverse_top(
     scored_ids: np.ndarray, scores: np.ndarray, order: np.ndarray, k: int, plan: Plan,
-    embedder: Embedder, labeled_ids: np.ndarray | None,
+    embedder: Embedder, labeled_ids: np.ndarray | None, rng: np.random.Generator,
 ) -> np.ndarray:
     """The hybrid uncertain share: greedy k-center among the top ``m * k`` scored ids."""
     finite = np.isfinite(scores)
@@ -401,7 +414,8 @@ def _diverse_top(
     candidates = top_k(scored_ids[finite], scores[finite], m, tiebreak=order[finite])
     if candidates.size <= k:
         return candidates
-    labeled = np.zeros(0, np.int64) if labeled_ids is None else _as_ids(labeled_ids, "labeled_ids")
+    labeled = np.zeros(0, np.int64) if labeled_ids is None else labeled_ids
+    labeled = reference_sample(labeled, plan.max_reference, rng)
     emb = np.asarray(embedder(np.concatenate([candidates, labeled])))
     if emb.ndim != 2 or emb.shape[0] != candidates.size + labeled.size:
         raise DataError(
@@ -410,6 +424,19 @@ def _diverse_top(
     cand, ref = _centred(emb, candidates.size)
     picked = k_center_greedy(cand, k, ref)
     return candidates[picked]
+
+
+def reference_sample(labeled_ids: np.ndarray, limit: int | None, rng: np.random.Generator) -> np.ndarray:
+    """The labeled ids hybrid's distances run to: all of them as given, or ``limit`` drawn with ``rng``.
+
+    Under the limit neither ``rng`` nor the order is touched, so the picks are
+    those of an unbounded plan, bit for bit. Over it, the sample depends only
+    on the set of ids and the generator, and comes sorted.
+    """
+    ids = _as_ids(labeled_ids, "labeled_ids")
+    if limit is None or ids.size <= limit:
+        return ids
+    return np.sort(_draw(np.sort(ids), limit, rng))
 
 
 def _centred(emb: np.ndarray, n_candidates: int) -> tuple[np.ndarray, np.ndarray]:

@@ -113,6 +113,9 @@ def test_override_value_is_never_evaluated():
         (["train_args=[1, 2]"], "train_args must be dict"),
         (["initial_fraction=0.5"], "initial_fraction .* exceeds max_labeled_fraction"),
         (["imgsz=[1"], "cannot parse value"),
+        (["hybrid_max_labeled=0"], "hybrid_max_labeled must be a positive integer or null, got 0"),
+        (["hybrid_max_labeled=2.5"], "hybrid_max_labeled must be int or null, got 2.5"),
+        (["hybrid_max_labeled=all"], "hybrid_max_labeled must be int or null"),
     ],
 )
 def test_override_errors(overrides, match):

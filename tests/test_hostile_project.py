@@ -10,7 +10,10 @@ bytes of every ``detal.db`` (a read-only command must not rewrite it).
 Groups (the issue's numbers): 1 (the project lock on ``init --force``),
 4 (an image taken out of the pool), 9 (tracebacks that become one line),
 10 (read-only status), 11 (pre-labels returned unchanged), 13 (control
-characters in file names), 15 (messages). What is not an error (3: the scan
+characters in file names), 15 (messages), and issue 22's 15 (a read-only
+``detal.db`` in a folder that can be written: immutable, or a read-only
+bind mount of the file, refused by the store's write probe before any label
+is written). What is not an error (3: the scan
 follows each folder once; 4: the cycle goes on without a missing image;
 5: backups never overwrite another; 1: the WAL moves with the database;
 16: a killed init's folder is cleaned) is tested below the table.
@@ -58,6 +61,7 @@ NFC = unicodedata.normalize("NFC", "café")
 NFD = unicodedata.normalize("NFD", "café")
 _HELD: list = []  # lock files held by a case until the runner has run
 _MOUNTS: list[Path] = []  # read-only bind mounts made by a case, undone after it
+_IMMUTABLE: list[Path] = []  # files a case made immutable (chattr +i), made mutable again after it
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +72,8 @@ def fake_adapter(monkeypatch):
         _HELD.pop().close()
     while _MOUNTS:  # lazy: an open file must not keep a mount alive
         subprocess.run(["umount", "-l", str(_MOUNTS.pop())], check=False)
+    while _IMMUTABLE:
+        subprocess.run(["chattr", "-i", str(_IMMUTABLE.pop())], check=False)
 
 
 # -- builders ---------------------------------------------------------------------------------
@@ -97,6 +103,23 @@ def _read_only_view(src: Path, at: Path) -> Path:
     if subprocess.run(["mount", "-o", "remount,ro,bind", str(at)], capture_output=True, check=False).returncode:
         pytest.skip("cannot make a bind mount read-only here")
     return at
+
+
+def _immutable(path: Path) -> None:
+    """``path`` made immutable (``chattr +i``): as root ``chmod 0444`` stops no write, this does."""
+    made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot make {path.name} immutable here (chattr: {made.stderr.strip()}): not run")
+    _IMMUTABLE.append(path)
+
+
+def _read_only_file(path: Path) -> None:
+    """``path`` bind-mounted read-only over itself: the folder stays writable, the file does not."""
+    if subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True, check=False).returncode:
+        pytest.skip("cannot bind-mount a file here: not run")
+    _MOUNTS.append(path)
+    if subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], capture_output=True, check=False).returncode:
+        pytest.skip("cannot make a bind mount read-only here: not run")
 
 
 def _after_cycle_1(t: Path) -> Path:
@@ -218,6 +241,43 @@ def case_import_into_a_read_only_project(t):
     returned = write_returned(t / "ret", project, 0)
     view = _read_only_view(project, t / "ro")
     return ["import", str(view), str(returned)], ["ro", "needs a folder it may write", "detal status only reads"]
+
+
+def case_import_into_a_project_whose_database_is_immutable(t):
+    project = make_project(t, n=20)
+    returned = write_returned(t / "ret", project, 0)
+    _immutable(project / "detal.db")
+    return ["import", str(project), str(returned)], [
+        "proj/detal.db: read-only", "attempt to write a readonly database", "needs a folder it may write"]
+
+
+def case_import_overwrite_into_a_project_whose_database_is_immutable(t):
+    project = make_project(t, n=20)
+    label_cycle(project, 0, t)
+    returned = write_returned(t / "ret2", project, 0, "2 0.4 0.4 0.3 0.3")
+    _immutable(project / "detal.db")
+    return ["import", str(project), str(returned), "--overwrite"], ["proj/detal.db: read-only"]
+
+
+def case_import_into_a_project_whose_database_is_a_read_only_mount(t):
+    project = make_project(t, n=20)
+    returned = write_returned(t / "ret", project, 0)
+    _read_only_file(project / "detal.db")
+    return ["import", str(project), str(returned)], ["proj/detal.db: read-only"]
+
+
+def case_cycle_on_a_project_whose_database_is_immutable(t):
+    project = make_project(t, n=20)
+    label_cycle(project, 0, t)
+    _immutable(project / "detal.db")
+    return ["cycle", str(project)], ["proj/detal.db: read-only", "detal status only reads"]
+
+
+def case_cycle_on_a_project_whose_database_is_a_read_only_mount(t):
+    project = make_project(t, n=20)
+    label_cycle(project, 0, t)
+    _read_only_file(project / "detal.db")
+    return ["cycle", str(project)], ["proj/detal.db: read-only"]
 
 
 def case_cycle_on_a_read_only_project(t):

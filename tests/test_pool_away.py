@@ -271,3 +271,35 @@ def test_push_is_refused_while_the_pool_is_away(tmp_path, capsys):
     with pytest.raises(StateError, match="the image folder cannot be reached"):
         push_batch(project, server.url, client=server, token="x")
     assert server.tasks_by_id == {}
+
+
+@pytest.mark.parametrize("how", ["folder moved", "link broken", "link at an empty folder"])
+def test_status_says_the_pool_cannot_be_reached(tmp_path, capsys, how):
+    """``detal status`` only reads, so it runs, but its figures are then what the store remembers:
+    it names the folder and why, in the text and in ``--json``, and says nothing once it is back."""
+    project = _ready(tmp_path)
+    back = _away(tmp_path, project, how)
+    capsys.readouterr()
+    assert main(["status", str(project)]) == 0
+    out = capsys.readouterr().out
+    warned = [line for line in out.splitlines() if line.startswith("warning: ")]
+    assert len(warned) == 1 and f"{project / 'images'}: the image folder cannot be reached" in warned[0], out
+    assert "cycle, import, push and pull refuse" in warned[0]
+    [note] = _status(project, capsys)["unreachable"]
+    assert note == warned[0][len("warning: "):]
+    back()
+    assert _status(project, capsys)["unreachable"] == []
+    capsys.readouterr()
+    assert main(["status", str(project)]) == 0
+    assert "warning" not in capsys.readouterr().out
+
+
+def test_status_says_an_unmounted_disk_cannot_be_reached(tmp_path, capsys, disk):
+    src, at = disk
+    (tmp_path / "images").symlink_to(at, target_is_directory=True)
+    project = _ready(tmp_path, val=0)
+    subprocess.run(["umount", str(at)], check=True)
+    [note] = _status(project, capsys)["unreachable"]
+    assert "it is empty" in note and "not mounted" in note
+    subprocess.run(["mount", "--bind", str(src), str(at)], check=True)
+    assert _status(project, capsys)["unreachable"] == []

@@ -286,6 +286,25 @@ def test_cycle_is_deterministic(tmp_path):
     assert picks[0] == picks[1]
 
 
+@pytest.mark.parametrize("limit, expected", [(3, 3), (2000, 8), ("null", 8)])
+def test_hybrid_predicts_at_most_hybrid_max_labeled_labeled_images(tmp_path, limit, expected):
+    project = make_project(tmp_path, n=80, hybrid_max_labeled=limit)
+    label_cycle(project, 0, tmp_path)
+    with _store(project) as s:
+        labeled = {str(project / r.relpath) for r in s.images(status="labeled")}
+    assert len(labeled) == 8
+    asked = []
+
+    class Counting(FakeAdapter):
+        def predict(self, weights, images, **kw):
+            images = list(images)
+            asked.extend(str(p) for p in images)
+            return super().predict(weights, images, **kw)
+
+    run_cycle(project, Counting(len(NAMES), seed=1))
+    assert len(set(asked) & labeled) == expected
+
+
 def test_interrupted_cycle_resumes(tmp_path):
     project = make_project(tmp_path, n=40)
     label_cycle(project, 0, tmp_path)

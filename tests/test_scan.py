@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import unicodedata
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 from PIL import Image
 
 from detal.errors import DataError
-from detal.project.scan import control_character, read_ahead, walk_images
+from detal.project.scan import control_character, walk_images
 
 
 def test_control_characters_are_category_cc():
@@ -32,37 +31,6 @@ def test_walk_skips_links_that_lead_nowhere(tmp_path):
     (root / "sub.png").mkdir()  # a folder with an image suffix is a folder
     (root / "sub.png" / "d.png").write_bytes(b"x")
     assert list(walk_images(root)) == ["b.png", "linked.png", "sub/a.png", "sub/c.jpg", "sub.png/d.png"]
-
-
-def test_read_ahead_keeps_order_and_raises_where_it_failed():
-    def items():
-        yield from range(1000)
-        raise DataError("bad item")
-
-    got = []
-    with pytest.raises(DataError, match="bad item"):
-        got.extend(read_ahead(items(), chunk=7, depth=2))
-    assert got == list(range(1000))
-
-
-def test_read_ahead_stops_its_thread_when_the_consumer_stops():
-    closed = threading.Event()
-
-    def items():
-        try:
-            i = 0
-            while True:
-                yield i
-                i += 1
-        finally:
-            closed.set()
-
-    before = {t.ident for t in threading.enumerate()}
-    it = read_ahead(items(), chunk=3, depth=2)
-    assert [next(it) for _ in range(10)] == list(range(10))
-    it.close()
-    assert closed.wait(5)
-    assert not [t for t in threading.enumerate() if t.name == "detal-read-ahead" and t.ident not in before]
 
 
 def test_a_key_clash_names_the_file_found_again(tmp_path):

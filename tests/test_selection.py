@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -341,3 +343,77 @@ def test_hybrid_sees_clusters_that_share_one_dominant_direction():
     sel = select_batch(ids, plan, rng(3), lambda i: scores[i], embedder=lambda i: squashed[i],
                        labeled_ids=np.zeros(0, np.int64))
     assert len(set(sel.uncertain_ids // 50)) >= 3
+
+
+# -- hybrid_max_labeled: the labeled images the distances run to, bounded ------------------
+def _bounded_run(labeled, limit, seed=0):
+    """A hybrid selection over 400 clustered images, with the ids the embedder was asked for."""
+    emb, scores = _hybrid_setup()
+    ids = np.arange(emb.shape[0])
+    unlabeled = np.setdiff1d(ids, labeled)
+    plan = strategy_plan("hybrid", ids.size, max_labeled=limit)
+    asked = []
+
+    def embedder(i):
+        asked.append(np.asarray(i).copy())
+        return emb[i]
+
+    sel = select_batch(unlabeled, plan, np.random.default_rng(seed), lambda i: scores[i],
+                       embedder=embedder, labeled_ids=labeled)
+    n_cand = math.ceil(plan.candidate_factor * plan.n_uncertain)
+    return sel, asked[0][n_cand:]
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({"max_labeled": 2000}, Plan("hybrid", 100, 200, 50, 3.0, 2000)),
+        ({}, Plan("hybrid", 100, 200, 50, 3.0, None)),
+    ],
+)
+def test_hybrid_plan_carries_the_bound(kwargs, expected):
+    assert strategy_plan("hybrid", 1000, **kwargs) == expected
+
+
+@pytest.mark.parametrize("limit", [0, -3, True, 2.5])
+def test_hybrid_bound_is_checked(limit):
+    with pytest.raises(ConfigError, match="hybrid_max_labeled must be a positive integer or null"):
+        strategy_plan("hybrid", 1000, max_labeled=limit)
+
+
+@pytest.mark.parametrize("limit", [10, 25, 119])
+def test_hybrid_bound_is_respected(limit):
+    labeled = np.random.default_rng(5).permutation(400)[:120]
+    _, reference = _bounded_run(labeled, limit)
+    assert reference.size == limit
+    assert len(set(reference.tolist())) == limit
+    assert set(reference.tolist()) <= set(labeled.tolist())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_hybrid_bounded_sample_is_deterministic_per_seed(seed):
+    labeled = np.random.default_rng(5).permutation(400)[:120]
+    a_sel, a_ref = _bounded_run(labeled, 30, seed)
+    b_sel, b_ref = _bounded_run(labeled[::-1].copy(), 30, seed)  # the order labeled ids come in does not matter
+    assert a_ref.tolist() == b_ref.tolist()
+    assert a_sel.ids.tolist() == b_sel.ids.tolist()
+    others = {tuple(_bounded_run(labeled, 30, s)[1].tolist()) for s in range(seed + 1, seed + 4)}
+    assert tuple(a_ref.tolist()) not in others  # another seed, another sample
+
+
+@pytest.mark.parametrize("n_labeled, limit", [(0, 1), (40, 40), (40, 41), (40, 2000)])
+def test_hybrid_under_the_bound_is_unbounded_hybrid_bit_for_bit(n_labeled, limit):
+    labeled = np.random.default_rng(9).permutation(400)[:n_labeled]
+    bounded, bounded_ref = _bounded_run(labeled, limit, seed=4)
+    full, full_ref = _bounded_run(labeled, None, seed=4)
+    assert bounded_ref.tolist() == full_ref.tolist() == labeled.tolist()  # every labeled image, as given
+    assert bounded.ids.tolist() == full.ids.tolist()  # the random share too: the generator was not touched
+    assert bounded.uncertain_ids.tolist() == full.uncertain_ids.tolist()
+
+
+def test_hybrid_under_the_bound_picks_what_hybrid_picked_before_the_bound():
+    # The picks of this setup on the code before hybrid_max_labeled existed (commit 50f90ff).
+    labeled = np.random.default_rng(9).permutation(400)[:40]
+    before = [47, 57, 364, 73, 375, 363, 312, 90, 71, 273, 250, 368, 394, 333, 48, 74, 398, 259, 195, 357,
+              383, 211, 266, 127, 33, 133, 213, 17, 245, 287, 191, 224, 23, 231, 249, 146, 324, 220, 16, 247]
+    assert _bounded_run(labeled, 2000, seed=4)[0].ids.tolist() == before

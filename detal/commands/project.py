@@ -120,7 +120,7 @@ def make_adapter(cfg: Config, project: Path) -> ModelAdapter:
     """The adapter a cycle trains with (:func:`detal.adapter.make_adapter`), a fake one sized to the project."""
     n_classes = None
     if fake_adapter_requested():
-        with Store.open(project / DB_NAME) as store:
+        with Store.open(project / DB_NAME, readonly=True) as store:
             n_classes = len(store.get_meta("classes"))
     return adapter_factory(cfg, n_classes=n_classes)
 
@@ -324,6 +324,8 @@ def run_status(args: argparse.Namespace) -> int:
         return 0
     img = st["images"]
     print(f"project {st['project']}: {img['pool']} pool images, {img['val']} validation")
+    for note in st["unreachable"]:
+        print(f"warning: {note}")
     print(f"labeled {img['labeled']} ({st['labeled_fraction']:.1%}, budget "
           f"{st['max_labeled_fraction']:.0%}), selected {img['selected']}, unlabeled {img['unlabeled']}")
     print("cycle  state     train  selected  mAP50   mAP50-95")

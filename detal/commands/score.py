@@ -74,9 +74,15 @@ def run(args: argparse.Namespace) -> int:
     )
     if not scores:
         raise DataError(f"{args.images}: none of the {len(images)} images could be read")
+    new_csv = not Path(args.out).exists()
     write_scores_csv(scores, args.out, cfg.measure)
     if args.embeddings is not None:
-        write_embeddings(scores, args.embeddings)
+        try:
+            write_embeddings(scores, args.embeddings)
+        except BaseException:  # a full disk: no scores file without its embeddings
+            if new_csv:
+                Path(args.out).unlink(missing_ok=True)
+            raise
     for path, reason in failed:
         print(f"detal: skipped {path}: {reason}", file=sys.stderr)
     print(f"scored {len(scores)} images ({measure_label(cfg.measure)}, {cfg.aggregate}) -> {args.out}")

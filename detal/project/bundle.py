@@ -5,7 +5,8 @@ the machine), ``labels/`` (YOLO pre-labels), ``classes.txt``, ``data.yaml``
 and ``manifest.csv`` (image, score, boxes, top class, and the image's path in
 the image folder: a bundle name is shortened for a deep image, the path is
 whole), most uncertain first.
-Every file is written to a temporary name and renamed into place.
+Every file is written to a temporary name and renamed into place; one that
+cannot be written whole (a full disk) is removed, never left half-written.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from pathlib import Path, PurePosixPath
 
 from detal.config import Config
 from detal.detections import Prediction
+from detal.errors import disk_full
 from detal.export.yolo import data_yaml as yolo_data_yaml
-from detal.files import short_name
+from detal.files import removed_on_failure, short_name
 from detal.project.paths import PRELABELS_DIR, ProjectPaths, in_image_folder, prelabel_file
 
 __all__ = ["bundle_label", "bundle_name", "export_other", "write_bundle", "write_prelabels"]
@@ -45,8 +47,9 @@ def write_prelabels(cycle_dir: Path, rows: Sequence, prelabels: dict[int, str]) 
     staging = cycle_dir / f".{PRELABELS_DIR}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    for r in rows:
-        (staging / prelabel_file(r.key)).write_text(prelabels.get(r.id, ""), encoding="utf-8")
+    with removed_on_failure(staging):
+        for r in rows:
+            (staging / prelabel_file(r.key)).write_text(prelabels.get(r.id, ""), encoding="utf-8")
     if pre_dir.exists():
         shutil.rmtree(pre_dir)
     os.rename(staging, pre_dir)
@@ -77,30 +80,31 @@ def write_bundle(
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["image", "score", "n_boxes", "top_class", "path"])
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-        for row in order:
-            name = bundle_name(row)
-            zf.write(resolve(row.relpath), f"images/{name}")
-            if prelabels is not None:
-                zf.writestr(bundle_label(row.key), prelabels.get(row.id, ""),
-                            compress_type=zipfile.ZIP_DEFLATED)
-            score, n_boxes, top = manifest.get(row.id, (None, None, None))
-            writer.writerow([
-                name,
-                "" if score is None else f"{score:.6f}",
-                "" if n_boxes is None else n_boxes,
-                "" if top is None else names[top],
-                in_image_folder(row.relpath, images_root),
-            ])
-        zf.writestr("classes.txt", "\n".join(names) + "\n")
-        # The export writer's data.yaml has no `path:` key, so Ultralytics resolves
-        # images/ beside the yaml wherever the bundle is unpacked (a `path: .`
-        # would be taken relative to the current directory).
-        zf.writestr("data.yaml", yolo_data_yaml(names))
-        zf.writestr("manifest.csv", buf.getvalue())
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
+    with removed_on_failure(tmp):
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            for row in order:
+                name = bundle_name(row)
+                zf.write(resolve(row.relpath), f"images/{name}")
+                if prelabels is not None:
+                    zf.writestr(bundle_label(row.key), prelabels.get(row.id, ""),
+                                compress_type=zipfile.ZIP_DEFLATED)
+                score, n_boxes, top = manifest.get(row.id, (None, None, None))
+                writer.writerow([
+                    name,
+                    "" if score is None else f"{score:.6f}",
+                    "" if n_boxes is None else n_boxes,
+                    "" if top is None else names[top],
+                    in_image_folder(row.relpath, images_root),
+                ])
+            zf.writestr("classes.txt", "\n".join(names) + "\n")
+            # The export writer's data.yaml has no `path:` key, so Ultralytics resolves
+            # images/ beside the yaml wherever the bundle is unpacked (a `path: .`
+            # would be taken relative to the current directory).
+            zf.writestr("data.yaml", yolo_data_yaml(names))
+            zf.writestr("manifest.csv", buf.getvalue())
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
     return target
 
 
@@ -133,6 +137,11 @@ def export_other(
             renamed, names, ProjectPaths(project).exports_dir(k), formats,
             scores=normalize_uncertainty(scores), cycle=k, conf=cfg.prelabel_conf,
         )
+    except OSError as exc:  # a full disk names the exports, not the scratch folder removed below
+        full = disk_full(exc, ProjectPaths(project).exports_dir(k), name_file=False)
+        if full is None:
+            raise
+        raise full from exc
     finally:
         shutil.rmtree(links, ignore_errors=True)
     return formats

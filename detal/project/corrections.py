@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from detal.effort import diff_boxes, from_yolo
-from detal.labels import YoloBox, parse_label_text
+from detal.labels import YoloBox, read_label_file
 from detal.project.paths import ProjectPaths
 from detal.project.pseudo import read_shipped
 from detal.store import CorrectionRow, ImageRow, ShippedBoxRow, Store
@@ -42,14 +42,9 @@ def shipped_of(project: Path, cycle: int, keys: Sequence[str], n_classes: int) -
     paths = ProjectPaths(project)
     out = {}
     for key in keys:
-        path = paths.prelabel(cycle, key)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        boxes, problems = parse_label_text(text, n_classes, str(path), allow_confidence=True)
-        if not problems:
-            out[key] = boxes
+        parsed = read_label_file(paths.prelabel(cycle, key), n_classes, allow_confidence=True)
+        if parsed and not parsed[1]:
+            out[key] = parsed[0]
     return out
 
 
@@ -102,12 +97,7 @@ def uncorrected_rows(project: Path, store: Store, n_classes: int, iou: Mapping[s
     paths = ProjectPaths(project)
     items = []
     for row in store.uncorrected(exclude):
-        path = paths.label(row.relpath)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        boxes, problems = parse_label_text(text, n_classes, str(path))
-        if not problems:
-            items.append((row, boxes))
+        parsed = read_label_file(paths.label(row.relpath), n_classes)
+        if parsed and not parsed[1]:
+            items.append((row, parsed[0]))
     return correction_rows(project, items, n_classes, iou)

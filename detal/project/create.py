@@ -3,7 +3,8 @@
 Nothing under the project folder changes unless init succeeds: the new
 project is built in a temporary folder beside it and moved into place at the
 end (the database last: the folder only counts as a project once it is
-there). ``force=True`` moves the old project's state into
+there). A disk that fills up meanwhile leaves nothing either, and the one
+line names the project (:func:`detal.errors.disk_full`). ``force=True`` moves the old project's state into
 ``PROJECT/backup-<time>/`` instead of deleting it.
 
 ``init`` over an existing project holds the project's lock
@@ -42,7 +43,7 @@ import numpy as np
 import yaml
 
 from detal.config import Config, load_config
-from detal.errors import DataError, StateError
+from detal.errors import DataError, StateError, disk_full
 from detal.files import IMAGE_SUFFIXES, check_can_write
 from detal.image_check import inspect_image
 from detal.labels import LabelProblem, read_classes
@@ -61,7 +62,7 @@ from detal.project.paths import (
     VAL_IMAGES_LINK,
     ProjectPaths,
 )
-from detal.project.scan import ImageScan, link_into, read_ahead
+from detal.project.scan import ImageScan, link_into
 from detal.project.sizes import DISPLAYED, SIZE_FRAME_KEY
 from detal.selection import initial_size, random_subset
 from detal.store import DB_NAME, Store, checkpoint
@@ -175,8 +176,11 @@ def init_project(
             report = _build_project(project, tmp, cfg, images, names, labels, val_images, val_labels,
                                     write_bundle)
             _move_into_place(project, tmp, force)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            full = disk_full(exc, project, name_file=False)  # the project, not the folder just removed
+            if full is not None:
+                raise full from exc
             raise
     report.bundle = project / report.bundle.relative_to(tmp) if report.bundle else None
     return report
@@ -210,33 +214,34 @@ def _build_project(
             store.set_meta("classes", names)
             store.set_meta("images_root", prefix)
             store.set_meta(SIZE_FRAME_KEY, DISPLAYED)  # sizes as displayed (detal.image_frame)
-            try:
-                n_pool = store.add_images(
-                    read_ahead(scan.rows(images, prefix, Status.UNLABELED.value, pool_labels, "", False))
-                )
-            except sqlite3.IntegrityError as exc:  # the scan names clashes; this is the backstop
-                raise DataError(f"{images}: two images get the same bundle name ({exc})") from None
-            if scan.bad:
-                raise problems_error(images, scan.bad, "project not created")
-            if n_pool == 0:
-                raise DataError(
-                    f"{images}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})"
-                )
-            problems.extend(_unmatched(pool_labels))
-            n_val = 0
-            if val_images is not None:
-                vprefix = link_into(project, tmp, Path(val_images), VAL_IMAGES_LINK)
-                store.set_meta("val_root", vprefix)
-                vlabels = labels_by_image(label_folder(Path(val_labels), problems, names), Path(val_images),
-                                          scan.exclude, problems)
-                n_val = store.add_images(
-                    read_ahead(scan.rows(Path(val_images), vprefix, Status.VAL.value, vlabels, "val:", True))
-                )
+            with store.bulk_load():  # the secondary indexes are made once, after the last row
+                try:
+                    n_pool = store.add_images(
+                        scan.rows(images, prefix, Status.UNLABELED.value, pool_labels, "", False)
+                    )
+                except sqlite3.IntegrityError as exc:  # the scan names clashes; this is the backstop
+                    raise DataError(f"{images}: two images get the same bundle name ({exc})") from None
                 if scan.bad:
-                    raise problems_error(val_images, scan.bad, "project not created")
-                if n_val == 0:
-                    raise DataError(f"{val_images}: no images found")
-                problems.extend(_unmatched(vlabels))
+                    raise problems_error(images, scan.bad, "project not created")
+                if n_pool == 0:
+                    raise DataError(
+                        f"{images}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})"
+                    )
+                problems.extend(_unmatched(pool_labels))
+                n_val = 0
+                if val_images is not None:
+                    vprefix = link_into(project, tmp, Path(val_images), VAL_IMAGES_LINK)
+                    store.set_meta("val_root", vprefix)
+                    vlabels = labels_by_image(label_folder(Path(val_labels), problems, names),
+                                              Path(val_images), scan.exclude, problems)
+                    n_val = store.add_images(
+                        scan.rows(Path(val_images), vprefix, Status.VAL.value, vlabels, "val:", True)
+                    )
+                    if scan.bad:
+                        raise problems_error(val_images, scan.bad, "project not created")
+                    if n_val == 0:
+                        raise DataError(f"{val_images}: no images found")
+                    problems.extend(_unmatched(vlabels))
             if problems:
                 raise problems_error(labels or val_labels, problems, "project not created")
 

@@ -29,7 +29,8 @@ moves the cycle row along ``started -> trained -> selected -> done``
    per-class AP of this cycle's evaluation weights each box). Every
    prediction carries the image's embedding from the same forward pass; it is
    stored with the score, and ``hybrid`` reads the candidates' embeddings from
-   there and predicts the labeled images once more for theirs. The generator is seeded with ``(seed, k)``,
+   there and predicts the labeled images once more for theirs (at most
+   ``hybrid_max_labeled`` of them, a seeded sample when there are more). The generator is seeded with ``(seed, k)``,
    so a resumed selection picks the same images. A batch may be empty (the
    budget is reached, or a strategy that picks nothing): the cycle still
    trains, evaluates and finishes ``done`` with nothing out.
@@ -346,7 +347,7 @@ class CycleRun:
         plan = strategy_plan(
             cfg.strategy, pool.size, batch_fraction=cfg.batch_fraction,
             subset_fraction=cfg.subset_fraction, uncertain_share=cfg.uncertain_share,
-            candidate_factor=cfg.candidate_factor,
+            candidate_factor=cfg.candidate_factor, max_labeled=cfg.hybrid_max_labeled,
         )
         plan = cap_plan(plan, self.room(pool))
         score_s = 0.0

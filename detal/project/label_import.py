@@ -32,10 +32,19 @@ matched against the pre-label boxes shipped by the cycle that selected it
 its counts of verified, adjusted, relabeled, deleted and drawn boxes are
 stored, replacing any it had (a re-import with ``overwrite`` counts once).
 
-Crash safety: label files are written (each to a temporary name, then
-renamed) before the one transaction that marks their images labeled and
-records what correcting them took, so a killed import leaves at most label
-files for images that are still selected, which the rerun replaces.
+All or nothing on the disk too. Everything that needs room is written first
+(:func:`_stage`): every new label text into ``labels/.staging-<pid>/``, every
+backup, every folder. Only then are the staged files renamed into place, and
+the one transaction marks their images labeled and records what correcting
+them took (:func:`_apply`). A failure at any point (a full disk, a read-only
+database, an interrupt) puts every label file back as it was and removes
+what was made, so ``labels/`` and the store are both as before. The store is
+opened with a write probe (:meth:`detal.store.Store.open`), so a database
+that cannot be written refuses the import before any of this.
+
+Crash safety: a killed import leaves at most label files for images that
+are still selected, which the rerun replaces; a label it replaced is kept
+under ``labels/.replaced/`` (a backup is made before the rename).
 
 An image folder that cannot be reached (an unmounted disk, a broken
 ``images`` link) refuses the import with one line
@@ -45,13 +54,15 @@ file is back unchanged count again first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from detal.errors import DataError, StateError
+from detal.errors import DataError, StateError, disk_full
 from detal.export import PoolNames, ReturnedLabels, read_returned
 from detal.files import short_name
 from detal.image_check import why_unusable
@@ -202,11 +213,14 @@ def pool_names(store: Store, by_key: Mapping[str, ImageRow] | None = None) -> Po
     return PoolNames((r.key, in_image_folder(r.relpath, root)) for r in rows if r.status != Status.VAL.value)
 
 
-def _backup(labels_root: Path, row: ImageRow, stamp: str) -> Path:
-    """A new file under ``labels/.replaced/`` for the old label of ``row``; never an existing one."""
+def _backup(labels_root: Path, row: ImageRow, stamp: str, made: list[Path]) -> Path:
+    """A new file under ``labels/.replaced/`` for the old label of ``row``; never an existing one.
+
+    The folders it creates are appended to ``made``.
+    """
     rel = label_relpath(row.relpath).relative_to(LABELS_DIR)
     folder = labels_root / REPLACED_DIR / rel.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    _make_dirs(folder, made)
     for n in range(1_000_000):
         candidate = folder / f"{short_name(f'{rel.stem}.{stamp}-{n}')}.txt"
         try:
@@ -216,6 +230,119 @@ def _backup(labels_root: Path, row: ImageRow, stamp: str) -> Path:
         os.close(fd)
         return candidate
     raise StateError(f"{folder}: cannot find a free name for the backup of {rel}")
+
+
+@dataclass
+class _Write:
+    """One label file of an import, staged: its new text beside the project's labels, and what the
+    target held before (a hard link, or a copy), so that a failure puts it back."""
+
+    target: Path
+    staged: Path
+    before: Path | None
+    backup: Path | None  # the copy kept under labels/.replaced/, made by this import
+
+
+def _make_dirs(folder: Path, made: list[Path]) -> None:
+    """``folder`` and its missing parents, each one created appended to ``made`` (outermost first)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)
+        made.append(d)
+
+
+def _keep(target: Path, at: Path) -> None:
+    """``at`` holding what ``target`` holds now: a hard link (no space needed), else a copy."""
+    try:
+        os.link(target, at)
+    except OSError:
+        shutil.copy2(target, at)
+
+
+def _undo(writes: list[_Write], made: list[Path], moved: int) -> None:
+    """Put back what the first ``moved`` writes replaced, and remove every backup and folder made."""
+    for w in reversed(writes[:moved]):
+        if w.before is not None:
+            os.replace(w.before, w.target)
+        else:
+            w.target.unlink(missing_ok=True)
+    for w in writes:
+        if w.backup is not None:
+            w.backup.unlink(missing_ok=True)
+    for d in reversed(made):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+def _stage(project: Path, labels_root: Path, staging: Path,
+           rows: list[tuple[ImageRow, str]]) -> tuple[list[_Write], list[Path]]:
+    """Write every new label text, every backup and every folder before any label file changes.
+
+    What needs room on the disk happens here: a failure removes what was made
+    and leaves ``labels/`` as it was (a full disk is the one line of
+    :func:`detal.errors.disk_full`, naming ``labels/``). What is left to do
+    (:func:`_apply`) are renames. Returns the writes and the folders made.
+    """
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}"
+    made: list[Path] = []
+    writes: list[_Write] = []
+    try:
+        _make_dirs(staging, made)
+        for n, (row, text) in enumerate(rows):
+            staged = staging / f"{n}.txt"
+            staged.write_text(text, encoding="utf-8")
+            target = project / label_relpath(row.relpath)
+            _make_dirs(target.parent, made)
+            before = backup = None
+            if target.is_file():
+                before = staging / f"{n}.before"
+                _keep(target, before)
+                if not _same_label(target.read_text(encoding="utf-8"), text):
+                    backup = _backup(labels_root, row, stamp, made)
+                    writes.append(_Write(target, staged, before, backup))  # the backup is removed on failure
+                    shutil.copy2(target, backup)
+                    continue
+            writes.append(_Write(target, staged, before, backup))
+    except BaseException as exc:
+        _undo(writes, made, 0)
+        shutil.rmtree(staging, ignore_errors=True)
+        full = disk_full(exc, labels_root, name_file=False)  # not the staged file just removed
+        if full is not None:
+            raise full from exc
+        raise
+    return writes, made
+
+
+def _apply(store: Store, path: Path | str, writes: list[_Write], made: list[Path], new: list, changed: list,
+           unchanged: int, corrections: list, shipped_boxes: list, hooks: Hooks) -> None:
+    """Rename the staged labels into place, then mark their images labeled in one transaction; a
+    failure of either (a read-only or full disk) puts every label file back as it was."""
+    moved = 0
+    try:
+        for n, w in enumerate(writes):
+            os.replace(w.staged, w.target)
+            moved += 1
+            hooks.emit("on_label_written", index=n, path=w.target)
+        hooks.emit("on_labels_written", n=len(writes))
+        with store.transaction():
+            if new:
+                pool = store.load_pool()
+                by_cycle: dict[int, list[int]] = {}
+                for row, _ in new:
+                    by_cycle.setdefault(row.selected_cycle, []).append(row.id)
+                for cycle, ids in by_cycle.items():
+                    pool.label(ids, cycle)
+                store.save_pool(pool, [row.id for row, _ in new])
+            if new or changed:
+                store.record_import(str(path), len(new), unchanged, len(changed))
+            store.record_corrections(corrections, shipped_boxes)
+    except BaseException:
+        _undo(writes, made, moved)
+        raise
 
 
 def _import(project: Path, store: Store, path: Path | str, read: Reader, overwrite: bool, hooks: Hooks,
@@ -297,33 +424,12 @@ def _import(project: Path, store: Store, path: Path | str, read: Reader, overwri
     hooks.emit("on_import_validated", n_new=len(new), n_changed=len(changed))
 
     staging = labels_root / f".staging-{os.getpid()}"
-    staging.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}"
-    for n, (row, text) in enumerate(new + changed):
-        staged = staging / f"{n}.txt"
-        staged.write_text(text, encoding="utf-8")
-        target = project / label_relpath(row.relpath)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_file() and not _same_label(target.read_text(encoding="utf-8"), text):
-            shutil.copy2(target, _backup(labels_root, row, stamp))
-        os.replace(staged, target)
-        hooks.emit("on_label_written", index=n, path=target)
-    hooks.emit("on_labels_written", n=len(new) + len(changed))
-
-    with store.transaction():
-        if new:
-            pool = store.load_pool()
-            by_cycle: dict[int, list[int]] = {}
-            for row, _ in new:
-                by_cycle.setdefault(row.selected_cycle, []).append(row.id)
-            for cycle, ids in by_cycle.items():
-                pool.label(ids, cycle)
-            store.save_pool(pool, [row.id for row, _ in new])
-        if new or changed:
-            store.record_import(str(path), len(new), unchanged, len(changed))
-        store.record_corrections(corrections + late, shipped_boxes + late_boxes)
-    shutil.rmtree(staging, ignore_errors=True)
+    writes, made = _stage(project, labels_root, staging, new + changed)
+    try:
+        _apply(store, path, writes, made, new, changed, unchanged, corrections + late,
+               shipped_boxes + late_boxes, hooks)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     remaining = store.image_count(Status.SELECTED.value)
     hooks.emit("on_import_end", n_labeled=len(new), remaining=remaining)
     return ImportReport(len(new), unchanged, len(changed), remaining)

@@ -28,13 +28,10 @@ vendor on Windows or macOS would get one file for two.
 from __future__ import annotations
 
 import os
-import queue
 import re
-import threading
 import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 from detal.errors import DataError
 from detal.files import IMAGE_SUFFIXES
@@ -43,9 +40,7 @@ from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
 from detal.project.paths import label_relpath
 
-__all__ = ["ImageScan", "image_info", "image_key", "link_into", "read_ahead", "walk_images", "windows_problem"]
-
-T = TypeVar("T")
+__all__ = ["ImageScan", "image_info", "image_key", "link_into", "walk_images", "windows_problem"]
 
 
 _CONTROL_NAMES = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab"}
@@ -158,64 +153,6 @@ def image_info(path: str | Path, *, decode: bool = False) -> tuple[str, int, int
     """
     facts = inspect_image(path, decode=decode)
     return facts.sha256, facts.width, facts.height
-
-
-def _put(q: queue.Queue, item: tuple, stop: threading.Event) -> bool:
-    """Put ``item`` on ``q`` unless ``stop`` is set while waiting for room; whether it was put."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def read_ahead(items: Iterator[T], chunk: int = 256, depth: int = 16) -> Iterator[T]:
-    """``items``, produced by a thread up to ``depth`` chunks of ``chunk`` ahead of the consumer.
-
-    ``init`` hands the scan's rows to SQLite, which releases the GIL while it
-    inserts; with the next files listed, read, hashed and measured in the
-    meantime, the two halves of a large ``init`` overlap instead of taking
-    turns. The order is kept. An exception raised by ``items`` is raised
-    here, after the items before it; a consumer that stops early (an
-    exception of its own, a closed generator) stops the thread.
-    """
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        buf: list = []
-        try:
-            for item in items:
-                buf.append(item)
-                if len(buf) >= chunk:
-                    if not _put(q, ("items", buf), stop):
-                        return
-                    buf = []
-            if _put(q, ("items", buf), stop):
-                _put(q, ("end", None), stop)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            if _put(q, ("items", buf), stop):
-                _put(q, ("error", exc), stop)
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=produce, name="detal-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = q.get()
-            if kind == "error":
-                raise value
-            if kind == "end":
-                return
-            yield from value
-    finally:
-        stop.set()
-        thread.join()
 
 
 class ImageScan:

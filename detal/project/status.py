@@ -1,5 +1,10 @@
 """``detal status``: everything about a project's state, as plain data.
 
+An image folder that cannot be reached (an unmounted disk, a broken
+``images`` link: :func:`detal.project.verify.unreachable_folders`) is
+named (``--json``: ``unreachable``, one line per folder), since every figure
+shown is then only what the store remembers.
+
 It only reads: the store is opened with SQLite's ``mode=ro`` (see
 :meth:`detal.store.Store.open`), nothing is created or migrated, and a
 project the user may only read can be shown.
@@ -34,6 +39,7 @@ from detal.pool import Status
 from detal.project.folder import batch_out, command_running, open_store, project_config
 from detal.project.paths import ProjectPaths
 from detal.project.pseudo import read_summary
+from detal.project.verify import unreachable_folders, unreachable_note
 
 __all__ = ["EFFORT_KEYS", "effort_figures", "project_status"]
 
@@ -112,6 +118,8 @@ def project_status(project: str | Path) -> dict[str, Any]:
             "effort_iou": dict(cfg.effort_iou),
             "effort_total": effort_figures(batch_cost(corrections, effort)),
             "running": command_running(project),
+            # each image folder (pool, validation) that cannot be reached: a line saying which and why
+            "unreachable": [unreachable_note(root, why) for root, why in unreachable_folders(project, store)],
         }
     finally:
         store.close()

@@ -22,7 +22,8 @@ project's lock):
 
 - an image folder that cannot be reached (a broken link, a folder that is
   gone, cannot be listed, or is empty: an unmounted mount point) refuses the
-  command with one line, and nothing is marked (:func:`check_reachable`);
+  command with one line, and nothing is marked (:func:`check_reachable`;
+  ``detal status``, which only reads, names it instead, :func:`unreachable_folders`);
 - an image taken out as ``missing`` or ``changed`` whose file is back as
   init recorded it (same content hash) is usable again, with the status it
   had (:func:`restore_returned`);
@@ -57,6 +58,8 @@ __all__ = [
     "check_reachable",
     "file_problem",
     "restore_returned",
+    "unreachable_folders",
+    "unreachable_note",
     "usable_rows",
 ]
 
@@ -112,9 +115,9 @@ def _unreachable(root: Path) -> str | None:
     return f"it is empty{link}: a disk that is not mounted?" if empty else None
 
 
-def check_reachable(project: Path, store: Store) -> None:
-    """Refuse (:class:`~detal.errors.StateError`, one line) when an image folder of the project cannot
-    be reached; nothing is marked."""
+def unreachable_folders(project: Path, store: Store) -> list[tuple[Path, str]]:
+    """``(folder, why)`` for each image folder of the project (pool, validation) that cannot be reached."""
+    out = []
     for key in _ROOT_KEYS:
         rel = store.get_meta(key)
         if not rel:
@@ -122,8 +125,21 @@ def check_reachable(project: Path, store: Store) -> None:
         root = Path(project) / rel
         why = _unreachable(root)
         if why is not None:
-            raise StateError(f"{root}: the image folder cannot be reached ({why}); nothing was changed: "
-                             + _fix(root))
+            out.append((root, why))
+    return out
+
+
+def unreachable_note(root: Path, why: str) -> str:
+    """What ``detal status`` says of an image folder that cannot be reached (no command can use it)."""
+    return f"{root}: the image folder cannot be reached ({why}); cycle, import, push and pull refuse until " + _fix(root)
+
+
+def check_reachable(project: Path, store: Store) -> None:
+    """Refuse (:class:`~detal.errors.StateError`, one line) when an image folder of the project cannot
+    be reached; nothing is marked."""
+    for root, why in unreachable_folders(project, store)[:1]:
+        raise StateError(f"{root}: the image folder cannot be reached ({why}); nothing was changed: "
+                         + _fix(root))
 
 
 def restore_returned(project: Path, store: Store, warn: Callable[[str], None] = _warn) -> list[ImageRow]:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from detal.errors import StateError
-from detal.labels import YoloBox, parse_label_text
+from detal.labels import YoloBox, parse_label_text, read_label_file
 from detal.project.bundle import bundle_label, bundle_name
 from detal.project.paths import PRELABELS_DIR, ProjectPaths, prelabel_file
 from detal.project.pseudo import read_shipped
@@ -116,12 +116,10 @@ def _class_counts(paths: ProjectPaths, store: Store, n_classes: int) -> tuple[li
     counts = [0] * n_classes
     bad = 0
     for row in store.images(status="labeled"):
-        path = paths.label(row.relpath)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+        parsed = read_label_file(paths.label(row.relpath), n_classes)
+        if parsed is None:
             continue
-        boxes, problems = parse_label_text(text, n_classes, str(path))
+        boxes, problems = parsed
         bad += len(problems)
         for b in boxes:
             counts[b.class_id] += 1
@@ -174,7 +172,7 @@ def collect_review(project: str | Path, cycle: int | str | None = None) -> Revie
     status = project_status(project)  # raises StateError for a folder that is no project
     cfg = project_config(project)
     names = tuple(status["classes"])
-    with Store.open(paths.db) as store:
+    with Store.open(paths.db, readonly=True) as store:  # never written: a read-only database is no obstacle
         cycles = store.cycles()
         k = resolve_cycle(cycles, cycle, project)
         rows = store.images(selected_cycle=k)

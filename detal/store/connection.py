@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from detal.errors import StateError
+from detal.errors import StateError, disk_full
 from detal.store.schema import (
     CORRECTION_TABLES,
     CORRECTIONS_SCHEMA,
@@ -67,6 +67,28 @@ def checkpoint(path: str | Path) -> None:
         pass
 
 
+_SQLITE_BUSY = 5
+
+
+def _read_only(path: Path, exc: sqlite3.Error) -> StateError:
+    return StateError(
+        f"{path}: read-only, cannot write the project database ({exc}); this command changes the "
+        "project, so it needs a folder it may write, its database included (detal status only reads)"
+    )
+
+
+@contextmanager
+def _disk_errors(path: Path) -> Iterator[None]:
+    """Raise an SQLite error caused by a full disk as its one line (:func:`detal.errors.disk_full`)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        full = disk_full(exc, path)
+        if full is None:
+            raise
+        raise full from exc  # the cause lets a caller name another path (init names the project)
+
+
 class StoreConnection:
     """An open project database. Use :meth:`create` or :meth:`open`, then :meth:`close`."""
 
@@ -85,8 +107,13 @@ class StoreConnection:
         path = Path(path)
         if path.exists():
             raise StateError(f"{path}: a project database already exists")
-        conn = _connect(path)
-        conn.executescript(f"BEGIN; {SCHEMA} {LABEL_STUDIO_SCHEMA} {CORRECTIONS_SCHEMA} COMMIT;")
+        with _disk_errors(path):
+            conn = _connect(path)
+            try:
+                conn.executescript(f"BEGIN; {SCHEMA} {LABEL_STUDIO_SCHEMA} {CORRECTIONS_SCHEMA} COMMIT;")
+            except BaseException:
+                conn.close()
+                raise
         store = cls(conn, path)
         with store.transaction():
             store.set_meta("schema_version", SCHEMA_VERSION)
@@ -130,11 +157,11 @@ class StoreConnection:
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
+            full = disk_full(exc, path)
+            if full is not None:  # never "not a detal project database": that invites init --force
+                raise full from None
             if not readonly and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
-                raise StateError(
-                    f"{path}: cannot write the project database ({exc}); this command changes the "
-                    "project, so it needs a folder it may write (detal status only reads)"
-                ) from None
+                raise _read_only(path, exc) from None
             raise StateError(f"{path}: not a detal project database ({exc})") from None
         try:
             version = json.loads(row[0]) if row is not None else None
@@ -148,11 +175,36 @@ class StoreConnection:
             conn.close()
             raise StateError(f"{path}: damaged project database (table {', '.join(missing)} missing)")
         store = cls(conn, path, readonly)
-        if readonly:
-            store._adapt_to_columns()
-        else:
-            store._add_missing_columns()
+        try:
+            if readonly:
+                store._adapt_to_columns()
+            else:
+                store._probe_write()
+                store._add_missing_columns()
+        except BaseException:
+            store.close()
+            raise
         return store
+
+    def _probe_write(self) -> None:
+        """Refuse, with one line, a database this process cannot write (a read-only file or mount).
+
+        A write that is rolled back: ``BEGIN IMMEDIATE`` alone succeeds on a
+        read-only file in WAL mode, so one row is rewritten to itself and
+        the transaction rolled back; nothing reaches the disk. Without this
+        the first write of a command fails after it changed files.
+        """
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")
+            finally:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == _SQLITE_BUSY:
+                return  # another process is writing: it can be written; the project's lock decides
+            raise disk_full(exc, self.path) or _read_only(self.path, exc) from None
 
     def _columns(self, table: str) -> set[str]:
         return {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
@@ -230,14 +282,21 @@ class StoreConnection:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One atomic change: everything inside commits together or not at all."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        """One atomic change: everything inside commits together or not at all.
+
+        A change the disk has no room for (``COMMIT`` or a statement failing
+        with "database or disk is full") is rolled back and raised as the one
+        line of :func:`detal.errors.disk_full`.
+        """
+        with _disk_errors(self.path):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:  # SQLite rolls back by itself after some errors
+                    self._conn.execute("ROLLBACK")
+                raise
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         """Run raw SQL (for tests and one-off inspection; detal itself calls the methods)."""

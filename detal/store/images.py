@@ -7,14 +7,15 @@ image out of the pool for good (:data:`~detal.store.schema.IMAGE_PROBLEMS`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
 from detal.pool import Pool, Status
 from detal.store.connection import StoreConnection
-from detal.store.schema import CHUNK, ID_CHUNK, IMAGE_PROBLEMS
+from detal.store.schema import CHUNK, ID_CHUNK, IMAGE_PROBLEMS, IMAGES_INDEXES
 
 __all__ = ["ImageRow", "ImageTable"]
 
@@ -58,6 +59,24 @@ class ImageTable(StoreConnection):
             self._conn.executemany(sql, chunk)
             n += len(chunk)
         return n
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Defer the ``images`` table's secondary indexes (status, content hash) while rows are added.
+
+        Call inside a transaction: the indexes are dropped and made again, from
+        every row at once (a sort), at the end of the block, which for a
+        million rows costs a third of inserting into them row by row (the
+        content hashes arrive in random order). The unique ids, paths and keys
+        are checked as each row goes in, as always. Should the block fail, the
+        transaction's rollback brings the indexes back with the rows.
+        """
+        for index in IMAGES_INDEXES:
+            name = index.split()[2]  # "CREATE INDEX <name> ON ..."
+            self._conn.execute(f"DROP INDEX {name}")
+        yield
+        for index in IMAGES_INDEXES:
+            self._conn.execute(index)
 
     def image_count(self, status: str | None = None) -> int:
         """Images that can be used (no :data:`IMAGE_PROBLEMS`), all or those with ``status``."""
