@@ -282,14 +282,16 @@ def show_name(name: str) -> str:
     Plain names are quoted as ``repr`` does (``'café'``). A name that is not in
     Unicode NFC form, or holds invisible or control characters, is shown with
     escapes (``'cafe\\u0301'``), so NFC and NFD spellings of one word differ
-    on screen as they do to the computer.
+    on screen as they do to the computer. A name longer than 80 characters
+    is shown by its first 38 and last 39, ``...`` between.
     """
     name = str(name)
     plain = unicodedata.is_normalized("NFC", name) and all(
         c.isprintable() and unicodedata.category(c) != "Cf" for c in name
     )
     text = repr(name) if plain else ascii(name)
-    return text if len(text) <= 80 else text[:76] + "...'"
+    # a long name keeps both ends: deep paths and shortened bundle names differ at the end
+    return text if len(text) <= 80 else text[:38] + "..." + text[-39:]
 
 
 def show_number(value: float) -> str:

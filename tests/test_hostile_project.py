@@ -1040,7 +1040,7 @@ def _init_labeled(t: Path, pool: list[str], labels: list[str]) -> list[str]:
     for name in labels:
         (t / "lab" / name).parent.mkdir(parents=True, exist_ok=True)
         (t / "lab" / name).write_text("0 0.5 0.5 0.2 0.2\n")
-    return _init(t, t / "imgs", "--labels", str(t / "lab"))
+    return _init(t, t / "imgs", *(["--labels", str(t / "lab")] if labels else []))
 
 
 def case_init_label_that_could_mean_two_images(t):
@@ -1061,6 +1061,15 @@ def case_init_two_labels_for_one_image(t):
 def case_init_label_named_after_a_double_suffix_image(t):
     return _init_labeled(t, ["x.png", "x.png.jpg"], ["x.png.txt"]), [
         "x.png.txt", "could mean image 'x.png' or 'x.png.jpg'"]
+
+
+def case_init_image_named_as_a_deep_image_is_shortened(t):
+    """The bundle names a deep image by its key cut short and hashed; an image named so already clashes."""
+    deep = f"{'d' * 200}/{'e' * 200}/{'f' * 240}"
+    key = deep.replace("/", "__").encode()
+    digest = hashlib.sha256(key).hexdigest()[:12]
+    return _init_labeled(t, [f"{deep}.png", f"{'d' * 187}~{digest}.png", "a.png"], []), [
+        "imgs: images 'dddd", "ffff.png' and 'dddd", f"~{digest}.png'", "get the same bundle name"]
 
 
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
