@@ -58,10 +58,10 @@ from detal.project.paths import ProjectPaths
 from detal.store import ImageRow, Store
 
 __all__ = [
+    "FOLDED",
     "MAX_LOST_SHARE",
     "MAX_WARNINGS",
     "MIN_LOST",
-    "FOLDED",
     "NAME_RULE_KEY",
     "check_folded_names",
     "check_pool",
