@@ -51,7 +51,8 @@ class _NoAliasLoader(yaml.SafeLoader):
 
     It also refuses what YAML 1.1 reads in a way a person does not mean: a key
     given twice (PyYAML keeps the last one silently) and an integer written
-    ``010`` (octal 8), ``0x10`` (16), ``0b1``, ``1_000`` or ``1:30`` (90). A
+    ``010`` (octal 8), ``0x10`` (16), ``0b1``, ``1_000`` or ``1:30`` (90), and a float
+    written ``1:30.5`` (90.5) or ``1_000.5``. A
     float written without a dot (``5e-2``), which YAML 1.1 leaves a string,
     is read as the float it reads as.
     """
@@ -81,6 +82,15 @@ class _NoAliasLoader(yaml.SafeLoader):
             )
         return int(text)
 
+    def construct_yaml_float(self, node: Any) -> Any:
+        text = str(node.value)
+        if ":" in text or "_" in text:
+            raise _Refused(
+                f"{text!r} is not a plain decimal number (YAML 1.1 would read it as "
+                f"{super().construct_yaml_float(node)}); write it with digits and a dot only, or quote it",
+                node.start_mark.line + 1,
+            )
+        return super().construct_yaml_float(node)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -90,11 +100,22 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 
 _NoAliasLoader.add_constructor("tag:yaml.org,2002:int", _NoAliasLoader.construct_yaml_int)
+_NoAliasLoader.add_constructor("tag:yaml.org,2002:float", _NoAliasLoader.construct_yaml_float)
 _NoAliasLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     _EXPONENT_FLOAT,
     list("-+0123456789"),
 )
+
+
+def _where_and_what(exc: yaml.MarkedYAMLError) -> str:
+    """``line N: not valid YAML (what the parser found)``, with a hint for a tab, YAML's common trap."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    what = ", ".join(part for part in (exc.context, exc.problem) if part) or exc.__class__.__name__
+    if "'\\t'" in what:
+        what += "; YAML allows no tab here: use spaces"
+    return f"{where}not valid YAML ({what})"
 
 
 def load_yaml(text: str, source: str, error_type: type[DetalError] = ConfigError) -> Any:
@@ -112,6 +133,8 @@ def load_yaml(text: str, source: str, error_type: type[DetalError] = ConfigError
         ) from None
     except _Refused as exc:
         raise error_type(f"{source}: line {exc.line}: {exc.message}") from None
+    except yaml.MarkedYAMLError as exc:
+        raise error_type(f"{source}: {_where_and_what(exc)}") from None
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise error_type(f"{source}: not valid YAML ({first})") from None

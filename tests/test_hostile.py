@@ -291,6 +291,98 @@ def case_config_nested_too_deeply(t):
     return _config(t, "train_args: {x: " + "[" * 5000 + "]" * 5000 + "}\n"), ["c.yaml", "not valid YAML"]
 
 
+# -- issue 22, defect 13, variants: what YAML 1.1 reads otherwise, tabs, odd floats ---------------------
+
+
+def case_config_float_written_sexagesimal(t):
+    return _config(t, "empty_image_score: 1:30.5\n"), [
+        "c.yaml", "line 1", "'1:30.5' is not a plain decimal number (YAML 1.1 would read it as 90.5)"]
+
+
+def case_config_float_with_underscores(t):
+    return _config(t, "empty_image_score: 1_000.5\n"), ["'1_000.5' is not a plain decimal number"]
+
+
+def case_config_train_args_float_sexagesimal(t):
+    return _config(t, "train_args: {lr0: 0:0.5}\n"), ["'0:0.5' is not a plain decimal number"]
+
+
+def case_config_float_override_sexagesimal(t):
+    return _config(t, "seed: 1\n", "--set", "empty_image_score=1:30.5"), ["'1:30.5' is not a plain decimal"]
+
+
+def case_config_tab_after_a_colon(t):
+    return _config(t, "seed:\t4\n"), ["c.yaml", "line 1", "found character '\\t'", "use spaces"]
+
+
+def case_config_indented_with_a_tab(t):
+    return _config(t, "train_args:\n\tlr0: 0.1\n"), ["c.yaml", "line 2", "use spaces"]
+
+
+def case_config_unclosed_list_names_its_line(t):
+    return _config(t, "seed: 1\nimgsz: [64\n"), ["c.yaml", "line 3", "not valid YAML (", "expected ',' or ']'"]
+
+
+def case_config_fraction_nan(t):
+    return _config(t, "initial_fraction: .nan\n"), ["initial_fraction must be a finite number"]
+
+
+def case_config_fraction_minus_inf(t):
+    return _config(t, "subset_fraction: -.Inf\n"), ["subset_fraction must be a finite number, got -inf"]
+
+
+def case_config_fraction_overflowing_to_inf(t):
+    return _config(t, "initial_fraction: 1e400\n"), ["initial_fraction must be a finite number, got inf"]
+
+
+def case_config_fraction_underflowing_to_zero(t):
+    return _config(t, "initial_fraction: 1e-400\n"), ["initial_fraction must lie in (0, 1], got 0.0"]
+
+
+def case_config_fraction_hex_float(t):
+    return _config(t, "initial_fraction: 0x1p-2\n"), ["initial_fraction must be float, got '0x1p-2'"]
+
+
+def case_config_seed_octal_0o(t):
+    return _config(t, "seed: 0o10\n"), ["seed must be int, got '0o10'"]
+
+
+def case_config_seed_yes(t):
+    return _config(t, "seed: yes\n"), ["seed must be int, got True"]
+
+
+def case_config_seed_a_date(t):
+    return _config(t, "seed: 2024-01-01\n"), ["seed must be int, got datetime.date(2024, 1, 1)"]
+
+
+def case_config_seed_binary_tag(t):
+    return _config(t, "seed: !!binary aGVsbG8=\n"), ["seed must be int"]
+
+
+def case_config_python_tag(t):
+    return _config(t, "seed: !!python/object:os.system ls\n"), ["could not determine a constructor"]
+
+
+def case_config_key_twice_in_train_args(t):
+    return _config(t, "train_args:\n  lr0: 0.1\n  lr0: 0.2\n"), ["line 3", "key 'lr0' given twice (first on line 2)"]
+
+
+def case_config_two_documents(t):
+    return _config(t, "seed: 1\n---\nseed: 2\n"), ["line 2", "expected a single document in the stream, but found another document"]
+
+
+def case_config_top_level_list(t):
+    return _config(t, "- seed\n"), ["top level must be a mapping"]
+
+
+def case_yolo_data_yaml_indented_with_a_tab(t):
+    return _returned(t, {"data.yaml": "names:\n\t- cat\n\t- dog\n"}, labels_in="labels/"), [
+        "returned.zip!data.yaml", "line 2", "use spaces"]
+
+
+def case_init_classes_data_yaml_indented_with_a_tab(t):
+    return _init_classes(t, "data.yaml", "names:\n\t- cat\n"), ["data.yaml", "line 2", "use spaces"]
+
 def case_cycle_project_config_alias(t):
     project = _project(t)
     cfg = project / "config.yaml"
