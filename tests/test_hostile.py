@@ -884,6 +884,48 @@ def case_init_classes_id_name_after_bom_and_blank_lines(t):
         "line 3 '3 cat' starts with a class id"]
 
 
+def case_init_classes_semicolon_separated(t):
+    return _init_classes(t, "classes.txt", "cat;dog;bird\n"), [
+        "classes.txt", "line 1 'cat;dog;bird' holds a semicolon", "one class name a line"]
+
+
+def case_init_classes_tab_separated(t):
+    return _init_classes(t, "classes.txt", "cat\tdog\tbird\n"), ["line 1 'cat\\tdog\\tbird' holds a tab"]
+
+
+def case_init_classes_bar_separated(t):
+    return _init_classes(t, "classes.txt", "cat|dog|bird\n"), ["line 1 'cat|dog|bird' holds a '|'"]
+
+
+def case_init_classes_semicolon_on_a_later_line(t):
+    return _init_classes(t, "classes.txt", "cat\ndog;bird\n"), ["line 2 'dog;bird' holds a semicolon"]
+
+
+def case_init_classes_yaml_list_in_a_txt(t):
+    return _init_classes(t, "classes.txt", "- cat\n- dog\n- bird\n"), [
+        "line 1 '- cat' is a YAML list item", "(write 'cat')", "or pass a data.yaml"]
+
+
+def case_init_classes_darknet_obj_data(t):
+    return _init_classes(t, "obj.data", "classes = 3\nnames = data/obj.names\n"), [
+        "obj.data", "line 1 'classes = 3' is a darknet obj.data line", "(obj.names)"]
+
+
+def case_init_classes_name_with_a_nul(t):
+    return _init_classes(t, "classes.txt", "cat\x00\ndog\n"), ["holds the control character U+0000"]
+
+
+def case_init_classes_json_list(t):
+    return _init_classes(t, "classes.json", '["cat", "dog", "bird"]\n'), ["classes.json", "holds a comma"]
+
+
+def case_init_classes_csv_with_a_header(t):
+    return _init_classes(t, "classes.csv", "id,name\n0,cat\n1,dog\n"), ["line 1 'id,name' holds a comma"]
+
+
+def case_prelabel_classes_semicolon_separated(t):
+    return _prelabel(t, "cat;dog;bird\n"), ["holds a semicolon"]
+
 def case_prelabel_classes_comma_separated(t):
     return _prelabel(t, "cat,dog,bird\n"), ["classes.txt: line 1 'cat,dog,bird' holds a comma"]
 
