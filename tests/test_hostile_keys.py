@@ -311,6 +311,13 @@ KEY_CASES = [
      ["'train/a' could mean image 'a.png' or 'sub/a.png'"]),
     ("cvat images/ folder inside obj_train_data", NEST, "cvat", [("obj_train_data/images/sub/a", "sub/a.png")],
      LANDS),
+    ("yolo zip Labels/ in capitals", NEST, "yolo-zip", [("Labels/a", "a.png"), ("Labels/sub/a", "sub/a.png")], LANDS),
+    ("yolo folder LABELS/ in a wrapping folder", NEST, "yolo", [("batch/LABELS/sub/a", "sub/a.png")], LANDS),
+    ("yolo zip label/ is no label folder", NEST, "yolo-zip", [("label/a", None)], ["'label/a' could mean image"]),
+    ("yolo zip a second copy in 'labels (1)'", NEST, "yolo-zip", [("labels/b", None), ("labels (1)/b", None)],
+     ["labels (1)/b.txt", "label file outside labels/"]),
+    ("yolo zip from macOS with __MACOSX/._ files", NEST, "yolo-zip",
+     [("labels/sub/a", "sub/a.png"), ("__MACOSX/labels/sub/._a", None)], LANDS),
 ]
 
 
