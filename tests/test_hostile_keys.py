@@ -45,6 +45,7 @@ NESTED_LAST = ["a.png", "zz/a.png"]
 NESTED_FIRST = ["0/a.png", "a.png"]
 SPACES = ["a b.png", "my photos/a b.png"]
 ACCENTS = ["café.png", "été/café.png"]
+CAMERA = ["img_1.jpg", "sub/IMG_2.JPG", "b.png"]  # names as cameras and phones write them
 
 
 @pytest.fixture(autouse=True)
@@ -318,6 +319,19 @@ KEY_CASES = [
      ["labels (1)/b.txt", "label file outside labels/"]),
     ("yolo zip from macOS with __MACOSX/._ files", NEST, "yolo-zip",
      [("labels/sub/a", "sub/a.png"), ("__MACOSX/labels/sub/._a", None)], LANDS),
+    # -- variants: the return spells a pool name in another case ---------------------------------------
+    ("yolo label in upper case for a lower-case image", CAMERA, "yolo", [("IMG_1", None)],
+     ["label for an image the project does not have", "'IMG_1'", "differs from 'img_1' only in case"]),
+    ("yolo label in lower case for an upper-case image", CAMERA, "yolo", [("sub/img_2", None)],
+     ["differs from 'sub/IMG_2' only in case"]),
+    ("yolo label with the image's own case", CAMERA, "yolo", [("img_1", "img_1.jpg"), ("sub/IMG_2", "sub/IMG_2.JPG")],
+     LANDS),
+    ("coco file_name in upper case", CAMERA, "coco", [("IMG_1.JPG", None)], ["differs from 'img_1.jpg' only in case"]),
+    ("coco file_name with only the suffix in another case", CAMERA, "coco", [("sub/IMG_2.jpg", "sub/IMG_2.JPG")],
+     LANDS),
+    ("cvat label in upper case", CAMERA, "cvat", [("obj_train_data/IMG_1", None)], ["differs from 'img_1' only in case"]),
+    ("cvat xml name in lower case", CAMERA, "cvat-xml", [("sub/img_2.jpg", None)],
+     ["differs from 'sub/IMG_2.JPG' only in case"]),
 ]
 
 
