@@ -433,20 +433,17 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {text!r}: expected key=value")
     key, raw = text.split("=", 1)
     key = key.strip()
-    if key.startswith(_BLOCK_PREFIXES):  # one key of a block: checked with the block
-        try:
-            value = load_yaml(raw, f"--set {key}") if raw.strip() else ""
-        except ConfigError as exc:
-            raise ConfigError(f"--set {key}: cannot parse value {raw[:40]!r} ({exc})") from None
-        return key, value
-    if key not in _fields():
+    block = key.startswith(_BLOCK_PREFIXES)  # one key of a block: checked with the block
+    if not block and key not in _fields():
         raise ConfigError(f"--set: {unknown('key', key, _fields(), list_choices=False)}")
     try:
         value = load_yaml(raw, f"--set {key}") if raw.strip() else ""
-    except ConfigError as exc:  # not YAML, an alias, nested too deeply, a 5000-digit integer
+    except ConfigError as exc:  # not YAML, an alias, nested too deeply, a 5000-digit integer, yes
         shown = raw if len(raw) <= 40 else raw[:37] + "..."
-        reason = str(exc).removeprefix(f"--set {key}: ")
+        reason = str(exc).removeprefix(f"--set {key}: ").removeprefix("line 1: ")
         raise ConfigError(f"--set {key}: cannot parse value {shown!r} ({reason})") from None
+    if block:
+        return key, value
     hints = typing.get_type_hints(Config)
     # A bare word like `yolov8n.yaml` or `cpu` parses as a string already; numbers
     # that should be strings (device=0) are turned back into text.

@@ -32,14 +32,14 @@ import numpy as np
 import yaml
 
 from detal.errors import DataError
-from detal.files import atomic_write
+from detal.files import atomic_write, check_out_dir
 
 __all__ = [
+    "MAX_IMGSZ",
     "PRESETS",
     "Canvas",
     "DigitsSpec",
     "build_digits",
-    "check_out_dir",
     "render_canvas",
     "split_sources",
     "write_canvases",
@@ -47,6 +47,10 @@ __all__ = [
 
 N_CLASSES = 10
 NAMES = [str(i) for i in range(N_CLASSES)]
+
+
+MAX_IMGSZ = 4096
+"""The largest canvas side: a 4096 px canvas is 128 MiB of float64 while it is drawn."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,8 @@ class DigitsSpec:
     def __post_init__(self) -> None:
         if self.pool < 1 or self.val < 1:
             raise DataError(f"digits: --pool and --val must be >= 1, got {self.pool} and {self.val}")
-        if self.imgsz < 32:
-            raise DataError(f"digits: --imgsz must be >= 32, got {self.imgsz}")
+        if not 32 <= self.imgsz <= MAX_IMGSZ:
+            raise DataError(f"digits: --imgsz must be from 32 to {MAX_IMGSZ} pixels, got {self.imgsz}")
         if not 1 <= self.min_digits <= self.max_digits:
             raise DataError("digits: need 1 <= min_digits <= max_digits")
         if not 0.0 < self.val_source_fraction < 1.0:
@@ -202,18 +206,6 @@ def canvas_label_text(canvas: Canvas) -> str:
         cx, cy, w, h = (x1 + x2) / 2 / s, (y1 + y2) / 2 / s, (x2 - x1) / s, (y2 - y1) / s
         lines.append(f"{int(c)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
     return "\n".join(lines) + ("\n" if lines else "")
-
-
-def check_out_dir(out: Path) -> Path:
-    """``out`` if a folder can be made or used there; :class:`DataError` naming why not."""
-    out = Path(out)
-    for path in (out, *out.parents):
-        if path.exists() or path.is_symlink():
-            if not path.is_dir():
-                where = "" if path == out else f"is under {path}, which "
-                raise DataError(f"{out}: {where}is a file, not a folder; give a folder for the dataset")
-            break
-    return out
 
 
 def build_digits(out: str | Path, spec: DigitsSpec = DigitsSpec()) -> Path:

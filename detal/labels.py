@@ -33,7 +33,9 @@ __all__ = [
     "parse_yolo_line",
     "prediction_lines",
     "read_classes",
+    "returned_line",
     "show_name",
+    "show_number",
     "to_yolo_line",
     "yaml_class_names",
 ]
@@ -68,6 +70,28 @@ class LabelProblem:
 def format_line(class_id: int, cx: float, cy: float, w: float, h: float) -> str:
     """A 5-field YOLO line with 6 decimals, the form every detal writer uses."""
     return f"{int(class_id)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
+
+
+def returned_line(class_id: int, cx: float, cy: float, w: float, h: float, n_classes: int) -> str:
+    """:func:`format_line` of a box a return gave in other units, checked as a label line is.
+
+    :class:`DataError` says what is wrong in the box's own numbers
+    (``w=1.0000009 outside [0, 1]``), and names a box too small for the 6
+    decimals of a YOLO line (``w=3e-07``), which would otherwise be written,
+    and then refused, as ``w=0``.
+    """
+    line = format_line(class_id, cx, cy, w, h)
+    try:
+        parse_yolo_line(line, n_classes)
+    except DataError as exc:  # told in the box's own numbers where they show it
+        parse_yolo_line(f"{int(class_id)} {cx!r} {cy!r} {w!r} {h!r}", n_classes)
+        if w < 5e-7 or h < 5e-7:
+            raise DataError(
+                f"box too small to write: w={show_number(w)} h={show_number(h)} of the image, "
+                "under the 0.000001 a YOLO line can hold"
+            ) from None
+        raise DataError(f"{exc} once written with 6 decimals ({line})") from None
+    return line
 
 
 def normalized_box(xyxy: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
@@ -146,15 +170,15 @@ def parse_yolo_line(
     cx, cy, w, h = values[:4]
     for name, v in (("cx", cx), ("cy", cy), ("w", w), ("h", h)):
         if not 0.0 <= v <= 1.0:
-            raise DataError(f"{name}={v:g} outside [0, 1]")
+            raise DataError(f"{name}={show_number(v)} outside [0, 1]")
     if w <= 0 or h <= 0:
-        raise DataError(f"box size must be positive, got w={w:g} h={h:g}")
+        raise DataError(f"box size must be positive, got w={show_number(w)} h={show_number(h)}")
     tol = 1e-6
     if cx - w / 2 < -tol or cx + w / 2 > 1 + tol or cy - h / 2 < -tol or cy + h / 2 > 1 + tol:
         raise DataError("box extends outside the image")
     conf = values[4] if len(values) == 5 else None
     if conf is not None and not 0.0 <= conf <= 1.0:
-        raise DataError(f"sixth field (confidence) {conf:g} outside [0, 1]")
+        raise DataError(f"sixth field (confidence) {show_number(conf)} outside [0, 1]")
     return YoloBox(cls, cx, cy, w, h, conf)
 
 
@@ -281,14 +305,27 @@ def show_name(name: str) -> str:
     Plain names are quoted as ``repr`` does (``'café'``). A name that is not in
     Unicode NFC form, or holds invisible or control characters, is shown with
     escapes (``'cafe\\u0301'``), so NFC and NFD spellings of one word differ
-    on screen as they do to the computer.
+    on screen as they do to the computer. A name longer than 80 characters
+    is shown by its first 38 and last 39, ``...`` between.
     """
     name = str(name)
     plain = unicodedata.is_normalized("NFC", name) and all(
         c.isprintable() and unicodedata.category(c) != "Cf" for c in name
     )
     text = repr(name) if plain else ascii(name)
-    return text if len(text) <= 80 else text[:76] + "...'"
+    # a long name keeps both ends: deep paths and shortened bundle names differ at the end
+    return text if len(text) <= 80 else text[:38] + "..." + text[-39:]
+
+
+def show_number(value: float) -> str:
+    """``value`` for a message with every digit that tells it from a bound.
+
+    The shortest text that reads back as the same float: ``1.0000009`` (which
+    ``:g`` shows as ``1``, inside ``[0, 1]``), ``1e-09`` (``:g`` would not show
+    ``0``, but a width of 1e-09 is no box), ``0.5``; ``.0`` is left off.
+    """
+    text = repr(float(value))
+    return text.removesuffix(".0")
 
 
 def class_name_problems(names: Sequence[str]) -> list[str]:

@@ -43,6 +43,8 @@ class _Refused(Exception):
 
 
 _LITERAL_INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
+_LITERAL_FLOAT = re.compile(r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$")
+_LITERAL_BOOL = ("true", "True", "TRUE", "false", "False", "FALSE")
 _EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$")
 
 
@@ -50,11 +52,12 @@ class _NoAliasLoader(yaml.SafeLoader):
     """``SafeLoader`` that stops at the first alias instead of expanding it.
 
     It also refuses what YAML 1.1 reads in a way a person does not mean: a key
-    given twice (PyYAML keeps the last one silently) and an integer written
-    ``010`` (octal 8), ``0x10`` (16), ``0b1``, ``1_000`` or ``1:30`` (90), and a float
-    written ``1:30.5`` (90.5) or ``1_000.5``. A
-    float written without a dot (``5e-2``), which YAML 1.1 leaves a string,
-    is read as the float it reads as.
+    given twice (PyYAML keeps the last one silently), an integer written
+    ``010`` (octal 8), ``0x10`` (16), ``0b1``, ``1_000`` or ``1:30`` (90), a
+    float written ``1_000.5`` or ``1:30.5``, and a boolean written ``yes``,
+    ``no``, ``on`` or ``off`` (YAML 1.1 reads a class name ``no`` as false):
+    ``true`` and ``false`` are the booleans. A float written without a dot
+    (``5e-2``), which YAML 1.1 leaves a string, is read as the float it reads as.
     """
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
@@ -84,13 +87,23 @@ class _NoAliasLoader(yaml.SafeLoader):
 
     def construct_yaml_float(self, node: Any) -> Any:
         text = str(node.value)
-        if ":" in text or "_" in text:
+        if not _LITERAL_FLOAT.match(text):
             raise _Refused(
                 f"{text!r} is not a plain decimal number (YAML 1.1 would read it as "
-                f"{super().construct_yaml_float(node)}); write it with digits and a dot only, or quote it",
+                f"{super().construct_yaml_float(node)!r}); write it without '_' or ':', or quote it",
                 node.start_mark.line + 1,
             )
         return super().construct_yaml_float(node)
+
+    def construct_yaml_bool(self, node: Any) -> Any:
+        text = str(node.value)
+        if text not in _LITERAL_BOOL:
+            raise _Refused(
+                f"{text!r} is not true or false (YAML 1.1 would read it as "
+                f"{super().construct_yaml_bool(node)}); write true or false, or quote it",
+                node.start_mark.line + 1,
+            )
+        return super().construct_yaml_bool(node)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -101,6 +114,7 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 _NoAliasLoader.add_constructor("tag:yaml.org,2002:int", _NoAliasLoader.construct_yaml_int)
 _NoAliasLoader.add_constructor("tag:yaml.org,2002:float", _NoAliasLoader.construct_yaml_float)
+_NoAliasLoader.add_constructor("tag:yaml.org,2002:bool", _NoAliasLoader.construct_yaml_bool)
 _NoAliasLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     _EXPONENT_FLOAT,

@@ -30,11 +30,11 @@ from pathlib import Path
 from detal.config import Config
 from detal.engines import AdapterFactory, open_engine
 from detal.errors import DataError, ModelError, disk_full
-from detal.files import atomic_write, removed_on_failure
+from detal.files import atomic_write, check_out_file, removed_on_failure
 from detal.scoring import ImageScore, score_predictions
 from detal.uncertainty import measure_weights, needs_dfl
 
-__all__ = ["CSV_COLUMNS", "check_out_file", "score_images", "write_embeddings", "write_scores_csv"]
+__all__ = ["CSV_COLUMNS", "score_images", "write_embeddings", "write_scores_csv"]
 
 CSV_COLUMNS = ("path", "score", "n_boxes", "top_class")
 
@@ -78,25 +78,12 @@ def score_images(
     return score_predictions(result.predictions, cfg, class_ap=class_ap), result.failed
 
 
-def check_out_file(out: Path) -> Path:
-    """``out`` if a file can be written there; :class:`DataError` naming why not."""
-    out = Path(out)
-    if out.is_dir():
-        raise DataError(f"{out}: is a directory, expected the path of the CSV file to write")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise DataError(f"{out}: cannot write there, {parent} is a file, not a folder")
-            break
-    return out
-
-
 def write_scores_csv(scores: Sequence[ImageScore], out: Path, measure: object = None) -> Path:
     """Write ``scores`` as CSV (``path, score, n_boxes, top_class``) to ``out``.
 
     With a mix as ``measure``, a ``score_<name>`` column per measure follows.
     """
-    out = check_out_file(out)
+    out = check_out_file(out, "CSV file")
     parts = list(measure_weights(measure)) if isinstance(measure, dict) else []
     if len(parts) < 2:
         parts = []

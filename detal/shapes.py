@@ -28,8 +28,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detal.digits import DigitsSpec, check_out_dir, write_canvases
+from detal.digits import DigitsSpec, write_canvases
 from detal.errors import DataError
+from detal.files import check_out_dir
 
 __all__ = ["NAMES", "ShapesSpec", "build_shapes", "class_weights", "shape_bank"]
 

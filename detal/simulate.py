@@ -12,7 +12,7 @@ code ``detal init | cycle | import`` runs, :mod:`detal.project`) under
    over the same pool).
 2. Then, until the schedule ends: ``run_cycle`` (train, evaluate, score,
    select, write the batch), then the simulated annotator writes the
-   ground-truth label of every image that is out as ``<key>.txt`` and hands
+   ground-truth label of every image that is out as its pre-label file name (``<key>.txt``) and hands
    the folder to ``import_labels``, the validated path a person's labels
    take (an image without a ground-truth file gets an empty label: no objects).
 
@@ -60,7 +60,8 @@ from detal.files import atomic_write
 from detal.pool import Status
 from detal.project import Hooks, import_labels, init_project, project_config, run_cycle
 from detal.project.folder import EVENTS, folder_lock
-from detal.project.paths import ProjectPaths, label_relpath
+from detal.project.label_import import pool_names
+from detal.project.paths import ProjectPaths, label_relpath, prelabel_file
 from detal.project.scan import walk_images
 from detal.selection import STRATEGIES, labeling_cap, schedule_length
 from detal.store import Store
@@ -99,13 +100,27 @@ class Staged:
     val: Path
     val_labels: Path
     classes: Path
-    truth: dict[str, Path | None]  # project image key -> ground-truth label file (None: no objects)
-    boxes: dict[str, int]  # project image key -> ground-truth boxes
+    truth: dict[str, Path | None]  # image path in the pool folder -> ground-truth label file (None: no objects)
+    boxes: dict[str, int]  # image path in the pool folder -> ground-truth boxes
 
     @property
     def size(self) -> int:
         """``T``, the pool size."""
         return len(self.truth)
+
+    def by_key(self, store: Store, table: dict[str, Any]) -> dict[str, Any]:
+        """``table`` (:attr:`truth` or :attr:`boxes`) keyed by the project's image keys.
+
+        Each image is found by the key rule every import uses
+        (:class:`~detal.export.keys.PoolNames`), from its path in the pool folder.
+        """
+        names = pool_names(store)
+        out = {}
+        for rel, value in table.items():
+            key = names.match(rel, file_name=True, by_base=False).key
+            if key is not None:
+                out[key] = value
+        return out
 
 
 def _relpaths(images: Sequence[Path], where: Path) -> tuple[Path, list[str]]:
@@ -171,9 +186,7 @@ def _stage(dataset: Dataset, out: Path) -> Staged:
         (tmp / "dataset.json").write_text(json.dumps(fingerprint), encoding="utf-8")
         shutil.rmtree(data, ignore_errors=True)
         os.rename(tmp, data)
-    truth = {}
-    for (_, label), rel in zip(dataset.pool, pool_rel):
-        truth[rel.rsplit(".", 1)[0].replace("/", "__")] = label if label.is_file() else None
+    truth = {rel: label if label.is_file() else None for (_, label), rel in zip(dataset.pool, pool_rel)}
     return Staged(pool_base if direct["pool"] else data / "pool", val_base if direct["val"] else data / "val",
                   data / "val-labels", data / "classes.txt", truth, {k: _count_boxes(v) for k, v in truth.items()})
 
@@ -197,15 +210,22 @@ def _check_run(project: Path, identity: dict, cfg: Config) -> None:
         )
 
 
+def _boxes(project: Path, staged: Staged) -> dict[str, int]:
+    """The ground-truth box count of every pool image of ``project``, by key."""
+    with Store.open(ProjectPaths(project).db) as store:
+        return staged.by_key(store, staged.boxes)
+
+
 def _reveal(project: Path, staged: Staged, hooks: Hooks) -> None:
     """The simulated annotator: the ground truth of every image that is out, through ``import``."""
     with Store.open(ProjectPaths(project).db) as store:
         keys = [r.key for r in store.images(status=Status.SELECTED.value)]
+        truth = staged.by_key(store, staged.truth)
     with tempfile.TemporaryDirectory(prefix=".annotator-", dir=project.parent) as tmp:
         for key in keys:
-            label = staged.truth[key]
+            label = truth[key]
             text = label.read_text(encoding="utf-8") if label is not None else ""
-            (Path(tmp) / f"{key}.txt").write_text(text, encoding="utf-8")
+            (Path(tmp) / prelabel_file(key)).write_text(text, encoding="utf-8")
         # the ground truth, even where it equals the model's pre-labels
         import_labels(project, tmp, hooks=hooks, accept_prelabels=True)
 
@@ -321,7 +341,7 @@ def _run_project(
                 return  # at the budget, and trained on every label
         run_cycle(project, adapter, overrides=overrides, hooks=hooks, write_bundle=write_bundles,
                   train_cache=train_cache)
-        rows = project_rows(project, strategy, cfg.seed, staged.boxes)
+        rows = project_rows(project, strategy, cfg.seed, _boxes(project, staged))
         _say(log, strategy, cfg.seed, rows[-1])
         after_cycle()
 
@@ -333,7 +353,7 @@ def _results(out: Path, runs: Sequence[tuple[int, str]], staged: Staged) -> None
     for seed, s in runs:
         project = out / s / f"seed-{seed}"
         if (ProjectPaths(project).db).is_file():
-            rows += project_rows(project, s, seed, staged.boxes)
+            rows += project_rows(project, s, seed, _boxes(project, staged))
     write_results(rows, out / "results.csv")
 
 

@@ -203,7 +203,8 @@ def test_effort_block_override_keeps_the_other_keys():
 @pytest.mark.parametrize("override, message", [
     ("effort_seconds.drw=3", "effort_seconds: unknown key 'drw'"),
     ("effort_seconds.draw=-1", "effort_seconds.draw must be a number in [0, 3600]"),
-    ("effort_seconds.draw=yes", "effort_seconds.draw must be a number"),
+    ("effort_seconds.draw=yes", "--set effort_seconds.draw: cannot parse value 'yes' ('yes' is not true or false"),
+    ("effort_seconds.draw=1_000.5", "cannot parse value '1_000.5' ('1_000.5' is not a plain decimal number"),
     ("effort_seconds.per_image=.nan", "per_image must be a"),
     ("effort_iou.match=0", "effort_iou needs 0 < match <= verify"),
     ("effort_iou.match=0.9", "effort_iou needs 0 < match <= verify"),

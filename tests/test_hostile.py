@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import time
 import unicodedata
 import zipfile
@@ -28,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 from PIL import Image
-from projectkit import NAMES, batch_names, make_images, make_project, snapshot
+from projectkit import NAMES, batch_names, label_cycle, make_images, make_project, snapshot
 
 from detal.cli import main
 from detal.commands import prelabel as prelabel_cmd
@@ -38,7 +39,7 @@ from detal.errors import DataError
 from detal.export import read_returned, read_returned_labels
 from detal.fake import FakeAdapter
 from detal.labels import parse_class_names, read_classes
-from detal.project import init_project
+from detal.project import init_project, run_cycle
 
 NFC = unicodedata.normalize("NFC", "café")
 NFD = unicodedata.normalize("NFD", "café")
@@ -46,10 +47,16 @@ LINE = "0 0.5 0.5 0.2 0.2\n"
 BIG_LABEL = LINE * (5 * 2**20 // len(LINE) + 1)  # valid lines, over the 4 MiB cap
 
 
+_IMMUTABLE: list[Path] = []  # folders a case made immutable, made changeable again after it
+
+
 @pytest.fixture(autouse=True)
 def fake_adapters(monkeypatch):
     monkeypatch.setattr(project_cmd, "make_adapter", lambda cfg, project: FakeAdapter(len(NAMES), seed=2))
     monkeypatch.setattr(prelabel_cmd, "make_adapter", lambda cfg: FakeAdapter(3, seed=5))
+    yield
+    while _IMMUTABLE:
+        subprocess.run(["chattr", "-i", str(_IMMUTABLE.pop())], check=False)
 
 
 # -- builders ---------------------------------------------------------------------------------
@@ -294,15 +301,6 @@ def case_config_nested_too_deeply(t):
 # -- issue 22, defect 13, variants: what YAML 1.1 reads otherwise, tabs, odd floats ---------------------
 
 
-def case_config_float_written_sexagesimal(t):
-    return _config(t, "empty_image_score: 1:30.5\n"), [
-        "c.yaml", "line 1", "'1:30.5' is not a plain decimal number (YAML 1.1 would read it as 90.5)"]
-
-
-def case_config_float_with_underscores(t):
-    return _config(t, "empty_image_score: 1_000.5\n"), ["'1_000.5' is not a plain decimal number"]
-
-
 def case_config_train_args_float_sexagesimal(t):
     return _config(t, "train_args: {lr0: 0:0.5}\n"), ["'0:0.5' is not a plain decimal number"]
 
@@ -348,7 +346,7 @@ def case_config_seed_octal_0o(t):
 
 
 def case_config_seed_yes(t):
-    return _config(t, "seed: yes\n"), ["seed must be int, got True"]
+    return _config(t, "seed: yes\n"), ["line 1", "'yes' is not true or false"]
 
 
 def case_config_seed_a_date(t):
@@ -1058,6 +1056,179 @@ def case_coco_rotated_photo_unturned_in_a_coco_folder(t):
     return _rotated_coco(t, 8, folder=True), ["instances_default.json", "48x30 but the image is 30x48"]
 
 
+# == issue 22 =====================================================================================
+# -- defect 18: an --out that cannot be written is one line, before any work ----------------------
+# As root, permission bits do not stop a write: a folder made immutable (chattr +i) does.
+
+
+def _immutable(folder: Path) -> Path:
+    """``folder`` (made if missing) that nobody, root included, may change (skips where chattr fails)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot make a folder immutable here: {made.stderr.decode().strip()}")
+    _IMMUTABLE.append(folder)
+    return folder
+
+
+def _reviewable(t: Path) -> Path:
+    """A project whose cycle 1 is done: a batch with pre-labels to review."""
+    project = make_project(t, n=20)
+    label_cycle(project, 0, t)
+    run_cycle(project, FakeAdapter(len(NAMES), seed=2))
+    return project
+
+
+def _review(t: Path, out: Path) -> list[str]:
+    return ["review", str(_reviewable(t)), "--out", str(out)]
+
+
+def case_score_out_in_an_immutable_folder(t):
+    ro = _immutable(t / "ro")
+    return _score(t, ro / "scores.csv"), ["ro/scores.csv", "cannot write in", "Operation not permitted"]
+
+
+def case_score_out_in_a_missing_folder_of_an_immutable_one(t):
+    ro = _immutable(t / "ro")
+    return _score(t, ro / "new" / "scores.csv"), ["ro/new/scores.csv", "cannot write in", str(ro)]
+
+
+def case_score_embeddings_in_an_immutable_folder(t):
+    ro = _immutable(t / "ro")
+    argv = _score(t, t / "scores.csv") + ["--embeddings", str(ro / "emb.npz")]
+    return argv, ["ro/emb.npz", "cannot write in"]
+
+
+def case_score_embeddings_under_a_file(t):
+    _write(t / "afile", "x")
+    argv = _score(t, t / "scores.csv") + ["--embeddings", str(t / "afile" / "emb.npz")]
+    return argv, ["afile/emb.npz", "is under", "which is a file, not a folder"]
+
+
+def case_prelabel_out_under_a_file(t):
+    _write(t / "afile", "x")
+    return _prelabel(t, "cat\ndog\nbird\n", "--out", str(t / "afile" / "out")), [
+        "afile/out", "is under", "which is a file, not a folder"]
+
+
+def case_prelabel_out_is_a_file(t):
+    _write(t / "afile", "x")
+    return _prelabel(t, "cat\ndog\nbird\n", "--out", str(t / "afile")), ["afile", "is a file, not a folder"]
+
+
+def case_prelabel_out_in_an_immutable_folder(t):
+    ro = _immutable(t / "ro")
+    return _prelabel(t, "cat\ndog\nbird\n", "--out", str(ro / "out")), [
+        "ro/out", "cannot write in", "Operation not permitted"]
+
+
+def case_prelabel_out_is_an_immutable_folder(t):
+    ro = _immutable(t / "ro")
+    return _prelabel(t, "cat\ndog\nbird\n", "--out", str(ro)), ["ro", "cannot write in", str(ro)]
+
+
+def case_review_out_under_a_file(t):
+    _write(t / "afile", "x")
+    return _review(t, t / "afile" / "page"), ["afile/page", "is under", "which is a file, not a folder"]
+
+
+def case_review_out_in_an_immutable_folder(t):
+    ro = _immutable(t / "ro")
+    return _review(t, ro / "page"), ["ro/page", "cannot write in", "Operation not permitted"]
+
+
+def case_review_out_is_an_immutable_review_folder(t):
+    project = _reviewable(t)
+    assert main(["review", str(project), "--out", str(t / "page")]) == 0
+    _immutable(t / "page")
+    return ["review", str(project), "--out", str(t / "page")], ["page", "cannot write in"]
+
+
+def case_review_default_out_in_an_immutable_cycle_folder(t):
+    project = _reviewable(t)
+    _immutable(project / "cycles" / "1")
+    return ["review", str(project)], ["cycles/1/review", "cannot write in"]
+
+
+def case_digits_out_in_an_immutable_folder(t):
+    ro = _immutable(t / "ro")
+    return _digits(ro / "d"), ["ro/d", "cannot write in", "Operation not permitted"]
+
+
+# -- defect 19: messages that read right -----------------------------------------------------------
+
+
+def _yolo_return(t: Path, line: str) -> list[str]:
+    """``import PROJECT returned/`` with ``line`` as the label of every image of batch 0."""
+    project = _project(t)
+    for key in _keys(project):
+        _write(t / "returned" / f"{key}.txt", line + "\n")
+    return ["import", str(project), str(t / "returned")]
+
+
+def case_yolo_width_a_hair_over_1(t):
+    return _yolo_return(t, "0 0.5 0.5 1.0000009 0.2"), ["w=1.0000009 outside [0, 1]"]
+
+
+def case_yolo_centre_a_hair_over_1(t):
+    return _yolo_return(t, "0 1.0000004 0.5 0.2 0.2"), ["cx=1.0000004 outside [0, 1]"]
+
+
+def case_yolo_box_too_small_for_6_decimals(t):
+    return _yolo_return(t, "0 0.5 0.5 0.0000001 0.0000002"), [
+        "box too small to write: w=1e-07 h=2e-07", "0.000001"]
+
+
+def case_coco_box_too_small_for_6_decimals(t):
+    def tiny(doc):
+        doc["annotations"][0]["bbox"] = [1, 1, 0.000001, 0.000001]
+
+    return _coco(t, tiny), ["instances.json", "box too small to write: w=", "0.000001 a YOLO line can hold"]
+
+
+def case_coco_box_a_hair_wider_than_the_image(t):
+    def wide(doc):
+        width = doc["images"][0]["width"]
+        doc["annotations"][0]["bbox"] = [0, 1, width * 1.0000009, 4]
+
+    return _coco(t, wide), ["instances.json", "w=1.0000009", "outside [0, 1]"]
+
+
+def case_digits_imgsz_100000(t):
+    return ["data", "digits", "--out", str(t / "d"), "--pool", "2", "--val", "1", "--imgsz", "100000"], [
+        "--imgsz must be from 32 to 4096 pixels, got 100000"]
+
+
+def case_digits_imgsz_4097(t):
+    return ["data", "digits", "--out", str(t / "d"), "--pool", "2", "--val", "1", "--imgsz", "4097"], [
+        "--imgsz must be from 32 to 4096"]
+
+
+def case_config_bool_written_yes(t):
+    return _config(t, "normalize_entropy: yes\n"), ["c.yaml", "line 1", "'yes' is not true or false"]
+
+
+def case_config_bool_written_off(t):
+    return _config(t, "warm_start: off\n"), ["c.yaml", "'off' is not true or false", "would read it as False"]
+
+
+def case_config_bool_override_written_no(t):
+    return ["config", "--set", "normalize_entropy=no"], ["--set normalize_entropy", "'no' is not true or false"]
+
+
+def case_config_float_with_an_underscore(t):
+    return _config(t, "empty_image_score: 1_000.5\n"), [
+        "c.yaml", "'1_000.5' is not a plain decimal number", "1000.5"]
+
+
+def case_config_float_in_base_60(t):
+    return _config(t, "empty_image_score: 1:30.5\n"), ["c.yaml", "'1:30.5' is not a plain decimal number", "90.5"]
+
+
+def case_config_yes_in_train_args(t):
+    return _config(t, "train_args: {cos_lr: yes}\n"), ["c.yaml", "'yes' is not true or false"]
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 
@@ -1083,7 +1254,7 @@ def test_hostile_input(case, tmp_path, capsys):
 
 def test_there_are_enough_hostile_cases():
     assert len(CASES) >= 60
-    groups = {"coco", "cvat", "config", "cycle", "init", "prelabel", "score", "digits", "yolo"}
+    groups = {"coco", "cvat", "config", "cycle", "init", "prelabel", "score", "digits", "yolo", "review"}
     assert {c.__name__.split("_")[1] for c in CASES} == groups
 
 

@@ -1,4 +1,4 @@
-"""Hostile config input (issue 22, defect 13 and the 5e-2 part of 19): YAML 1.1 traps."""
+"""Hostile config input (issue 22, defect 13 and the YAML parts of 19): YAML 1.1 traps."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ REFUSED = [
     ("a: 1\nb: 2\na: 3\n", ["line 3", "'a'", "twice", "line 1"]),
     ("x:\n  k: 1\n  k: 2\n", ["line 3", "'k'", "twice"]),
     ("- {p: 1, p: 2}\n", ["'p'", "twice"]),
+    ("flag: yes\n", ["line 1", "'yes' is not true or false", "True"]),
+    ("flag: No\n", ["line 1", "'No' is not true or false", "False"]),
+    ("a: 1\nflag: on\n", ["line 2", "'on' is not true or false"]),
+    ("flag: OFF\n", ["'OFF' is not true or false"]),
+    ("names: [cat, no, dog]\n", ["line 1", "'no' is not true or false"]),  # a class called no
+    ("lr: 1_000.5\n", ["line 1", "'1_000.5' is not a plain decimal number", "1000.5"]),
+    ("lr: 1:30.5\n", ["'1:30.5' is not a plain decimal number", "90.5"]),
+    ("lr: -1_0.0\n", ["'-1_0.0' is not a plain decimal number"]),
 ]
 
 

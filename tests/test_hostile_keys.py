@@ -11,7 +11,8 @@ refused a return whose every name fits one image only (the ``cvat-xml``
 cases: CVAT for images XML, which main could not import at all).
 
 The pools: ``a.png`` beside ``sub/a.png`` (defects 1 and 2), ``x.png`` beside
-``x.png.jpg`` (defect 3), and variants (deeper, nested only, a pool folder
+``x.png.jpg`` (defect 3), an image so deep that its bundle name is shortened
+(defect 16), and variants (deeper, nested only, a pool folder
 called ``labels``, other suffixes, the nested image first or last).
 Label Studio (``detal pull``) and returns written by datumaro are tested
 below the table.
@@ -19,6 +20,7 @@ below the table.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -46,6 +48,20 @@ NESTED_FIRST = ["0/a.png", "a.png"]
 SPACES = ["a b.png", "my photos/a b.png"]
 ACCENTS = ["café.png", "été/café.png"]
 CAMERA = ["img_1.jpg", "sub/IMG_2.JPG", "b.png"]  # names as cameras and phones write them
+# defect 16: a key (sub__a) longer than a file name may be; bundles name the image by a shortened key
+DEEP_LONG = f"{'d' * 200}/{'e' * 200}/{'f' * 240}.png"
+LONG = ["a.png", DEEP_LONG]
+ACCENTED_LONG = f"{'é' * 100}/{'ü' * 120}.png"
+LONG_ACCENTS = ["a.png", ACCENTED_LONG]
+
+
+def _bundle_stem(image: str) -> str:
+    """The bundle's name for a pool image, without suffix: its key, shortened past 200 bytes
+    to its first 187 bytes (a character cut in two dropped), ``~`` and 12 hex of the key's SHA-256."""
+    key = image.rsplit(".", 1)[0].replace("/", "__").encode("utf-8")
+    if len(key) <= 200:
+        return key.decode("utf-8")
+    return key[:187].decode("utf-8", "ignore") + "~" + hashlib.sha256(key).hexdigest()[:12]
 
 
 @pytest.fixture(autouse=True)
@@ -332,6 +348,19 @@ KEY_CASES = [
     ("cvat label in upper case", CAMERA, "cvat", [("obj_train_data/IMG_1", None)], ["differs from 'img_1' only in case"]),
     ("cvat xml name in lower case", CAMERA, "cvat-xml", [("sub/img_2.jpg", None)],
      ["differs from 'sub/IMG_2.JPG' only in case"]),
+    # -- defect 16: a deep image, named in the bundle by its shortened key ---------------------------
+    ("yolo long name as the bundle names it", LONG, "yolo",
+     [(f"labels/{_bundle_stem(DEEP_LONG)}", DEEP_LONG), ("labels/a", "a.png")], LANDS),
+    ("yolo long name, flat", LONG, "yolo", [(_bundle_stem(DEEP_LONG), DEEP_LONG)], LANDS),
+    ("yolo zip long name", LONG, "yolo-zip", [(f"labels/{_bundle_stem(DEEP_LONG)}", DEEP_LONG)], LANDS),
+    ("cvat long name", LONG, "cvat", [(f"obj_train_data/{_bundle_stem(DEEP_LONG)}", DEEP_LONG)], LANDS),
+    ("coco long name", LONG, "coco", [(f"{_bundle_stem(DEEP_LONG)}.png", DEEP_LONG), ("a.png", "a.png")], LANDS),
+    ("coco folder long name", LONG, "coco-folder", [(f"{_bundle_stem(DEEP_LONG)}.png", DEEP_LONG)], LANDS),
+    ("cvat xml long name", LONG, "cvat-xml", [(f"{_bundle_stem(DEEP_LONG)}.png", DEEP_LONG)], LANDS),
+    ("yolo long accented name", LONG_ACCENTS, "yolo",
+     [(f"labels/{_bundle_stem(ACCENTED_LONG)}", ACCENTED_LONG)], LANDS),
+    ("coco long accented name", LONG_ACCENTS, "coco", [(f"{_bundle_stem(ACCENTED_LONG)}.png", ACCENTED_LONG)],
+     LANDS),
 ]
 
 

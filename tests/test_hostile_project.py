@@ -1091,6 +1091,48 @@ def case_import_old_project_names_differ_only_in_case(t):
     return ["import", str(project), str(returned)], ["'images/IM003.png' and 'images/im003.png'",
                                                       "differ only in case", "nothing was changed"]
 
+# -- issue 22: init --labels by the key rule of returns -------------------------------------------------
+
+
+def _init_labeled(t: Path, pool: list[str], labels: list[str]) -> list[str]:
+    for n, name in enumerate(pool):
+        (t / "imgs" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (20 + n, 16), (40 * n, 90, 30)).save(t / "imgs" / name)
+    for name in labels:
+        (t / "lab" / name).parent.mkdir(parents=True, exist_ok=True)
+        (t / "lab" / name).write_text("0 0.5 0.5 0.2 0.2\n")
+    return _init(t, t / "imgs", *(["--labels", str(t / "lab")] if labels else []))
+
+
+def case_init_label_that_could_mean_two_images(t):
+    return _init_labeled(t, ["a.png", "sub/a.png"], ["other/a.txt"]), [
+        "other/a.txt", "could mean image 'a.png' or 'sub/a.png'"]
+
+
+def case_init_flat_label_for_two_nested_images(t):
+    return _init_labeled(t, ["x/a.png", "y/a.png", "b.png"], ["a.txt", "b.txt"]), [
+        "lab/a.txt", "could mean image 'x/a.png' or 'y/a.png'", "only its base name matches"]
+
+
+def case_init_two_labels_for_one_image(t):
+    return _init_labeled(t, ["a.png", "sub/b.png"], ["sub/b.txt", "sub__b.txt"]), [
+        "sub__b.txt", "second label for image 'sub/b.png'"]
+
+
+def case_init_label_named_after_a_double_suffix_image(t):
+    return _init_labeled(t, ["x.png", "x.png.jpg"], ["x.png.txt"]), [
+        "x.png.txt", "could mean image 'x.png' or 'x.png.jpg'"]
+
+
+def case_init_image_named_as_a_deep_image_is_shortened(t):
+    """The bundle names a deep image by its key cut short and hashed; an image named so already clashes."""
+    deep = f"{'d' * 200}/{'e' * 200}/{'f' * 240}"
+    key = deep.replace("/", "__").encode()
+    digest = hashlib.sha256(key).hexdigest()[:12]
+    return _init_labeled(t, [f"{deep}.png", f"{'d' * 187}~{digest}.png", "a.png"], []), [
+        "imgs: images 'dddd", "ffff.png' and 'dddd", f"~{digest}.png'", "get the same bundle name"]
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 
@@ -1693,3 +1735,125 @@ def test_init_marks_its_names_as_checked(tmp_path):
     project = make_project(tmp_path, n=10)
     with Store.open(project / "detal.db") as store:
         assert store.get_meta("name_rule") == "folded"
+# -- issue 22, defect 16: names of deep images, through every file detal names after an image ----------
+
+DEEP_LONG = f"{'d' * 200}/{'e' * 200}/{'f' * 240}.png"  # its key (d..d__e..e__f..f) is 644 bytes
+NEAR_255 = f"{'g' * 250}.png"  # a name of 254 bytes: <key>.txt fits, <index>_<name> and backups did not
+ACCENTED_LONG = f"{'é' * 100}/{'ü' * 120}.png"  # 442 bytes of key, two bytes a character
+
+
+def _long_pool(t: Path) -> Path:
+    names = [DEEP_LONG, NEAR_255, ACCENTED_LONG, "a.png", "sub/b.png", "c.png"]
+    for n, name in enumerate(names):
+        path = t / "imgs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (20 + n, 16), (40 * n, 90, 30)).save(path)
+    return t / "imgs"
+
+
+def _unzip(bundle: Path, to: Path) -> list[dict]:
+    """Unpack a bundle as a vendor does (real files on disk); its manifest rows."""
+    import csv
+    import io
+
+    with zipfile.ZipFile(bundle) as zf:
+        zf.extractall(to)
+        return list(csv.DictReader(io.StringIO(zf.read("manifest.csv").decode("utf-8"))))
+
+
+def _label_back(ret: Path, rows: list[dict], box: dict[str, str]) -> None:
+    """Labels for an unpacked bundle, each named as its image is in the bundle; ``box`` by pool path."""
+    (ret / "labels").mkdir(exist_ok=True)
+    for row in rows:
+        stem = row["image"].rsplit(".", 1)[0]
+        (ret / "labels" / f"{stem}.txt").write_text(box[row["path"]], encoding="utf-8")
+
+
+def _project_labels(project: Path) -> dict[str, str]:
+    """The project's labels by the pool image's path (``sub/a.txt``); backups are elsewhere."""
+    root = project / "labels" / "images"
+    return {p.relative_to(root).as_posix(): p.read_text(encoding="utf-8") for p in root.rglob("*.txt")}
+
+
+def test_deep_image_names_round_trip_through_cycles_bundles_exports_and_imports(tmp_path, capsys):
+    from detal.export import read_returned
+    from detal.project.label_import import pool_names
+
+    images = _long_pool(tmp_path)
+    project = tmp_path / "p"
+    cfg = ["initial_fraction=0.5", "batch_fraction=0.5", "subset_fraction=1", "max_labeled_fraction=1"]
+    assert main(_init(tmp_path, images, *[a for c in cfg for a in ("--set", c)], project=project)) == 0
+    box = {name: f"{n % 3} 0.500000 0.500000 0.{n + 1}00000 0.250000\n" for n, name in
+           enumerate([DEEP_LONG, NEAR_255, ACCENTED_LONG, "a.png", "sub/b.png", "c.png"])}
+
+    rows0 = _unzip(project / "cycles/0/batch-0.zip", tmp_path / "ret0")
+    assert len(rows0) == 3 and {r["path"] for r in rows0} <= set(box)
+    _label_back(tmp_path / "ret0", rows0, box)
+    assert main(["import", str(project), str(tmp_path / "ret0")]) == 0, capsys.readouterr().err
+
+    hooks = Hooks()
+
+    def stop(**_):
+        raise KeyboardInterrupt
+
+    hooks.add("on_prelabels_written", stop)
+    with pytest.raises(KeyboardInterrupt):  # interrupted once its pre-label files are on disk
+        run_cycle(project, FakeAdapter(len(NAMES), seed=2), hooks=hooks, formats=["yolo", "cvat-yolo", "coco"])
+    run_cycle(project, FakeAdapter(len(NAMES), seed=2), formats=["yolo", "cvat-yolo", "coco"])  # the resume
+    capsys.readouterr()
+    assert main(["review", str(project)]) == 0, capsys.readouterr().err
+
+    # every name made from an image's key is bounded (labels/ mirrors the pool's own names)
+    for path in (project / "cycles").rglob("*"):
+        assert len(path.name.encode("utf-8")) <= 210, path.name
+
+    rows1 = _unzip(project / "cycles/1/batch-1.zip", tmp_path / "ret1")
+    assert {r["path"] for r in rows0} | {r["path"] for r in rows1} == set(box)
+    with Store.open(project / "detal.db") as store:
+        pool = pool_names(store)
+        out = {r.key for r in store.images(selected_cycle=1)}
+    exports = project / "cycles/1/exports"
+    for path, fmt in [(exports / "coco/annotations/instances_default.json", "coco"),
+                      (exports / "cvat-yolo.zip", "cvat-yolo"), (tmp_path / "ret1", "yolo")]:
+        got = read_returned(path, fmt, NAMES, pool=pool)
+        assert not got.problems and set(got.labels) == out, (fmt, got.problems[:2])
+
+    _label_back(tmp_path / "ret1", rows1, box)
+    assert main(["import", str(project), str(tmp_path / "ret1")]) == 0, capsys.readouterr().err
+    assert _project_labels(project) == {name.rsplit(".", 1)[0] + ".txt": text for name, text in box.items()}
+
+    # a correction of the 254-byte name, the old label kept aside under a name that fits
+    (tmp_path / "fix" / "labels").mkdir(parents=True)
+    (tmp_path / "fix" / "labels" / f"{'g' * 250}.txt").write_text("2 0.400000 0.400000 0.200000 0.200000\n")
+    assert main(["import", str(project), str(tmp_path / "fix"), "--overwrite"]) == 0, capsys.readouterr().err
+    assert _project_labels(project)[f"{'g' * 250}.txt"] == "2 0.400000 0.400000 0.200000 0.200000\n"
+    [kept] = (project / "labels" / ".replaced").rglob("*.txt")
+    assert kept.read_text() == box[NEAR_255]
+
+
+# -- init --labels and the simulated annotator match by the key rule (issue 22) ----------------------
+
+
+def _labeled_init(t: Path, pool: list[str], labels: dict[str, str]) -> list[str]:
+    for n, name in enumerate(pool):
+        path = t / "imgs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (20 + n, 16), (40 * n, 90, 30)).save(path)
+    for name, text in labels.items():
+        (t / "lab" / name).parent.mkdir(parents=True, exist_ok=True)
+        (t / "lab" / name).write_text(text)
+    return _init(t, t / "imgs", "--labels", str(t / "lab"))
+
+
+@pytest.mark.parametrize("pool, labels, lands", [
+    (["a.png", "sub/b.png"], {"sub__b.txt": "1 0.5 0.5 0.2 0.2\n"}, {"sub/b": "1"}),  # named as the bundle
+    (["a.png", "sub/b.png"], {"b.txt": "1 0.5 0.5 0.2 0.2\n"}, {"sub/b": "1"}),  # a base name one image has
+    (["a.png", "sub/b.png"], {"labels/sub/b.txt": "2 0.5 0.5 0.2 0.2\n", "labels/a.txt": "0 0.5 0.5 0.2 0.2\n"},
+     {"sub/b": "2", "a": "0"}),  # wrapped in labels/
+    (["x.png", "y.jpg"], {"x.png.txt": "1 0.5 0.5 0.2 0.2\n", "y.jpg.txt": "2 0.5 0.5 0.2 0.2\n"},
+     {"x": "1", "y": "2"}),  # named after the image file
+], ids=["bundle-name", "base-name", "under-labels", "image-file-name"])
+def test_init_labels_match_by_the_key_rule(tmp_path, capsys, pool, labels, lands):
+    assert main(_labeled_init(tmp_path, pool, labels)) == 0, capsys.readouterr().err
+    got = {k[: -len(".txt")]: v.split()[0] for k, v in _project_labels(tmp_path / "p").items()}
+    assert got == lands

@@ -272,7 +272,7 @@ def test_images_the_predictor_cannot_read_never_go_out(tmp_path, capsys, strateg
     report = run_cycle(project, FakeAdapter(len(NAMES), seed=2, unreadable=unreadable))
     members, rows = _bundle(project, 1)
     assert report.n_selected == len(rows) > 0
-    assert all(score and n_boxes for _, score, n_boxes, _ in rows)  # no blank row
+    assert all(score and n_boxes for _, score, n_boxes, *_ in rows)  # no blank row
     shipped = {m.removeprefix("images/") for m in members if m.startswith("images/")}
     assert not {_bundle_name(r.relpath) for r in unlabeled if Path(r.relpath).name in unreadable} & shipped
     taken_out = [p for p, why in report.dropped if why == "unreadable"]
@@ -303,7 +303,7 @@ def test_a_truncated_jpeg_is_never_shipped(tmp_path, capsys, predictor_reads_it)
     report = run_cycle(project, adapter)
     members, rows = _bundle(project, 1)
     assert not {f"images/{name}" for name in spoiled} & set(members)
-    assert rows and all(score for _, score, _, _ in rows)
+    assert rows and all(score for _, score, *_ in rows)
     assert report.dropped and all(Path(p).name in spoiled and why == "unreadable" for p, why in report.dropped)
     assert ("truncated JPEG" if predictor_reads_it else "the predictor could not read it") in capsys.readouterr().err
 

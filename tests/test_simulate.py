@@ -566,3 +566,30 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_simulation(data_yaml, tmp_pat
     assert _no_time(_rows(out)) == _no_time(_rows(whole))
     assert _batches(out / "mixed/seed-2") == _batches(whole / "mixed/seed-2")
     assert not list(out.rglob(".annotator-*")) and not list(out.rglob("*.tmp-*"))
+
+
+def test_the_annotator_labels_deep_images_by_the_key_rule(tmp_path):
+    """Issue 22 (defect 16 and the annotator's key rule): pool images so deep that their keys are
+    longer than a file name; each one labeled gets its own ground truth."""
+    root = tmp_path / "ds"
+    truth = {}
+    for i in range(12):
+        deep = f"{'de'[i % 2] * 200}/{'xy'[i % 2] * 200}"  # two trees: the pool is staged from train/
+        rel = f"{deep}/im{i:03d}{'f' * 230}"
+        _png(root / "images" / "train" / f"{rel}.png", i)
+        label = root / "labels" / "train" / f"{rel}.txt"
+        label.parent.mkdir(parents=True, exist_ok=True)
+        label.write_text(f"{i % N_CLASSES} 0.500000 0.500000 0.{i + 10}0000 0.200000\n")
+        truth[label.name] = label.read_text()
+    for i in range(3):
+        _png(root / "images" / "val" / f"v{i}.png", i)
+        (root / "labels" / "val").mkdir(parents=True, exist_ok=True)
+        (root / "labels" / "val" / f"v{i}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (root / "data.yaml").write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames: [a, b, c]\n")
+    _run(root / "data.yaml", tmp_path / "out", strategies=("random",), initial_fraction=0.25,
+         batch_fraction=0.25, max_labeled_fraction=0.75)
+    project = tmp_path / "out" / "random" / "seed-0"
+    labeled = project / "labels" / "images"
+    got = {p.name: p.read_text() for p in labeled.rglob("*.txt")}
+    assert len(got) == 9 and all(got[name] == truth[name] for name in got)
+    assert int(_rows(tmp_path / "out")[-1]["n_labeled"]) == 9

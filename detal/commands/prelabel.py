@@ -21,7 +21,7 @@ from detal.commands.common import add_config_args, config_from_args
 from detal.config import Config
 from detal.errors import ConfigError, ModelError
 from detal.export.registry import format_list
-from detal.files import list_images
+from detal.files import check_out_dir, list_images
 from detal.labels import read_classes
 from detal.prelabel import names_from_weights, prelabel
 
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if not weights.is_file():
         raise ModelError(f"{weights}: weights file not found")
     images = list_images(args.images)
+    check_out_dir(args.out)  # before the model runs, not after
     names = read_classes(args.classes) if args.classes else None
     adapter = make_adapter(cfg)
     if names is None:

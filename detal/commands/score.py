@@ -19,8 +19,8 @@ from pathlib import Path
 
 from detal.commands.common import add_config_args, config_from_args
 from detal.errors import DataError, ModelError
-from detal.files import list_images
-from detal.score_images import check_out_file, score_images, write_embeddings, write_scores_csv
+from detal.files import check_out_file, list_images
+from detal.score_images import score_images, write_embeddings, write_scores_csv
 from detal.uncertainty import AGGREGATIONS, MEASURES, measure_label, parse_measure
 
 __all__ = ["register", "run"]
@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.weights).is_file():
         raise ModelError(f"{args.weights}: weights file not found")
     images = list_images(args.images)
-    check_out_file(args.out)  # before the model runs, not after
+    check_out_file(args.out, "CSV file")  # before the model runs, not after
+    if args.embeddings is not None:
+        check_out_file(args.embeddings, "embeddings file")
     if cfg.class_weighting == "difficulty":
         print("detal: note: detal score runs no evaluation, so class_weighting has no per-class AP; "
               "every class weight is 1", file=sys.stderr)

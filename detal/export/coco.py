@@ -36,11 +36,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from detal.errors import DataError
-from detal.export.common import ImageLabels, ReturnedLabels, format_line, normalisation_hint
+from detal.export.common import ImageLabels, ReturnedLabels, normalisation_hint
 from detal.export.keys import PoolNames, spelled_path
 from detal.export.options import ReadOptions, WriteOptions, copy_images, write_json
 from detal.image_frame import size_problem
-from detal.labels import LabelProblem, parse_yolo_line, show_name
+from detal.labels import LabelProblem, returned_line, show_name
 
 __all__ = ["CATEGORY_ID_BASE", "COCO_JSON", "MAX_COCO_BYTES", "coco_document", "read", "read_coco", "write"]
 
@@ -300,9 +300,8 @@ def read_coco(
             problem(f"{label} ({shown}): bbox must be 4 numbers [x, y, w, h]")
             continue
         x, y, w, h = (float(v) for v in bbox)
-        line = format_line(cls, (x + w / 2) / width, (y + h / 2) / height, w / width, h / height)
         try:
-            parse_yolo_line(line, len(names))
+            line = returned_line(cls, (x + w / 2) / width, (y + h / 2) / height, w / width, h / height, len(names))
         except DataError as exc:
             problem(f"{label} ({shown}): bbox {bbox}: {exc}")
             continue

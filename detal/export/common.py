@@ -47,7 +47,15 @@ import numpy as np
 from detal.detections import Prediction
 from detal.errors import DataError
 from detal.export.keys import Match, PoolNames, image_suffix
-from detal.labels import LabelProblem, format_line, normalized_box, parse_label_lines, show_name
+from detal.labels import (
+    LabelProblem,
+    format_line,
+    normalized_box,
+    parse_label_lines,
+    returned_line,
+    show_name,
+    show_number,
+)
 
 __all__ = [
     "EDGE_TOLERANCE_PX",
@@ -176,11 +184,11 @@ def _image_boxes(pred: Prediction, n_classes: int, conf: float) -> tuple[list[Bo
             problems.append(f"{where}: class id {int(cls)} is not one of the project's {n_classes} classes")
             continue
         if x2 < x1 or y2 < y1:
-            problems.append(f"{where}: inverted box [{x1:g}, {y1:g}, {x2:g}, {y2:g}]")
+            problems.append(f"{where}: inverted box [{', '.join(map(show_number, (x1, y1, x2, y2)))}]")
             continue
         if x1 < -tol or y1 < -tol or x2 > w_img + tol or y2 > h_img + tol:
             problems.append(
-                f"{where}: box [{x1:g}, {y1:g}, {x2:g}, {y2:g}] outside the {w_img}x{h_img} image"
+                f"{where}: box [{', '.join(map(show_number, (x1, y1, x2, y2)))}] outside the {w_img}x{h_img} image"
             )
             continue
         cx, cy, w, h = normalized_box((x1, y1, x2, y2), w_img, h_img)
@@ -422,7 +430,10 @@ def parse_lines(
         if name not in index:
             problems.append(LabelProblem(where, number, not_a_project_class(name, box.class_id, names, names_source)))
             continue
-        lines.append(format_line(index[name], box.cx, box.cy, box.w, box.h))
+        try:
+            lines.append(returned_line(index[name], box.cx, box.cy, box.w, box.h, len(names)))
+        except DataError as exc:  # a box too small for the 6 decimals it is kept with
+            problems.append(LabelProblem(where, number, str(exc)))
     problems.sort(key=lambda p: p.line)  # in file order, as a reader goes through it
     return "".join(line + "\n" for line in lines), problems
 

@@ -35,11 +35,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 from detal.errors import DataError
-from detal.export.common import ImageLabels, ReturnedLabels, format_line
+from detal.export.common import ImageLabels, ReturnedLabels
 from detal.export.keys import PoolNames, spelled_path
 from detal.export.options import ReadOptions, WriteOptions, copy_images
 from detal.image_frame import size_problem
-from detal.labels import LabelProblem, parse_yolo_line, show_name
+from detal.labels import LabelProblem, returned_line, show_name, show_number
 
 __all__ = ["CVAT_XML", "MAX_XML_BYTES", "cvat_document", "read", "read_cvat_xml", "write"]
 
@@ -212,12 +212,11 @@ def read_cvat_xml(
                 problem(f"{label}: xtl, ytl, xbr, ybr must be finite numbers")
                 continue
             x1, y1, x2, y2 = (float(v) for v in corners)  # type: ignore[arg-type]
-            line = format_line(cls, (x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width,
-                               (y2 - y1) / height)
             try:
-                parse_yolo_line(line, len(names))
+                line = returned_line(cls, (x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width,
+                                     (y2 - y1) / height, len(names))
             except DataError as exc:
-                problem(f"{label}: box [{x1:g}, {y1:g}, {x2:g}, {y2:g}]: {exc}")
+                problem(f"{label}: box [{', '.join(map(show_number, (x1, y1, x2, y2)))}]: {exc}")
                 continue
             lines.append(line)
         out[key] = lines

@@ -10,7 +10,9 @@ A return names each image by a path, as the return spells it:
 
 A pool image answers to its path in the image folder (``sub/a.png``, and
 without the suffix ``sub/a``) and to its bundle name (``sub__a.png``, and
-``sub__a``), the name bundles and exports give it. :meth:`PoolNames.match`
+``sub__a``), the name bundles and exports give it. A key too long for a file
+name is shortened in that name (:func:`detal.files.short_name`: its start,
+``~`` and a hash of the whole key), and the shortened name answers for it. :meth:`PoolNames.match`
 tries, in order:
 
 1. the whole path: ``sub/a`` or ``sub__a`` (a return laid out like the image
@@ -50,7 +52,7 @@ from pathlib import PurePosixPath
 from typing import NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from detal.files import IMAGE_SUFFIXES
+from detal.files import IMAGE_SUFFIXES, short_name
 from detal.labels import show_name
 
 __all__ = ["Match", "PoolNames", "image_suffix", "spelled_path"]
@@ -133,11 +135,15 @@ class PoolNames:
     def __init__(self, images: Iterable[tuple[str, str]]) -> None:
         self._path: dict[str, str] = {}  # key -> 'sub/a.png'
         self._odd: dict[str, str] = {}  # stem path -> key, for keys not made as init makes them
+        self._short: dict[str, str] = {}  # short_name(key) -> key, for keys too long for a file name
         for key, path in images:
             self._path[key] = path
             stem = _stem_of(path)
             if _as_key(stem) != key:
                 self._odd[stem] = key
+            short = short_name(key)
+            if short != key:
+                self._short[short] = key
         self._base: dict[str, set[str]] | None = None  # 'a' -> keys, built at the first step 3
         self._base_file: dict[str, set[str]] = {}  # 'a.png' -> keys
         self._folded: dict[str, str] | None = None
@@ -213,12 +219,14 @@ class PoolNames:
 
     def _by_bundle(self, name: str) -> str | None:
         """The key of the image whose bundle name (key and suffix) is ``name`` (``sub__a.png``)."""
-        key = _stem_of(name)
+        stem = _stem_of(name)
+        key = self._short.get(stem, stem)
         path = self._path.get(key)
-        return key if path is not None and key != name and path.endswith(name[len(key):]) else None
+        return key if path is not None and stem != name and path.endswith(name[len(stem):]) else None
 
     def _stems_exact(self, name: str) -> set[str]:
-        return {k for k in (self._by_stem(name), name if name in self._path else None) if k is not None}
+        by_key = name if name in self._path else self._short.get(name)
+        return {k for k in (self._by_stem(name), by_key) if k is not None}
 
     def _files_exact(self, name: str) -> set[str]:
         by_file = self._by_stem(_stem_of(name))

@@ -16,7 +16,7 @@ from typing import Any
 
 from detal.errors import DataError
 from detal.image_frame import size_problem
-from detal.labels import YoloBox, format_line, parse_label_text
+from detal.labels import YoloBox, parse_label_text, returned_line, show_number
 
 __all__ = [
     "FROM_NAME",
@@ -185,7 +185,10 @@ def annotation_to_yolo(result: Sequence[Mapping], names: Sequence[str],
         x1, y1 = max(0.0, x / 100.0), max(0.0, y / 100.0)
         x2, y2 = min(1.0, (x + w) / 100.0), min(1.0, (y + h) / 100.0)
         if x2 <= x1 or y2 <= y1:
-            problems.append(f"{at}: box [{x:g}, {y:g}, {w:g}, {h:g}]% has no area inside the image")
+            problems.append(f"{at}: box [{', '.join(map(show_number, (x, y, w, h)))}]% has no area inside the image")
             continue
-        lines.append(format_line(index[label], (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1))
+        try:
+            lines.append(returned_line(index[label], (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, len(names)))
+        except DataError as exc:
+            problems.append(f"{at}: box [{', '.join(map(show_number, (x, y, w, h)))}]%: {exc}")
     return "".join(line + "\n" for line in lines), problems

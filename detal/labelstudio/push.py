@@ -13,6 +13,7 @@ from typing import Any
 
 from detal.errors import DataError, StateError
 from detal.export.labelstudio import labeling_config, normalize_uncertainty
+from detal.files import short_name
 from detal.labelstudio.client import Client, normalize_url, read_token
 from detal.labelstudio.convert import (
     FROM_NAME,
@@ -32,6 +33,7 @@ from detal.labelstudio.state import (
     resolve_url,
     title,
 )
+from detal.project.bundle import bundle_name
 from detal.project.folder import folder_lock, open_store
 from detal.project.paths import ProjectPaths
 from detal.project.pseudo import read_shipped
@@ -75,7 +77,7 @@ def _uncertainties(store: Store, rows: Sequence[ImageRow]) -> tuple[dict[int, fl
 
 
 def _scored_regions(project: Path, cycle: int, names: Sequence[str]) -> dict[str, list[dict]]:
-    """``image key -> regions with a score`` for the cycle's pre-labels, whose files carry no confidence.
+    """``short_name(image key) -> regions with a score`` for the cycle's pre-labels (their files carry no confidence).
 
     From ``exports/label-studio/tasks.json`` where ``detal cycle --format
     label-studio`` wrote one (scores to 6 decimals), else from
@@ -95,8 +97,8 @@ def _scored_regions(project: Path, cycle: int, names: Sequence[str]) -> dict[str
         except (KeyError, IndexError, TypeError):
             continue
     for key, boxes in read_shipped(project, cycle).items():
-        if key not in out:
-            out[key] = box_regions([b for b in boxes if 0 <= b.class_id < len(names)], names, 0, 0)
+        if short_name(key) not in out:
+            out[short_name(key)] = box_regions([b for b in boxes if 0 <= b.class_id < len(names)], names, 0, 0)
     return out
 
 
@@ -120,7 +122,7 @@ def _task(project: Path, row: ImageRow, names: Sequence[str], image_url: str,
         if uncertainty is not None:
             prediction["score"] = round(1.0 - uncertainty, 6)
         regions = prediction_regions(text, names, row.width, row.height, str(path))
-        prediction["result"] = attach_scores(regions, exported.get(row.key, ()))
+        prediction["result"] = attach_scores(regions, exported.get(short_name(row.key), ()))
         task["predictions"] = [prediction]
     return task
 
@@ -222,7 +224,7 @@ def push_batch(
         planned = {r.id: _task(project, r, names, "", unit.get(r.id), raw.get(r.id),
                                exported.get(r.selected_cycle, {})) for r in todo}
         for chunk in _chunks(todo, project):
-            stored = client.upload(pid, [(f"{r.key}{PurePosixPath(r.relpath).suffix}", b)
+            stored = client.upload(pid, [(bundle_name(r), b)
                                          for r, b in chunk])
             tasks = []
             for (r, _), path in zip(chunk, stored):

@@ -2,7 +2,9 @@
 
 The bundle ``cycles/<k>/batch-<k>.zip`` holds ``images/`` (copies: it leaves
 the machine), ``labels/`` (YOLO pre-labels), ``classes.txt``, ``data.yaml``
-and ``manifest.csv`` (image, score, boxes, top class), most uncertain first.
+and ``manifest.csv`` (image, score, boxes, top class, and the image's path in
+the image folder: a bundle name is shortened for a deep image, the path is
+whole), most uncertain first.
 Every file is written to a temporary name and renamed into place; one that
 cannot be written whole (a full disk) is removed, never left half-written.
 """
@@ -23,31 +25,31 @@ from detal.config import Config
 from detal.detections import Prediction
 from detal.errors import disk_full
 from detal.export.yolo import data_yaml as yolo_data_yaml
-from detal.files import removed_on_failure
-from detal.project.paths import PRELABELS_DIR, ProjectPaths
+from detal.files import removed_on_failure, short_name
+from detal.project.paths import PRELABELS_DIR, ProjectPaths, in_image_folder, prelabel_file
 
 __all__ = ["bundle_label", "bundle_name", "export_other", "write_bundle", "write_prelabels"]
 
 
 def bundle_name(row) -> str:
-    """The file name of an image in bundles and exports: its key and its suffix."""
-    return row.key + PurePosixPath(row.relpath).suffix
+    """The file name of an image in bundles and exports: its key (bounded by :func:`short_name`) and suffix."""
+    return short_name(row.key) + PurePosixPath(row.relpath).suffix
 
 
 def bundle_label(key: str) -> str:
     """The member of the bundle zip that holds the pre-labels of image ``key``."""
-    return f"labels/{key}.txt"
+    return f"labels/{prelabel_file(key)}"
 
 
 def write_prelabels(cycle_dir: Path, rows: Sequence, prelabels: dict[int, str]) -> Path:
-    """Write ``cycle_dir/prelabels/<key>.txt`` for every row, replacing the folder at once."""
+    """Write ``cycle_dir/prelabels/<name>.txt`` (:func:`prelabel_file`) for every row, replacing the folder at once."""
     pre_dir = cycle_dir / PRELABELS_DIR
     staging = cycle_dir / f".{PRELABELS_DIR}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     with removed_on_failure(staging):
         for r in rows:
-            (staging / f"{r.key}.txt").write_text(prelabels.get(r.id, ""), encoding="utf-8")
+            (staging / prelabel_file(r.key)).write_text(prelabels.get(r.id, ""), encoding="utf-8")
     if pre_dir.exists():
         shutil.rmtree(pre_dir)
     os.rename(staging, pre_dir)
@@ -62,8 +64,13 @@ def write_bundle(
     prelabels: dict[int, str] | None,
     manifest: dict[int, tuple[float, int, int | None]],
     resolve_root: Callable[[str], Path] | None = None,
+    images_root: str | None = None,
 ) -> Path:
-    """Write ``cycles/<k>/batch-<k>.zip`` atomically: images/, labels/, classes.txt, data.yaml, manifest.csv."""
+    """Write ``cycles/<k>/batch-<k>.zip`` atomically: images/, labels/, classes.txt, data.yaml, manifest.csv.
+
+    ``images_root`` is the image folder's path in the project (the
+    ``images_root`` meta), for the manifest's ``path`` column.
+    """
     target = ProjectPaths(project).bundle(cycle)
     out_dir = target.parent
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -72,7 +79,7 @@ def write_bundle(
     order = sorted(rows, key=lambda r: (-manifest.get(r.id, (-math.inf,))[0], r.id))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["image", "score", "n_boxes", "top_class"])
+    writer.writerow(["image", "score", "n_boxes", "top_class", "path"])
     with removed_on_failure(tmp):
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
             for row in order:
@@ -87,6 +94,7 @@ def write_bundle(
                     "" if score is None else f"{score:.6f}",
                     "" if n_boxes is None else n_boxes,
                     "" if top is None else names[top],
+                    in_image_folder(row.relpath, images_root),
                 ])
             zf.writestr("classes.txt", "\n".join(names) + "\n")
             # The export writer's data.yaml has no `path:` key, so Ultralytics resolves

@@ -44,13 +44,13 @@ import yaml
 
 from detal.config import Config, load_config
 from detal.errors import DataError, StateError, disk_full
-from detal.files import IMAGE_SUFFIXES
+from detal.files import IMAGE_SUFFIXES, check_can_write
 from detal.image_check import inspect_image
 from detal.labels import LabelProblem, read_classes
 from detal.pool import Status
 from detal.project.bundle import write_bundle
 from detal.project.folder import InitReport, folder_lock, problems_error
-from detal.project.label_files import is_not_a_label, label_folder
+from detal.project.label_files import is_not_a_label, label_folder, labels_by_image
 from detal.project.paths import (
     CLASSES_FILE,
     CONFIG_FILE,
@@ -104,16 +104,6 @@ def clean_stale_init(parent: Path, name: str) -> list[Path]:
     return removed
 
 
-def _check_writable(folder: Path, project: Path) -> None:
-    """Create and remove a file in ``folder``; :class:`DataError` naming ``project`` if that fails."""
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".detal-write-test-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise DataError(f"{project}: cannot write in {folder} ({exc.strerror})") from None
-
-
 def _check_place(project: Path, images: Path) -> Path:
     """Refuse a project path that cannot hold a project; return the folder the build happens in."""
     anc = _existing_ancestor(project)
@@ -127,9 +117,9 @@ def _check_place(project: Path, images: Path) -> Path:
             "(beside the images, or inside the image folder)"
         )
     parent = _existing_ancestor(project.parent)
-    _check_writable(parent, project)
+    check_can_write(parent, project)
     if project.is_dir():
-        _check_writable(project, project)
+        check_can_write(project, project)
     return parent
 
 
@@ -217,7 +207,10 @@ def _build_project(
     try:
         scan = ImageScan(tmp, names, problems, exclude=[project])
         prefix = link_into(project, tmp, images, IMAGES_LINK)
-        pool_labels = label_folder(Path(labels), problems, names) if labels is not None else {}
+        pool_labels = {}
+        if labels is not None:
+            pool_labels = labels_by_image(label_folder(Path(labels), problems, names), images, scan.exclude,
+                                          problems)
         with store.transaction():
             store.set_meta("classes", names)
             store.set_meta("images_root", prefix)
@@ -241,7 +234,8 @@ def _build_project(
                 if val_images is not None:
                     vprefix = link_into(project, tmp, Path(val_images), VAL_IMAGES_LINK)
                     store.set_meta("val_root", vprefix)
-                    vlabels = label_folder(Path(val_labels), problems, names)
+                    vlabels = labels_by_image(label_folder(Path(val_labels), problems, names),
+                                              Path(val_images), scan.exclude, problems)
                     n_val = store.add_images(
                         scan.rows(Path(val_images), vprefix, Status.VAL.value, vlabels, "val:", True)
                     )
@@ -268,7 +262,8 @@ def _build_project(
         out = None
         if picked.size and bundle:
             rows = store.images(picked)
-            out = write_bundle(tmp, 0, rows, names, None, {}, resolve_root=_resolver(tmp, prefix, images))
+            out = write_bundle(tmp, 0, rows, names, None, {}, resolve_root=_resolver(tmp, prefix, images),
+                               images_root=prefix)
         return InitReport(
             project=project,
             n_images=n_pool,

@@ -412,7 +412,8 @@ class CycleRun:
         self.hooks.emit("on_prelabels_written", cycle=k, path=pre_dir)
         zip_path, exported = None, []
         if bundle and batch:
-            zip_path = write_bundle(self.project, k, batch, self.names, prelabels, manifest)
+            zip_path = write_bundle(self.project, k, batch, self.names, prelabels, manifest,
+                                    images_root=store.get_meta("images_root"))
             self.hooks.emit("on_bundle_written", cycle=k, path=zip_path)
             exported.append("yolo")
         others = [f for f in formats if f != "yolo"]

@@ -36,10 +36,12 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from detal.export.common import MAX_LABEL_BYTES, NOT_LABELS, Entry, parse_lines, skipped_path
+from detal.export.keys import PoolNames, image_suffix
 from detal.export.names import names_kind, returned_names
-from detal.labels import LabelProblem
+from detal.labels import LabelProblem, show_name
+from detal.project.scan import image_key, walk_images
 
-__all__ = ["MAX_LABEL_BYTES", "NOT_LABELS", "is_not_a_label", "label_folder"]
+__all__ = ["MAX_LABEL_BYTES", "NOT_LABELS", "is_not_a_label", "label_folder", "labels_by_image"]
 
 
 def is_not_a_label(file_name: str) -> bool:
@@ -93,6 +95,40 @@ def label_folder(
                 out[rel[: -len(".txt")]] = (Path(dirpath) / name, text)
     if names is not None and names_files:
         _map_by_name(out, names_files, list(names), problems)
+    return out
+
+
+def labels_by_image(
+    labels: dict[str, tuple[Path, str]], images: Path, exclude: Sequence[Path], problems: list
+) -> dict[str, tuple[Path, str]]:
+    """:func:`label_folder`'s ``labels``, keyed instead by the image each is for (its path without suffix).
+
+    The image is found by the one key rule of returns
+    (:class:`~detal.export.keys.PoolNames`), over the images under
+    ``images``: a label folder laid out like the image folder, named like the
+    bundle (``sub__a.txt``), wrapped in a folder, flat where base names are
+    unique, or named after the image file (``a.png.txt``) all match, and a
+    label that fits no image or two, or a second label for one image, is a
+    problem naming the file. Lists such as ``classes.txt`` are left out.
+    """
+    real = {k: v for k, v in labels.items() if not is_not_a_label(v[0].name)}
+    if not real:
+        return {}
+    pool = PoolNames((image_key("", rel), rel) for rel in walk_images(images, exclude))
+    file_name = None if all(image_suffix(k) for k in real) else False
+    out: dict[str, tuple[Path, str]] = {}
+    for spelled, (path, text) in sorted(real.items()):
+        match = pool.match(spelled, file_name=file_name)
+        if match.key is None:
+            problems.append(LabelProblem(str(path), 0, str(match.problem)))
+            continue
+        image = pool.path(match.key)
+        stem = image.rsplit(".", 1)[0]
+        if stem in out:
+            problems.append(LabelProblem(str(path), 0, f"second label for image {show_name(image)} "
+                                                      f"(first: {out[stem][0]})"))
+            continue
+        out[stem] = (path, text)
     return out
 
 

@@ -64,6 +64,7 @@ from pathlib import Path
 
 from detal.errors import DataError, StateError, disk_full
 from detal.export import PoolNames, ReturnedLabels, read_returned
+from detal.files import short_name
 from detal.image_check import why_unusable
 from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
@@ -78,7 +79,13 @@ from detal.project.folder import (
     problems_error,
     project_config,
 )
-from detal.project.paths import LABELS_DIR, REPLACED_DIR, ProjectPaths, label_relpath
+from detal.project.paths import (
+    LABELS_DIR,
+    REPLACED_DIR,
+    ProjectPaths,
+    in_image_folder,
+    label_relpath,
+)
 from detal.project.verify import check_pool
 from detal.store import ImageRow, Store
 
@@ -203,14 +210,7 @@ def pool_names(store: Store, by_key: Mapping[str, ImageRow] | None = None) -> Po
     """
     rows = (by_key or store.images_by_key()).values()
     root = store.get_meta("images_root")
-    prefix = f"{root}/" if root else ""
-
-    def in_folder(relpath: str) -> str:
-        if prefix and relpath.startswith(prefix):
-            return relpath[len(prefix):]
-        return relpath.split("/", 1)[-1]
-
-    return PoolNames((r.key, in_folder(r.relpath)) for r in rows if r.status != Status.VAL.value)
+    return PoolNames((r.key, in_image_folder(r.relpath, root)) for r in rows if r.status != Status.VAL.value)
 
 
 def _backup(labels_root: Path, row: ImageRow, stamp: str, made: list[Path]) -> Path:
@@ -222,7 +222,7 @@ def _backup(labels_root: Path, row: ImageRow, stamp: str, made: list[Path]) -> P
     folder = labels_root / REPLACED_DIR / rel.parent
     _make_dirs(folder, made)
     for n in range(1_000_000):
-        candidate = folder / f"{rel.stem}.{stamp}-{n}.txt"
+        candidate = folder / f"{short_name(f'{rel.stem}.{stamp}-{n}')}.txt"
         try:
             fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:

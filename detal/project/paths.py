@@ -14,7 +14,7 @@
       cycles/<k>/           one folder per cycle            .cycle_dir(k)
         train/, val/        the adapter's run, its eval     .train_dir(k), .val_dir(k)
         train.log           the adapter's log               .train_log(k)
-        prelabels/<key>.txt the batch's pre-labels          .prelabels_dir(k), .prelabel(k, key)
+        prelabels/<name>.txt the batch's pre-labels         .prelabels_dir(k), .prelabel(k, key)
         batch-<k>.zip       the bundle sent out             .bundle(k)
         exports/            other formats (detal.export)    .exports_dir(k)
           coco/annotations/instances_default.json           .coco_export(k)
@@ -22,7 +22,9 @@
         review/             the review page (detal.review)  .review_dir(k)
 
 Every reader and writer of the folder asks :class:`ProjectPaths` rather
-than spelling a name again. Relative paths, as printed by ``detal status``,
+than spelling a name again. A file named after an image is named by
+:func:`prelabel_file` (its key as :func:`detal.files.short_name` bounds it:
+a deep image's key can be longer than a file name may be). Relative paths, as printed by ``detal status``,
 come from ``ProjectPaths(Path())``.
 """
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from detal.files import short_name
 from detal.store import DB_NAME
 
 __all__ = [
@@ -54,7 +57,9 @@ __all__ = [
     "VAL_IMAGES_LINK",
     "ProjectPaths",
     "bundle_file",
+    "in_image_folder",
     "label_relpath",
+    "prelabel_file",
 ]
 
 CLASSES_FILE = "classes.txt"
@@ -85,6 +90,19 @@ PROJECT_ENTRIES = (DB_NAME, CLASSES_FILE, CONFIG_FILE, LABELS_DIR, CYCLES_DIR, I
 def bundle_file(k: int) -> str:
     """The bundle's file name: ``batch-<k>.zip``."""
     return f"batch-{k}.zip"
+
+
+def in_image_folder(relpath: str, root: str | None) -> str:
+    """An image's path in its image folder (``sub/a.png``) from its ``relpath`` in the project
+    (``images/sub/a.png``); ``root`` is that folder's path in the project (the ``images_root`` meta)."""
+    if root and relpath.startswith(f"{root}/"):
+        return relpath[len(root) + 1:]
+    return relpath.split("/", 1)[-1]
+
+
+def prelabel_file(key: str) -> str:
+    """The file name of image ``key``'s pre-labels: ``<key>.txt``, the key bounded by :func:`short_name`."""
+    return f"{short_name(key)}.txt"
 
 
 def label_relpath(image_relpath: str) -> Path:
@@ -158,7 +176,7 @@ class ProjectPaths:
         return self.cycle_dir(k) / PRELABELS_DIR
 
     def prelabel(self, k: int, key: str) -> Path:
-        return self.prelabels_dir(k) / f"{key}.txt"
+        return self.prelabels_dir(k) / prelabel_file(key)
 
     def bundle(self, k: int) -> Path:
         return self.cycle_dir(k) / bundle_file(k)

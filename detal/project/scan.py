@@ -34,13 +34,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from detal.errors import DataError
-from detal.files import IMAGE_SUFFIXES
+from detal.files import IMAGE_SUFFIXES, short_name
 from detal.image_check import inspect_image
 from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
 from detal.project.paths import label_relpath
 
-__all__ = ["ImageScan", "image_info", "link_into", "walk_images", "windows_problem"]
+__all__ = ["ImageScan", "image_info", "image_key", "link_into", "walk_images", "windows_problem"]
 
 
 _CONTROL_NAMES = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab"}
@@ -231,37 +231,43 @@ class ImageScan:
             self.next_id += 1
 
     def _check_key(self, root: Path, rel: str, key: str) -> None:
-        """Refuse a key that one file system may take for another's: the bundle would hold both."""
-        nfc = unicodedata.normalize("NFC", key)
+        """Refuse a key that one file system may take for another's: the bundle would hold both.
+
+        What must differ is the bundle name, the key as :func:`short_name` bounds it.
+        """
+        name = short_name(key)
+        nfc = unicodedata.normalize("NFC", name)
         folded = nfc.lower()
         if folded not in self._keys:
             self._keys.add(folded)
             return
         other, other_key = self._first_with(folded)
+        other_name = short_name(other_key)
         first, second = sorted((other, rel))
-        if unicodedata.normalize("NFC", other_key) != nfc:
+        if unicodedata.normalize("NFC", other_name) != nfc:
             raise DataError(
                 f"{root}: images {show_name(first)} and {show_name(second)} have names that differ only "
                 "in case (Windows and macOS take them for one file, so a vendor unzipping the bundle "
                 "would keep one); rename one of them"
             )
-        if other_key != key:
+        if other_name != name:
             raise DataError(
                 f"{root}: images {show_name(first)} and {show_name(second)} have names that differ only "
                 "in Unicode normalisation (many systems take them for one file); rename one of them"
             )
         raise DataError(
             f"{root}: images {show_name(first)} and {show_name(second)} get the same bundle name "
-            f"{show_name(key)} (a '__' in a file name stands for a subfolder); rename one of them"
+            f"{show_name(name)} (a '__' in a file name stands for a subfolder); rename one of them"
         )
 
     def _first_with(self, folded: str) -> tuple[str, str]:
-        """``(relpath, key)`` of the first image scanned whose key is ``folded`` in NFC and lower case
-        (a walk again)."""
+        """``(relpath, key)`` of the first image scanned whose bundle name is ``folded`` in NFC and
+        lower case (a walk again)."""
         for root, key_prefix in self._roots:
             for rel in walk_images(root, self.exclude):
                 key = _key(key_prefix, _stem(rel))
-                if unicodedata.normalize("NFC", key).lower() == folded and windows_problem(rel) is None:
+                if (unicodedata.normalize("NFC", short_name(key)).lower() == folded
+                        and windows_problem(rel) is None):
                     return rel, key
         raise DataError(f"{self._roots[-1][0]}: an image vanished during the scan; run init again")
 
@@ -273,6 +279,11 @@ def _stem(rel: str) -> str:
 def _key(key_prefix: str, stem: str) -> str:
     """An image's key (its bundle name): ``sub/a`` is ``sub__a``, with ``val:`` before a val image's."""
     return key_prefix + stem.replace("/", "__")
+
+
+def image_key(key_prefix: str, rel: str) -> str:
+    """The key of the image at ``rel`` in its folder (``sub/a.png`` is ``sub__a``)."""
+    return _key(key_prefix, _stem(rel))
 
 
 def link_into(project: Path, tmp: Path, src: Path, name: str) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path, PurePosixPath
 
 from detal.errors import StateError
 from detal.labels import YoloBox, parse_label_text, read_label_file
-from detal.project.bundle import bundle_label
-from detal.project.paths import PRELABELS_DIR, ProjectPaths
+from detal.project.bundle import bundle_label, bundle_name
+from detal.project.paths import PRELABELS_DIR, ProjectPaths, prelabel_file
 from detal.project.pseudo import read_shipped
 from detal.review.model import BatchEffort, CyclePoint, ReviewImage, ReviewPage
 from detal.review.thumbs import thumb_relpath
@@ -184,13 +184,13 @@ def collect_review(project: str | Path, cycle: int | str | None = None) -> Revie
     from_lines = from_shipped = False
     images = []
     for r in rows:
-        name = r.key + PurePosixPath(r.relpath).suffix
+        name = bundle_name(r)
         score, _, top = scores.get(r.id, (None, None, None))
         text = texts.get(r.key)
         boxes: tuple[YoloBox, ...] | None = None
         problems: tuple[str, ...] = ()
         if text is not None:
-            parsed, bad = parse_label_text(text, len(names), f"{PRELABELS_DIR}/{r.key}.txt",
+            parsed, bad = parse_label_text(text, len(names), f"{PRELABELS_DIR}/{prelabel_file(r.key)}",
                                            allow_confidence=True)
             boxes = tuple(parsed)
             from_lines = from_lines or any(b.confidence is not None for b in boxes)

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from detal.errors import DataError
+from detal.files import check_out_dir
 from detal.project.paths import ProjectPaths
 from detal.review.collect import collect_review
 from detal.review.model import ReviewImage, ReviewResult
@@ -48,11 +49,14 @@ def write_review(
     t0 = time.perf_counter()
     if not isinstance(max_side, int) or isinstance(max_side, bool) or not 16 <= max_side <= 4096:
         raise DataError(f"thumbnail size {max_side!r} must be an integer from 16 to 4096")
+    if out is not None:
+        check_out_dir(Path(out))  # before the page is collected, not after
     page = collect_review(project, cycle)
     project = Path(project)
     target = Path(out) if out is not None else ProjectPaths(project).review_dir(page.cycle)
     if not _replaceable(target):
         raise DataError(f"{target}: exists and is not a review page folder; choose another --out")
+    check_out_dir(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     old = target.parent / f".{target.name}.old-{os.getpid()}"

@@ -15,7 +15,7 @@ import yaml
 
 from detal.adapter import LabeledImage
 from detal.errors import DataError
-from detal.files import IMAGE_SUFFIXES
+from detal.files import IMAGE_SUFFIXES, short_name
 
 __all__ = ["stage_split", "write_data_yaml"]
 
@@ -31,8 +31,9 @@ def stage_split(items: Sequence[LabeledImage], root: Path) -> Path:
     """Lay ``items`` out as ``root/images`` + ``root/labels`` and write ``root.txt``.
 
     Images are symlinked (copied where links are not possible) and labels
-    copied, each under a unique name ``<index>_<stem><suffix>``, so two images
-    with the same file name in different folders do not collide. Returns the
+    copied, each under a unique name ``<index>_<stem><suffix>`` (bounded by
+    :func:`~detal.files.short_name`), so two images with the same file name in
+    different folders do not collide. Returns the
     list file, which holds the staged image paths, one a line.
     """
     if root.exists():
@@ -48,7 +49,7 @@ def stage_split(items: Sequence[LabeledImage], root: Path) -> Path:
             raise DataError(f"{image}: not an image file ({', '.join(IMAGE_SUFFIXES)})")
         if not label.is_file():
             raise DataError(f"{label}: label file not found (for image {image})")
-        stem = f"{index:06d}_{image.stem}"
+        stem = short_name(f"{index:06d}_{image.stem}")
         staged = root / "images" / f"{stem}{image.suffix}"
         _link_or_copy(image.resolve(), staged)
         shutil.copyfile(label, root / "labels" / f"{stem}.txt")
