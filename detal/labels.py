@@ -261,6 +261,13 @@ _YAML_NAMES_LINE = re.compile(r"^names\s*:")
 _ID_AND_NAME = re.compile(r"^\s*\d+\s*(?::\s*|\s+)\S")
 
 
+_SEPARATORS = {";": ("a semicolon", "semicolons"), "|": ("a '|'", "a '|'"), "\t": ("a tab", "tabs")}
+"""Characters that part a list written on one line, besides the comma, and how a message names them."""
+
+_OBJ_DATA_LINE = re.compile(r"^(classes|names|train|valid|test|backup|eval)\s*=")
+_YAML_ITEM = re.compile(r"^-\s+(\S.*)$")
+
+
 def _class_list_problem(lines: list[tuple[int, str]]) -> str | None:
     """What makes one-a-line text look like another kind of class list, or ``None``."""
     for number, line in lines:
@@ -273,6 +280,22 @@ def _class_list_problem(lines: list[tuple[int, str]]) -> str | None:
         name = re.sub(r"^\s*\d+\s*:?\s*", "", line)
         return (f"line {number} {show_name(line)} starts with a class id; a classes file lists the names "
                 f"alone, one a line, in id order (write {show_name(name)})")
+    if lines and all(_YAML_ITEM.match(line) for _, line in lines):
+        number, line = lines[0]
+        return (f"line {number} {show_name(line)} is a YAML list item; a classes file lists the names alone, "
+                f"one a line (write {show_name(_YAML_ITEM.match(line).group(1))}), or pass a data.yaml")
+    for number, line in lines:
+        found = next((names for ch, names in _SEPARATORS.items() if ch in line), None)
+        if found is not None:
+            return (f"line {number} {show_name(line)} holds {found[0]}; a classes file lists one class name "
+                    f"a line (a list on one line is not split, and names may not hold {found[1]})")
+        control = next((c for c in line if unicodedata.category(c) == "Cc"), None)
+        if control is not None:
+            return (f"line {number} {show_name(line)} holds the control character U+{ord(control):04X}; "
+                    "class names are printable text")
+        if _OBJ_DATA_LINE.match(line):
+            return (f"line {number} {show_name(line)} is a darknet obj.data line; pass the names file it "
+                    "points at (obj.names), one class name a line")
     return None
 
 
@@ -331,8 +354,10 @@ def read_classes(path: str | Path) -> list[str]:
     read as a ``data.yaml`` (:func:`yaml_class_names`). A leading byte-order
     mark is dropped; a folder, an empty file, a repeated name or two names
     that differ only in Unicode normalisation are refused, and so are lines
-    that hold another kind of list: ``cat,dog,bird`` (not split) and ``0 cat``
-    (an id before the name).
+    that hold another kind of list: ``cat,dog,bird`` (not split; so too with
+    ``;``, ``|`` or a tab), ``0 cat`` (an id before the name), ``- cat`` (a
+    YAML list) and ``classes = 3`` (a darknet ``obj.data``), and names with
+    a control character.
     """
     p = Path(path)
     if p.is_dir():

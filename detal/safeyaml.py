@@ -122,6 +122,16 @@ _NoAliasLoader.add_implicit_resolver(
 )
 
 
+def _where_and_what(exc: yaml.MarkedYAMLError) -> str:
+    """``line N: not valid YAML (what the parser found)``, with a hint for a tab, YAML's common trap."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    what = ", ".join(part for part in (exc.context, exc.problem) if part) or exc.__class__.__name__
+    if "'\\t'" in what:
+        what += "; YAML allows no tab here: use spaces"
+    return f"{where}not valid YAML ({what})"
+
+
 def load_yaml(text: str, source: str, error_type: type[DetalError] = ConfigError) -> Any:
     """Parse ``text`` (from ``source``) as YAML without aliases; ``error_type`` on any problem."""
     size = len(text.encode("utf-8", "surrogatepass"))
@@ -137,6 +147,8 @@ def load_yaml(text: str, source: str, error_type: type[DetalError] = ConfigError
         ) from None
     except _Refused as exc:
         raise error_type(f"{source}: line {exc.line}: {exc.message}") from None
+    except yaml.MarkedYAMLError as exc:
+        raise error_type(f"{source}: {_where_and_what(exc)}") from None
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise error_type(f"{source}: not valid YAML ({first})") from None

@@ -298,6 +298,89 @@ def case_config_nested_too_deeply(t):
     return _config(t, "train_args: {x: " + "[" * 5000 + "]" * 5000 + "}\n"), ["c.yaml", "not valid YAML"]
 
 
+# -- issue 22, defect 13, variants: what YAML 1.1 reads otherwise, tabs, odd floats ---------------------
+
+
+def case_config_train_args_float_sexagesimal(t):
+    return _config(t, "train_args: {lr0: 0:0.5}\n"), ["'0:0.5' is not a plain decimal number"]
+
+
+def case_config_float_override_sexagesimal(t):
+    return _config(t, "seed: 1\n", "--set", "empty_image_score=1:30.5"), ["'1:30.5' is not a plain decimal"]
+
+
+def case_config_tab_after_a_colon(t):
+    return _config(t, "seed:\t4\n"), ["c.yaml", "line 1", "found character '\\t'", "use spaces"]
+
+
+def case_config_indented_with_a_tab(t):
+    return _config(t, "train_args:\n\tlr0: 0.1\n"), ["c.yaml", "line 2", "use spaces"]
+
+
+def case_config_unclosed_list_names_its_line(t):
+    return _config(t, "seed: 1\nimgsz: [64\n"), ["c.yaml", "line 3", "not valid YAML (", "expected ',' or ']'"]
+
+
+def case_config_fraction_nan(t):
+    return _config(t, "initial_fraction: .nan\n"), ["initial_fraction must be a finite number"]
+
+
+def case_config_fraction_minus_inf(t):
+    return _config(t, "subset_fraction: -.Inf\n"), ["subset_fraction must be a finite number, got -inf"]
+
+
+def case_config_fraction_overflowing_to_inf(t):
+    return _config(t, "initial_fraction: 1e400\n"), ["initial_fraction must be a finite number, got inf"]
+
+
+def case_config_fraction_underflowing_to_zero(t):
+    return _config(t, "initial_fraction: 1e-400\n"), ["initial_fraction must lie in (0, 1], got 0.0"]
+
+
+def case_config_fraction_hex_float(t):
+    return _config(t, "initial_fraction: 0x1p-2\n"), ["initial_fraction must be float, got '0x1p-2'"]
+
+
+def case_config_seed_octal_0o(t):
+    return _config(t, "seed: 0o10\n"), ["seed must be int, got '0o10'"]
+
+
+def case_config_seed_yes(t):
+    return _config(t, "seed: yes\n"), ["line 1", "'yes' is not true or false"]
+
+
+def case_config_seed_a_date(t):
+    return _config(t, "seed: 2024-01-01\n"), ["seed must be int, got datetime.date(2024, 1, 1)"]
+
+
+def case_config_seed_binary_tag(t):
+    return _config(t, "seed: !!binary aGVsbG8=\n"), ["seed must be int"]
+
+
+def case_config_python_tag(t):
+    return _config(t, "seed: !!python/object:os.system ls\n"), ["could not determine a constructor"]
+
+
+def case_config_key_twice_in_train_args(t):
+    return _config(t, "train_args:\n  lr0: 0.1\n  lr0: 0.2\n"), ["line 3", "key 'lr0' given twice (first on line 2)"]
+
+
+def case_config_two_documents(t):
+    return _config(t, "seed: 1\n---\nseed: 2\n"), ["line 2", "expected a single document in the stream, but found another document"]
+
+
+def case_config_top_level_list(t):
+    return _config(t, "- seed\n"), ["top level must be a mapping"]
+
+
+def case_yolo_data_yaml_indented_with_a_tab(t):
+    return _returned(t, {"data.yaml": "names:\n\t- cat\n\t- dog\n"}, labels_in="labels/"), [
+        "returned.zip!data.yaml", "line 2", "use spaces"]
+
+
+def case_init_classes_data_yaml_indented_with_a_tab(t):
+    return _init_classes(t, "data.yaml", "names:\n\t- cat\n"), ["data.yaml", "line 2", "use spaces"]
+
 def case_cycle_project_config_alias(t):
     project = _project(t)
     cfg = project / "config.yaml"
@@ -798,6 +881,48 @@ def case_init_classes_id_name_after_bom_and_blank_lines(t):
     return _init_classes(t, "classes.txt", "\ufeff\n\n3 cat\n4 dog\n".encode()), [
         "line 3 '3 cat' starts with a class id"]
 
+
+def case_init_classes_semicolon_separated(t):
+    return _init_classes(t, "classes.txt", "cat;dog;bird\n"), [
+        "classes.txt", "line 1 'cat;dog;bird' holds a semicolon", "one class name a line"]
+
+
+def case_init_classes_tab_separated(t):
+    return _init_classes(t, "classes.txt", "cat\tdog\tbird\n"), ["line 1 'cat\\tdog\\tbird' holds a tab"]
+
+
+def case_init_classes_bar_separated(t):
+    return _init_classes(t, "classes.txt", "cat|dog|bird\n"), ["line 1 'cat|dog|bird' holds a '|'"]
+
+
+def case_init_classes_semicolon_on_a_later_line(t):
+    return _init_classes(t, "classes.txt", "cat\ndog;bird\n"), ["line 2 'dog;bird' holds a semicolon"]
+
+
+def case_init_classes_yaml_list_in_a_txt(t):
+    return _init_classes(t, "classes.txt", "- cat\n- dog\n- bird\n"), [
+        "line 1 '- cat' is a YAML list item", "(write 'cat')", "or pass a data.yaml"]
+
+
+def case_init_classes_darknet_obj_data(t):
+    return _init_classes(t, "obj.data", "classes = 3\nnames = data/obj.names\n"), [
+        "obj.data", "line 1 'classes = 3' is a darknet obj.data line", "(obj.names)"]
+
+
+def case_init_classes_name_with_a_nul(t):
+    return _init_classes(t, "classes.txt", "cat\x00\ndog\n"), ["holds the control character U+0000"]
+
+
+def case_init_classes_json_list(t):
+    return _init_classes(t, "classes.json", '["cat", "dog", "bird"]\n'), ["classes.json", "holds a comma"]
+
+
+def case_init_classes_csv_with_a_header(t):
+    return _init_classes(t, "classes.csv", "id,name\n0,cat\n1,dog\n"), ["line 1 'id,name' holds a comma"]
+
+
+def case_prelabel_classes_semicolon_separated(t):
+    return _prelabel(t, "cat;dog;bird\n"), ["holds a semicolon"]
 
 def case_prelabel_classes_comma_separated(t):
     return _prelabel(t, "cat,dog,bird\n"), ["classes.txt: line 1 'cat,dog,bird' holds a comma"]

@@ -47,6 +47,7 @@ NESTED_LAST = ["a.png", "zz/a.png"]
 NESTED_FIRST = ["0/a.png", "a.png"]
 SPACES = ["a b.png", "my photos/a b.png"]
 ACCENTS = ["café.png", "été/café.png"]
+CAMERA = ["img_1.jpg", "sub/IMG_2.JPG", "b.png"]  # names as cameras and phones write them
 # defect 16: a key (sub__a) longer than a file name may be; bundles name the image by a shortened key
 DEEP_LONG = f"{'d' * 200}/{'e' * 200}/{'f' * 240}.png"
 LONG = ["a.png", DEEP_LONG]
@@ -287,6 +288,66 @@ KEY_CASES = [
     ("coco x.png names the file x.png", DOUBLE, "coco", [("x.png", "x.png")], LANDS),
     ("coco both double-suffix images", DOUBLE, "coco", [("x.png", "x.png"), ("x.png.jpg", "x.png.jpg")], LANDS),
     ("coco folder form, x.png", DOUBLE, "coco-folder", [("x.png", "x.png"), ("y.png", "y.png")], LANDS),
+    # -- variants: file names as URLs, Label Studio and other tools write them -------------------------
+    ("coco http URL file_name", NEST, "coco", [("http://host/pool/sub/a.png", "sub/a.png")], LANDS),
+    ("coco file URL file_name", NEST, "coco", [("file:///data/pool/sub/a.png", "sub/a.png")], LANDS),
+    ("coco URL percent-encoded", SPACES, "coco", [("https://h/b/my%20photos/a%20b.png", "my photos/a b.png")],
+     LANDS),
+    ("coco Label Studio local-files URL", NEST, "coco", [("/data/local-files/?d=pool/sub/a.png", "sub/a.png")],
+     LANDS),
+    ("coco Label Studio local-files URL, root image", NEST, "coco", [("/data/local-files/?d=b.png", "b.png")],
+     LANDS),
+    ("coco Label Studio local-files URL, percent-encoded", SPACES, "coco",
+     [("/data/local-files/?d=pool/my%20photos/a%20b.png", "my photos/a b.png")], LANDS),
+    ("coco Label Studio upload name", NEST, "coco", [("/data/upload/3/1a2b3c4d-b.png", None)],
+     ["label for an image the project does not have", "1a2b3c4d-b.png"]),
+    ("coco percent-encoded file_name", SPACES, "coco", [("my%20photos/a%20b.png", "my photos/a b.png")], LANDS),
+    ("coco percent-encoded root file_name", SPACES, "coco", [("a%20b.png", "a b.png")], LANDS),
+    ("coco ../ file_name", NEST, "coco", [("../pool/sub/a.png", "sub/a.png")], LANDS),
+    ("coco UNC file_name", NEST, "coco", [("\\\\server\\share\\pool\\sub\\a.png", "sub/a.png")], LANDS),
+    ("coco doubled slash", NEST, "coco", [("sub//a.png", "sub/a.png")], LANDS),
+    ("coco ./ before a root image", NEST, "coco", [("./b.png", "b.png")], LANDS),
+    ("coco upper-case suffix", NEST, "coco", [("sub/a.PNG", "sub/a.png")], LANDS),
+    ("coco names differing in case", NEST, "coco", [("SUB/A.PNG", None)], ["differs from 'sub/a.png' only in case"]),
+    ("coco trailing space", NEST, "coco", [("sub/a.png ", None)], ["does not have ('sub/a.png ')"]),
+    ("cvat xml URL name", NEST, "cvat-xml", [("http://h/pool/sub/a.png", "sub/a.png")], LANDS),
+    ("cvat xml Label Studio local-files root image", NEST, "cvat-xml", [("/data/local-files/?d=b.png", "b.png")],
+     LANDS),
+    # -- variants: label files named otherwise, wrapped deeper, split folders ----------------------------
+    ("yolo label named after the image file beside stem-named ones", DOUBLE, "yolo",
+     [("x.png.jpg", "x.png.jpg"), ("x", "x.png")], LANDS),
+    ("yolo zip label named after the image file beside a stem-named one", NEST, "yolo-zip",
+     [("labels/b.png", "b.png"), ("labels/sub/a", "sub/a.png")], LANDS),
+    ("yolo percent-encoded label name", SPACES, "yolo", [("my%20photos/a%20b", "my photos/a b.png")], LANDS),
+    ("yolo folder differing in case", NEST, "yolo", [("SUB/a", None)], ["'SUB/a' could mean image"]),
+    ("yolo flat bundle name two deep", DEEP, "yolo", [("sub__deeper__a", "sub/deeper/a.png")], LANDS),
+    ("yolo wrapped two folders deep", DEEP, "yolo", [("batch/x/labels/sub/deeper/a", "sub/deeper/a.png")], LANDS),
+    ("yolo zip labels/train split", NEST, "yolo-zip", [("labels/train/sub/a", "sub/a.png"), ("labels/train/b", "b.png")],
+     LANDS),
+    ("yolo zip labels/train split, shared base name", NEST, "yolo-zip", [("labels/train/a", None)],
+     ["'train/a' could mean image 'a.png' or 'sub/a.png'"]),
+    ("cvat images/ folder inside obj_train_data", NEST, "cvat", [("obj_train_data/images/sub/a", "sub/a.png")],
+     LANDS),
+    ("yolo zip Labels/ in capitals", NEST, "yolo-zip", [("Labels/a", "a.png"), ("Labels/sub/a", "sub/a.png")], LANDS),
+    ("yolo folder LABELS/ in a wrapping folder", NEST, "yolo", [("batch/LABELS/sub/a", "sub/a.png")], LANDS),
+    ("yolo zip label/ is no label folder", NEST, "yolo-zip", [("label/a", None)], ["'label/a' could mean image"]),
+    ("yolo zip a second copy in 'labels (1)'", NEST, "yolo-zip", [("labels/b", None), ("labels (1)/b", None)],
+     ["labels (1)/b.txt", "label file outside labels/"]),
+    ("yolo zip from macOS with __MACOSX/._ files", NEST, "yolo-zip",
+     [("labels/sub/a", "sub/a.png"), ("__MACOSX/labels/sub/._a", None)], LANDS),
+    # -- variants: the return spells a pool name in another case ---------------------------------------
+    ("yolo label in upper case for a lower-case image", CAMERA, "yolo", [("IMG_1", None)],
+     ["label for an image the project does not have", "'IMG_1'", "differs from 'img_1' only in case"]),
+    ("yolo label in lower case for an upper-case image", CAMERA, "yolo", [("sub/img_2", None)],
+     ["differs from 'sub/IMG_2' only in case"]),
+    ("yolo label with the image's own case", CAMERA, "yolo", [("img_1", "img_1.jpg"), ("sub/IMG_2", "sub/IMG_2.JPG")],
+     LANDS),
+    ("coco file_name in upper case", CAMERA, "coco", [("IMG_1.JPG", None)], ["differs from 'img_1.jpg' only in case"]),
+    ("coco file_name with only the suffix in another case", CAMERA, "coco", [("sub/IMG_2.jpg", "sub/IMG_2.JPG")],
+     LANDS),
+    ("cvat label in upper case", CAMERA, "cvat", [("obj_train_data/IMG_1", None)], ["differs from 'img_1' only in case"]),
+    ("cvat xml name in lower case", CAMERA, "cvat-xml", [("sub/img_2.jpg", None)],
+     ["differs from 'sub/IMG_2.JPG' only in case"]),
     # -- defect 16: a deep image, named in the bundle by its shortened key ---------------------------
     ("yolo long name as the bundle names it", LONG, "yolo",
      [(f"labels/{_bundle_stem(DEEP_LONG)}", DEEP_LONG), ("labels/a", "a.png")], LANDS),
@@ -325,7 +386,7 @@ def test_every_label_lands_on_its_own_image_or_the_import_is_refused(tmp_path, c
 
 
 def test_there_are_enough_key_cases():
-    assert len(KEY_CASES) >= 70
+    assert len(KEY_CASES) >= 95
     formats = {c[2] for c in KEY_CASES}
     assert formats == {"yolo", "yolo-zip", "cvat", "cvat-folder", "coco", "coco-folder", "cvat-xml", "cvat-xml-zip"}
 

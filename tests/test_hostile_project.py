@@ -1030,6 +1030,67 @@ def case_import_val_folder_gone(t):
     return ["import", str(project), str(returned)], ["proj/val_images: the image folder cannot be reached"]
 
 
+
+# -- issue 22, defect 7 in a project made before init refused names one under case folding ---------------
+
+
+def _made_before_the_case_rule(project: Path, renames: dict[str, str]) -> Path:
+    """``project`` as an older detal left it: each image file ``old`` renamed ``new`` on disk and in the
+    store (its key as init makes keys), and the store without the mark of the case-folding check."""
+    root = project.parent / "images"
+    statements = ["DELETE FROM meta WHERE key = 'name_rule'"]
+    for old, new in renames.items():
+        pool = (root / old).exists()
+        folder, prefix, key_prefix = (root, "images/", "") if pool else (project.parent / "val", "val_images/", "val:")
+        (folder / new).parent.mkdir(parents=True, exist_ok=True)
+        (folder / old).rename(folder / new)
+        key = key_prefix + new.rsplit(".", 1)[0].replace("/", "__")
+        new_sql, old_sql, key_sql = (v.replace("'", "''") for v in (prefix + new, prefix + old, key))
+        statements.append(f"UPDATE images SET relpath = '{new_sql}', key = '{key_sql}' WHERE relpath = '{old_sql}'")
+    _sql(project, *statements)
+    return project
+
+
+def case_cycle_old_project_names_differ_only_in_case(t):
+    project = _made_before_the_case_rule(_ready_for_cycle_2(t), {"im005.png": "IM003.png"})
+    return _cycle(project), ["images 'images/IM003.png' and 'images/im003.png' have names that differ only in case",
+                             "made before init refused such names", "nothing was changed", "init --force"]
+
+
+def case_cycle_old_project_folders_differ_only_in_case(t):
+    project = _made_before_the_case_rule(_ready_for_cycle_2(t), {"im011.png": "SUB/im010.png"})
+    return _cycle(project), ["'images/SUB/im010.png' and 'images/sub/im010.png'", "differ only in case"]
+
+
+def case_cycle_old_project_case_against_a_double_underscore_name(t):
+    project = _made_before_the_case_rule(_ready_for_cycle_2(t), {"im011.png": "Sub__im010.png"})
+    return _cycle(project), ["'images/Sub__im010.png' and 'images/sub/im010.png'", "differ only in case"]
+
+
+def case_cycle_old_project_names_differ_in_normalisation(t):
+    project = _made_before_the_case_rule(_ready_for_cycle_2(t), {"im005.png": f"{NFC}.png",
+                                                                 "im006.png": f"{NFD}.png"})
+    return _cycle(project), ["have names that differ only in Unicode normalisation",
+                             "made before init refused such names"]
+
+
+def case_cycle_old_project_first_and_last_image(t):
+    project = _made_before_the_case_rule(_ready_for_cycle_2(t), {"im001.png": "AAA.png", "im039.png": "aaa.png"})
+    return _cycle(project), ["'images/AAA.png' and 'images/aaa.png'", "differ only in case"]
+
+
+def case_cycle_old_project_val_names_differ_only_in_case(t):
+    project = _made_before_the_case_rule(_ready_for_cycle_2(t, val=3), {"im501.png": "IM500.png"})
+    return _cycle(project), ["'val_images/IM500.png' and 'val_images/im500.png'", "differ only in case"]
+
+
+def case_import_old_project_names_differ_only_in_case(t):
+    project = make_project(t, n=20)
+    returned = write_returned(t / "ret0", project, 0)
+    _made_before_the_case_rule(project, {"im005.png": "IM003.png"})
+    return ["import", str(project), str(returned)], ["'images/IM003.png' and 'images/im003.png'",
+                                                      "differ only in case", "nothing was changed"]
+
 # -- issue 22: init --labels by the key rule of returns -------------------------------------------------
 
 
@@ -1662,6 +1723,18 @@ def test_an_unzipped_bundle_with_its_lists_beside_labels_imports(tmp_path, capsy
     assert "imported 4 labels" in capsys.readouterr().out
 
 
+def test_an_old_project_without_clashing_names_is_checked_once_and_marked(tmp_path, capsys):
+    """A project made before the case rule whose names do not clash runs its cycle; the check is not made again."""
+    project = _made_before_the_case_rule(_ready_for_cycle_2(tmp_path), {})
+    assert main(["cycle", str(project)]) == 0, capsys.readouterr().err
+    with Store.open(project / "detal.db") as store:
+        assert store.get_meta("name_rule") == "folded"
+
+
+def test_init_marks_its_names_as_checked(tmp_path):
+    project = make_project(tmp_path, n=10)
+    with Store.open(project / "detal.db") as store:
+        assert store.get_meta("name_rule") == "folded"
 # -- issue 22, defect 16: names of deep images, through every file detal names after an image ----------
 
 DEEP_LONG = f"{'d' * 200}/{'e' * 200}/{'f' * 240}.png"  # its key (d..d__e..e__f..f) is 644 bytes

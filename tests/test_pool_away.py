@@ -16,6 +16,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -303,3 +304,71 @@ def test_status_says_an_unmounted_disk_cannot_be_reached(tmp_path, capsys, disk)
     assert "it is empty" in note and "not mounted" in note
     subprocess.run(["mount", "--bind", str(src), str(at)], check=True)
     assert _status(project, capsys)["unreachable"] == []
+
+
+def _spoil_part(t: Path, project: Path, how: str) -> tuple[set[str], object]:
+    """Take part of the pool away ``how`` (below the refusal's share); the relpaths spoiled, and the
+    function that puts them back."""
+    from PIL import Image
+
+    with Store.open(project / "detal.db") as store:
+        rows = {r.relpath: r for r in store.images()}
+    labeled = sorted(p for p, r in rows.items() if r.status == "labeled")
+    unlabeled = sorted(p for p, r in rows.items() if r.status == "unlabeled" and "/sub/" not in p)
+    if how == "a subfolder gone":
+        (t / "images" / "sub").rename(t / "sub-away")
+        return {p for p in rows if p.startswith("images/sub/")}, lambda: (t / "sub-away").rename(t / "images" / "sub")
+    if how == "a labeled image replaced by another picture of the same name":
+        path = project / labeled[0]
+        original = path.read_bytes()
+        Image.new("RGB", (16, 12), (200, 10, 10)).save(path)
+        return {labeled[0]}, lambda: path.write_bytes(original)
+    if how == "one deleted, one replaced, one renamed in case":
+        gone, replaced, renamed = (project / p for p in (labeled[0], unlabeled[0], unlabeled[1]))
+        saved = {p: p.read_bytes() for p in (gone, replaced)}
+        gone.unlink()
+        replaced.write_bytes(saved[replaced] + b"x")
+        renamed.rename(renamed.with_name(renamed.name.upper()))
+
+        def back():
+            for p, data in saved.items():
+                p.write_bytes(data)
+            renamed.with_name(renamed.name.upper()).rename(renamed)
+        return {labeled[0], unlabeled[0], unlabeled[1]}, back
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["a subfolder gone", "a labeled image replaced by another picture of the same name",
+                                 "one deleted, one replaced, one renamed in case"])
+def test_a_partly_missing_pool_marks_only_what_is_missing_and_gets_it_back(tmp_path, capsys, how):
+    """Below the refusal's share the cycle goes on: only spoiled images are taken out (each one the
+    cycle uses: every labeled one; an unlabeled one only if it is scored), none goes out in the new
+    bundle, every other keeps its status; once the files are back as init recorded them, they are
+    usable again with the status they had."""
+    from detal.project.verify import check_pool
+
+    project = _ready(tmp_path)
+    with Store.open(project / "detal.db") as store:
+        before = {r.relpath: r.status for r in store.images()}
+    spoiled, put_back = _spoil_part(tmp_path, project, how)
+    capsys.readouterr()
+    assert main(["cycle", str(project)]) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    with Store.open(project / "detal.db") as store:
+        after = {r.relpath: r for r in store.images()}
+    marked = {p for p, r in after.items() if r.problem is not None}
+    assert marked <= spoiled
+    assert {p for p in spoiled if before[p] == "labeled"} <= marked
+    with zipfile.ZipFile(project / "cycles" / "2" / "batch-2.zip") as zf:
+        shipped = {Path(n).stem for n in zf.namelist()}
+    assert shipped and not {after[p].key for p in spoiled} & shipped
+    for path, status in before.items():
+        if path not in spoiled and status != "unlabeled":  # the cycle only picks from the unlabeled
+            assert after[path].status == status, path
+    assert all(p in err for p in marked), err
+    put_back()
+    with Store.open(project / "detal.db") as store:
+        check_pool(project, store)
+        assert [r.relpath for r in store.images() if r.problem is not None] == []
+        assert {r.relpath: r.status for r in store.images() if r.relpath in spoiled} == {
+            p: before[p] for p in spoiled}

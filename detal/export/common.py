@@ -470,9 +470,10 @@ def outside_label_folder(entries: Sequence[Entry], read: Sequence[Entry], folder
 
 
 def is_label_folder(folder: str) -> bool:
-    """Whether a folder of a return holds its labels laid out as the images are: ``labels``
-    (Ultralytics) or ``obj_<subset>_data`` (CVAT YOLO 1.1, darknet, datumaro)."""
-    return folder == "labels" or (folder.startswith("obj_") and folder.endswith("_data"))
+    """Whether a folder of a return holds its labels laid out as the images are: ``labels`` in any
+    case (Ultralytics; ``Labels`` as a folder renamed on Windows or macOS) or ``obj_<subset>_data``
+    (CVAT YOLO 1.1, darknet, datumaro)."""
+    return folder.lower() == "labels" or (folder.startswith("obj_") and folder.endswith("_data"))
 
 
 def label_path(relpath: str) -> str:

@@ -28,6 +28,15 @@ every one of its label files is named so (``file_name=None``); a COCO
 ``file_name`` names a file, and only when no image has that file name is it
 taken without its suffix (a photo converted to another format).
 
+A path is read as a returned path is written: ``\\`` as ``/``, a URL
+(``http://host/pool/sub/a.png``, ``file:///...``) as its path, a Label Studio
+local-files URL (``/data/local-files/?d=pool/sub/a.png``) as the file it names,
+percent-decoded in both; and a path that names no image as written, but
+does once percent-decoded (``my%20photos/a%20b.png``), names that image. A
+label file of a return named mostly after stems, whose own name names no
+stem but one image file (``x.png.jpg.txt`` beside ``y.txt``), is that
+image's.
+
 A path that fits two images at one step (``x.png.txt`` with ``x.png`` and
 ``x.png.jpg`` in the pool; ``batch/a.txt`` with ``a.png`` and ``sub/a.png``)
 is refused naming both, and so is a path that fits none: a guess would put
@@ -36,10 +45,12 @@ the boxes on the wrong image without a word.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from pathlib import PurePosixPath
 from typing import NamedTuple
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from detal.files import IMAGE_SUFFIXES, short_name
 from detal.labels import show_name
@@ -56,9 +67,28 @@ class Match(NamedTuple):
     problem: str | None = None
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+"""A URL's start (``http://``, ``file://``, ``s3://``); a Windows drive (``C:\\``) is not one."""
+
+_LOCAL_FILES = "/data/local-files/?"
+"""How Label Studio names a file of its local storage: ``/data/local-files/?d=pool/a.png``."""
+
+
+def _url_path(name: str) -> str:
+    """The file a URL names, percent-decoded: its ``d=`` for Label Studio local files, else its path."""
+    if _LOCAL_FILES in name:
+        found = parse_qs(name.split(_LOCAL_FILES, 1)[1]).get("d")
+        if found:
+            return found[0]
+    if _URL.match(name):
+        return unquote(urlsplit(name).path)
+    return name
+
+
 def spelled_path(name: str) -> tuple[str, ...]:
-    """The parts of a returned path: ``\\`` read as ``/``, empty and ``.`` parts dropped."""
-    return tuple(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
+    """The parts of a returned path: ``\\`` read as ``/``, empty and ``.`` parts dropped; a URL as
+    the file it names (see the module doc)."""
+    return tuple(p for p in _url_path(name).replace("\\", "/").split("/") if p not in ("", "."))
 
 
 def image_suffix(name: str) -> str:
@@ -144,6 +174,18 @@ class PoolNames:
         parts = spelled_path(spelled)
         if not parts:
             return Match(None, self.unknown(spelled))
+        found = self._steps(spelled, parts, file_name, by_base)
+        if found is None and file_name is False and image_suffix(parts[-1]):  # x.png.jpg.txt among y.txt
+            found = self._steps(spelled, parts, "file only", by_base)
+        if found is None and "%" in spelled and (decoded := spelled_path(unquote(spelled))) != parts:
+            found = self._steps(spelled, decoded, file_name, by_base)
+            if found is not None and found.key is None:
+                found = None  # ambiguous only once decoded: the name as written is the one to report
+        return found or Match(None, self.unknown(spelled, file_name=file_name is not False))
+
+    def _steps(self, spelled: str, parts: tuple[str, ...], file_name: bool | str | None,
+               by_base: bool) -> Match | None:
+        """The match of the first step any image fits (see the module doc), ``None`` if none does."""
         steps: list[tuple[str, Callable[[str], set[str]], Callable[[str], set[str]]]] = [
             ("/".join(parts), self._stems_exact, self._files_exact)]
         steps += [("/".join(parts[i:]), self._stems_exact, self._files_exact) for i in range(1, len(parts) - 1)]
@@ -155,11 +197,14 @@ class PoolNames:
                 return Match(found.pop())
             if found:
                 return Match(None, self.ambiguous(spelled, found, by_base=by_base and n == len(steps) - 1))
-        return Match(None, self.unknown(spelled, file_name=file_name is not False))
+        return None
 
     @staticmethod
     def _candidates(name: str, stems: Callable[[str], set[str]], files: Callable[[str], set[str]],
-                    file_name: bool | None) -> set[str]:
+                    file_name: bool | str | None) -> set[str]:
+        """``file_name``: as :meth:`match` takes it, or ``"file only"`` (an image file name, never a stem)."""
+        if file_name == "file only":
+            return files(name)
         if file_name is None:
             return stems(name) | files(name)
         if not file_name:

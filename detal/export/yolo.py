@@ -104,7 +104,8 @@ def read_yolo(path: Path, names: Sequence[str], *, allow_confidence: bool = True
         for e in entries
         if e.relpath.lower().endswith(".txt") and e.name.lower() not in _NOT_LABELS
     ]
-    under_labels = [e for e in txts if "labels" in PurePosixPath(e.relpath).parts[:-1]]
+    under_labels = [e for e in txts
+                    if any(part.lower() == "labels" for part in PurePosixPath(e.relpath).parts[:-1])]
     if carried.problems and carried.names is None:  # ids mean nothing without unambiguous names
         return ReturnedLabels(problems=problems)
     file_names = carried.names if carried.names is not None else list(names)

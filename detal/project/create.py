@@ -64,6 +64,7 @@ from detal.project.paths import (
 )
 from detal.project.scan import ImageScan, link_into
 from detal.project.sizes import DISPLAYED, SIZE_FRAME_KEY
+from detal.project.verify import FOLDED, NAME_RULE_KEY
 from detal.selection import initial_size, random_subset
 from detal.store import DB_NAME, Store, checkpoint
 
@@ -214,6 +215,7 @@ def _build_project(
             store.set_meta("classes", names)
             store.set_meta("images_root", prefix)
             store.set_meta(SIZE_FRAME_KEY, DISPLAYED)  # sizes as displayed (detal.image_frame)
+            store.set_meta(NAME_RULE_KEY, FOLDED)  # the scan refuses names one under case folding
             with store.bulk_load():  # the secondary indexes are made once, after the last row
                 try:
                     n_pool = store.add_images(

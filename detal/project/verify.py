@@ -28,7 +28,12 @@ project's lock):
   init recorded it (same content hash) is usable again, with the status it
   had (:func:`restore_returned`);
 - stored sizes are brought into the displayed frame once
-  (:mod:`detal.project.sizes`).
+  (:mod:`detal.project.sizes`);
+- a project made before ``init`` refused names that differ only in case or
+  in Unicode normalisation (``IMG_1.JPG`` and ``img_1.jpg``) is checked for
+  such names once (:func:`check_folded_names`): a vendor on Windows or macOS
+  would unzip its bundle into one file for two, so the command refuses,
+  naming both images.
 
 And a check that finds more than :data:`MAX_LOST_SHARE` of the images it
 looks at missing or changed (at least :data:`MIN_LOST`) refuses too, before
@@ -42,18 +47,23 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from detal.errors import StateError
+from detal.labels import show_name
 from detal.pool import Status
 from detal.project.paths import ProjectPaths
 from detal.store import ImageRow, Store
 
 __all__ = [
+    "FOLDED",
     "MAX_LOST_SHARE",
     "MAX_WARNINGS",
     "MIN_LOST",
+    "NAME_RULE_KEY",
+    "check_folded_names",
     "check_pool",
     "check_reachable",
     "file_problem",
@@ -77,6 +87,11 @@ _ROOT_KEYS = ("images_root", "val_root")
 """The store's meta keys of the project's image folders (``images``, ``val_images``)."""
 
 _CHUNK = 1 << 20
+
+NAME_RULE_KEY = "name_rule"
+FOLDED = "folded"
+"""The value of meta ``name_rule`` once no two image keys are one under case folding and NFC
+(set by ``init``, whose scan refuses such names, and by :func:`check_folded_names`)."""
 
 
 def file_problem(path: Path, sha256: str) -> str | None:
@@ -175,12 +190,38 @@ def restore_returned(project: Path, store: Store, warn: Callable[[str], None] = 
     return back
 
 
+def check_folded_names(project: Path, store: Store) -> None:
+    """Refuse (:class:`~detal.errors.StateError`, one line naming both images) a project whose image
+    keys clash under case folding and NFC, as ``init`` now refuses them; mark the store once none do."""
+    if store.get_meta(NAME_RULE_KEY) == FOLDED:
+        return
+    seen: dict[str, ImageRow] = {}
+    for row in store.images():
+        other = seen.setdefault(unicodedata.normalize("NFC", row.key).lower(), row)
+        if other is row:
+            continue
+        first, second = sorted((other.relpath, row.relpath))
+        how = ("Unicode normalisation (many systems take them for one file)"
+               if unicodedata.normalize("NFC", other.key) == unicodedata.normalize("NFC", row.key)
+               else "case (Windows and macOS take them for one file, so a vendor unzipping the bundle "
+                    "would keep one)")
+        raise StateError(
+            f"{project}: images {show_name(first)} and {show_name(second)} have names that differ only in "
+            f"{how}; this project was made before init refused such names and nothing was changed: rename "
+            "one of the files and make the project again (detal init --force keeps the old one aside)"
+        )
+    with store.transaction():
+        store.set_meta(NAME_RULE_KEY, FOLDED)
+
+
 def check_pool(project: Path, store: Store) -> None:
-    """Before a command uses the project's image files: refuse an unreachable image folder, bring back
-    the images that returned unchanged, and store sizes in the displayed frame (see the module doc)."""
+    """Before a command uses the project's image files: refuse an unreachable image folder or names
+    that clash under case folding, bring back the images that returned unchanged, and store sizes in
+    the displayed frame (see the module doc)."""
     from detal.project.sizes import store_displayed_sizes
 
     check_reachable(project, store)
+    check_folded_names(project, store)
     restore_returned(project, store)
     store_displayed_sizes(project, store)
 
