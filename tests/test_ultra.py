@@ -12,6 +12,7 @@ from image to image and anchor to anchor.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -258,6 +259,25 @@ def test_predict_accepts_a_generator_and_an_empty_input(data, trained):
     assert len(adapter.predict(trained["sharp"], stream, conf=0.25, batch=2, progress=False).predictions) == 5
     empty = adapter.predict(trained["sharp"], [], conf=0.25, progress=False)
     assert empty.predictions == [] and empty.failed == []
+
+
+def test_predict_gives_freed_heap_memory_back_every_few_batches(data, trained, monkeypatch):
+    import detal.ultra.predict as predict_module
+
+    trims = []
+    monkeypatch.setattr(predict_module, "release_freed_memory", lambda: trims.append(1))
+    paths = [p for p, _ in data["all"]]
+    images = [paths[i % len(paths)] for i in range(2 * predict_module.TRIM_EVERY + 1)]
+    result = trained["adapter"].predict(trained["sharp"], images, conf=0.25, batch=1, progress=False)
+    assert len(result.predictions) == len(images)
+    assert len(trims) == 2  # after batch 8 and batch 16 of 17
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_release_freed_memory_reaches_glibc():
+    from detal.ultra.predict import release_freed_memory
+
+    assert release_freed_memory() is True
 
 
 @pytest.mark.slow

@@ -6,10 +6,21 @@ decode worker processes), groups what they read by letterboxed shape and
 hands each group to ``run`` (forward and postprocess). At most ``2 * batch``
 images wait in the queue and ``4 * batch`` in shape buckets, however many
 images there are; only the predictions accumulate.
+
+Every :data:`TRIM_EVERY` batches the C heap hands the memory freed since back
+to the system (glibc's ``malloc_trim``; nothing where the C library has
+none). Each batch allocates and frees large tensors between the small
+objects of the predictions it keeps; glibc then keeps the freed pages, and
+raises its threshold for mapping large blocks on their own, so the resident
+size grew by about 8 KiB an image for the 1-2 KiB an image actually kept
+(100,000 64-pixel images: +771 MiB; trimmed, +294 MiB). Trimming costs well under 1% of the
+pass; fixing the mmap threshold instead (``M_MMAP_THRESHOLD``) cost 20-45%.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import queue
 import threading
@@ -22,7 +33,28 @@ from detal.errors import ModelError
 from detal.ultra.forward import Loaded
 from detal.ultra.preprocess import DecodePool, Item, Source, decoders, read_items
 
-__all__ = ["predict_stream"]
+__all__ = ["TRIM_EVERY", "predict_stream", "release_freed_memory"]
+
+TRIM_EVERY = 8
+"""Batches between two :func:`release_freed_memory` calls of the prediction loop."""
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or ``None`` where the C library has none (macOS, musl, Windows)."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+def release_freed_memory() -> bool:
+    """Give the C heap's free pages back to the system; whether the C library could."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 def predict_stream(
@@ -87,6 +119,7 @@ def _consume(
     failed: list[tuple[int, Path, str]] = []
     buckets: dict[tuple[int, int], list[Item]] = {}
     held = 0
+    batches = 0
     limit = 4 * batch  # images held across shape buckets before the fullest is run
     bar = tqdm(total=total, desc="predict", unit="img", disable=not progress, leave=False)
     for thread in threads:
@@ -123,6 +156,9 @@ def _consume(
                 held -= len(group)
                 done.extend(run(group))
                 bar.update(len(group))
+                batches += 1
+                if batches % TRIM_EVERY == 0:
+                    release_freed_memory()
         if pending:  # a reader ended without handing its image over: a bug, never a silent loss
             raise ModelError(f"predict: image reader lost image {expect}")
         for group in buckets.values():
