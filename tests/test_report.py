@@ -12,6 +12,7 @@ from detal.report import (
     auc,
     axes_of,
     curve,
+    cycles_below,
     final_step,
     first_reach,
     label_savings,
@@ -255,6 +256,19 @@ def test_saving_along_the_curve_by_hand(results):
     s1 = saving_along_curve(rows, "mixed", seed=1)
     assert s1.per_level[3] == pytest.approx(1 - (0.22 + 0.02 / 0.05 * 0.1) / 0.42)  # .40 at .22, .45 at .32
     assert saving_along_curve(rows, "random").mean == pytest.approx(0.0)
+
+
+def test_an_arm_run_at_fewer_seeds_is_compared_on_its_seeds_only(results):
+    # mixed run at seed 1 only: its mean saving is its seed-1 saving, not one against random's mean of both
+    # seeds (which, on this table, would differ), and the cycles below random are read on seed 1 too
+    rows = [r for r in load_results(results) if not (r["strategy"] == "mixed" and r["seed"] != 1)]
+    alone = saving_along_curve(rows, "mixed", seed=1)
+    both = saving_along_curve([r for r in rows if r["strategy"] != "random" or r["seed"] == 1], "mixed")
+    assert saving_along_curve(rows, "mixed").mean == pytest.approx(alone.mean) == pytest.approx(both.mean)
+    # the unpaired number (mixed's curve against random's mean over both seeds) is another one
+    unpaired = [*rows, *[{**r, "seed": 0} for r in rows if r["strategy"] == "mixed"]]
+    assert saving_along_curve(unpaired, "mixed").mean != pytest.approx(alone.mean)
+    assert cycles_below(rows, "mixed") == cycles_below([r for r in rows if r["seed"] == 1], "mixed")
 
 
 def test_final_step_decides_whether_the_final_target_is_read(results, tmp_path):

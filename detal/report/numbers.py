@@ -325,9 +325,10 @@ def saving_along_curve(
     """The mean, over the baseline's levels after the initial set, of the fewer labels needed to reach each.
 
     ``seed`` restricts both curves to that seed's rows (a paired, per-seed
-    saving); otherwise the mean curves over seeds are compared.
+    saving); otherwise the mean curves over the seeds both have are compared
+    (an arm run at fewer seeds is not held against the baseline's other seeds).
     """
-    sel = rows if seed is None else [r for r in rows if r["seed"] == seed]
+    sel = [r for r in rows if r["seed"] == seed] if seed is not None else shared_seed_rows(rows, strategy, baseline)
     base, mine = curve(sel, baseline, metric, x), curve(sel, strategy, metric, x)
     if mine.cycles.size == 0:
         return AlongCurve((), None, False)
@@ -363,8 +364,18 @@ def final_step(rows: Sequence[dict], baseline: str = "random", metric: str = "ma
     return {"steps": steps, "noise": noise, "measurable": bool(ok)}
 
 
+def shared_seed_rows(rows: Sequence[dict], strategy: str, baseline: str) -> list[dict]:
+    """The rows of the seeds at which both ``strategy`` and ``baseline`` ran (what a paired mean compares)."""
+    def seeds_of(name: str) -> set:
+        return {r["seed"] for r in rows if r["strategy"] == name}
+
+    shared = seeds_of(strategy) & seeds_of(baseline)
+    return [r for r in rows if r["seed"] in shared]
+
+
 def cycles_below(rows: Sequence[dict], strategy: str, baseline: str = "random", metric: str = "map50_95") -> list[int]:
-    """The cycles after the initial set at which the strategy's mean is below the baseline's."""
+    """The cycles after the initial set at which the strategy's mean is below the baseline's, on shared seeds."""
+    rows = shared_seed_rows(rows, strategy, baseline)
     base, mine = curve(rows, baseline, metric), curve(rows, strategy, metric)
     at = {int(c): float(v) for c, v in zip(base.cycles, base.mean)}
     return [int(c) for c, v in zip(mine.cycles, mine.mean) if int(c) > 0 and int(c) in at and v < at[int(c)]]
