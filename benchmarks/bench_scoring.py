@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from detal.config import Config
+from detal.score_images import score_pass
 from detal.scoring import score_predictions
 from detal.ultra import UltralyticsAdapter, prepare_ultralytics
 
@@ -334,17 +335,13 @@ def memory_child(args: argparse.Namespace) -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     t0 = time.perf_counter()
-    result = adapter.predict(
-        weights, paths, conf=cfg.score_conf, iou=cfg.iou, batch=cfg.predict_batch, progress=False,
-        with_embeddings=embeddings,
-    )
-    scores = score_predictions(result.predictions, cfg)
+    scores, _ = score_pass(adapter, weights, paths, cfg, progress=False, embeddings=embeddings)  # `detal score`'s
     seconds = time.perf_counter() - t0
     done.set()
     sampler.join()
     end = proc.memory_info().rss / 2**20
     peak[0] = max(peak[0], end)
-    boxes = sum(len(p.detections) for p in result.predictions)
+    boxes = int(scores.n_boxes.sum())  # predicted at score_conf, so every box counts
     print(json.dumps({
         "n": len(scores), "seconds": seconds, "base_mb": base, "peak_mb": peak[0], "end_mb": end,
         "maxrss_mb": peak_rss_mb(), "boxes": boxes,
