@@ -94,15 +94,18 @@ def score_pass(
     """Predict ``images`` with ``predictor`` ``chunk`` at a time, score each chunk, keep only its scores.
 
     The scores equal :func:`~detal.scoring.score_predictions` over one
-    prediction of the whole list (each image is scored alone). Returns the
+    prediction of the whole list: each image is scored alone, and ``chunk`` is
+    rounded down to a multiple of ``cfg.predict_batch`` (at least one batch),
+    so every forward pass sees the same images as in one whole pass. Returns the
     table in input order and the images that could not be read.
     """
+    step = max(1, chunk // cfg.predict_batch) * cfg.predict_batch  # the whole pass's batches, unchanged
     table = ScoreTable(len(images), list(measure_weights(cfg.measure)), embeddings=embeddings)
     failed: list[tuple[Path, str]] = []
-    for start in range(0, len(images), chunk):
+    for start in range(0, len(images), step):
         result = predictor.predict(
             weights,
-            images[start : start + chunk],
+            images[start : start + step],
             conf=cfg.score_conf,
             iou=cfg.iou,
             batch=cfg.predict_batch,
