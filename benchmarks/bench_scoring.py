@@ -28,7 +28,9 @@ counts, in wall-clock images per second and in images per CPU-second of this
 process (steadier when other jobs share the machine). (b) RSS of a fresh process scoring each of ``--memory`` images:
 once the model is loaded and warm (start), the most while scoring (peak,
 sampled every 20 ms, and ``ru_maxrss``), once every image is scored with the
-results still held (end), and the growth from start to peak. If the loader
+results still held (end), and the growth from start to peak. The scoring is
+``detal score``'s own :func:`detal.score_images.score_pass` (chunks of
+``SCORE_CHUNK`` images, only a compact score table kept between them). If the loader
 held every image, the peak would grow with the count; what does grow is the
 results, which the printed bytes per image account for. ``--memory-side N``
 scores N x N JPEGs instead of 160 x 120 ones (64 is quick to make at 100,000);
