@@ -28,7 +28,9 @@ counts, in wall-clock images per second and in images per CPU-second of this
 process (steadier when other jobs share the machine). (b) RSS of a fresh process scoring each of ``--memory`` images:
 once the model is loaded and warm (start), the most while scoring (peak,
 sampled every 20 ms, and ``ru_maxrss``), once every image is scored with the
-results still held (end), and the growth from start to peak. If the loader
+results still held (end), and the growth from start to peak. The scoring is
+``detal score``'s own :func:`detal.score_images.score_pass` (chunks of
+``SCORE_CHUNK`` images, only a compact score table kept between them). If the loader
 held every image, the peak would grow with the count; what does grow is the
 results, which the printed bytes per image account for. ``--memory-side N``
 scores N x N JPEGs instead of 160 x 120 ones (64 is quick to make at 100,000);
@@ -54,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from detal.config import Config
+from detal.score_images import score_pass
 from detal.scoring import score_predictions
 from detal.ultra import UltralyticsAdapter, prepare_ultralytics
 
@@ -334,17 +337,13 @@ def memory_child(args: argparse.Namespace) -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     t0 = time.perf_counter()
-    result = adapter.predict(
-        weights, paths, conf=cfg.score_conf, iou=cfg.iou, batch=cfg.predict_batch, progress=False,
-        with_embeddings=embeddings,
-    )
-    scores = score_predictions(result.predictions, cfg)
+    scores, _ = score_pass(adapter, weights, paths, cfg, progress=False, embeddings=embeddings)  # `detal score`'s
     seconds = time.perf_counter() - t0
     done.set()
     sampler.join()
     end = proc.memory_info().rss / 2**20
     peak[0] = max(peak[0], end)
-    boxes = sum(len(p.detections) for p in result.predictions)
+    boxes = int(scores.n_boxes.sum())  # predicted at score_conf, so every box counts
     print(json.dumps({
         "n": len(scores), "seconds": seconds, "base_mb": base, "peak_mb": peak[0], "end_mb": end,
         "maxrss_mb": peak_rss_mb(), "boxes": boxes,

@@ -16,7 +16,12 @@ same way. The embeddings file holds each image's embedding (``paths``,
 
 The predictions are computed by the engine the config's ``scoring`` block
 names (:mod:`detal.engines`): this process, or a Ray cluster; the scores are
-computed here from what it returns, the same way for both.
+computed here from what it returns, the same way for both. The local engine
+predicts and scores :data:`SCORE_CHUNK` images at a time and keeps only a
+:class:`~detal.scoring.ScoreTable` of each chunk (scores, top classes,
+embeddings when asked), so a pass holds no more than one chunk's predictions;
+the Ray engine gets the whole list in one call, since each call starts its
+pool of actors (and loads the model in each) again.
 """
 
 from __future__ import annotations
@@ -28,15 +33,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from detal.config import Config
-from detal.engines import AdapterFactory, open_engine
+from detal.engines import AdapterFactory, Predictor, open_engine
 from detal.errors import DataError, ModelError, disk_full
 from detal.files import atomic_write, check_out_file, removed_on_failure
-from detal.scoring import ImageScore, score_predictions
+from detal.scoring import ImageScore, ScoreTable, score_predictions
 from detal.uncertainty import measure_weights, needs_dfl
 
-__all__ = ["CSV_COLUMNS", "score_images", "write_embeddings", "write_scores_csv"]
+__all__ = ["CSV_COLUMNS", "SCORE_CHUNK", "score_images", "score_pass", "write_embeddings", "write_scores_csv"]
 
 CSV_COLUMNS = ("path", "score", "n_boxes", "top_class")
+
+SCORE_CHUNK = 4096
+"""Images predicted, then scored, before their predictions are dropped (the local engine)."""
 
 
 def score_images(
@@ -48,7 +56,7 @@ def score_images(
     embeddings: bool = False,
     class_ap: Sequence[float | None] | None = None,
     worker_adapter: AdapterFactory | None = None,
-) -> tuple[list[ImageScore], list[tuple[Path, str]]]:
+) -> tuple[ScoreTable, list[tuple[Path, str]]]:
     """Predict with ``weights`` and score each image with ``cfg``'s measure and aggregation.
 
     Boxes are predicted at ``cfg.score_conf`` (lower ones would not count),
@@ -57,7 +65,8 @@ def score_images(
     :attr:`ImageScore.embedding`. ``class_ap`` feeds ``class_weighting``.
     With ``scoring.engine: ray``, Ray workers build their adapters with
     ``worker_adapter(cfg)`` (default :func:`detal.adapter.make_adapter`).
-    Returns the scores in input order and the images that could not be read.
+    Returns the scores in input order (a :class:`~detal.scoring.ScoreTable`, a
+    sequence of :class:`ImageScore`) and the images that could not be read.
     """
     from detal.adapter import make_adapter
 
@@ -65,9 +74,38 @@ def score_images(
     if not weights.is_file():
         raise ModelError(f"{weights}: weights file not found")
     with open_engine(cfg, make_adapter(cfg), worker_adapter=worker_adapter) as predictor:
+        chunk = SCORE_CHUNK if cfg.scoring["engine"] == "local" else max(1, len(images))
+        return score_pass(
+            predictor, weights, images, cfg, progress=progress, embeddings=embeddings, class_ap=class_ap, chunk=chunk
+        )
+
+
+def score_pass(
+    predictor: Predictor,
+    weights: Path,
+    images: Sequence[Path],
+    cfg: Config,
+    *,
+    progress: bool = True,
+    embeddings: bool = False,
+    class_ap: Sequence[float | None] | None = None,
+    chunk: int = SCORE_CHUNK,
+) -> tuple[ScoreTable, list[tuple[Path, str]]]:
+    """Predict ``images`` with ``predictor`` ``chunk`` at a time, score each chunk, keep only its scores.
+
+    The scores equal :func:`~detal.scoring.score_predictions` over one
+    prediction of the whole list: each image is scored alone, and ``chunk`` is
+    rounded down to a multiple of ``cfg.predict_batch`` (at least one batch),
+    so every forward pass sees the same images as in one whole pass. Returns the
+    table in input order and the images that could not be read.
+    """
+    step = max(1, chunk // cfg.predict_batch) * cfg.predict_batch  # the whole pass's batches, unchanged
+    table = ScoreTable(len(images), list(measure_weights(cfg.measure)), embeddings=embeddings)
+    failed: list[tuple[Path, str]] = []
+    for start in range(0, len(images), step):
         result = predictor.predict(
             weights,
-            images,
+            images[start : start + step],
             conf=cfg.score_conf,
             iou=cfg.iou,
             batch=cfg.predict_batch,
@@ -75,7 +113,10 @@ def score_images(
             with_dfl=needs_dfl(cfg.measure),
             with_embeddings=embeddings,
         )
-    return score_predictions(result.predictions, cfg, class_ap=class_ap), result.failed
+        failed.extend(result.failed)
+        table.add(score_predictions(result.predictions, cfg, class_ap=class_ap))
+        del result  # this chunk's predictions, before the next chunk is predicted
+    return table, failed
 
 
 def write_scores_csv(scores: Sequence[ImageScore], out: Path, measure: object = None) -> Path:
@@ -113,15 +154,20 @@ def write_embeddings(scores: Sequence[ImageScore], out: Path) -> Path:
     out = Path(out)
     if out.suffix != ".npz":
         raise DataError(f"{out}: the embeddings file must end in .npz")
-    missing = [str(s.path) for s in scores if s.embedding is None]
+    missing = [] if isinstance(scores, ScoreTable) and scores.embeddings is not None else [
+        str(s.path) for s in scores if s.embedding is None
+    ]
     if missing:
         raise ModelError(f"{missing[0]}: no embedding was computed")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npz")
     paths = np.array([str(s.path) for s in scores])
+    stacked = scores.embeddings[: len(scores)] if isinstance(scores, ScoreTable) else None
+    if stacked is None:
+        stacked = np.stack([s.embedding for s in scores])
     try:
         with removed_on_failure(tmp):
-            np.savez(tmp, paths=paths, embeddings=np.stack([s.embedding for s in scores]))
+            np.savez(tmp, paths=paths, embeddings=stacked)
             tmp.replace(out)
     except OSError as exc:
         raise disk_full(exc, out, name_file=False) or DataError(f"{out}: cannot write ({exc.strerror})") from None

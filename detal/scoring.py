@@ -15,7 +15,7 @@ be taken apart afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from detal.config import Config
 from detal.detections import Prediction
-from detal.errors import DataError
+from detal.errors import DataError, ModelError
 from detal.uncertainty import (
     MeasureSpec,
     aggregate,
@@ -32,7 +32,7 @@ from detal.uncertainty import (
     measure_weights,
 )
 
-__all__ = ["ImageScore", "score_prediction", "score_predictions"]
+__all__ = ["ImageScore", "ScoreTable", "score_prediction", "score_predictions"]
 
 
 @dataclass(frozen=True)
@@ -117,3 +117,67 @@ def score_predictions(
             )
         )
     return out
+
+
+class ScoreTable(Sequence[ImageScore]):
+    """The scores of a whole pass in compact arrays, filled one chunk of predictions at a time.
+
+    What :func:`detal.score_images.score_images` keeps of a pass once its
+    predictions are dropped: per image the path, the score, the counted
+    boxes, the top class (``-1`` for none in :attr:`top_class`), each
+    measure's component and, when asked, the embedding (one float16
+    ``(n, d)`` array). Indexing gives the same :class:`ImageScore` that
+    :func:`score_predictions` returns, so a table reads as a sequence of them.
+    """
+
+    def __init__(self, capacity: int, measures: Sequence[str], *, embeddings: bool = False) -> None:
+        self.paths: list[Path] = []
+        self.score = np.empty(capacity, dtype=np.float64)
+        self.n_boxes = np.empty(capacity, dtype=np.int64)
+        self.top_class = np.empty(capacity, dtype=np.int64)
+        self.components = {name: np.empty(capacity, dtype=np.float64) for name in measures}
+        self.embeddings: np.ndarray | None = None
+        self._want_embeddings = embeddings
+
+    def add(self, scores: Sequence[ImageScore]) -> None:
+        """Append one chunk's scores (their embeddings copied into the table's array)."""
+        start = len(self.paths)
+        end = start + len(scores)
+        if end > len(self.score):
+            raise ValueError(f"{end} scores for a table of {len(self.score)}")
+        for i, s in enumerate(scores, start):
+            self.score[i] = s.score
+            self.n_boxes[i] = s.n_boxes
+            self.top_class[i] = -1 if s.top_class is None else s.top_class
+            for name, values in self.components.items():
+                values[i] = s.components[name]
+            if self._want_embeddings:
+                if s.embedding is None:
+                    raise ModelError(f"{s.path}: no embedding was computed")
+                if self.embeddings is None:
+                    self.embeddings = np.empty((len(self.score), s.embedding.shape[0]), dtype=np.float16)
+                self.embeddings[i] = s.embedding
+        self.paths.extend(s.path for s in scores)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(i)
+        i %= n
+        top = int(self.top_class[i])
+        return ImageScore(
+            self.paths[i],
+            float(self.score[i]),
+            int(self.n_boxes[i]),
+            None if top < 0 else top,
+            {name: float(values[i]) for name, values in self.components.items()},
+            None if self.embeddings is None else self.embeddings[i],
+        )
+
+    def __iter__(self) -> Iterator[ImageScore]:
+        return (self[i] for i in range(len(self)))

@@ -223,3 +223,31 @@ def test_bad_measure_exits_1_with_one_line(images, tmp_path, capsys, measure, fr
             "--measure", measure]
     assert main(argv) == 1
     _one_line_error(capsys, *fragments)
+
+
+@pytest.mark.slow
+def test_score_chunk_by_chunk_writes_what_one_whole_pass_gives(weights, images, tmp_path, monkeypatch):
+    import detal.score_images
+    from detal.score_images import score_pass
+    from detal.ultra import UltralyticsAdapter
+
+    cfg = Config(imgsz=64, device="cpu", predict_batch=3)
+    paths = sorted(images.rglob("*.jpg"))
+    adapter = UltralyticsAdapter(cfg)
+    whole = adapter.predict(weights, paths, conf=cfg.score_conf, batch=3, progress=False, with_embeddings=True)
+    expected = score_predictions(whole.predictions, cfg)
+    table, failed = score_pass(adapter, weights, paths, cfg, progress=False, embeddings=True, chunk=3)
+    assert not failed and list(table) == expected  # scores as floats, exactly
+    assert np.array_equal(table.embeddings, np.stack([p.embedding for p in whole.predictions]))
+    assert sum(s.n_boxes for s in table) > 0
+
+    outs = {}
+    for chunk in (3, 10**6):  # three calls of 3, 3 and 1 images; one call
+        monkeypatch.setattr(detal.score_images, "SCORE_CHUNK", chunk)
+        csv_out, npz_out = tmp_path / f"{chunk}.csv", tmp_path / f"{chunk}.npz"
+        args = ["--images", str(images), "--out", str(csv_out), "--embeddings", str(npz_out), "--quiet", *SET]
+        assert main(["score", "--weights", str(weights), *args]) == 0
+        outs[chunk] = (csv_out.read_text(), np.load(npz_out))
+    (text_a, npz_a), (text_b, npz_b) = outs.values()
+    assert text_a == text_b
+    assert np.array_equal(npz_a["embeddings"], npz_b["embeddings"]) and list(npz_a["paths"]) == list(npz_b["paths"])

@@ -207,3 +207,28 @@ def test_a_database_without_the_embedding_column_gets_it_on_open(tmp_path):
         store.add_scores(0, [(2, 0.2, 1, 1)], embeddings=[np.ones(3)])
     np.testing.assert_array_equal(store.embeddings(0, [2]), np.ones((1, 3), np.float32))
     store.close()
+
+
+@pytest.mark.parametrize("chunk,calls", [(1, 5), (2, 5), (5, 3), (6, 2), (100, 1)])
+@pytest.mark.parametrize("measure", ["entropy", {"binary_entropy": 1.0, "localization": 1.0}])
+def test_scoring_chunk_by_chunk_equals_one_whole_pass(tmp_path, chunk, calls, measure):
+    from PIL import Image
+
+    from detal.score_images import score_pass
+
+    paths = []
+    for i in range(10):
+        paths.append(tmp_path / f"im{i}.png")
+        Image.new("RGB", (64, 64), (i, 0, 0)).save(paths[-1])
+    adapter = FakeAdapter(3, unreadable={"im4.png"})
+    cfg = Config(measure=measure, score_conf=0.1, predict_batch=2)
+    whole = adapter.predict(tmp_path / "w.pt", paths, conf=cfg.score_conf, with_dfl=True, with_embeddings=True)
+    expected = score_predictions(whole.predictions, cfg)
+    table, failed = score_pass(adapter, tmp_path / "w.pt", paths, cfg, progress=False, embeddings=True, chunk=chunk)
+    assert failed == whole.failed and len(failed) == 1
+    assert len(adapter.calls) == 1 + calls  # the whole pass, then one call a chunk (whole batches of 2)
+    assert list(table) == expected  # path, score, n_boxes, top_class, exactly
+    assert [s.components for s in table] == [s.components for s in expected]
+    assert table.embeddings.dtype == np.float16
+    assert np.array_equal(table.embeddings[: len(table)], np.stack([s.embedding for s in expected]))
+    assert any(s.top_class is None for s in expected) or any(s.n_boxes for s in expected)

@@ -13,7 +13,8 @@ none). Each batch allocates and frees large tensors between the small
 objects of the predictions it keeps; glibc then keeps the freed pages, and
 raises its threshold for mapping large blocks on their own, so the resident
 size grew by about 8 KiB an image for the 1-2 KiB an image actually kept
-(100,000 64-pixel images: +771 MiB; trimmed, +294 MiB). Trimming costs well under 1% of the
+(100,000 64-pixel images: +771 MiB; trimmed, +294 MiB; trimmed and scored in chunks by
+:func:`detal.score_images.score_pass`, +135 MiB). Trimming costs well under 1% of the
 pass; fixing the mmap threshold instead (``M_MMAP_THRESHOLD``) cost 20-45%.
 """
 
