@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -141,8 +140,7 @@ def write_scores_csv(scores: Sequence[ImageScore], out: Path, measure: object = 
         writer.writerow([str(s.path), f"{s.score:.6f}", s.n_boxes, top, *columns])
     try:
         atomic_write(out, buf.getvalue())
-    except OSError as exc:
-        out.with_name(f".{out.name}.tmp-{os.getpid()}").unlink(missing_ok=True)  # atomic_write's temp
+    except OSError as exc:  # atomic_write has removed its temporary file
         raise disk_full(exc, out, name_file=False) or DataError(f"{out}: cannot write ({exc.strerror})") from None
     return out
 
