@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ from detal.errors import DataError, DetalError
 
 __all__ = [
     "IMAGE_SUFFIXES", "NAME_BYTES", "atomic_write", "check_can_write", "check_out_dir", "check_out_file",
-    "list_images", "read_small_text", "removed_on_failure", "short_name",
+    "fold_name", "list_images", "read_small_text", "removed_on_failure", "short_name",
 ]
 
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
@@ -47,6 +48,11 @@ def short_name(name: str) -> str:
     digest = hashlib.sha256(data).hexdigest()[:_HASH_HEX]
     head = data[: NAME_BYTES - _HASH_HEX - 1].decode("utf-8", "ignore")  # a character cut in two is dropped
     return f"{head}~{digest}"
+
+
+def fold_name(name: str) -> str:
+    """What two names that one file system may take for one file share: NFC, lower case."""
+    return unicodedata.normalize("NFC", name).lower()
 
 
 @contextmanager

@@ -52,7 +52,7 @@ from pathlib import PurePosixPath
 from typing import NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from detal.files import IMAGE_SUFFIXES, short_name
+from detal.files import IMAGE_SUFFIXES, fold_name, short_name
 from detal.labels import show_name
 
 __all__ = ["Match", "PoolNames", "image_suffix", "spelled_path"]
@@ -100,11 +100,6 @@ def image_suffix(name: str) -> str:
 def _without_image_suffix(name: str) -> str:
     suffix = image_suffix(name)
     return name[: -len(suffix)] if suffix else name
-
-
-def _fold(name: str) -> str:
-    """What two names that one file system may take for one file share: NFC, lower case."""
-    return unicodedata.normalize("NFC", name).lower()
 
 
 def _stem_of(path: str) -> str:
@@ -261,11 +256,11 @@ class PoolNames:
             for key, path in self._path.items():
                 suffix = path[len(_stem_of(path)):]
                 for name in (_stem_of(path), key, path, key + suffix):
-                    self._folded.setdefault(_fold(name), name)
+                    self._folded.setdefault(fold_name(name), name)
         tries = [spelled, _without_image_suffix(spelled)] if file_name else [spelled]
         hint = ""
         for name in tries:
-            alike = self._folded.get(_fold(name))
+            alike = self._folded.get(fold_name(name))
             if alike is not None and alike != name:
                 same = unicodedata.normalize("NFC", alike) == unicodedata.normalize("NFC", name)
                 hint = f"; it differs from {show_name(alike)} only in {'Unicode normalisation' if same else 'case'}"

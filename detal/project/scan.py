@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from detal.errors import DataError
-from detal.files import IMAGE_SUFFIXES, short_name
+from detal.files import IMAGE_SUFFIXES, fold_name, short_name
 from detal.image_check import inspect_image
 from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
@@ -237,7 +237,7 @@ class ImageScan:
         """
         name = short_name(key)
         nfc = unicodedata.normalize("NFC", name)
-        folded = nfc.lower()
+        folded = fold_name(name)
         if folded not in self._keys:
             self._keys.add(folded)
             return
@@ -266,7 +266,7 @@ class ImageScan:
         for root, key_prefix in self._roots:
             for rel in walk_images(root, self.exclude):
                 key = _key(key_prefix, _stem(rel))
-                if (unicodedata.normalize("NFC", short_name(key)).lower() == folded
+                if (fold_name(short_name(key)) == folded
                         and windows_problem(rel) is None):
                     return rel, key
         raise DataError(f"{self._roots[-1][0]}: an image vanished during the scan; run init again")

@@ -52,6 +52,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from detal.errors import StateError
+from detal.files import fold_name
 from detal.labels import show_name
 from detal.pool import Status
 from detal.project.paths import ProjectPaths
@@ -197,7 +198,7 @@ def check_folded_names(project: Path, store: Store) -> None:
         return
     seen: dict[str, ImageRow] = {}
     for row in store.images():
-        other = seen.setdefault(unicodedata.normalize("NFC", row.key).lower(), row)
+        other = seen.setdefault(fold_name(row.key), row)
         if other is row:
             continue
         first, second = sorted((other.relpath, row.relpath))
