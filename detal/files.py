@@ -15,7 +15,7 @@ from detal.errors import DataError, DetalError
 
 __all__ = [
     "IMAGE_SUFFIXES", "NAME_BYTES", "atomic_write", "check_can_write", "check_out_dir", "check_out_file",
-    "fold_name", "list_images", "read_small_text", "removed_on_failure", "short_name",
+    "fold_name", "list_images", "name_clash", "read_small_text", "removed_on_failure", "short_name",
 ]
 
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
@@ -53,6 +53,21 @@ def short_name(name: str) -> str:
 def fold_name(name: str) -> str:
     """What two names that one file system may take for one file share: NFC, lower case."""
     return unicodedata.normalize("NFC", name).lower()
+
+
+def name_clash(name: str, other: str) -> str | None:
+    """Why two names with one :func:`fold_name` would be one file, said after "have names that";
+    ``None`` for two equal names.
+
+    Init refuses such names and the old-project check refuses a project made
+    before init did: both say it in these words.
+    """
+    if unicodedata.normalize("NFC", name) != unicodedata.normalize("NFC", other):
+        return ("differ only in case (Windows and macOS take them for one file, so a vendor unzipping "
+                "the bundle would keep one)")
+    if name != other:
+        return "differ only in Unicode normalisation (many systems take them for one file)"
+    return None
 
 
 @contextmanager

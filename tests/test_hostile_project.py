@@ -52,6 +52,7 @@ from projectkit import (
 from detal.cli import main
 from detal.commands import project as project_cmd
 from detal.fake import FakeAdapter
+from detal.files import fold_name, name_clash, short_name
 from detal.project import Hooks, import_labels, init_project, run_cycle
 from detal.project.create import clean_stale_init
 from detal.project.folder import LOCK_FILE
@@ -1729,6 +1730,29 @@ def test_an_old_project_without_clashing_names_is_checked_once_and_marked(tmp_pa
     assert main(["cycle", str(project)]) == 0, capsys.readouterr().err
     with Store.open(project / "detal.db") as store:
         assert store.get_meta("name_rule") == "folded"
+
+
+def test_the_old_project_check_folds_bundle_names_as_init_does(tmp_path, capsys):
+    """Two long names one in case at their start have bundle names that differ (each ends in its own
+    hash): init takes both, so the check of an older project must take them too."""
+    upper, lower = f"{'A' * 240}.png", f"{'a' * 240}.png"
+    assert short_name(upper[:-4]).lower() != short_name(lower[:-4]).lower()
+    project = _made_before_the_case_rule(_ready_for_cycle_2(tmp_path), {"im005.png": upper, "im006.png": lower})
+    assert main(["cycle", str(project)]) == 0, capsys.readouterr().err
+    with Store.open(project / "detal.db") as store:
+        assert store.get_meta("name_rule") == "folded"
+
+
+@pytest.mark.parametrize(("name", "other", "words"), [
+    ("Cat", "cat", "differ only in case"),
+    ("caf\u00e9", "cafe\u0301", "differ only in Unicode normalisation"),
+    ("CAF\u00c9", "cafe\u0301", "differ only in case"),  # case and normalisation: case is what a user sees
+    ("cat", "cat", None),
+])
+def test_name_clash_says_what_makes_two_names_one(name, other, words):
+    assert fold_name(name) == fold_name(other)
+    how = name_clash(name, other)
+    assert how == words if words is None else how.startswith(words)
 
 
 def test_init_marks_its_names_as_checked(tmp_path):

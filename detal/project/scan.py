@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import os
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from detal.errors import DataError
-from detal.files import IMAGE_SUFFIXES, fold_name, short_name
+from detal.files import IMAGE_SUFFIXES, fold_name, name_clash, short_name
 from detal.image_check import inspect_image
 from detal.labels import LabelProblem, parse_label_text, show_name
 from detal.pool import Status
@@ -236,25 +235,16 @@ class ImageScan:
         What must differ is the bundle name, the key as :func:`short_name` bounds it.
         """
         name = short_name(key)
-        nfc = unicodedata.normalize("NFC", name)
         folded = fold_name(name)
         if folded not in self._keys:
             self._keys.add(folded)
             return
         other, other_key = self._first_with(folded)
-        other_name = short_name(other_key)
         first, second = sorted((other, rel))
-        if unicodedata.normalize("NFC", other_name) != nfc:
-            raise DataError(
-                f"{root}: images {show_name(first)} and {show_name(second)} have names that differ only "
-                "in case (Windows and macOS take them for one file, so a vendor unzipping the bundle "
-                "would keep one); rename one of them"
-            )
-        if other_name != name:
-            raise DataError(
-                f"{root}: images {show_name(first)} and {show_name(second)} have names that differ only "
-                "in Unicode normalisation (many systems take them for one file); rename one of them"
-            )
+        how = name_clash(short_name(other_key), name)
+        if how is not None:
+            raise DataError(f"{root}: images {show_name(first)} and {show_name(second)} have names that "
+                            f"{how}; rename one of them")
         raise DataError(
             f"{root}: images {show_name(first)} and {show_name(second)} get the same bundle name "
             f"{show_name(name)} (a '__' in a file name stands for a subfolder); rename one of them"

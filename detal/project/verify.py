@@ -47,12 +47,11 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from detal.errors import StateError
-from detal.files import fold_name
+from detal.files import fold_name, name_clash, short_name
 from detal.labels import show_name
 from detal.pool import Status
 from detal.project.paths import ProjectPaths
@@ -198,18 +197,16 @@ def check_folded_names(project: Path, store: Store) -> None:
         return
     seen: dict[str, ImageRow] = {}
     for row in store.images():
-        other = seen.setdefault(fold_name(row.key), row)
+        name = short_name(row.key)  # what must differ is the bundle name, as init checks it
+        other = seen.setdefault(fold_name(name), row)
         if other is row:
             continue
         first, second = sorted((other.relpath, row.relpath))
-        how = ("Unicode normalisation (many systems take them for one file)"
-               if unicodedata.normalize("NFC", other.key) == unicodedata.normalize("NFC", row.key)
-               else "case (Windows and macOS take them for one file, so a vendor unzipping the bundle "
-                    "would keep one)")
         raise StateError(
-            f"{project}: images {show_name(first)} and {show_name(second)} have names that differ only in "
-            f"{how}; this project was made before init refused such names and nothing was changed: rename "
-            "one of the files and make the project again (detal init --force keeps the old one aside)"
+            f"{project}: images {show_name(first)} and {show_name(second)} have names that "
+            f"{name_clash(short_name(other.key), name)}; this project was made before init refused such "
+            "names and nothing was changed: rename one of the files and make the project again "
+            "(detal init --force keeps the old one aside)"
         )
     with store.transaction():
         store.set_meta(NAME_RULE_KEY, FOLDED)
