@@ -31,6 +31,26 @@ def test_walk_skips_links_that_lead_nowhere(tmp_path):
     (root / "sub.png").mkdir()  # a folder with an image suffix is a folder
     (root / "sub.png" / "d.png").write_bytes(b"x")
     assert list(walk_images(root)) == ["b.png", "linked.png", "sub/a.png", "sub/c.jpg", "sub.png/d.png"]
+    dead: list[str] = []
+    assert list(walk_images(root, dead_links=dead)) == list(walk_images(root))
+    assert dead == ["dangling.png", "loop.png"]
+
+
+def test_init_names_the_image_links_it_skipped(tmp_path, capsys):
+    from detal.cli import main
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    for i in range(4):
+        Image.new("RGB", (12, 12)).save(root / f"im{i}.png")
+    (root / "gone.png").symlink_to(tmp_path / "moved-away.png")
+    (root / "notes.txt").symlink_to(tmp_path / "nothing.txt")  # not named like an image: not an image link
+    (tmp_path / "classes.txt").write_text("x\n")
+    assert main(["init", str(tmp_path / "p"), "--images", str(root), "--classes", str(tmp_path / "classes.txt")]) == 0
+    out, err = capsys.readouterr()
+    assert "created" in out and "4 images" in out
+    assert f"warning: 1 image link(s) lead nowhere (target gone or a loop) and were skipped: {root / 'gone.png'}" in err
+    assert "notes.txt" not in err
 
 
 def test_a_key_clash_names_the_file_found_again(tmp_path):

@@ -140,6 +140,10 @@ def run_init(args: argparse.Namespace) -> int:
     if len(report.duplicates) > 20:
         print(f"warning: {len(report.duplicates)} groups of duplicate images in all "
               "(detal status --json lists them)", file=sys.stderr)
+    if report.dead_links:
+        shown = ", ".join(report.dead_links[:3]) + (", ..." if len(report.dead_links) > 3 else "")
+        print(f"warning: {len(report.dead_links)} image link(s) lead nowhere (target gone or a loop) and "
+              f"were skipped: {shown}", file=sys.stderr)
     if report.bundle:
         print(f"initial batch: {report.n_selected} images to label in {report.bundle}")
     return 0

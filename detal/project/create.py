@@ -273,6 +273,7 @@ def _build_project(
             duplicates=store.duplicates(),
             bundle=out,
             names=list(names),
+            dead_links=scan.dead_links,
         )
     finally:
         store.close()

@@ -102,6 +102,8 @@ class InitReport:
     bundle: Path | None
     names: list[str] = field(default_factory=list)
     """The project's class names, in id order."""
+    dead_links: list[str] = field(default_factory=list)
+    """Image-named links in the image folders that lead nowhere, skipped (their paths)."""
 
 
 @dataclass

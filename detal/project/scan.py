@@ -103,8 +103,22 @@ def _is(entry: os.DirEntry, kind: str) -> bool:
         return False
 
 
-def walk_images(root: Path, exclude: Iterable[Path] = ()) -> Iterator[str]:
+def _dead_image_link(entry: os.DirEntry) -> bool:
+    """A link named like an image that leads nowhere (its target gone, or a loop)."""
+    if os.path.splitext(entry.name.rstrip(" ."))[1].lower() not in IMAGE_SUFFIXES or not entry.is_symlink():
+        return False
+    try:
+        os.stat(entry.path)
+    except OSError:
+        return True
+    return False
+
+
+def walk_images(root: Path, exclude: Iterable[Path] = (), dead_links: list[str] | None = None) -> Iterator[str]:
     """Image files under ``root`` as POSIX relpaths, in a stable (sorted) order.
+
+    A link named like an image whose target cannot be reached (gone, a loop)
+    is no image; its relpath goes to ``dead_links`` when given, for a note.
 
     A folder is entered once: one reached again through a link (by its real
     path) is skipped, and so are the folders in ``exclude`` (the project).
@@ -135,6 +149,8 @@ def walk_images(root: Path, exclude: Iterable[Path] = ()) -> Iterator[str]:
                         "Ultralytics would drop it without a word, rename it"
                     )
                 yield child
+            elif dead_links is not None and _dead_image_link(entry):
+                dead_links.append(child)
             elif _is(entry, "dir"):
                 real = os.path.realpath(entry.path)
                 if real in seen or real in skip:
@@ -163,6 +179,7 @@ class ImageScan:
         self.problems = problems
         self.exclude = list(exclude)
         self.bad: list[str] = []  # one message per corrupt or unreadable image
+        self.dead_links: list[str] = []  # image-named links that lead nowhere, as root/relpath
         self.next_id = 0
         # The folded keys (NFC, lower case) of every folder so far: a set of the keys alone, since a
         # million-image pool would hold 240 MiB as key -> (relpath, key). The rare clash finds the
@@ -182,7 +199,8 @@ class ImageScan:
         folder = None
         self._roots.append((root, key_prefix))
         base = os.fspath(root)  # str paths: a Path per image costs more than reading a tiny one
-        for rel in walk_images(root, self.exclude):
+        dead: list[str] = []
+        for rel in walk_images(root, self.exclude, dead):
             stem = _stem(rel)
             if rel.rpartition("/")[0] != folder:
                 folder = rel.rpartition("/")[0]
@@ -228,6 +246,7 @@ class ImageScan:
                 self.problems.append(LabelProblem(str(root / rel), 0, "validation image has no label file"))
             yield (self.next_id, relpath, key, digest, width, height, row_status)
             self.next_id += 1
+        self.dead_links.extend(str(root / rel) for rel in dead)
 
     def _check_key(self, root: Path, rel: str, key: str) -> None:
         """Refuse a key that one file system may take for another's: the bundle would hold both.
