@@ -9,7 +9,9 @@
 #   rule, kept 15 of 600 images on digits-hard at t_high 0.8, mask 521: benchmarks/RESULTS.md, round 3);
 #   <strategy>-stprev: the same with `teacher: previous` (the previous cycle's student teaches: one
 #   training a cycle; what benchmarks/st_round3.sh runs), and random-stdrop: random-st with
-#   `ambiguous: drop`.
+#   `ambiguous: drop`; <strategy>-stlow: -stprev with `t_low: 0.1` (Efficient Teacher's lower bound;
+#   benchmarks/pseudo_quality.py found most objects -stprev taught as background under a teacher box
+#   in [0.05, 0.25)).
 # Each (dataset, arm, seed) is its own `detal simulate` run (runs/simulate/st-<dataset>-<arm>-s<seed>/),
 # resumable after a kill. When one finishes, its rows are copied (strategy column = the arm) to
 # benchmarks/results/round3/<dataset>/<arm>-seed<k>.csv, a committed place: runs/ does not
@@ -47,6 +49,8 @@ run_one() {  # dataset arm seed
     *-stprev) extra=(--set self_training.enabled=true --set self_training.ambiguous=mask
                      --set self_training.teacher=previous) ;;
     *-stdrop) extra=(--set self_training.enabled=true --set self_training.ambiguous=drop) ;;
+    *-stlow) extra=(--set self_training.enabled=true --set self_training.ambiguous=mask
+                    --set self_training.teacher=previous --set self_training.t_low=0.1) ;;
     *-st) extra=(--set self_training.enabled=true --set self_training.ambiguous=mask
                  --set self_training.teacher=supervised) ;;  # as seed 0 ran (the default became previous)
   esac
