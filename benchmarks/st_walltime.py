@@ -1,12 +1,19 @@
 """Wall time of each round-3 run, read from its project's store (runs/ does not outlive a session).
 
     .venv/bin/python benchmarks/st_walltime.py [RUNS]      # default runs/simulate
+    .venv/bin/python benchmarks/st_walltime.py --results   # every committed per-run CSV
 
 For every finished project runs/simulate/st-<dataset>-<arm>-s<seed>/<strategy>/seed-<seed>/, per
 cycle: the student's (or plain) training, the teacher's training (self-training with
 ``teacher: supervised``; 0 where the train cache had it), the evaluation, scoring and the pseudo-label
 pass. Appends the rows it has not seen to benchmarks/results/round3/<dataset>/walltime.csv and prints
 the per-run totals.
+
+``--results`` reads no store: for every committed per-run CSV
+(benchmarks/results/round3*/<dataset>/<arm>-seed<k>.csv) it prints the run's training, scoring and
+selection seconds summed over its cycles, the one timing those rows keep (a cached training counts
+at the time it first took; the evaluation and the pseudo-label pass are not in them). That is how
+the runs whose stores were lost with runs/ are timed.
 """
 
 from __future__ import annotations
@@ -60,5 +67,17 @@ def main(root: Path) -> None:
             w.writerows(rows)
 
 
+def from_results() -> None:
+    for path in sorted(OUT.parent.glob("round3*/*/*-seed*.csv")):
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        total = sum(float(r["train_s"]) + float(r["score_s"]) + float(r["select_s"]) for r in rows)
+        print(f"{path.parent.parent.name} {path.parent.name} {path.stem}: {len(rows)} cycles, "
+              f"{total / 60:.1f} min of training, scoring and selection")
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("runs/simulate"))
+    if sys.argv[1:] == ["--results"]:
+        from_results()
+    else:
+        main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("runs/simulate"))
