@@ -11,7 +11,9 @@
 #   training a cycle; what benchmarks/st_round3.sh runs), and random-stdrop: random-st with
 #   `ambiguous: drop`; <strategy>-stlow: -stprev with `t_low: 0.1` (Efficient Teacher's lower bound;
 #   benchmarks/pseudo_quality.py found most objects -stprev taught as background under a teacher box
-#   in [0.05, 0.25)); -stlow80: -stlow with `real_share: 0.8` (the human images 80% of every epoch).
+#   in [0.05, 0.25)); -stlow80: -stlow with `real_share: 0.8` (the human images 80% of every epoch);
+#   <strategy>-c720: plain, 720 steps a cycle, a compute control for -stlow80 (its student trains
+#   672-762 steps: epochs are whole, so 600 steps over a list of ~3,800 images round up to 3 epochs).
 # Each (dataset, arm, seed) is its own `detal simulate` run (runs/simulate/st-<dataset>-<arm>-s<seed>/),
 # resumable after a kill. When one finishes, its rows are copied (strategy column = the arm) to
 # benchmarks/results/round3/<dataset>/<arm>-seed<k>.csv, a committed place: runs/ does not
@@ -54,6 +56,7 @@ run_one() {  # dataset arm seed
     *-stlow80) extra=(--set self_training.enabled=true --set self_training.ambiguous=mask
                       --set self_training.teacher=previous --set self_training.t_low=0.1
                       --set self_training.real_share=0.8) ;;
+    *-c720) extra=(--set min_steps_per_cycle=720) ;;
     *-st) extra=(--set self_training.enabled=true --set self_training.ambiguous=mask
                  --set self_training.teacher=supervised) ;;  # as seed 0 ran (the default became previous)
   esac
