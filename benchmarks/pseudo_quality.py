@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/pseudo_quality.py runs/simulate/st-digits-hard-random-stprev-s0 [...]
 
 For every cycle of every project under the given ``detal simulate`` run folders
-that has ``cycles/<k>/pseudo/labels/`` (one YOLO file per pseudo-labeled
-image, named by image id, and ``masks.json``, the painted-over boxes in pixels),
+whose self-training step finished (``cycles/<k>/pseudo/summary.json``, written
+last; beside it ``labels/``, one YOLO file per pseudo-labeled image, named by
+image id, and ``masks.json``, the painted-over boxes in pixels),
 each pseudo-labeled image's boxes are matched to its true boxes (the
 dataset's own label file beside its image: ``.../images/pool/x.png`` has
 ``.../labels/pool/x.txt``) with :func:`detal.effort.diff_boxes` (IoU >= 0.5,
@@ -140,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     for run in args.runs:
         for project in sorted(p.parent for p in run.glob("*/seed-*/detal.db")):
             for cycle in sorted((project / "cycles").iterdir(), key=lambda p: int(p.name)):
-                if not (cycle / "pseudo" / "labels").is_dir():
-                    continue
+                if not (cycle / "pseudo" / "summary.json").is_file():
+                    continue  # no self-training there, or a cycle still writing its pseudo-labels
                 q = cycle_quality(project, cycle, args.teacher_conf)
                 if not q["images"]:
                     continue
