@@ -61,14 +61,14 @@ SELF_TRAINING: dict[str, Any] = {
     "enabled": False,
     "teacher": "previous",
     "t_high": None,
-    "t_low": 0.25,
+    "t_low": 0.1,
     "t_fallback": 0.8,
     "t_min": 0.5,
     "t_max": 0.9,
     "precision": 0.95,
     "min_boxes": 20,
     "max_pseudo_images": 2000,
-    "real_share": 0.5,
+    "real_share": 0.8,
     "ambiguous": "mask",
 }
 _TEACHERS = ("supervised", "previous")
