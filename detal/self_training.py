@@ -201,6 +201,52 @@ def _precision_at(conf: np.ndarray, ok: np.ndarray, t: float) -> float | None:
     return float(ok[mask].mean()) if mask.any() else None
 
 
+@dataclass(frozen=True)
+class StudentPlan:
+    """How the student trains: ``epochs`` over the human images listed ``repeat`` times and the
+    first ``n_pseudo`` pseudo-labeled images (of their seeded order)."""
+
+    epochs: int
+    repeat: int
+    n_pseudo: int
+
+    def steps(self, n_real: int, batch: int) -> int:
+        return self.epochs * math.ceil((self.repeat * n_real + self.n_pseudo) / batch)
+
+
+def plan_student(budget_steps: int, n_real: int, n_pseudo: int, real_share: float, batch: int) -> StudentPlan:
+    """The student's epochs and list, held to ``budget_steps`` (what a plain cycle would train).
+
+    Ultralytics trains whole epochs over a list, and the student's list (the human
+    images repeated to ``real_share`` of it, plus the pseudo-labeled ones) is far
+    longer than a plain cycle's, so the epochs a plain cycle would run cost many
+    times its steps. Here the epochs are the fewest that reach the budget over the
+    whole list (at least one), and when those overshoot it the list is cut to what
+    they may hold: the human repeat chosen again for ``real_share`` of the shorter
+    list, then as many pseudo-labeled images as fit. The result never trains more
+    than ``budget_steps`` steps unless the human images alone, once each, need more
+    (a plain cycle trains them at least once too).
+    """
+    if budget_steps < 1 or batch < 1:
+        raise ValueError(f"budget_steps and batch must be positive, got {budget_steps} and {batch}")
+    repeat = repeat_for_share(n_real, n_pseudo, real_share)
+    n = repeat * n_real + n_pseudo
+    if n_real <= 0 or n_pseudo <= 0:
+        return StudentPlan(max(1, math.ceil(budget_steps / max(1, math.ceil(n / batch)))), repeat, n_pseudo)
+    epochs = max(1, math.ceil(budget_steps / math.ceil(n / batch)))
+    room = batch * (budget_steps // epochs)  # the most entries `epochs` epochs may hold within the budget
+    if n <= room:
+        return StudentPlan(epochs, repeat, n_pseudo)
+    repeat = max(1, math.ceil(real_share * room / n_real))
+    if repeat * n_real > room:
+        repeat = max(1, room // n_real)
+    human = repeat * n_real
+    fit = room - human
+    if real_share > 0:  # where the repeat had to come down, fewer pseudo images keep the share
+        fit = min(fit, math.floor(human * (1.0 - real_share) / real_share + 1e-9))
+    return StudentPlan(epochs, repeat, max(0, min(n_pseudo, fit)))
+
+
 def repeat_for_share(n_real: int, n_pseudo: int, real_share: float) -> int:
     """How many times each human image is listed so that they are >= ``real_share`` of the list.
 

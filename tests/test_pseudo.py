@@ -46,7 +46,8 @@ def test_pseudo_labels_never_reach_labels_the_count_or_the_bundle(tmp_path):
     pseudo = _pseudo(project, 1)
     assert summary["pseudo_images"] == len(pseudo) > 0
     assert summary["pseudo_boxes"] == sum(t.count("\n") for t in pseudo.values())
-    assert summary["predicted"] == summary["pseudo_images"] + summary["ambiguous"] + summary["empty"]
+    assert summary["predicted"] == (summary["pseudo_images"] + summary["ambiguous"] + summary["empty"]
+                                    + summary["over_budget"])
     assert sorted(p.name for p in (project / "labels").rglob("*.txt")) == labels_before
     conn = sqlite3.connect(project / "detal.db")
     assert conn.execute("SELECT COUNT(*) FROM images WHERE status = 'labeled'").fetchone()[0] == 6
@@ -75,6 +76,28 @@ def test_human_images_are_at_least_the_real_share_and_the_student_is_the_cycles_
     conn = sqlite3.connect(project / "detal.db")
     weights = conn.execute("SELECT weights FROM cycles WHERE id = 1").fetchone()[0]
     assert weights.startswith("cycles/1/train/")  # the student scores and writes the pre-labels
+
+
+def test_the_student_trains_no_more_steps_than_a_plain_cycle(tmp_path):
+    # teacher: supervised is a plain cycle's training (the human labels, the plain epochs), so its steps
+    # are the budget; the student's list is ~10x longer, and the same epochs over it would be ~10x the steps
+    from detal.config import load_config
+
+    project = _st_project(tmp_path, **{"self_training.t_high": 0.5, "self_training.real_share": 0.8})
+    run_cycle(project, FakeAdapter(len(NAMES), seed=1))
+    batch = load_config(project / "config.yaml").batch
+
+    def steps(what: str) -> int:
+        record = json.loads((project / "cycles" / "1" / what / "weights.json").read_text())
+        return record["epochs"] * -(-len(record["train"]) // batch)
+
+    summary = read_summary(project / "cycles" / "1")
+    assert summary["over_budget"] > 0  # the list was cut here (else this test would prove nothing)
+    assert 0 < steps("train") <= steps("teacher")
+    assert summary["pseudo_images"] == len(_pseudo(project, 1))  # the left-out images' files are gone
+    student = _trained_on(project, 1)
+    human = set(_trained_on(project, 1, "teacher"))
+    assert sum(1 for p in student if p in human) / len(student) >= 0.8
 
 
 def test_ambiguous_images_are_left_out(tmp_path):
@@ -210,6 +233,7 @@ def test_status_shows_self_training_per_cycle(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"self-training: {s['pseudo_images']} pseudo-labeled images" in out
     assert "t_high 0.50 (fixed by the config; target 0.95)" in out
+    assert f"{s['over_budget']} more left out to hold a plain cycle's steps" in out and s["over_budget"] > 0
 
 
 def test_mask_keeps_images_with_ambiguous_boxes_painted_over(tmp_path, capsys):
@@ -220,7 +244,9 @@ def test_mask_keeps_images_with_ambiguous_boxes_painted_over(tmp_path, capsys):
     run_cycle(mask, FakeAdapter(len(NAMES), seed=1))
     d, m = read_summary(drop / "cycles" / "1"), read_summary(mask / "cycles" / "1")
     assert d["masked_boxes"] == 0 and not (drop / "cycles/1/pseudo/masks.json").exists()
-    assert m["pseudo_images"] > d["pseudo_images"] and m["masked_boxes"] > 0  # the same teacher, more images
+    # the same teacher, more images kept by the rule (before the step budget cuts the student's list)
+    assert m["pseudo_images"] + m["over_budget"] > d["pseudo_images"] + d["over_budget"]
+    assert m["masked_boxes"] > 0
     masks = json.loads((mask / "cycles/1/pseudo/masks.json").read_text())
     assert sum(len(r) for r in masks.values()) == m["masked_boxes"]
     assert set(masks) <= {p.removesuffix(".txt") for p in _pseudo(mask, 1)}

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from detal.self_training import (
     calibrate_threshold,
     cover,
+    plan_student,
     pseudo_label,
     pseudo_sample,
     repeat_for_share,
@@ -186,3 +187,37 @@ def test_self_training_keys_merge_over_the_defaults(tmp_path):
 def test_real_share_repeat_is_the_smallest_at_an_exact_boundary():
     # 0.8 * 1532 / 0.2 is 6128 in exact arithmetic and 6128.000000000001 in floats (found by Hypothesis)
     assert repeat_for_share(1, 1532, 0.8) == 6128
+
+
+@pytest.mark.parametrize(
+    ("budget", "n_real", "n_pseudo", "share", "plan"),
+    [
+        # round 3's digits-hard cycle at 80 labeled (600 steps of 16): 80 x 38 + 760 = 3,800 entries,
+        # 238 steps an epoch, would take 3 epochs (714 steps); 3 epochs hold 16 x 200 = 3,200 entries:
+        # repeat ceil(0.8 x 3,200 / 80) = 32 (2,560 entries), then 640 pseudo-labeled images
+        (600, 80, 760, 0.8, (3, 32, 640)),
+        # the default config (20 epochs over 100 human images, 7 steps each: 140): 100 x 80 + 2,000 =
+        # 10,000 entries would be 12,500 steps; one epoch holds 2,240: repeat 18 (1,800), 440 pseudo
+        (140, 100, 2000, 0.8, (1, 18, 440)),
+        # a list the budget holds is left whole: 20 x 2 + 28 = 68 entries, 5 steps an epoch, 120 epochs
+        (600, 20, 28, 0.5, (120, 2, 28)),
+        (600, 50, 0, 0.8, (150, 1, 0)),  # no pseudo-labeled images: a plain cycle's list and epochs
+        # a budget below one pass over the human images: each once, no pseudo-labeled image
+        (2, 100, 50, 0.8, (1, 1, 0)),
+    ],
+)
+def test_the_student_is_held_to_a_plain_cycles_steps_by_hand(budget, n_real, n_pseudo, share, plan):
+    got = plan_student(budget, n_real, n_pseudo, share, batch=16)
+    assert (got.epochs, got.repeat, got.n_pseudo) == plan
+
+
+@given(st.integers(1, 300), st.integers(1, 400), st.integers(0, 3000), st.sampled_from([0.0, 0.3, 0.5, 0.8, 0.95]),
+       st.integers(1, 64))
+def test_the_student_never_trains_more_than_the_budget_and_keeps_the_share(epochs, n_real, n_pseudo, share, batch):
+    budget = epochs * -(-n_real // batch)  # what a plain cycle trains: whole epochs over the human images
+    plan = plan_student(budget, n_real, n_pseudo, share, batch)
+    steps = plan.steps(n_real, batch)
+    assert steps <= budget
+    assert 0 <= plan.n_pseudo <= n_pseudo and plan.repeat >= 1 and plan.epochs >= 1
+    if plan.n_pseudo:
+        assert plan.repeat * n_real / (plan.repeat * n_real + plan.n_pseudo) >= share

@@ -300,6 +300,7 @@ def _self_training_line(s: dict | None) -> str:
     return (f"self-training: {s['pseudo_images']} pseudo-labeled images, {s['pseudo_boxes']} boxes "
             f"(of {s['predicted']} predicted; {s['ambiguous']} ambiguous left out"
             + (f", {s['masked_boxes']} ambiguous boxes painted over" if s.get("masked_boxes") else "")
+            + (f", {s['over_budget']} more left out to hold a plain cycle's steps" if s.get("over_budget") else "")
             + f"), t_high {s['threshold']:.2f} "
             f"({how}; target {s['precision_target']:.2f}{precision}), teacher {s['teacher']}")
 

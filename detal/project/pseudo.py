@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -53,9 +54,9 @@ from detal.project.training import train_and_evaluate
 from detal.self_training import (
     Calibration,
     calibrate_threshold,
+    plan_student,
     pseudo_label,
     pseudo_sample,
-    repeat_for_share,
 )
 from detal.store import Store
 
@@ -151,6 +152,7 @@ class SelfTrainResult:
     repeat: int  # times each human image is listed
     teacher_metrics: dict | None
     masked_boxes: int = 0  # ambiguous boxes painted over (ambiguous: mask) on the kept images
+    over_budget: int = 0  # pseudo-labeled images left out so the student trains no more than a plain cycle
 
 
 def read_summary(cycle_dir: Path) -> dict | None:
@@ -245,22 +247,37 @@ def self_train(
         label.write_text(text, encoding="utf-8")
         extra.append(((image, label), (digest, text)))
         n_boxes += len(lines)
+    # The student trains the steps a plain cycle would (the same epochs over its far longer list
+    # would cost many times them): whole epochs, the list cut to what they hold (plan_student), the
+    # pseudo-labeled images that do not fit left out by a seeded draw, their files removed.
+    plain = cycle_epochs(cfg, 0 if first else k, len(labeled))
+    plan = plan_student(plain * math.ceil(len(labeled) / cfg.batch), len(labeled), len(extra),
+                        st["real_share"], cfg.batch)
+    over_budget = len(extra) - plan.n_pseudo
+    if over_budget:
+        keep = set(rng.choice(len(extra), size=plan.n_pseudo, replace=False).tolist())
+        for j, ((_, label), _) in enumerate(extra):
+            if j not in keep:
+                label.unlink()
+                masks.pop(label.stem, None)
+        extra = [e for j, e in enumerate(extra) if j in keep]
+        n_boxes = sum(text.count("\n") for _, (_, text) in extra)
+        n_masked = sum(len(masks.get(label.stem, ())) for (_, label), _ in extra)
     timings["pseudo_s"] = round(time.perf_counter() - t0, 3)  # the teacher's pass and the files
     emit("on_pseudo_written", cycle=k, images=len(extra), boxes=n_boxes, path=labels_dir)
-    repeat = repeat_for_share(len(labeled), len(extra), st["real_share"])
-    n_items = len(labeled) * repeat + len(extra)
-    epochs = cycle_epochs(cfg, 0 if first else k, n_items)
+    repeat, epochs = plan.repeat, plan.epochs
     weights, metrics, t = train_and_evaluate(adapter, project, names, cfg, labeled, val_rows, k, epochs,
                                              init_weights, cache, on_stage, extra=extra, repeat=repeat)
     timings.update(t)
     if masks:  # the painted copies were for training only: keep the rectangles, not the pixels
         atomic_write(pseudo_dir / _MASKS, json.dumps(masks, sort_keys=True))
+    if (pseudo_dir / "images").exists():  # (also when every painted image was left out for the budget)
         shutil.rmtree(pseudo_dir / "images")
     result = SelfTrainResult(
         teacher=teacher_kind, threshold=t_high, how=calibration.how, calibrated_on=on,
         precision_target=st["precision"], precision=calibration.precision, judged_boxes=calibration.boxes,
         predicted=len(paths), pseudo_images=len(extra), pseudo_boxes=n_boxes, ambiguous=ambiguous, empty=empty,
-        masked_boxes=n_masked,
+        masked_boxes=n_masked, over_budget=over_budget,
         repeat=repeat, teacher_metrics=asdict(teacher_metrics) if teacher_metrics is not None else None,
     )
     _write_summary(pseudo_dir, result)
