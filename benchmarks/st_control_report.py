@@ -16,14 +16,13 @@ first cycle's gap is the extra steps alone. Nothing is trained.
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from detal.report import write_report
+from st_merge import merge
 
 PROBE = ROOT / "benchmarks" / "results" / "round3-probe"
 OUT = ROOT / "benchmarks" / "results" / "round3-control"
@@ -33,27 +32,12 @@ ARMS = {"random-c720": "random", "random": "random-600", "random-stlow80": "rand
 
 def main() -> None:
     for folder in sorted(p for p in PROBE.iterdir() if p.is_dir()):
-        rows, fields = [], None
-        for arm, name in ARMS.items():
-            for path in sorted(folder.glob(f"{arm}-seed*.csv")):
-                with open(path, newline="") as f:
-                    reader = csv.DictReader(f)
-                    # the columns every file has (digits-hard's seed-0 rows predate annotator seconds)
-                    fields = [c for c in (fields or reader.fieldnames) if c in reader.fieldnames]
-                    for r in reader:
-                        r["strategy"] = name
-                        rows.append(r)
-        if not any(r["strategy"] == "random" for r in rows):
+        files = [path for arm in ARMS for path in sorted(folder.glob(f"{arm}-seed*.csv"))]
+        if not any(path.name.startswith("random-c720-") for path in files):
             print(f"st_control_report: {folder.name}: no random-c720 rows yet, skipped")
             continue
-        out = OUT / folder.name
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "results.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
-        write_report(out / "results.csv", out)
-        print(f"st_control_report: {out / 'summary.md'} ({len(rows)} rows)")
+        n = merge(OUT / folder.name, files, rename=lambda strategy: ARMS[strategy])
+        print(f"st_control_report: {OUT / folder.name / 'summary.md'} ({n} rows)")
 
 
 if __name__ == "__main__":

@@ -85,26 +85,7 @@ PY
 }
 
 merge() {  # dataset
-  local d=$1
-  "$PY" - "$OUT/$d" <<'PY'
-import csv, glob, sys
-from pathlib import Path
-from detal.report import write_report
-out = Path(sys.argv[1])
-rows, fields = [], []
-for path in sorted(glob.glob(str(out / "*-seed*.csv"))):
-    with open(path, newline="") as f:
-        r = csv.DictReader(f)
-        fields = fields or list(r.fieldnames)
-        rows += list(r)
-if rows:
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    write_report(out / "results.csv", out)
-    print(f"st_experiment: {out}/summary.md ({len(rows)} rows)")
-PY
+  "$PY" benchmarks/st_merge.py "$OUT/$1"
 }
 
 # One job list over every dataset, seed-major (a finished seed covers every dataset), two lanes over it;
