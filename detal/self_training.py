@@ -203,8 +203,8 @@ def _precision_at(conf: np.ndarray, ok: np.ndarray, t: float) -> float | None:
 
 @dataclass(frozen=True)
 class StudentPlan:
-    """How the student trains: ``epochs`` over the human images listed ``repeat`` times and the
-    first ``n_pseudo`` pseudo-labeled images (of their seeded order)."""
+    """How the student trains: ``epochs`` over the human images listed ``repeat`` times and
+    ``n_pseudo`` of the pseudo-labeled images (the caller draws which, seeded)."""
 
     epochs: int
     repeat: int
