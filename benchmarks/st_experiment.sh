@@ -46,31 +46,32 @@ make_data() {
 run_one() {  # dataset arm seed
   local d=$1 arm=$2 seed=$3 done_csv="$OUT/$1/$2-seed$3.csv"
   [ -f "$done_csv" ] && return 0
-  local strategy=${arm%%-*} extra=()
+  local strategy=${arm%%-*} extra=() sim
+  case "$arm" in *-st*) sim=$strategy+st ;; *) sim=$strategy ;; esac  # detal simulate's arm
   case "$arm" in
-    *-stprev) extra=(--set self_training.enabled=true --set self_training.ambiguous=mask
+    *-stprev) extra=(--set self_training.ambiguous=mask
                      --set self_training.teacher=previous) ;;
-    *-stdrop) extra=(--set self_training.enabled=true --set self_training.ambiguous=drop) ;;
-    *-stlow) extra=(--set self_training.enabled=true --set self_training.ambiguous=mask
+    *-stdrop) extra=(--set self_training.ambiguous=drop) ;;
+    *-stlow) extra=(--set self_training.ambiguous=mask
                     --set self_training.teacher=previous --set self_training.t_low=0.1) ;;
-    *-stlow80) extra=(--set self_training.enabled=true --set self_training.ambiguous=mask
+    *-stlow80) extra=(--set self_training.ambiguous=mask
                       --set self_training.teacher=previous --set self_training.t_low=0.1
                       --set self_training.real_share=0.8) ;;
     *-c720) extra=(--set min_steps_per_cycle=720) ;;
-    *-st) extra=(--set self_training.enabled=true --set self_training.ambiguous=mask
+    *-st) extra=(--set self_training.ambiguous=mask
                  --set self_training.teacher=supervised) ;;  # as seed 0 ran (the default became previous)
   esac
-  PYTHONUNBUFFERED=1 "$DETAL" simulate "configs/st-$d.yaml" --strategies "$strategy" --seeds "$seed" \
+  PYTHONUNBUFFERED=1 "$DETAL" simulate "configs/st-$d.yaml" --strategies "$sim" --seeds "$seed" \
     --name "st-$d-$arm-s$seed" --runs "$RUNS" --train-cache "$RUNS/st-$d-cache" "${extra[@]}" \
     | grep --line-buffered -aE '^(simulate:|\[)' || true
   mkdir -p "$OUT/$d"
-  "$PY" - "$RUNS/st-$d-$arm-s$seed/results.csv" "$strategy" "$arm" "$seed" "$done_csv" <<'PY'
+  "$PY" - "$RUNS/st-$d-$arm-s$seed/results.csv" "$sim" "$arm" "$seed" "$done_csv" <<'PY'
 import csv, sys
-src, strategy, arm, seed, out = sys.argv[1:]
+src, sim, arm, seed, out = sys.argv[1:]
 with open(src, newline="") as f:
-    rows = [r for r in csv.DictReader(f) if r["strategy"] == strategy and r["seed"] == seed]
+    rows = [r for r in csv.DictReader(f) if r["strategy"] == sim and r["seed"] == seed]
 if not rows:
-    sys.exit(f"st_experiment: no rows for {strategy} seed {seed} in {src}")
+    sys.exit(f"st_experiment: no rows for {sim} seed {seed} in {src}")
 for r in rows:
     r["strategy"] = arm
 tmp = out + ".tmp"

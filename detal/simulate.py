@@ -1,8 +1,12 @@
 """``detal simulate``: real projects, with the ground truth as the annotator. Does it beat random?
 
-For each strategy and seed, :func:`simulate` drives one real project (the
+For each arm and seed, :func:`simulate` drives one real project (the
 code ``detal init | cycle | import`` runs, :mod:`detal.project`) under
-``OUT/<strategy>/seed-<k>/``:
+``OUT/<arm>/seed-<k>/``. An arm is a strategy (:data:`STRATEGIES`), run
+without self-training, or ``<strategy>+st``, the same with the config's
+``self_training`` block switched on (:func:`parse_arm`): so ``random`` is
+always plain random, the baseline every saving is measured against, whatever
+the config says about self-training, and one run can hold both.
 
 1. ``init_project`` over the dataset's pool (linked, not copied: the split's
    folder itself, or, for ``.txt`` image lists and lists of folders,
@@ -68,10 +72,15 @@ from detal.store import Store
 
 __all__ = [
     "DRAW_SLOW",
+    "SELF_TRAINING_SUFFIX",
+    "Arm",
     "RESULT_COLUMNS",
     "Dataset",
+    "arm_config",
     "cycle_epochs",
+    "default_arms",
     "load_dataset",
+    "parse_arm",
     "project_rows",
     "simulate",
     "write_results",
@@ -89,6 +98,39 @@ RUN_VERSION = 2
 _IGNORED_KEYS = ("seed", "device", "workers", "data", "scoring")  # may change between a run and its resume
 
 AdapterFactory = Callable[[Config], ModelAdapter]
+SELF_TRAINING_SUFFIX = "+st"
+"""An arm's suffix for "this strategy, with self-training"."""
+
+
+# -- arms: a strategy, with or without self-training ----------------------------------------
+class Arm(NamedTuple):
+    """One line of a simulation's curves: a selection strategy, and whether the cycles self-train."""
+
+    name: str  # as given, the results' ``strategy`` column and the project folder's name
+    strategy: str
+    self_training: bool
+
+
+def parse_arm(text: str) -> Arm:
+    """``hybrid`` (no self-training) or ``hybrid+st`` (the config's self_training block, on)."""
+    strategy = text.removesuffix(SELF_TRAINING_SUFFIX)
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"simulate: {unknown('strategy', strategy, STRATEGIES)} "
+                          f"(an arm is a strategy, or <strategy>{SELF_TRAINING_SUFFIX} for it with self-training)")
+    return Arm(text, strategy, strategy != text)
+
+
+def default_arms(cfg: Config) -> list[str]:
+    """The config's strategy as it would run in a project (``+st`` when its self-training is on), then
+    plain ``random``."""
+    mine = cfg.strategy + (SELF_TRAINING_SUFFIX if cfg.self_training["enabled"] else "")
+    return list(dict.fromkeys([mine, "random"]))
+
+
+def arm_config(cfg: Config, arm: Arm, seed: int) -> Config:
+    """The project config of ``arm`` at ``seed``: the strategy set, self-training on or off."""
+    return cfg.replace(seed=seed, strategy=arm.strategy,
+                       self_training={**cfg.self_training, "enabled": arm.self_training})
 
 
 # -- the dataset as project input --------------------------------------------------------
@@ -362,6 +404,7 @@ class _Job:
     """One (strategy, seed) project of a simulation, picklable for a worker process."""
 
     cfg: Config
+    arm: str
     adapter: Any  # a ModelAdapter, or a factory called with cfg
     out: Path
     runs: tuple
@@ -374,8 +417,8 @@ class _Job:
     def run(self, hooks: Hooks, log: Callable[[str], None] | None) -> None:
         cfg, adapter = self.cfg, self.adapter
         is_instance = isinstance(adapter, ModelAdapter) and not isinstance(adapter, type)
-        _run_project(cfg, adapter if is_instance else adapter(cfg), cfg.strategy,
-                     self.out / cfg.strategy / f"seed-{cfg.seed}", self.staged, self.identity, self.length,
+        _run_project(cfg, adapter if is_instance else adapter(cfg), self.arm,
+                     self.out / self.arm / f"seed-{cfg.seed}", self.staged, self.identity, self.length,
                      hooks, self.write_bundles, log, lambda: _results(self.out, self.runs, self.staged),
                      self.train_cache)
 
@@ -435,7 +478,11 @@ def simulate(
     train_cache: str | Path | None = None,
     jobs: int = 1,
 ) -> Path:
-    """Run every (strategy, seed) project to the end of its schedule; write results.csv and the report.
+    """Run every (arm, seed) project to the end of its schedule; write results.csv and the report.
+
+    ``strategies`` are arms (:func:`parse_arm`): ``hybrid`` runs hybrid
+    without self-training, ``hybrid+st`` with the config's ``self_training``
+    block switched on; each arm's rows carry its name as ``strategy``.
 
     ``adapter`` is a :class:`ModelAdapter`, or a factory called with each
     seed's config (so that training is seeded with that seed). ``callbacks``
@@ -467,9 +514,7 @@ def simulate(
             raise ConfigError(f"simulate: jobs > 1 needs a picklable adapter factory ({e})") from None
     if not strategies:
         raise ConfigError("simulate: give at least one strategy")
-    for s in strategies:
-        if s not in STRATEGIES:
-            raise ConfigError(f"simulate: {unknown('strategy', s, STRATEGIES)}")
+    arms = {s: parse_arm(s) for s in strategies}
     if len(set(strategies)) != len(strategies) or len(set(seeds)) != len(seeds):
         raise ConfigError("simulate: strategies and seeds must not repeat")
     data_path = data or cfg.data
@@ -498,13 +543,13 @@ def simulate(
 
         cache = Path(train_cache) if train_cache is not None else None
         fingerprint = dataset.fingerprint()
-        jobs_ = [_Job(cfg.replace(seed=seed, strategy=strategy), adapter, out, runs, staged,
+        jobs_ = [_Job(arm_config(cfg, arms[strategy], seed), strategy, adapter, out, runs, staged,
                       {"version": RUN_VERSION, "dataset": fingerprint, "strategy": strategy, "seed": seed},
                       length, write_bundles, cache)
                  for seed, strategy in runs]
         if jobs == 1 or len(jobs_) == 1:
             for job in jobs_:
-                job.run(_hooks(callbacks, job.cfg.strategy, job.cfg.seed), log)
+                job.run(_hooks(callbacks, job.arm, job.cfg.seed), log)
         else:
             _run_in_parallel(jobs_, jobs, log)
         _results(out, runs, staged)

@@ -16,8 +16,9 @@ from projectkit import selected_keys
 from detal.config import Config
 from detal.errors import ConfigError, DataError, StateError
 from detal.fake import FakeAdapter
-from detal.project import import_labels, init_project, run_cycle
-from detal.simulate import cycle_epochs, load_dataset, simulate
+from detal.project import import_labels, init_project, project_config, run_cycle
+from detal.project.pseudo import read_summary
+from detal.simulate import cycle_epochs, load_dataset, parse_arm, simulate
 
 N_CLASSES = 3
 
@@ -353,6 +354,58 @@ def test_unknown_strategy_and_no_data(data_yaml, tmp_path):
         simulate(_cfg(), _factory, strategies=["random"], out_dir=tmp_path / "x", log=None)
 
 
+# -- arms: a strategy, with or without self-training -------------------------------------------------
+ST_ON = {"enabled": True, "t_high": 0.5, "t_low": 0.2, "min_boxes": 3, "ambiguous": "drop"}
+
+
+@pytest.mark.parametrize(("text", "strategy", "st"), [
+    ("random", "random", False), ("random+st", "random", True), ("hybrid+st", "hybrid", True),
+    ("hold", "hold", False),
+])
+def test_an_arm_is_a_strategy_with_or_without_self_training(text, strategy, st):
+    assert parse_arm(text) == (text, strategy, st)
+
+
+@pytest.mark.parametrize("text", ["best", "best+st", "random+", "random+ST", "+st", "random+st+st"])
+def test_unknown_arms_are_refused(text):
+    with pytest.raises(ConfigError, match="unknown strategy"):
+        parse_arm(text)
+
+
+def test_plain_arms_never_self_train_whatever_the_config_says(data_yaml, tmp_path):
+    on = _cfg(max_labeled_fraction=0.12).replace(self_training={**_cfg().self_training, **ST_ON})
+    out = simulate(on, _factory, strategies=["random", "random+st"], seeds=[0], out_dir=tmp_path / "sim",
+                   data=data_yaml, log=None, report=False)
+    plain = _run(data_yaml, tmp_path / "plain", ("random",), max_labeled_fraction=0.12)
+    rows = _rows(out)
+    assert {r["strategy"] for r in rows} == {"random", "random+st"}
+    # plain random here is plain random of a config without self-training, cycle for cycle
+    assert _no_time([r for r in rows if r["strategy"] == "random"]) == _no_time(_rows(plain))
+    assert not list((out / "random" / "seed-0" / "cycles").glob("*/pseudo"))
+    assert project_config(out / "random" / "seed-0").self_training["enabled"] is False
+    st_project = out / "random+st" / "seed-0"
+    assert project_config(st_project).self_training == {**on.self_training, "enabled": True}
+    summaries = [read_summary(d) for d in sorted((st_project / "cycles").iterdir()) if read_summary(d)]
+    assert summaries and sum(s["pseudo_images"] for s in summaries) > 0
+    # the same draw of the initial set, and (teacher: previous) the same first training
+    assert _batches(st_project)[0] == _batches(out / "random" / "seed-0")[0]
+    first = [r for r in rows if r["cycle"] == "0"]
+    assert len({(r["map50_95"], r["n_labeled"]) for r in first}) == 1
+
+
+def test_an_arm_resumes_only_as_itself(data_yaml, tmp_path):
+    """A project that self-trained is not resumed as the plain arm of the same strategy."""
+    on = _cfg().replace(self_training={**_cfg().self_training, **ST_ON})
+    out = tmp_path / "sim"
+    simulate(on, _factory, strategies=["random+st"], seeds=[0], out_dir=out, data=data_yaml, log=None,
+             report=False)
+    (out / "random").mkdir()
+    (out / "random+st").rename(out / "random")
+    with pytest.raises(StateError, match="another config, dataset, strategy or seed"):
+        simulate(on, _factory, strategies=["random"], seeds=[0], out_dir=out, data=data_yaml, log=None,
+                 report=False)
+
+
 # -- jobs: projects in parallel processes ---------------------------------------------------------
 def test_parallel_jobs_give_the_sequential_results(data_yaml, tmp_path):
     one = _run(data_yaml, tmp_path / "one", strategies=("mixed", "random", "hybrid"), seeds=(0, 1))
@@ -403,13 +456,17 @@ def test_cli_simulate_in_process(data_yaml, tmp_path, capsys, fake_ultra):
     assert {(r["strategy"], r["seed"]) for r in rows} == {(s, k) for s in ("mixed", "random") for k in "01"}
 
 
-@pytest.mark.parametrize(("strategy", "expected"), [("topk", ["random", "topk"]), ("random", ["random"])])
-def test_cli_simulate_defaults_to_the_configs_strategy_and_random(data_yaml, tmp_path, fake_ultra, strategy,
+@pytest.mark.parametrize(("strategy", "st", "expected"), [
+    ("topk", "false", ["random", "topk"]), ("random", "false", ["random"]),
+    ("topk", "true", ["random", "topk+st"]), ("random", "true", ["random", "random+st"]),
+])
+def test_cli_simulate_defaults_to_the_configs_strategy_and_random(data_yaml, tmp_path, fake_ultra, strategy, st,
                                                                     expected):
     from detal.cli import main
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"model: yolov8n.yaml\nimgsz: 64\nepochs_per_cycle: 1\nstrategy: {strategy}\n")
+    cfg.write_text(f"model: yolov8n.yaml\nimgsz: 64\nepochs_per_cycle: 1\nstrategy: {strategy}\n"
+                   f"self_training: {{enabled: {st}, t_high: 0.5}}\n")
     argv = ["simulate", str(cfg), "--data", str(data_yaml), "--runs", str(tmp_path / "runs"), "--name", "t"]
     assert main(argv) == 0
     rows = list(csv.DictReader((tmp_path / "runs" / "t" / "results.csv").open()))

@@ -19,15 +19,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "simulate",
         help="simulate active learning vs random on a fully labeled dataset",
         description=(
-            "For each strategy and seed, run a real detal project (init, then cycle and import, "
+            "For each arm and seed, run a real detal project (init, then cycle and import, "
             "repeated) on a fully labeled dataset (Ultralytics data.yaml), with the ground truth "
-            "as the annotator. Projects live in runs/simulate/NAME/<strategy>/seed-<k>/; "
+            "as the annotator. An arm is a strategy, run without self-training, or STRATEGY+st, "
+            "the same with the config's self_training block switched on; so `random` is always "
+            "plain random. Projects live in runs/simulate/NAME/<arm>/seed-<k>/; "
             "results.csv, curves.png and summary.md are written beside them. Rerun the same "
             "command to resume after an interruption."
         ),
     )
     p.add_argument("config", metavar="CONFIG", help="YAML config (e.g. configs/digits.yaml)")
-    p.add_argument("--strategies", help="comma list (default: the config's strategy, then random)")
+    p.add_argument("--strategies", metavar="ARMS",
+                   help="comma list of arms, e.g. random,random+st,hybrid,hybrid+st,hold (default: the "
+                   "config's strategy, with +st when its self_training is enabled, then plain random)")
     p.add_argument("--seeds", default="0", help="comma list of seeds (default: 0)")
     p.add_argument("--name", help="run name (default: the config's file name)")
     p.add_argument("--data", metavar="DATA_YAML", help="dataset (default: the config's `data`)")
@@ -51,7 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
-    strategies = _csv(args.strategies) if args.strategies is not None else list(dict.fromkeys([cfg.strategy, "random"]))
+    from detal.simulate import default_arms, simulate
+
+    strategies = _csv(args.strategies) if args.strategies is not None else default_arms(cfg)
     try:
         seeds = [int(s) for s in _csv(args.seeds)]
     except ValueError:
@@ -62,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.runs) / name
 
     from detal.adapter import make_adapter  # imports ultralytics lazily, when it builds the adapter
-    from detal.simulate import simulate
 
     simulate(
         cfg,
