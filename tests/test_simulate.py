@@ -21,6 +21,7 @@ from detal.project.pseudo import read_summary
 from detal.simulate import cycle_epochs, load_dataset, parse_arm, simulate
 
 N_CLASSES = 3
+ST_ON = {"enabled": True, "t_high": 0.5, "t_low": 0.2, "min_boxes": 3, "ambiguous": "drop"}
 
 
 def _png(path: Path, i: int) -> None:
@@ -212,10 +213,13 @@ def test_results_carry_the_cumulative_annotator_seconds(data_yaml, tmp_path):
     assert seconds == sorted(seconds) and seconds[-1] > seconds[0]
 
 
-def test_simulation_is_the_hand_driven_project(data_yaml, tmp_path):
-    cfg = _cfg(strategy="mixed", seed=3)
-    out = _run(data_yaml, tmp_path / "sim", ("mixed",), (3,))
-    sim = out / "mixed" / "seed-3"
+@pytest.mark.parametrize("arm", ["mixed", "mixed+st"])
+def test_simulation_is_the_hand_driven_project(data_yaml, tmp_path, arm):
+    st = {**_cfg().self_training, **ST_ON, "enabled": arm.endswith("+st")}
+    cfg = _cfg(strategy="mixed", seed=3).replace(self_training=st)
+    out = simulate(cfg.replace(self_training={**st, "enabled": not st["enabled"]}), _factory, strategies=[arm],
+                   seeds=[3], out_dir=tmp_path / "sim", data=data_yaml, log=None, report=False)
+    sim = out / arm / "seed-3"
 
     ds = data_yaml.parent
     (tmp_path / "classes.txt").write_text("a\nb\nc\n")
@@ -243,6 +247,12 @@ def test_simulation_is_the_hand_driven_project(data_yaml, tmp_path):
     assert [float(r["map50"]) for r in rows] == [r.metrics.map50 for r in reports]
     scores = "SELECT image_id, cycle, round(score, 9), in_subset FROM scores ORDER BY cycle, image_id"
     assert _db(sim, scores) == _db(hand, scores)
+
+    def pseudo(project):
+        return {str(f.relative_to(project)): f.read_text() for f in sorted(project.glob("cycles/*/pseudo/labels/*"))}
+
+    assert pseudo(sim) == pseudo(hand)  # the same pseudo-labels, or none in both
+    assert bool(pseudo(hand)) == arm.endswith("+st")
 
 
 # -- resume ---------------------------------------------------------------------------------
@@ -355,7 +365,6 @@ def test_unknown_strategy_and_no_data(data_yaml, tmp_path):
 
 
 # -- arms: a strategy, with or without self-training -------------------------------------------------
-ST_ON = {"enabled": True, "t_high": 0.5, "t_low": 0.2, "min_boxes": 3, "ambiguous": "drop"}
 
 
 @pytest.mark.parametrize(("text", "strategy", "st"), [
