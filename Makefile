@@ -61,18 +61,19 @@ test: venv browser
 test-fast: venv browser
 	$(PY) -m pytest -q -m "not slow"
 
-# demo: the default (configs/default.yaml: hybrid + multilabel_entropy) against random and the hold
-# control, on the round-2 benchmark's protocol (configs/demo.yaml: retrained every cycle from the shipped
-# weights, a fixed step budget), one seed, both lanes at once (--jobs 2). Prints one line per cycle,
-# then the headline (saving along the curve, AUC gap) and the per-cycle table of summary.md.
-# Rerunning resumes; delete runs/simulate/demo to start over.
-DEMO_DATA := data/digits-150
+# demo: the default (configs/default.yaml: hybrid + multilabel_entropy, with self-training) against plain
+# random and the hold control, on the round-3 benchmark's protocol (configs/demo.yaml: a 1,000-image pool,
+# retrained every cycle from the shipped weights, a fixed step budget), one seed, both lanes at once
+# (--jobs 2). Prints one line per cycle, then the headline (saving along the curve, AUC gap) and the
+# per-cycle table of summary.md. Rerunning resumes; delete runs/simulate/demo to start over.
+DEMO_DATA := data/digits-hard-1000
 demo: $(VENV)/.base
-	@test -f $(DEMO_DATA)/data.yaml || $(VENV)/bin/detal data digits --out $(DEMO_DATA) --pool 150 --val 400 --imgsz 128 --seed 0
+	@test -f $(DEMO_DATA)/data.yaml || $(VENV)/bin/detal data digits --preset hard --out $(DEMO_DATA) \
+		--pool 1000 --val 400 --imgsz 128 --seed 0
 	@rm -f runs/simulate/demo/summary.md
-	@PYTHONUNBUFFERED=1 $(VENV)/bin/detal simulate configs/demo.yaml --strategies hybrid,random,hold --seeds 0 \
-		--jobs 2 --name demo --data $(DEMO_DATA)/data.yaml 2>&1 | tee runs/simulate-demo.log \
-		| grep -a --line-buffered -oE '(simulate: .*|\[[a-z_]+ seed [0-9]+\] cycle .*|detal: error.*)'
+	@PYTHONUNBUFFERED=1 $(VENV)/bin/detal simulate configs/demo.yaml --strategies hybrid+st,random,hold \
+		--seeds 0 --jobs 2 --name demo --data $(DEMO_DATA)/data.yaml 2>&1 | tee runs/simulate-demo.log \
+		| grep -a --line-buffered -oE '(simulate: .*|\[[a-z_+]+ seed [0-9]+\] cycle .*|detal: error.*)'
 	@test -f runs/simulate/demo/summary.md || { tail -n 20 runs/simulate-demo.log; exit 1; }
 	@echo; awk '/^## (Headline|mAP50-95 per cycle)/{p=1} /^## / && !/^## (Headline|mAP50-95 per cycle)/{p=0} p' \
 		runs/simulate/demo/summary.md

@@ -58,7 +58,7 @@ source checkout (absent from an installed wheel; a test keeps the two identical)
 # The self_training block: every key with its default (configs/default.yaml documents each). A config
 # gives any subset; the rest keep these. `--set self_training.KEY=VALUE` sets one key.
 SELF_TRAINING: dict[str, Any] = {
-    "enabled": False,
+    "enabled": True,
     "teacher": "previous",
     "t_high": None,
     "t_low": 0.1,

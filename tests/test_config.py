@@ -186,6 +186,31 @@ def test_defaults_are_the_benchmarked_settings():
     # - model/imgsz/weights/train_args (fliplr 0 for digits) are dataset choices, not selection settings.
 
 
+def _arm_overrides(arm: str) -> list[str]:
+    """The ``--set`` overrides benchmarks/st_experiment.sh gives an arm (its ``*-<arm>)`` case)."""
+    import re
+    import shlex
+
+    script = (DEFAULT_CONFIG_PATH.parent.parent / "benchmarks" / "st_experiment.sh").read_text()
+    found = re.search(rf"\*-{arm}\) extra=\((.*?)\) ;;", script, re.S)
+    assert found, f"st_experiment.sh has no arm -{arm}"
+    words = shlex.split(found.group(1).replace("\n", " "))
+    assert words[::2] == ["--set"] * (len(words) // 2)
+    return words[1::2]
+
+
+def test_self_training_defaults_are_the_benchmarked_arm():
+    """Round 3 (benchmarks/RESULTS.md): the -stlow80 arms, run as <strategy>+st on configs/st-*.yaml."""
+    defaults = load_config()
+    for name in ("st-digits-hard.yaml", "st-shapes-lt.yaml"):
+        bench = load_config(DEFAULT_CONFIG_PATH.parent / name, _arm_overrides("stlow80"))
+        assert {**bench.self_training, "enabled": True} == defaults.self_training, name
+        for key, value in BENCHMARKED.items():
+            if key not in ("batch_fraction", "max_labeled_fraction"):  # round 3's schedule: 3% batches to 14%
+                assert getattr(bench, key) == value, (name, key)
+    assert defaults.self_training["enabled"] is True
+
+
 # -- effort_seconds / effort_iou (what a batch costs) ---------------------------------------
 def test_effort_blocks_default_to_method_md():
     cfg = load_config(None)

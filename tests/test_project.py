@@ -526,7 +526,9 @@ def test_bundle_name_clash_is_a_data_error(tmp_path):
 
 
 def test_first_cycle_epochs_only_for_the_first_training(tmp_path):
-    project = make_project(tmp_path, n=40, first_cycle_epochs=7, epochs_per_cycle=3, warm_start=False)
+    # a plain cycle (a self-training student's epochs come from its step plan: tests/test_pseudo.py)
+    project = make_project(tmp_path, n=40, first_cycle_epochs=7, epochs_per_cycle=3, warm_start=False,
+                           **{"self_training.enabled": "false"})
     adapter = _adapter()
     label_cycle(project, 0, tmp_path)
     run_cycle(project, adapter)

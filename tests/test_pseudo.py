@@ -167,11 +167,11 @@ def test_val_labels_never_move_the_threshold(tmp_path):
     assert thresholds[0] == thresholds[1]
 
 
-def test_the_defaults_are_teacher_previous_and_mask():
+def test_the_defaults_are_on_teacher_previous_and_mask():
     from detal.config import load_config
 
     st = load_config(None).self_training
-    assert (st["enabled"], st["teacher"], st["ambiguous"]) == (False, "previous", "mask")
+    assert (st["enabled"], st["teacher"], st["ambiguous"]) == (True, "previous", "mask")
 
 
 def test_teacher_previous_trains_once_a_cycle(tmp_path):

@@ -178,10 +178,10 @@ def test_self_training_keys_merge_over_the_defaults(tmp_path):
     from detal.config import SELF_TRAINING, load_config
 
     cfg_file = tmp_path / "c.yaml"
-    cfg_file.write_text("self_training:\n  enabled: true\n  t_low: 0.2\n")
+    cfg_file.write_text("self_training:\n  enabled: false\n  t_low: 0.2\n")
     cfg = load_config(cfg_file, ["self_training.real_share=0.7"])
-    assert cfg.self_training == {**SELF_TRAINING, "enabled": True, "t_low": 0.2, "real_share": 0.7}
-    assert load_config().self_training == SELF_TRAINING and SELF_TRAINING["enabled"] is False
+    assert cfg.self_training == {**SELF_TRAINING, "enabled": False, "t_low": 0.2, "real_share": 0.7}
+    assert load_config().self_training == SELF_TRAINING and SELF_TRAINING["enabled"] is True
 
 
 def test_real_share_repeat_is_the_smallest_at_an_exact_boundary():
