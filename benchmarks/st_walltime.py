@@ -1,13 +1,14 @@
 """Wall time of each round-3 run, read from its project's store (runs/ does not outlive a session).
 
-    .venv/bin/python benchmarks/st_walltime.py [RUNS]      # default runs/simulate
+    .venv/bin/python benchmarks/st_walltime.py [RUNS [OUT]]  # default runs/simulate benchmarks/results/round3
     .venv/bin/python benchmarks/st_walltime.py --results   # every committed per-run CSV
 
 For every finished project runs/simulate/st-<dataset>-<arm>-s<seed>/<strategy>/seed-<seed>/, per
 cycle: the student's (or plain) training, the teacher's training (self-training with
 ``teacher: supervised``; 0 where the train cache had it), the evaluation, scoring and the pseudo-label
-pass. Appends the rows it has not seen to benchmarks/results/round3/<dataset>/walltime.csv and prints
-the per-run totals.
+pass. Appends the rows it has not seen to OUT/<dataset>/walltime.csv and prints the per-run totals
+(only for runs whose per-run CSV is in OUT: finished ones). A self-training arm's project is
+``<strategy>+st/`` (the simulate arm), or ``<strategy>/`` for runs made before arms.
 
 ``--results`` reads no store: for every committed per-run CSV
 (benchmarks/results/round3*/<dataset>/<arm>-seed<k>.csv) it prints the run's training, scoring and
@@ -30,20 +31,21 @@ FIELDS = ("dataset", "arm", "seed", "cycle", "train_s", "train_cached", "teacher
           "teacher_eval_s", "pseudo_s", "score_s", "select_s", "export_s")
 
 
-def runs(root: Path):
+def runs(root: Path, out: Path):
     for run in sorted(root.glob("st-*-s[0-9]*")):
-        m = re.fullmatch(r"st-(.+)-(random|hybrid|hold)(-st|-stprev)?-s(\d+)", run.name)
+        m = re.fullmatch(r"st-(.+)-(random|hybrid|hold)(-[a-z0-9]+)?-s(\d+)", run.name)
         if not m:
             continue
-        dataset, strategy, st, seed = m.group(1), m.group(2), m.group(3) or "", m.group(4)
-        db = run / strategy / f"seed-{seed}" / "detal.db"
-        if db.is_file() and (OUT / dataset / f"{strategy}{st}-seed{seed}.csv").is_file():
-            yield dataset, strategy + st, int(seed), db
+        dataset, strategy, suffix, seed = m.group(1), m.group(2), m.group(3) or "", m.group(4)
+        folders = [f"{strategy}+st", strategy] if suffix.startswith("-st") else [strategy]
+        db = next((d for f in folders if (d := run / f / f"seed-{seed}" / "detal.db").is_file()), None)
+        if db is not None and (out / dataset / f"{strategy}{suffix}-seed{seed}.csv").is_file():
+            yield dataset, strategy + suffix, int(seed), db
 
 
-def main(root: Path) -> None:
-    for dataset, arm, seed, db in runs(root):
-        path = OUT / dataset / "walltime.csv"
+def main(root: Path = Path("runs/simulate"), out: Path = OUT) -> None:
+    for dataset, arm, seed, db in runs(root, out):
+        path = out / dataset / "walltime.csv"
         have = set()
         if path.is_file():
             with open(path, newline="") as f:
@@ -80,4 +82,4 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--results"]:
         from_results()
     else:
-        main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("runs/simulate"))
+        main(*(Path(a) for a in sys.argv[1:3]))
