@@ -72,9 +72,9 @@ from detal.store import Store
 
 __all__ = [
     "DRAW_SLOW",
+    "RESULT_COLUMNS",
     "SELF_TRAINING_SUFFIX",
     "Arm",
-    "RESULT_COLUMNS",
     "Dataset",
     "arm_config",
     "cycle_epochs",

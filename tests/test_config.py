@@ -192,7 +192,7 @@ def _arm_overrides(arm: str) -> list[str]:
     import shlex
 
     script = (DEFAULT_CONFIG_PATH.parent.parent / "benchmarks" / "st_experiment.sh").read_text()
-    found = re.search(rf"\*-{arm}\) extra=\((.*?)\) ;;", script, re.S)
+    found = re.search(rf"\*-{arm}\) extra=\((.*?)\) ;;", script, re.DOTALL)
     assert found, f"st_experiment.sh has no arm -{arm}"
     words = shlex.split(found.group(1).replace("\n", " "))
     assert words[::2] == ["--set"] * (len(words) // 2)
