@@ -12,6 +12,8 @@ dataset's own label file beside its image: ``.../images/pool/x.png`` has
 the class must agree), as a corrected batch is. Printed per cycle:
 
 - pseudo boxes and their precision (matched to a true box of their class);
+- how well the right ones sit: their mean IoU with the true box, and the share
+  at IoU >= 0.75 (a human box is exact, and mAP50-95 counts IoU up to 0.95);
 - the true objects in those images, split into taught right (a pseudo box of
   their class), hidden (not matched, its centre under a painted box: the
   student sees grey pixels there) and taught as background (neither: the
@@ -84,7 +86,8 @@ def cycle_quality(project: Path, cycle: Path, teacher_conf: float | None = None)
         rows = {str(i): (rel, w, h) for i, rel, w, h in db.execute("SELECT id, relpath, width, height FROM images")}
     masks_file = cycle / "pseudo" / "masks.json"
     masks = json.loads(masks_file.read_text()) if masks_file.is_file() else {}
-    totals = {k: 0 for k in ("images", "boxes", "correct", "objects", "right", "hidden", "background", "low")}
+    totals = {k: 0 for k in ("images", "boxes", "correct", "objects", "right", "hidden", "background", "low",
+                             "iou_sum", "tight")}
     summary = json.loads((cycle / "pseudo" / "summary.json").read_text())
     labels = sorted((cycle / "pseudo" / "labels").glob("*.txt"))
     seen = {}
@@ -113,6 +116,9 @@ def cycle_quality(project: Path, cycle: Path, teacher_conf: float | None = None)
         totals["images"] += 1
         totals["boxes"] += diff.shipped
         totals["correct"] += sum(diff.correct)
+        right_ious = [v for v, ok in zip(diff.iou, diff.correct) if ok]
+        totals["iou_sum"] += sum(right_ious)
+        totals["tight"] += sum(v >= 0.75 for v in right_ious)
         totals["objects"] += len(t_cls)
         totals["right"] += int(right_objects.sum())
         totals["hidden"] += int((missed & under).sum())
@@ -135,9 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     low = args.teacher_conf is not None
     print("| run | cycle | t_high | pseudo images | pseudo boxes | precision | true objects | "
-          "taught right | hidden (painted) | taught as background |"
+          "taught right | hidden (painted) | taught as background | mean IoU of the right boxes | "
+          "right boxes at IoU >= 0.75 |"
           + (f" of which a teacher box in [{args.teacher_conf}, t_low) |" if low else ""))
-    print("|---|---|---|---|---|---|---|---|---|---|" + ("---|" if low else ""))
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if low else ""))
     for run in args.runs:
         for project in sorted(p.parent for p in run.glob("*/seed-*/detal.db")):
             for cycle in sorted((project / "cycles").iterdir(), key=lambda p: int(p.name)):
@@ -150,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                 t = "–" if q["threshold"] is None else f"{q['threshold']:.2f}"
                 print(f"| {run.name} | {cycle.name} | {t} | {q['images']} | {q['boxes']} | "
                       f"{q['correct'] / max(q['boxes'], 1):.3f} | {q['objects']} | {q['right'] / obj:.1%} | "
-                      f"{q['hidden'] / obj:.1%} | {q['background'] / obj:.1%} |"
+                      f"{q['hidden'] / obj:.1%} | {q['background'] / obj:.1%} | "
+                      f"{q['iou_sum'] / max(q['correct'], 1):.3f} | {q['tight'] / max(q['correct'], 1):.1%} |"
                       + (f" {q['low'] / obj:.1%} |" if low else ""))
     return 0
 

@@ -401,10 +401,10 @@ def _results(out: Path, runs: Sequence[tuple[int, str]], staged: Staged) -> None
 
 @dataclass(frozen=True)
 class _Job:
-    """One (strategy, seed) project of a simulation, picklable for a worker process."""
+    """One (arm, seed) project of a simulation, picklable for a worker process."""
 
-    cfg: Config
-    arm: str
+    cfg: Config  # arm_config(.., arm, seed)
+    arm: Arm
     adapter: Any  # a ModelAdapter, or a factory called with cfg
     out: Path
     runs: tuple
@@ -417,8 +417,8 @@ class _Job:
     def run(self, hooks: Hooks, log: Callable[[str], None] | None) -> None:
         cfg, adapter = self.cfg, self.adapter
         is_instance = isinstance(adapter, ModelAdapter) and not isinstance(adapter, type)
-        _run_project(cfg, adapter if is_instance else adapter(cfg), self.arm,
-                     self.out / self.arm / f"seed-{cfg.seed}", self.staged, self.identity, self.length,
+        _run_project(cfg, adapter if is_instance else adapter(cfg), self.arm.name,
+                     self.out / self.arm.name / f"seed-{cfg.seed}", self.staged, self.identity, self.length,
                      hooks, self.write_bundles, log, lambda: _results(self.out, self.runs, self.staged),
                      self.train_cache)
 
@@ -543,13 +543,13 @@ def simulate(
 
         cache = Path(train_cache) if train_cache is not None else None
         fingerprint = dataset.fingerprint()
-        jobs_ = [_Job(arm_config(cfg, arms[strategy], seed), strategy, adapter, out, runs, staged,
+        jobs_ = [_Job(arm_config(cfg, arms[strategy], seed), arms[strategy], adapter, out, runs, staged,
                       {"version": RUN_VERSION, "dataset": fingerprint, "strategy": strategy, "seed": seed},
                       length, write_bundles, cache)
                  for seed, strategy in runs]
         if jobs == 1 or len(jobs_) == 1:
             for job in jobs_:
-                job.run(_hooks(callbacks, job.arm, job.cfg.seed), log)
+                job.run(_hooks(callbacks, job.arm.name, job.cfg.seed), log)
         else:
             _run_in_parallel(jobs_, jobs, log)
         _results(out, runs, staged)
