@@ -48,14 +48,14 @@ def finished_trainings(project: Path) -> list[tuple[int, Path, float | None]]:
 
 
 def ap_by_iou(weights: Path, data_yaml: Path, imgsz: int, batch: int) -> np.ndarray:
-    """AP per IoU threshold (0.50 ... 0.95), averaged over the classes with val instances."""
+    """AP per IoU threshold (0.50 ... 0.95), averaged over the classes with val instances.
+
+    Call ``detal.ultra.setup.prepare_ultralytics()`` once before (``main`` does).
+    """
     from ultralytics import YOLO
-    from ultralytics.utils import LOGGER
 
-    from detal.ultra.setup import offline, prepare_ultralytics
+    from detal.ultra.setup import offline
 
-    prepare_ultralytics()
-    LOGGER.setLevel(logging.WARNING)  # the table is the output, not the validator's progress
     with tempfile.TemporaryDirectory() as tmp, offline():
         result = YOLO(str(weights)).val(data=str(data_yaml), split="val", imgsz=imgsz, batch=batch, workers=0,
                                         device="cpu", project=tmp, name="val", plots=False, verbose=False)
@@ -67,17 +67,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("data", type=Path, help="the dataset's data.yaml (its val split is what is measured)")
     ap.add_argument("projects", nargs="+", type=Path, help="detal simulate project folders")
     args = ap.parse_args(argv)
+    from ultralytics.utils import LOGGER
+
     from detal.config import load_config
+    from detal.ultra.setup import prepare_ultralytics
+
+    prepare_ultralytics()  # once, before the first validation
+    LOGGER.setLevel(logging.WARNING)  # the table is the output, not the validator's progress
 
     print("| project | cycle | AP50 | AP75 | AP90 | mAP50-95 | recorded mAP50-95 |")
     print("|---|---|---|---|---|---|---|")
     for project in args.projects:
         cfg = load_config(project / "config.yaml")
+        name = "/".join(project.parts[-3:])
         for cycle, weights, recorded in finished_trainings(project):
             per_iou = ap_by_iou(weights, args.data, cfg.imgsz, cfg.batch)
             at = {round(t, 2): float(v) for t, v in zip(np.linspace(0.5, 0.95, 10), per_iou)}
             rec = "–" if recorded is None else f"{recorded:.3f}"
-            name = "/".join(project.parts[-3:])
             print(f"| {name} | {cycle} | " + " | ".join(f"{at[t]:.3f}" for t in THRESHOLDS)
                   + f" | {per_iou.mean():.3f} | {rec} |", flush=True)
     return 0
